@@ -1,0 +1,10 @@
+module github.com/sslconn/sslconn
+
+go 1.26.8
+
+require (
+	github.com/pavlo-v-chernykh/keystore-go/v4 v4.5.0 // indirect
+	github.com/smallstep/pkcs7 v0.2.3 // indirect
+	golang.org/x/crypto v0.11.0 // indirect
+	software.sslmate.com/src/go-pkcs12 v0.7.4 // indirect
+)

@@ -1,0 +1,123 @@
+// Package testenv is the test harness: certificates made at test time by
+// gencerts.sh (the openssl and keytool steps users follow), and private
+// MariaDB, Redis and MongoDB-wire (FerretDB) servers on free loopback ports,
+// in the scenarios of the SSL-mode contract. Test code only.
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+)
+
+// Pair is a certificate and its key, PEM files.
+type Pair struct{ Cert, Key string }
+
+// Certs are the files gencerts.sh makes.
+type Certs struct {
+	Dir       string
+	CA        string // server-ca.crt, the guide's root CA (CN root-ca)
+	CAKey     string
+	CADER     string // the CA as DER
+	JKS       string // ApsaraDB-CA-Chain.jks, password apsaradb
+	P7B       string // PEM-encoded PKCS#7
+	P7BDER    string // DER-encoded PKCS#7
+	Zip       string // ApsaraDB-CA-Chain.zip: .pem, .jks, .p7b
+	OtherCA   string // a CA that signed nothing the servers use, but MITM
+	SAN       Pair   // from the CA, SAN localhost, 127.0.0.1, ::1
+	CNOnly    Pair   // from the CA, CN=localhost, no SAN (the guide's steps)
+	OtherHost Pair   // from the CA, for other.example.com
+	MITM      Pair   // from OtherCA, SAN localhost, 127.0.0.1, ::1
+	Expired   Pair   // from the CA, expired in 2021
+	Client    Pair   // client certificate from the CA, CN sslconn-client
+}
+
+var (
+	certsOnce sync.Once
+	certs     *Certs
+	certsErr  error
+	tmpDirs   []string
+	tmpMu     sync.Mutex
+)
+
+// Root returns the repository root.
+func Root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// MakeCerts runs gencerts.sh into dir and returns the file names.
+func MakeCerts(dir string) (*Certs, error) {
+	script := filepath.Join(Root(), "internal", "testenv", "gencerts.sh")
+	cmd := exec.Command("bash", script, dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("gencerts.sh: %v\n%s", err, out)
+	}
+	p := func(n string) string { return filepath.Join(dir, n) }
+	pair := func(n string) Pair { return Pair{p(n + ".crt"), p(n + ".key")} }
+	return &Certs{
+		Dir: dir, CA: p("server-ca.crt"), CAKey: p("server-ca.key"), CADER: p("server-ca.der"),
+		JKS: p("ApsaraDB-CA-Chain.jks"), P7B: p("ApsaraDB-CA-Chain.p7b"), P7BDER: p("ApsaraDB-CA-Chain-der.p7b"),
+		Zip: p("ApsaraDB-CA-Chain.zip"), OtherCA: p("other-ca.crt"),
+		SAN: pair("san"), CNOnly: pair("cn"), OtherHost: pair("otherhost"), MITM: pair("mitm"),
+		Expired: pair("expired"), Client: pair("client"),
+	}, nil
+}
+
+// TB is the part of testing.TB the harness needs; TestMain has no T, so the
+// harness also accepts a plain panicking reporter (see Must).
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
+// GetCerts makes the certificates once per test process.
+func GetCerts(t TB) *Certs {
+	t.Helper()
+	certsOnce.Do(func() {
+		dir, err := TempDir("certs")
+		if err != nil {
+			certsErr = err
+			return
+		}
+		certs, certsErr = MakeCerts(dir)
+	})
+	if certsErr != nil {
+		t.Fatalf("testenv: %v", certsErr)
+	}
+	return certs
+}
+
+// TempDir makes a directory that Cleanup removes.
+func TempDir(name string) (string, error) {
+	d, err := os.MkdirTemp("", "sslconn-"+name+"-")
+	if err != nil {
+		return "", err
+	}
+	tmpMu.Lock()
+	tmpDirs = append(tmpDirs, d)
+	tmpMu.Unlock()
+	return d, nil
+}
+
+// Cleanup stops every server the harness started and removes its files.
+// TestMain calls it after m.Run.
+func Cleanup() {
+	stopAll()
+	tmpMu.Lock()
+	defer tmpMu.Unlock()
+	for _, d := range tmpDirs {
+		os.RemoveAll(d)
+	}
+	tmpDirs = nil
+}
+
+// Must is a TB for TestMain: it panics on failure.
+type Must struct{}
+
+func (Must) Helper() {}
+
+func (Must) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }

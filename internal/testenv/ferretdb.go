@@ -1,0 +1,103 @@
+package testenv
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+)
+
+var (
+	ferretOnce sync.Once
+	ferretBin  string
+	ferretErr  error
+)
+
+// ferretBinary builds internal/ferretdb (its own module) once, into the user
+// cache keyed by its sources, so only the first run pays the build (~1 min).
+func ferretBinary() (string, error) {
+	ferretOnce.Do(func() {
+		src := filepath.Join(Root(), "internal", "ferretdb")
+		h := sha256.New()
+		for _, f := range []string{"main.go", "go.mod", "go.sum"} {
+			b, err := os.ReadFile(filepath.Join(src, f))
+			if err != nil {
+				ferretErr = err
+				return
+			}
+			h.Write(b)
+		}
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			cache = os.TempDir()
+		}
+		bin := filepath.Join(cache, "sslconn-test", "ferretdb-test-"+hex.EncodeToString(h.Sum(nil))[:16])
+		if _, err := os.Stat(bin); err == nil {
+			ferretBin = bin
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", bin, ".")
+		cmd.Dir = src
+		if out, err := cmd.CombinedOutput(); err != nil {
+			ferretErr = fmt.Errorf("build FerretDB test server: %v\n%s", err, out)
+			return
+		}
+		ferretBin = bin
+	})
+	return ferretBin, ferretErr
+}
+
+// StartFerretDB starts the MongoDB-wire test server (FerretDB, SQLite
+// backend). Like Redis it has separate ports: Port is plaintext (closed when
+// TLS.Force), TLSPort is TLS (closed when TLS.Off). TLS.Versions serves TLS
+// through a terminator limited to those versions; TLS.ClientAuth requires
+// client certificates from TLS.CA.
+func StartFerretDB(t TLS) (*Server, error) {
+	bin, err := ferretBinary()
+	if err != nil {
+		return nil, err
+	}
+	s, err := newServer("ferretdb", true, t)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(s.Dir, "data"), 0o755); err != nil {
+		return nil, err
+	}
+	s.argv = func(s *Server) ([]string, []string, error) {
+		args := []string{bin, "-data", filepath.Join(s.Dir, "data")}
+		t := s.TLS
+		if t.Off || !t.Force {
+			args = append(args, "-listen", Addr(s.Port))
+		}
+		if !t.Off {
+			args = append(args, "-tls", Addr(s.TLSPort), "-cert", t.Cert.Cert, "-key", t.Cert.Key)
+			if t.ClientAuth {
+				args = append(args, "-ca", t.CA)
+			}
+			if t.Versions != "" {
+				args = append(args, "-tls-versions", t.Versions)
+			}
+		}
+		return args, nil, nil
+	}
+	s.ready = func(s *Server) error {
+		if s.TLS.Off || !s.TLS.Force {
+			if err := dialReady(Addr(s.Port)); err != nil {
+				return err
+			}
+		}
+		if !s.TLS.Off {
+			return dialReady(Addr(s.TLSPort))
+		}
+		return nil
+	}
+	register(s)
+	if err := s.Start(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}

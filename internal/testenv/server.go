@@ -1,0 +1,243 @@
+package testenv
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// TLS describes a server's TLS set-up: the scenarios of the contract are
+// values of it (see Scenario).
+type TLS struct {
+	Off        bool   // no TLS at all (S0)
+	Cert       Pair   // server certificate and key
+	CA         string // CA for client certificates
+	Force      bool   // reject plaintext clients (S2)
+	Versions   string // e.g. "TLSv1,TLSv1.1" (S7); empty: the server's default
+	ClientAuth bool   // require a client certificate
+}
+
+// Scenario returns the TLS set-up of scenario S0-S7 of the contract.
+func Scenario(c *Certs, s int) TLS {
+	switch s {
+	case 0:
+		return TLS{Off: true}
+	case 1:
+		return TLS{Cert: c.SAN, CA: c.CA}
+	case 2:
+		return TLS{Cert: c.SAN, CA: c.CA, Force: true}
+	case 3:
+		return TLS{Cert: c.OtherHost, CA: c.CA}
+	case 4:
+		return TLS{Cert: c.MITM, CA: c.CA}
+	case 5:
+		return TLS{Cert: c.CNOnly, CA: c.CA}
+	case 6:
+		return TLS{Cert: c.Expired, CA: c.CA}
+	case 7:
+		return TLS{Cert: c.SAN, CA: c.CA, Versions: "TLSv1,TLSv1.1"}
+	}
+	panic("testenv: no scenario S" + strconv.Itoa(s))
+}
+
+// ScenarioNames describes S0-S7 for test names.
+var ScenarioNames = []string{
+	"S0-no-TLS", "S1-TLS-optional", "S2-TLS-forced", "S3-other-host",
+	"S4-other-CA", "S5-CN-only", "S6-expired", "S7-TLS1.0-1.1",
+}
+
+// Server is one private server process on loopback ports. Stop and Start
+// keep its ports and data, so tests can restart it with another TLS set-up.
+type Server struct {
+	Name    string
+	Dir     string
+	Port    int // plaintext (MariaDB: the only port)
+	TLSPort int // Redis and FerretDB: the TLS listener, 0 if none
+	TLS     TLS
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{}
+	argv    func(*Server) ([]string, []string, error) // command line and extra env
+	ready   func(*Server) error
+	logFile string
+}
+
+var (
+	serversMu sync.Mutex
+	servers   []*Server
+)
+
+func register(s *Server) {
+	serversMu.Lock()
+	servers = append(servers, s)
+	serversMu.Unlock()
+}
+
+func stopAll() {
+	serversMu.Lock()
+	defer serversMu.Unlock()
+	for _, s := range servers {
+		_ = s.Stop()
+	}
+	servers = nil
+}
+
+// FreePort returns a port free on 127.0.0.1 and ::1 at the time of asking.
+func FreePort() (int, error) {
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if l6, err := net.Listen("tcp6", "[::1]:"+strconv.Itoa(port)); err == nil {
+			l6.Close()
+			return port, nil
+		}
+	}
+	return 0, errors.New("no free port on both 127.0.0.1 and ::1")
+}
+
+// Addr returns "127.0.0.1:port".
+func Addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
+
+// Start starts the process and waits until it is ready.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		return fmt.Errorf("%s already running", s.Name)
+	}
+	args, env, err := s.argv(s)
+	if err != nil {
+		return err
+	}
+	log, err := os.OpenFile(s.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir = s.Dir
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.Env = append(os.Environ(), env...)
+	// Its own process group, and killed if the test binary dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return fmt.Errorf("start %s: %w", s.Name, err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); log.Close(); close(done) }()
+	s.cmd, s.done = cmd, done
+
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case <-done:
+			s.cmd = nil
+			return fmt.Errorf("%s exited at start-up; log %s:\n%s", s.Name, s.logFile, tail(s.logFile))
+		default:
+		}
+		if err = s.ready(s); err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			s.stopLocked()
+			return fmt.Errorf("%s not ready after 60s: %v; log:\n%s", s.Name, err, tail(s.logFile))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stop terminates the process (SIGTERM, then SIGKILL after 20 s) and waits.
+func (s *Server) Stop() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopLocked()
+}
+
+func (s *Server) stopLocked() error {
+	if s.cmd == nil {
+		return nil
+	}
+	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(20 * time.Second):
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		<-s.done
+	}
+	s.cmd = nil
+	return nil
+}
+
+// Restart stops the server and starts it on the same ports with tls.
+func (s *Server) Restart(tls TLS) error {
+	if err := s.Stop(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.TLS = tls
+	s.mu.Unlock()
+	return s.Start()
+}
+
+// Log returns the end of the server's log, for failure messages.
+func (s *Server) Log() string { return tail(s.logFile) }
+
+func tail(name string) string {
+	b, _ := os.ReadFile(name)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+func dialReady(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+// newServer allocates ports and a directory.
+func newServer(name string, tlsPort bool, t TLS) (*Server, error) {
+	dir, err := TempDir(name)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Name: name, Dir: dir, TLS: t, logFile: filepath.Join(dir, "server.log")}
+	if s.Port, err = FreePort(); err != nil {
+		return nil, err
+	}
+	if tlsPort {
+		if s.TLSPort, err = FreePort(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// LookPath finds a server binary, also in the sbin folders root's PATH may lack.
+func LookPath(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, d := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
+		p := filepath.Join(d, name)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found: run scripts/test.sh, which installs the test servers", name)
+}

@@ -1,0 +1,293 @@
+package sslconn
+
+import (
+	"archive/zip"
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/pavlo-v-chernykh/keystore-go/v4"
+	"github.com/smallstep/pkcs7"
+	"software.sslmate.com/src/go-pkcs12"
+)
+
+// DefaultJKSPassword is the password of the ApsaraDB-CA-Chain.jks that the
+// consoles hand out; ParseCAChain uses it when the password is empty.
+const DefaultJKSPassword = "apsaradb"
+
+// maxCAInput bounds what ParseCAChain reads from one input (and from one
+// member of a zip), so a hostile or mistaken file cannot exhaust memory.
+const maxCAInput = 16 << 20
+
+// ParseCAChain parses CA certificates from data, detecting the format from
+// the content: a PEM bundle (CERTIFICATE or PKCS7 blocks), DER (one or more
+// certificates), PKCS#7 (.p7b, PEM or DER), a Java KeyStore (.jks), a PKCS#12
+// trust store, or a zip holding any of them, as the consoles' CA download is.
+// An empty password means DefaultJKSPassword for keystores. Errors match
+// ErrBadCA and never contain the password.
+func ParseCAChain(data []byte, password string) ([]*x509.Certificate, error) {
+	certs, format, err := parseCA(data, password, 0)
+	if err != nil {
+		return nil, badCA(format, err)
+	}
+	return certs, nil
+}
+
+// ReadCAChain reads and parses a CA file; see ParseCAChain. Errors name the file.
+func ReadCAChain(path, password string) ([]*x509.Certificate, error) {
+	data, err := readLimited(path)
+	if err != nil {
+		return nil, &Error{Kind: ErrBadCA, Option: "ssl-ca", Detail: "cannot read CA file", Err: err}
+	}
+	certs, format, err := parseCA(data, password, 0)
+	if err != nil {
+		e := badCA(format, err)
+		e.Detail = fmt.Sprintf("%s (%s)", e.Detail, path)
+		return nil, e
+	}
+	return certs, nil
+}
+
+func readLimited(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxCAInput+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxCAInput {
+		return nil, fmt.Errorf("larger than %d MiB", maxCAInput>>20)
+	}
+	return data, nil
+}
+
+// errWrongPassword is what a keystore whose integrity check fails reports.
+var errWrongPassword = errors.New("wrong keystore password or corrupt keystore")
+
+func badCA(format string, err error) *Error {
+	e := &Error{Kind: ErrBadCA, Option: "ssl-ca", Err: err}
+	if format != "" {
+		e.Detail = format
+	}
+	if errors.Is(err, errWrongPassword) {
+		e.Option = "ssl-ca-password"
+		e.Hint = "set ssl-ca-password to the keystore's password (ApsaraDB's is " + DefaultJKSPassword + ")"
+	} else {
+		e.Hint = "give ssl-ca a PEM, DER, PKCS#7 (.p7b), JKS or PKCS#12 file, or the CA zip"
+	}
+	return e
+}
+
+var (
+	zipMagic    = []byte("PK\x03\x04")
+	jksMagic    = []byte{0xFE, 0xED, 0xFE, 0xED}
+	jceksMagic  = []byte{0xCE, 0xCE, 0xCE, 0xCE}
+	pemBegin    = []byte("-----BEGIN ")
+	errNoCert   = errors.New("no certificate found")
+	errEmpty    = errors.New("input is empty")
+	errTooDeep  = errors.New("zip nested too deeply")
+	errUnknown  = errors.New("not a PEM, DER, PKCS#7, JKS, PKCS#12 or zip input")
+	errTruncPEM = errors.New("PEM block is truncated or malformed")
+)
+
+// parseCA returns the certificates, the format it detected (for messages) and an error.
+func parseCA(data []byte, password string, depth int) ([]*x509.Certificate, string, error) {
+	switch {
+	case len(bytes.TrimSpace(data)) == 0:
+		return nil, "", errEmpty
+	case bytes.HasPrefix(data, zipMagic):
+		if depth > 0 {
+			return nil, "zip", errTooDeep
+		}
+		certs, err := parseZip(data, password)
+		return certs, "zip", err
+	case bytes.HasPrefix(data, jksMagic):
+		certs, err := parseJKS(data, password)
+		return certs, "JKS", err
+	case bytes.HasPrefix(data, jceksMagic):
+		return nil, "JCEKS", errors.New("JCEKS keystores are not supported; export the CA with keytool -exportcert -rfc")
+	case bytes.Contains(data, pemBegin):
+		certs, err := parsePEM(data)
+		return certs, "PEM", err
+	case data[0] == 0x30: // an ASN.1 SEQUENCE: DER certificate(s), PKCS#7 or PKCS#12
+		return parseDER(data, password)
+	}
+	return nil, "", errUnknown
+}
+
+func parsePEM(data []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	rest := data
+	for {
+		start := bytes.Index(rest, pemBegin)
+		if start < 0 {
+			break
+		}
+		var block *pem.Block
+		block, rest = pem.Decode(rest[start:])
+		if block == nil {
+			return nil, errTruncPEM
+		}
+		switch block.Type {
+		case "CERTIFICATE", "TRUSTED CERTIFICATE", "X509 CERTIFICATE":
+			c, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("certificate %d: %w", len(certs)+1, err)
+			}
+			certs = append(certs, c)
+		case "PKCS7", "CERTIFICATE CHAIN":
+			cs, err := parsePKCS7(block.Bytes)
+			if err != nil {
+				return nil, err
+			}
+			certs = append(certs, cs...)
+		}
+		// Keys, CRLs and parameters are skipped: a CA bundle may sit beside them.
+	}
+	if len(certs) == 0 {
+		return nil, errNoCert
+	}
+	return certs, nil
+}
+
+func parsePKCS7(der []byte) ([]*x509.Certificate, error) {
+	p7, err := pkcs7.Parse(der)
+	if err != nil {
+		return nil, fmt.Errorf("PKCS#7: %w", err)
+	}
+	if len(p7.Certificates) == 0 {
+		return nil, errNoCert
+	}
+	return p7.Certificates, nil
+}
+
+func parseDER(data []byte, password string) ([]*x509.Certificate, string, error) {
+	if certs, err := x509.ParseCertificates(data); err == nil && len(certs) > 0 {
+		return certs, "DER", nil
+	}
+	if certs, err := parsePKCS7(data); err == nil {
+		return certs, "PKCS#7", nil
+	}
+	if password == "" {
+		password = DefaultJKSPassword
+	}
+	certs, err := pkcs12.DecodeTrustStore(data, password)
+	switch {
+	case errors.Is(err, pkcs12.ErrIncorrectPassword):
+		return nil, "PKCS#12", errWrongPassword
+	case err == nil && len(certs) == 0:
+		return nil, "PKCS#12", errNoCert
+	case err == nil:
+		return certs, "PKCS#12", nil
+	}
+	// Not one of the formats: say so rather than echo three parsers' complaints.
+	return nil, "DER", errors.New("not a valid DER certificate, PKCS#7 or PKCS#12 structure (truncated or corrupt?)")
+}
+
+func parseJKS(data []byte, password string) ([]*x509.Certificate, error) {
+	if password == "" {
+		password = DefaultJKSPassword
+	}
+	ks := keystore.New()
+	pw := []byte(password)
+	err := ks.Load(bytes.NewReader(data), pw)
+	if err != nil {
+		// keystore-go reports a failed integrity check as "invalid digest".
+		if strings.Contains(err.Error(), "invalid digest") {
+			return nil, errWrongPassword
+		}
+		return nil, fmt.Errorf("truncated or corrupt keystore: %w", err)
+	}
+	aliases := ks.Aliases()
+	sort.Strings(aliases)
+	var certs []*x509.Certificate
+	for _, alias := range aliases {
+		var raw [][]byte
+		if ks.IsTrustedCertificateEntry(alias) {
+			e, err := ks.GetTrustedCertificateEntry(alias)
+			if err != nil {
+				return nil, err
+			}
+			raw = append(raw, e.Certificate.Content)
+		} else if chain, err := ks.GetPrivateKeyEntryCertificateChain(alias); err == nil {
+			for _, c := range chain {
+				raw = append(raw, c.Content)
+			}
+		}
+		for _, der := range raw {
+			c, err := x509.ParseCertificate(der)
+			if err != nil {
+				return nil, fmt.Errorf("entry %q: %w", alias, err)
+			}
+			certs = append(certs, c)
+		}
+	}
+	if len(certs) == 0 {
+		return nil, errNoCert
+	}
+	return certs, nil
+}
+
+// parseZip reads every member it recognises and returns their certificates,
+// without duplicates (the console's zip holds the same chain three times).
+// A member that fails is ignored when another one yields certificates, so a
+// .jks with another password does not spoil the .pem beside it.
+func parseZip(data []byte, password string) ([]*x509.Certificate, error) {
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		return nil, fmt.Errorf("corrupt or truncated zip: %w", err)
+	}
+	var (
+		certs []*x509.Certificate
+		seen  = map[string]bool{}
+		errs  []error
+	)
+	for _, f := range zr.File {
+		if f.FileInfo().IsDir() || strings.HasPrefix(path.Base(f.Name), ".") || strings.HasPrefix(f.Name, "__MACOSX/") {
+			continue
+		}
+		if f.UncompressedSize64 > maxCAInput {
+			errs = append(errs, fmt.Errorf("%s: larger than %d MiB", f.Name, maxCAInput>>20))
+			continue
+		}
+		rc, err := f.Open()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.Name, err))
+			continue
+		}
+		member, err := io.ReadAll(io.LimitReader(rc, maxCAInput))
+		rc.Close()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.Name, err))
+			continue
+		}
+		cs, _, err := parseCA(member, password, 1)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.Name, err))
+			continue
+		}
+		for _, c := range cs {
+			if k := string(c.Raw); !seen[k] {
+				seen[k] = true
+				certs = append(certs, c)
+			}
+		}
+	}
+	if len(certs) > 0 {
+		return certs, nil
+	}
+	if len(errs) == 0 {
+		return nil, errNoCert
+	}
+	return nil, errors.Join(errs...)
+}

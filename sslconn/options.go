@@ -1,0 +1,125 @@
+package sslconn
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"time"
+)
+
+// Option configures a Config. Options are applied in order, so a later one
+// wins; adapters apply the DSN's ssl-* parameters first and the caller's
+// options after them. Invalid values are reported by New, not here.
+type Option func(*settings)
+
+// settings collects what the options say before New validates it.
+type settings struct {
+	mode, defaultMode Mode
+	caFile            string
+	caBytes           []byte
+	caPassword        string
+	certFile, keyFile string
+	certPEM, keyPEM   []byte
+	clientCert        *tls.Certificate
+	serverName        string
+	minVersion        uint16
+	maxVersion        uint16
+	cipherSuites      []uint16
+	retryBudget       time.Duration
+	backoff           Backoff
+	onRetry           func(RetryEvent)
+	logger            *slog.Logger
+	onExpiry          func(ExpiryWarning)
+	expiryWindow      time.Duration
+	handshakeTimeout  time.Duration
+	clock             clock
+	errs              []error
+}
+
+// WithMode sets the SSL mode explicitly. It wins over the driver's own TLS
+// setting and over the CA-implies-VERIFY_CA rule.
+func WithMode(m Mode) Option { return func(s *settings) { s.mode = m } }
+
+// WithDefaultMode sets the mode used when none is set explicitly. Adapters
+// pass the mode that the driver's own DSN setting (tls=, rediss://, ...) maps to.
+func WithDefaultMode(m Mode) Option { return func(s *settings) { s.defaultMode = m } }
+
+// WithCAFile names a CA file in any format ParseCAChain reads. The file is
+// re-read when it changes, so a rotated CA takes effect on the next
+// connection without a restart.
+func WithCAFile(path string) Option { return func(s *settings) { s.caFile, s.caBytes = path, nil } }
+
+// WithCA gives the CA as bytes in any format ParseCAChain reads.
+func WithCA(data []byte) Option { return func(s *settings) { s.caBytes, s.caFile = data, "" } }
+
+// WithCAPassword sets the password of a JKS or PKCS#12 CA file. Empty means
+// DefaultJKSPassword ("apsaradb").
+func WithCAPassword(pw string) Option { return func(s *settings) { s.caPassword = pw } }
+
+// WithClientCertFiles sets a client certificate and key, PEM files, for
+// mutual TLS (a MySQL user created REQUIRE X509, Redis tls-auth-clients yes).
+func WithClientCertFiles(certFile, keyFile string) Option {
+	return func(s *settings) { s.certFile, s.keyFile, s.clientCert = certFile, keyFile, nil }
+}
+
+// WithClientCertPEM sets a client certificate and key from PEM bytes.
+func WithClientCertPEM(certPEM, keyPEM []byte) Option {
+	return func(s *settings) { s.certPEM, s.keyPEM, s.certFile, s.keyFile = certPEM, keyPEM, "", "" }
+}
+
+// WithClientCertificate sets a loaded client certificate for mutual TLS.
+func WithClientCertificate(c tls.Certificate) Option {
+	return func(s *settings) { s.clientCert = &c }
+}
+
+// WithServerName overrides the name VERIFY_IDENTITY checks and SNI sends:
+// for an endpoint reached by IP, through a proxy, or cluster nodes announced by IP.
+func WithServerName(name string) Option { return func(s *settings) { s.serverName = name } }
+
+// WithTLSVersions sets the lowest and highest TLS version (tls.VersionTLS10
+// ...). The default minimum is TLS 1.2; legacy instances need an explicit 1.0
+// or 1.1. Zero leaves a bound at its default.
+func WithTLSVersions(minVersion, maxVersion uint16) Option {
+	return func(s *settings) { s.minVersion, s.maxVersion = minVersion, maxVersion }
+}
+
+// WithCipherSuites restricts TLS 1.0-1.2 cipher suites (crypto/tls IDs), for
+// instances that need the older RSA key-exchange suites. TLS 1.3 suites are
+// not configurable in Go.
+func WithCipherSuites(ids ...uint16) Option {
+	return func(s *settings) { s.cipherSuites = append([]uint16(nil), ids...) }
+}
+
+// WithRetryBudget bounds how long new connections are retried while a server
+// is down or restarting (default 3 minutes). Zero or less disables retrying.
+func WithRetryBudget(d time.Duration) Option {
+	return func(s *settings) {
+		if d <= 0 {
+			d = -1
+		}
+		s.retryBudget = d
+	}
+}
+
+// WithBackoff sets the retry delays; zero fields keep their defaults.
+func WithBackoff(b Backoff) Option { return func(s *settings) { s.backoff = b } }
+
+// WithRetryCallback is called before every retry with the attempt, the delay
+// and the cause, e.g. to count reconnects in metrics.
+func WithRetryCallback(f func(RetryEvent)) Option { return func(s *settings) { s.onRetry = f } }
+
+// WithLogger sets the logger for retries, expiry warnings and mode warnings
+// (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.logger = l } }
+
+// WithExpiryCallback is called once per certificate (CA or server) that
+// expires within the warning window (30 days by default).
+func WithExpiryCallback(f func(ExpiryWarning)) Option { return func(s *settings) { s.onExpiry = f } }
+
+// WithExpiryWindow changes the 30-day expiry warning window.
+func WithExpiryWindow(d time.Duration) Option { return func(s *settings) { s.expiryWindow = d } }
+
+// WithHandshakeTimeout bounds one TLS handshake (default 10 s) so a server
+// that never answers cannot hold a connection attempt.
+func WithHandshakeTimeout(d time.Duration) Option {
+	return func(s *settings) { s.handshakeTimeout = d }
+}

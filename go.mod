@@ -1,6 +1,6 @@
 module github.com/sslconn/sslconn
 
-go 1.26.8
+go 1.24.0
 
 require (
 	github.com/pavlo-v-chernykh/keystore-go/v4 v4.5.0 // indirect

@@ -90,6 +90,7 @@ func badCA(format string, err error) *Error {
 
 var (
 	zipMagic    = []byte("PK\x03\x04")
+	zipEmpty    = []byte("PK\x05\x06") // an empty archive is only its end record
 	jksMagic    = []byte{0xFE, 0xED, 0xFE, 0xED}
 	jceksMagic  = []byte{0xCE, 0xCE, 0xCE, 0xCE}
 	pemBegin    = []byte("-----BEGIN ")
@@ -105,7 +106,7 @@ func parseCA(data []byte, password string, depth int) ([]*x509.Certificate, stri
 	switch {
 	case len(bytes.TrimSpace(data)) == 0:
 		return nil, "", errEmpty
-	case bytes.HasPrefix(data, zipMagic):
+	case bytes.HasPrefix(data, zipMagic) || bytes.HasPrefix(data, zipEmpty):
 		if depth > 0 {
 			return nil, "zip", errTooDeep
 		}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -226,18 +227,29 @@ func (c *Config) TLSConfigMode(mode Mode, host string) *tls.Config {
 	if net.ParseIP(name) == nil {
 		tc.ServerName = name // no SNI for IP literals (RFC 6066 §3)
 	}
-	if c.clientCert != nil {
-		cert := c.clientCert
-		// Always send it: crypto/tls would send nothing when the server's
-		// acceptable-CA list does not name the issuer, and servers then say
-		// only "handshake failure".
-		tc.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+	cert := c.clientCert
+	if cert == nil {
+		cert = &tls.Certificate{} // none: the server decides whether that is enough
+	}
+	// Always send the configured certificate: crypto/tls would send nothing
+	// when the server's acceptable-CA list does not name its issuer, and
+	// servers then say only "handshake failure". Noting that the server asked
+	// lets Handshake tell "client certificate required" from a version mismatch.
+	tc.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		if asked, ok := cri.Context().Value(certAskedKey{}).(*atomic.Bool); ok {
+			asked.Store(true)
+		}
+		return cert, nil
 	}
 	if mode.Verifies() {
 		tc.VerifyConnection = c.verifier(mode, name)
 	}
 	return tc
 }
+
+// certAskedKey carries, in a handshake's context, a flag set when the server
+// asks for a client certificate.
+type certAskedKey struct{}
 
 func hostOnly(hostport string) string {
 	if h, _, err := net.SplitHostPort(hostport); err == nil {

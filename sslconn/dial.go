@@ -70,7 +70,8 @@ func (c *Config) Handshake(ctx context.Context, mode Mode, raw net.Conn, addr st
 	}
 	cr := &countingConn{Conn: raw}
 	tc := tls.Client(cr, c.TLSConfigMode(mode, addr))
-	hctx, cancel := context.WithTimeout(ctx, timeout)
+	asked := new(atomic.Bool)
+	hctx, cancel := context.WithTimeout(context.WithValue(ctx, certAskedKey{}, asked), timeout)
 	defer cancel()
 	err := tc.HandshakeContext(hctx)
 	if err == nil {
@@ -88,7 +89,14 @@ func (c *Config) Handshake(ctx context.Context, mode Mode, raw net.Conn, addr st
 	if cr.read.Load() == 0 && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
 		return nil, NewError(ErrServerNoTLS, mode, addr, "server closed the connection on the TLS ClientHello", err)
 	}
-	return nil, Classify(err, mode, addr)
+	cerr := Classify(err, mode, addr)
+	var local *Error
+	if asked.Load() && c.clientCert == nil && (!errors.As(cerr, &local) || errors.Is(cerr, ErrTLSVersion) || errors.Is(cerr, ErrClientCertRequired)) {
+		// The server asked for a certificate, got none, and ended the
+		// handshake: whatever alert it chose, that is the cause.
+		return nil, NewError(ErrClientCertRequired, mode, addr, "the server asked for a client certificate and none is configured", err)
+	}
+	return nil, cerr
 }
 
 func isTimeout(err error) bool {

@@ -77,9 +77,14 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 		b.WriteString(e.Err.Error())
 	}
-	if e.Hint != "" {
+	switch {
+	case e.Hint != "":
 		b.WriteString(" (")
 		b.WriteString(e.Hint)
+		b.WriteString(")")
+	case e.Option != "":
+		b.WriteString(" (option ")
+		b.WriteString(e.Option)
 		b.WriteString(")")
 	}
 	return b.String()

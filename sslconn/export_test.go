@@ -1,0 +1,25 @@
+package sslconn
+
+import (
+	"context"
+	"time"
+)
+
+// fakeClock advances only when slept on, so retry tests are instant and exact.
+type fakeClock struct {
+	now    time.Time
+	sleeps []time.Duration
+}
+
+func (f *fakeClock) Now() time.Time { return f.now }
+
+func (f *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.sleeps = append(f.sleeps, d)
+	f.now = f.now.Add(d)
+	return nil
+}
+
+func withClock(c clock) Option { return func(s *settings) { s.clock = c } }

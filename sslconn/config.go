@@ -258,10 +258,12 @@ func hostOnly(hostport string) string {
 	return strings.Trim(hostport, "[]")
 }
 
+// verifier's errors leave Host empty: the caller's Classify fills in the
+// address connected to, port included.
 func (c *Config) verifier(mode Mode, name string) func(tls.ConnectionState) error {
 	return func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {
-			return NewError(ErrUnknownAuthority, mode, name, "server sent no certificate", nil)
+			return NewError(ErrUnknownAuthority, mode, "", "server sent no certificate", nil)
 		}
 		now := c.clock.Now()
 		opts := x509.VerifyOptions{
@@ -281,11 +283,11 @@ func (c *Config) verifier(mode Mode, name string) func(tls.ConnectionState) erro
 		}
 		leaf := cs.PeerCertificates[0]
 		if _, err := leaf.Verify(opts); err != nil {
-			return Classify(err, mode, name)
+			return Classify(err, mode, "")
 		}
 		if mode == VerifyIdentity {
 			if err := VerifyHostname(leaf, name); err != nil {
-				return Classify(err, mode, name)
+				return Classify(err, mode, "")
 			}
 		}
 		c.checkExpiry("server", name, cs.PeerCertificates)

@@ -1,0 +1,37 @@
+// Package mysqlssl connects database/sql to MySQL and MariaDB through
+// github.com/go-sql-driver/mysql in the SSL modes of package sslconn, which
+// behave the same on every engine.
+//
+// Any DSN the driver accepts works unchanged, plus the shared parameters
+// ssl-mode, ssl-ca, ssl-ca-password, ssl-cert, ssl-key, ssl-server-name,
+// tls-version and ssl-cipher (also spelled ssl_mode, sslMode, and
+// Connector/J's trustCertificateKeyStoreUrl and friends):
+//
+//	user:pass@tcp(rm-xxx.mysql.rds.aliyuncs.com:3306)/db?ssl-mode=VERIFY_IDENTITY&ssl-ca=/etc/ApsaraDB-CA-Chain.pem
+//
+// Without ssl-mode, the driver's own tls= maps onto a mode (false DISABLED,
+// preferred PREFERRED, skip-verify REQUIRED, true VERIFY_IDENTITY); a CA
+// given alone means VERIFY_CA; and a DSN with neither gets PREFERRED, MySQL's
+// own default. Note that this differs from go-sql-driver/mysql, whose default
+// is no TLS at all. tls= and ssl-mode that disagree are an error, and configs
+// registered with mysql.RegisterTLSConfig are not used: every connector has
+// its own TLS configuration.
+//
+// VERIFY_CA, which the driver cannot express, checks the chain but not the
+// host name. PREFERRED falls back to plaintext per connection, only when the
+// server's handshake lacks CLIENT_SSL: unlike the driver's tls=preferred, one
+// fallback does not turn the whole pool plaintext, so after an instance is
+// restarted with SSL enabled every new connection is encrypted.
+//
+// New connections are retried with backoff while the server is down or
+// restarting (see sslconn.WithRetryBudget); statements are never retried by
+// this package. The driver's CheckConnLiveness is always on, so pooled
+// connections a restart killed are dropped before use.
+//
+// Errors match sslconn's sentinels: sslconn.ErrServerNoTLS for REQUIRED and
+// stronger against a server without TLS, sslconn.ErrServerRequiresTLS for
+// DISABLED against an account or server that requires TLS (MariaDB answers
+// that with error 1045, like a wrong password; the connector tells the two
+// apart by trying the same login over TLS once), and the certificate
+// sentinels.
+package mysqlssl

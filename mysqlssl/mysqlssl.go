@@ -1,0 +1,343 @@
+package mysqlssl
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+// DriverName is the name this package registers with database/sql:
+// sql.Open("mysqlssl", dsn) accepts the same DSNs as Open.
+const DriverName = "mysqlssl"
+
+func init() { sql.Register(DriverName, Driver{}) }
+
+// Driver is the database/sql driver registered as "mysqlssl".
+type Driver struct{}
+
+// Open implements driver.Driver; database/sql uses OpenConnector instead.
+func (d Driver) Open(dsn string) (driver.Conn, error) {
+	c, err := NewConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return c.Connect(context.Background())
+}
+
+// OpenConnector implements driver.DriverContext.
+func (d Driver) OpenConnector(dsn string) (driver.Connector, error) { return NewConnector(dsn) }
+
+// nativeModes maps go-sql-driver's tls= values onto modes.
+var nativeModes = map[string]sslconn.Mode{
+	"false":       sslconn.Disabled,
+	"preferred":   sslconn.Preferred,
+	"skip-verify": sslconn.Required,
+	"true":        sslconn.VerifyIdentity,
+}
+
+// Connector is a driver.Connector that connects in the configured SSL mode,
+// retrying while the server is down or restarting.
+type Connector struct {
+	cfg   *mysql.Config // the driver's config, TLS set per connection
+	inner driver.Connector
+	ssl   *sslconn.Config
+	pass  string // only to keep it out of error texts
+}
+
+// NewConnector parses a go-sql-driver/mysql DSN with the shared ssl-*
+// parameters (see package sslconn) and returns a connector for sql.OpenDB.
+// opts are applied after the DSN's parameters, so they win.
+func NewConnector(dsn string, opts ...sslconn.Option) (driver.Connector, error) {
+	c, err := newConnector(dsn, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func newConnector(dsn string, opts ...sslconn.Option) (*Connector, error) {
+	cfg, params, native, err := parseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	all := params.Options
+	if native != 0 {
+		if params.Mode != 0 && params.Mode != native {
+			return nil, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "ssl-mode",
+				Detail: fmt.Sprintf("the DSN's tls= means %s but ssl-mode=%s; drop one of them", native, params.Mode)}
+		}
+		all = append([]sslconn.Option{sslconn.WithDefaultMode(native)}, all...)
+	}
+	ssl, err := sslconn.New(append(all, opts...)...)
+	if err != nil {
+		return nil, redact(err, cfg.Passwd)
+	}
+	c := &Connector{ssl: ssl, pass: cfg.Passwd}
+	// The driver shares one Config across a connector's connections unless
+	// BeforeConnect is set, and its own PREFERRED sets that shared Config's
+	// TLS to nil on the first fallback, turning the whole pool plaintext.
+	// BeforeConnect gives every connection a fresh copy: the fallback is
+	// decided per connection.
+	if err := cfg.Apply(mysql.BeforeConnect(c.beforeConnect)); err != nil {
+		return nil, err
+	}
+	cfg.CheckConnLiveness = true // drop pooled connections a restart killed
+	inner, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, redact(&sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "dsn", Detail: "invalid DSN", Err: err}, cfg.Passwd)
+	}
+	c.cfg, c.inner = cfg, inner
+	return c, nil
+}
+
+// Open returns a *sql.DB for the DSN; see NewConnector.
+func Open(dsn string, opts ...sslconn.Option) (*sql.DB, error) {
+	c, err := newConnector(dsn, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(c), nil
+}
+
+// Config returns the SSL configuration in force.
+func (c *Connector) Config() *sslconn.Config { return c.ssl }
+
+// Driver implements driver.Connector.
+func (c *Connector) Driver() driver.Driver { return Driver{} }
+
+// Close implements io.Closer, which database/sql calls when the *sql.DB is
+// closed. The connector holds no goroutine or file, so there is nothing to
+// release; it exists so that stays true if that changes.
+func (c *Connector) Close() error { return nil }
+
+func (c *Connector) beforeConnect(_ context.Context, cfg *mysql.Config) error {
+	cfg.TLS = c.ssl.TLSConfig(cfg.Addr)
+	cfg.AllowFallbackToPlaintext = c.ssl.Mode() == sslconn.Preferred
+	return nil
+}
+
+// Connect implements driver.Connector: it connects in the configured mode,
+// retrying refused and reset connections within the retry budget, and maps
+// failures onto sslconn's errors.
+func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
+	var conn driver.Conn
+	err := c.ssl.Retry(ctx, c.cfg.Addr, func(ctx context.Context) error {
+		var err error
+		conn, err = c.inner.Connect(ctx)
+		if err != nil {
+			return c.classify(ctx, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, redact(err, c.pass)
+	}
+	return conn, nil
+}
+
+// MySQL and MariaDB error numbers the connector interprets.
+const (
+	erAccessDenied           = 1045
+	erConCount               = 1040 // too many connections: retry
+	erServerShutdown         = 1053 // shutting down: retry
+	erSecureTransportMySQL80 = 3159 // MySQL 8: require_secure_transport
+)
+
+func (c *Connector) classify(ctx context.Context, err error) error {
+	mode, addr := c.ssl.Mode(), c.cfg.Addr
+	var me *mysql.MySQLError
+	switch {
+	case errors.Is(err, mysql.ErrNoTLS):
+		return sslconn.NewError(sslconn.ErrServerNoTLS, mode, addr, "the server's handshake lacks CLIENT_SSL", err)
+	case errors.As(err, &me):
+		switch me.Number {
+		case erConCount, erServerShutdown:
+			return err
+		case erSecureTransportMySQL80:
+			return sslconn.NewError(sslconn.ErrServerRequiresTLS, mode, addr, "", err)
+		case erAccessDenied:
+			if mode == sslconn.Disabled && c.acceptsTLSLogin(ctx) {
+				return sslconn.NewError(sslconn.ErrServerRequiresTLS, mode, addr,
+					"the plaintext login was refused but the same login over TLS succeeds: the server (require_secure_transport) or the account (REQUIRE SSL) requires TLS; MariaDB reports both as error 1045, like a wrong password", err)
+			}
+		}
+		// Credentials, unknown database, privileges: retrying cannot help.
+		return sslconn.Permanent(sslconn.Classify(err, mode, addr))
+	}
+	return sslconn.Classify(err, mode, addr)
+}
+
+// acceptsTLSLogin tells "requires TLS" from "wrong password" after a 1045 in
+// DISABLED: it tries the same login once over TLS, without verifying, and
+// reports whether the server accepted it.
+func (c *Connector) acceptsTLSLogin(ctx context.Context) bool {
+	probe := c.cfg.Clone()
+	ssl, err := sslconn.New(sslconn.WithMode(sslconn.Required), sslconn.WithRetryBudget(-1))
+	if err != nil {
+		return false
+	}
+	if err := probe.Apply(mysql.BeforeConnect(func(_ context.Context, cfg *mysql.Config) error {
+		cfg.TLS = ssl.TLSConfig(cfg.Addr)
+		return nil
+	})); err != nil {
+		return false
+	}
+	conn, err := mysql.NewConnector(probe)
+	if err != nil {
+		return false
+	}
+	dc, err := conn.Connect(ctx)
+	if err != nil {
+		return false
+	}
+	dc.Close()
+	return true
+}
+
+// parseDSN splits the shared ssl-* parameters and the driver's tls= off a
+// DSN, keeping the driver's own parameters byte for byte, and parses the rest
+// with the driver.
+func parseDSN(dsn string) (*mysql.Config, sslconn.Params, sslconn.Mode, error) {
+	var (
+		params sslconn.Params
+		native sslconn.Mode
+		tlsVal string
+	)
+	// Parameters start at the first '?' after the last '@': a password may
+	// hold '?' and '/', and file paths in ssl-ca need no escaping this way
+	// (the driver itself reads parameters after the last '/').
+	base, query := dsn, ""
+	from := strings.LastIndexByte(dsn, '@') + 1
+	if q := strings.IndexByte(dsn[from:], '?'); q >= 0 {
+		base, query = dsn[:from+q], dsn[from+q+1:]
+	}
+	ours := url.Values{}
+	var keep []string
+	for _, kv := range strings.Split(query, "&") {
+		if kv == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		switch {
+		case sslconn.IsParam(k):
+			uv, err := url.QueryUnescape(v)
+			if err != nil {
+				return nil, params, 0, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: k, Detail: "badly escaped value"}
+			}
+			ours.Set(k, uv)
+		case k == "tls":
+			tlsVal = v
+		default:
+			keep = append(keep, kv)
+		}
+	}
+	cfgDSN := base
+	if len(keep) > 0 {
+		cfgDSN += "?" + strings.Join(keep, "&")
+	}
+	cfg, err := mysql.ParseDSN(cfgDSN)
+	if err != nil {
+		return nil, params, 0, redact(&sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "dsn", Detail: "invalid DSN", Err: err}, passwordOf(base))
+	}
+	params, err = sslconn.TakeParams(ours)
+	if err != nil {
+		return nil, params, 0, redact(err, cfg.Passwd)
+	}
+	if tlsVal != "" {
+		v := strings.ToLower(tlsVal)
+		switch v {
+		case "1", "t":
+			v = "true"
+		case "0", "f":
+			v = "false"
+		}
+		m, ok := nativeModes[v]
+		if !ok {
+			return nil, params, 0, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "tls",
+				Detail: fmt.Sprintf("tls=%s is not one of false, preferred, skip-verify, true; configs registered with mysql.RegisterTLSConfig are not used: set ssl-mode, ssl-ca and the other ssl-* parameters instead", tlsVal)}
+		}
+		native = m
+	}
+	return cfg, params, native, nil
+}
+
+// passwordOf extracts the password from a DSN prefix the driver could not
+// parse, so that it can be kept out of the error.
+func passwordOf(base string) string {
+	at := strings.LastIndexByte(base, '@')
+	if at < 0 {
+		return ""
+	}
+	_, pw, ok := strings.Cut(base[:at], ":")
+	if !ok {
+		return ""
+	}
+	return pw
+}
+
+// redact keeps a password out of an error's text, keeping the chain for
+// errors.Is and errors.As.
+func redact(err error, password string) error {
+	if err == nil || password == "" || !strings.Contains(err.Error(), password) {
+		return err
+	}
+	return &redacted{err: err, msg: strings.ReplaceAll(err.Error(), password, "xxxxx")}
+}
+
+type redacted struct {
+	err error
+	msg string
+}
+
+func (r *redacted) Error() string { return r.msg }
+func (r *redacted) Unwrap() error { return r.err }
+
+// Verify asks the server for the session's TLS state (Ssl_version and
+// Ssl_cipher, as SHOW STATUS LIKE 'Ssl_cipher' does in the guides): the
+// server's word, not the client's belief. Cipher is given by its IANA name.
+func Verify(ctx context.Context, db *sql.DB) (sslconn.Status, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return sslconn.Status{}, err
+	}
+	defer conn.Close()
+	return verifyConn(ctx, conn)
+}
+
+// VerifyConn is Verify for one pinned connection.
+func VerifyConn(ctx context.Context, conn *sql.Conn) (sslconn.Status, error) {
+	return verifyConn(ctx, conn)
+}
+
+func verifyConn(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}) (sslconn.Status, error) {
+	rows, err := q.QueryContext(ctx, "SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')")
+	if err != nil {
+		return sslconn.Status{}, err
+	}
+	defer rows.Close()
+	var st sslconn.Status
+	for rows.Next() {
+		var name, value string
+		if err := rows.Scan(&name, &value); err != nil {
+			return sslconn.Status{}, err
+		}
+		switch strings.ToLower(name) {
+		case "ssl_version":
+			st.Version = value
+		case "ssl_cipher":
+			st.Cipher = sslconn.CipherName(value)
+		}
+	}
+	st.Encrypted = st.Version != ""
+	return st, rows.Err()
+}

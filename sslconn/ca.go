@@ -199,6 +199,9 @@ func parseJKS(data []byte, password string) ([]*x509.Certificate, error) {
 	if password == "" {
 		password = DefaultJKSPassword
 	}
+	if err := checkJKSLengths(data); err != nil {
+		return nil, fmt.Errorf("truncated or corrupt keystore: %w", err)
+	}
 	ks := keystore.New()
 	pw := []byte(password)
 	err := ks.Load(bytes.NewReader(data), pw)
@@ -291,4 +294,81 @@ func parseZip(data []byte, password string) ([]*x509.Certificate, error) {
 		return nil, errNoCert
 	}
 	return nil, errors.Join(errs...)
+}
+
+// checkJKSLengths walks a JKS's length fields and checks each against the
+// bytes left, before keystore-go allocates whatever length a corrupt or
+// hostile file claims (up to 4 GiB each). It parses nothing else.
+func checkJKSLengths(b []byte) error {
+	errShort := errors.New("a length field points past the end")
+	pos := 0
+	u16 := func() (int, bool) {
+		if pos+2 > len(b) {
+			return 0, false
+		}
+		v := int(b[pos])<<8 | int(b[pos+1])
+		pos += 2
+		return v, true
+	}
+	u32 := func() (int, bool) {
+		if pos+4 > len(b) {
+			return 0, false
+		}
+		v := int(b[pos])<<24 | int(b[pos+1])<<16 | int(b[pos+2])<<8 | int(b[pos+3])
+		pos += 4
+		return v, true
+	}
+	skip := func(n int) bool {
+		if n < 0 || pos+n > len(b) {
+			return false
+		}
+		pos += n
+		return true
+	}
+	str := func() bool { n, ok := u16(); return ok && skip(n) }
+	blob := func() bool { n, ok := u32(); return ok && skip(n) }
+	cert := func(version int) bool { return (version == 1 || str()) && blob() }
+
+	if !skip(4) { // magic
+		return errShort
+	}
+	version, ok := u32()
+	if !ok || (version != 1 && version != 2) {
+		return errors.New("unknown JKS version")
+	}
+	count, ok := u32()
+	if !ok || count > len(b) {
+		return errShort
+	}
+	for range count {
+		tag, ok := u32()
+		if !ok || !str() || !skip(8) { // alias, timestamp
+			return errShort
+		}
+		switch tag {
+		case 1: // private key: key, then its chain
+			if !blob() {
+				return errShort
+			}
+			n, ok := u32()
+			if !ok || n > len(b) {
+				return errShort
+			}
+			for range n {
+				if !cert(version) {
+					return errShort
+				}
+			}
+		case 2: // trusted certificate
+			if !cert(version) {
+				return errShort
+			}
+		default:
+			return errors.New("unknown JKS entry tag")
+		}
+	}
+	if !skip(20) { // SHA-1 digest
+		return errShort
+	}
+	return nil
 }

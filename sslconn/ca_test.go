@@ -122,6 +122,7 @@ func TestParseCAChainBadInput(t *testing.T) {
 		{name: "empty zip", data: emptyZip.Bytes(), wantText: "no certificate"},
 		{name: "text", data: []byte("hello, this is not a certificate"), wantText: "not a PEM, DER"},
 		{name: "truncated zip", data: readFile(t, c.Zip)[:100], wantText: "zip"},
+		{name: "JKS claiming a 4 GiB certificate", data: hostileJKS, wantText: "truncated or corrupt"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,6 +150,14 @@ func TestParseCAChainBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// hostileJKS is a keystore whose certificate length field claims ~4 GiB:
+// it must be refused before anything allocates that much.
+var hostileJKS = []byte{
+	0xFE, 0xED, 0xFE, 0xED, 0, 0, 0, 2, 0, 0, 0, 1, // magic, version 2, one entry
+	0, 0, 0, 2, 0, 1, 'a', 0, 0, 0, 0, 0, 0, 0, 0, // trusted cert, alias "a", timestamp
+	0, 5, 'X', '.', '5', '0', '9', 0xFF, 0xFF, 0xFF, 0xF0, // type X.509, length
 }
 
 func FuzzParseCAChain(f *testing.F) {

@@ -1,0 +1,40 @@
+package mysqlssl
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+// FuzzParseDSN: any input gives a connector or a typed error, never a panic,
+// and the password never shows in the error.
+func FuzzParseDSN(f *testing.F) {
+	for _, s := range []string{
+		"u:p@tcp(localhost:3306)/db",
+		"u:p@tcp(localhost:3306)/db?ssl-mode=VERIFY_CA&ssl-ca=/x/ca.pem",
+		"u:p?@/@tcp([::1]:3306)/db?tls=skip-verify&parseTime=true",
+		"u:p@unix(/tmp/s)/db?sslMode=REQUIRED&tls-version=TLSv1.2",
+		"/db?ssl-cipher=AES128-SHA:ECDHE-RSA-AES128-SHA",
+		"u:p@tcp(h)/db?tls=true&ssl-mode=REQUIRED",
+	} {
+		f.Add(s, "Fuzz-Secret-9")
+	}
+	f.Fuzz(func(t *testing.T, dsn, password string) {
+		if len(password) < 8 || strings.ContainsAny(password, "@/?&=()%:") {
+			return
+		}
+		dsn = strings.Replace(dsn, ":p@", ":"+password+"@", 1)
+		_, err := NewConnector(dsn)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, sslconn.ErrInvalidOption) && !errors.Is(err, sslconn.ErrBadCA) {
+			t.Fatalf("untyped error %v", err)
+		}
+		if strings.Contains(dsn, ":"+password+"@") && strings.Contains(err.Error(), password) {
+			t.Fatalf("password in %q", err)
+		}
+	})
+}

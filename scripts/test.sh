@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs the servers, checks
+# formatting and vet, runs every test with the race detector against real
+# MariaDB, Redis and FerretDB instances it starts itself, then runs each fuzz
+# target briefly. Longer fuzzing: go test -fuzz=NAME -fuzztime=10m ./PKG
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+unformatted=$(gofmt -l . | grep -v '^internal/ferretdb/' || true)
+if [ -n "$unformatted" ]; then
+  echo "gofmt needed:"; echo "$unformatted"; exit 1
+fi
+go vet ./...
+(cd internal/ferretdb && go vet ./...)
+
+go test -race -count=1 -timeout 15m ./...
+
+fuzztime=${FUZZTIME:-10s}
+go test -run '^$' -fuzz '^FuzzParseCAChain$' -fuzztime "$fuzztime" ./sslconn
+go test -run '^$' -fuzz '^FuzzParseDSN$' -fuzztime "$fuzztime" ./mysqlssl
+echo "scripts/test.sh: all passed"

@@ -78,7 +78,7 @@ func newConnector(dsn string, opts ...sslconn.Option) (*Connector, error) {
 	}
 	ssl, err := sslconn.New(append(all, opts...)...)
 	if err != nil {
-		return nil, redact(err, cfg.Passwd)
+		return nil, sslconn.Redact(err, cfg.Passwd)
 	}
 	c := &Connector{ssl: ssl, pass: cfg.Passwd}
 	// The driver shares one Config across a connector's connections unless
@@ -92,7 +92,7 @@ func newConnector(dsn string, opts ...sslconn.Option) (*Connector, error) {
 	cfg.CheckConnLiveness = true // drop pooled connections a restart killed
 	inner, err := mysql.NewConnector(cfg)
 	if err != nil {
-		return nil, redact(&sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "dsn", Detail: "invalid DSN", Err: err}, cfg.Passwd)
+		return nil, sslconn.Redact(&sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "dsn", Detail: "invalid DSN", Err: err}, cfg.Passwd)
 	}
 	c.cfg, c.inner = cfg, inner
 	return c, nil
@@ -138,7 +138,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, redact(err, c.pass)
+		return nil, sslconn.Redact(err, c.pass)
 	}
 	return conn, nil
 }
@@ -245,11 +245,11 @@ func parseDSN(dsn string) (*mysql.Config, sslconn.Params, sslconn.Mode, error) {
 	}
 	cfg, err := mysql.ParseDSN(cfgDSN)
 	if err != nil {
-		return nil, params, 0, redact(&sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "dsn", Detail: "invalid DSN", Err: err}, passwordOf(base))
+		return nil, params, 0, sslconn.Redact(&sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "dsn", Detail: "invalid DSN", Err: err}, passwordOf(base))
 	}
 	params, err = sslconn.TakeParams(ours)
 	if err != nil {
-		return nil, params, 0, redact(err, cfg.Passwd)
+		return nil, params, 0, sslconn.Redact(err, cfg.Passwd)
 	}
 	if tlsVal != "" {
 		v := strings.ToLower(tlsVal)
@@ -282,23 +282,6 @@ func passwordOf(base string) string {
 	}
 	return pw
 }
-
-// redact keeps a password out of an error's text, keeping the chain for
-// errors.Is and errors.As.
-func redact(err error, password string) error {
-	if err == nil || password == "" || !strings.Contains(err.Error(), password) {
-		return err
-	}
-	return &redacted{err: err, msg: strings.ReplaceAll(err.Error(), password, "xxxxx")}
-}
-
-type redacted struct {
-	err error
-	msg string
-}
-
-func (r *redacted) Error() string { return r.msg }
-func (r *redacted) Unwrap() error { return r.err }
 
 // Verify asks the server for the session's TLS state (Ssl_version and
 // Ssl_cipher, as SHOW STATUS LIKE 'Ssl_cipher' does in the guides): the

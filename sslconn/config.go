@@ -175,6 +175,9 @@ func (c *Config) Mode() Mode { return c.mode }
 // ServerName returns the server-name override, or "".
 func (c *Config) ServerName() string { return c.serverName }
 
+// RetryBudget returns how long new connections are retried; negative means not at all.
+func (c *Config) RetryBudget() time.Duration { return c.retryBudget }
+
 // HandshakeTimeout returns the bound on one TLS handshake.
 func (c *Config) HandshakeTimeout() time.Duration { return c.handshakeTimeout }
 

@@ -15,43 +15,67 @@ import (
 // DialFunc dials one plain connection, like net.Dialer.DialContext.
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
-// plainProbeTimeout is how long a handshake waits for the server's first
-// byte at an address already seen to answer TLS with silence (Redis on its
-// plaintext port never answers a ClientHello), so PREFERRED there costs each
-// new connection this, not the whole handshake timeout.
-const plainProbeTimeout = 300 * time.Millisecond
-
-// plainHintTTL is how long that observation is trusted.
-const plainHintTTL = time.Minute
+const (
+	// firstByteTimeout is how long a handshake waits for the server's first
+	// byte: a TLS server answers a ClientHello within a round trip, while
+	// Redis on its plaintext port never answers one at all.
+	firstByteTimeout = 3 * time.Second
+	// plainProbeTimeout replaces it at an address already seen to answer TLS
+	// with silence, so PREFERRED there costs each new connection this much.
+	plainProbeTimeout = 300 * time.Millisecond
+	// plainHintTTL is how long that observation is trusted.
+	plainHintTTL = time.Minute
+	// dialTimeout bounds one TCP connect within the retry loop.
+	dialTimeout = 10 * time.Second
+)
 
 // Dial connects to addr in the configured mode for engines where TLS wraps
-// the whole connection (Redis, MongoDB): plaintext for DISABLED, TLS
-// otherwise. PREFERRED falls back to plaintext, on a new connection, only
-// when the server does not speak TLS there: it answers the ClientHello in
-// plaintext, closes the connection, or stays silent; a handshake that starts
-// and fails is an error, never a downgrade. Errors are classified (see
-// Classify) and name addr.
+// the whole connection (Redis, MongoDB), retrying refused connections with
+// backoff within the retry budget and ctx. DISABLED dials plaintext; the other
+// modes run a TLS handshake verified per mode. PREFERRED falls back to
+// plaintext, on a new connection, only when the server does not speak TLS
+// there: it answers the ClientHello in plaintext, closes the connection, or
+// stays silent; a handshake that starts and fails is an error, never a
+// downgrade. Errors are classified (see Classify) and name addr. dial may be
+// nil for a net.Dialer.
+//
+// The connection returned is a *Conn.
 func (c *Config) Dial(ctx context.Context, network, addr string, dial DialFunc) (net.Conn, error) {
-	return c.DialMode(ctx, c.mode, network, addr, dial)
+	var conn net.Conn
+	err := c.Retry(ctx, addr, func(ctx context.Context) error {
+		var err error
+		conn, err = c.DialMode(ctx, c.mode, network, addr, dial)
+		return err
+	})
+	return conn, err
 }
 
-// DialMode is Dial with a mode other than the configured one.
+// DialMode makes one connection attempt in the given mode, without retrying.
 func (c *Config) DialMode(ctx context.Context, mode Mode, network, addr string, dial DialFunc) (net.Conn, error) {
 	if dial == nil {
-		var d net.Dialer
+		d := net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 		dial = d.DialContext
 	}
 	raw, err := dial(ctx, network, addr)
-	if err != nil || mode == Disabled {
-		return raw, err
+	if err != nil {
+		return nil, err
 	}
-	conn, err := c.Handshake(ctx, mode, raw, addr)
+	if mode == Disabled {
+		return c.wrap(raw, nil, mode, network, addr, dial), nil
+	}
+	tc, asked, err := c.handshake(ctx, mode, raw, addr)
 	if err == nil {
-		return conn, nil
+		w := c.wrap(tc, tc, mode, network, addr, dial)
+		w.certAsked = asked && c.clientCert == nil
+		return w, nil
 	}
 	if mode == Preferred && errors.Is(err, ErrServerNoTLS) {
 		c.log.Debug("sslconn: server does not speak TLS here; PREFERRED falls back to plaintext", "addr", addr)
-		return dial(ctx, network, addr)
+		raw, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return c.wrap(raw, nil, mode, network, addr, dial), nil
 	}
 	return nil, err
 }
@@ -64,39 +88,53 @@ var plainHints sync.Map // addr -> time.Time
 // server that answers in plaintext, closes, or sends nothing at all yields
 // ErrServerNoTLS.
 func (c *Config) Handshake(ctx context.Context, mode Mode, raw net.Conn, addr string) (*tls.Conn, error) {
-	timeout := c.handshakeTimeout
+	tc, _, err := c.handshake(ctx, mode, raw, addr)
+	return tc, err
+}
+
+// handshake is Handshake, also reporting whether the server asked for a
+// client certificate.
+func (c *Config) handshake(ctx context.Context, mode Mode, raw net.Conn, addr string) (*tls.Conn, bool, error) {
+	first := firstByteTimeout
 	if t, ok := plainHints.Load(addr); ok && time.Since(t.(time.Time)) < plainHintTTL {
-		timeout = min(timeout, plainProbeTimeout)
+		first = plainProbeTimeout
 	}
+	first = min(first, c.handshakeTimeout)
 	cr := &countingConn{Conn: raw}
+	_ = raw.SetReadDeadline(time.Now().Add(first))
 	tc := tls.Client(cr, c.TLSConfigMode(mode, addr))
 	asked := new(atomic.Bool)
-	hctx, cancel := context.WithTimeout(context.WithValue(ctx, certAskedKey{}, asked), timeout)
+	hctx, cancel := context.WithTimeout(context.WithValue(ctx, certAskedKey{}, asked), c.handshakeTimeout)
 	defer cancel()
 	err := tc.HandshakeContext(hctx)
 	if err == nil {
+		_ = raw.SetReadDeadline(time.Time{})
 		plainHints.Delete(addr)
-		return tc, nil
+		return tc, asked.Load(), nil
 	}
 	raw.Close()
 	if ctx.Err() != nil {
-		return nil, ctx.Err()
+		return nil, false, ctx.Err()
 	}
 	if cr.read.Load() == 0 && (isTimeout(err) || errors.Is(hctx.Err(), context.DeadlineExceeded)) {
 		plainHints.Store(addr, time.Now())
-		return nil, NewError(ErrServerNoTLS, mode, addr, "no answer to the TLS ClientHello within "+timeout.String(), err)
+		return nil, false, NewError(ErrServerNoTLS, mode, addr, "no answer to the TLS ClientHello within "+first.String(), err)
 	}
 	if cr.read.Load() == 0 && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
-		return nil, NewError(ErrServerNoTLS, mode, addr, "server closed the connection on the TLS ClientHello", err)
+		return nil, false, NewError(ErrServerNoTLS, mode, addr, "server closed the connection on the TLS ClientHello", err)
 	}
 	cerr := Classify(err, mode, addr)
 	var local *Error
 	if asked.Load() && c.clientCert == nil && (!errors.As(cerr, &local) || errors.Is(cerr, ErrTLSVersion) || errors.Is(cerr, ErrClientCertRequired)) {
 		// The server asked for a certificate, got none, and ended the
 		// handshake: whatever alert it chose, that is the cause.
-		return nil, NewError(ErrClientCertRequired, mode, addr, "the server asked for a client certificate and none is configured", err)
+		return nil, true, errCertAsked(mode, addr, err)
 	}
-	return nil, cerr
+	return nil, asked.Load(), cerr
+}
+
+func errCertAsked(mode Mode, addr string, err error) error {
+	return NewError(ErrClientCertRequired, mode, addr, "the server asked for a client certificate and none is configured", err)
 }
 
 func isTimeout(err error) bool {
@@ -104,8 +142,9 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// countingConn counts the bytes the server sent, to tell "no answer" from a
-// handshake that started.
+// countingConn counts the bytes the server sent during the handshake, to
+// tell "no answer" from a handshake that started, and lifts the first-byte
+// deadline once the server has answered.
 type countingConn struct {
 	net.Conn
 	read atomic.Int64
@@ -113,6 +152,137 @@ type countingConn struct {
 
 func (c *countingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	c.read.Add(int64(n))
+	if n > 0 && c.read.Add(int64(n)) == int64(n) {
+		_ = c.Conn.SetReadDeadline(time.Time{})
+	}
 	return n, err
+}
+
+// Conn is a connection made by Dial. It reports its TLS state, and turns
+// the errors of its first read into sslconn's errors: a server that ends a
+// TLS 1.3 connection because it wanted a client certificate
+// (ErrClientCertRequired), or a plaintext connection reset by a port that
+// speaks only TLS (ErrServerRequiresTLS: Redis resets it without a word).
+type Conn struct {
+	net.Conn
+	tls     *tls.Conn
+	cfg     *Config
+	mode    Mode
+	network string
+	addr    string
+	dial    DialFunc
+	read    atomic.Bool
+	key     string
+	// certAsked: the server asked for a client certificate and got none.
+	// Under TLS 1.3 it says so only after the handshake, by ending the
+	// connection at the first read or write.
+	certAsked bool
+}
+
+// conns indexes live Conns by their local address, so an adapter can find
+// the connection the server describes (Redis CLIENT INFO, say).
+var conns sync.Map // local addr -> *Conn
+
+func (c *Config) wrap(nc net.Conn, tc *tls.Conn, mode Mode, network, addr string, dial DialFunc) *Conn {
+	w := &Conn{Conn: nc, tls: tc, cfg: c, mode: mode, network: network, addr: addr, dial: dial}
+	if la := nc.LocalAddr(); la != nil {
+		w.key = la.String()
+		conns.Store(w.key, w)
+	}
+	return w
+}
+
+// LookupConn returns the live Conn made by Dial whose local address is
+// localAddr ("127.0.0.1:53412"), if any.
+func LookupConn(localAddr string) (*Conn, bool) {
+	v, ok := conns.Load(localAddr)
+	if !ok {
+		return nil, false
+	}
+	return v.(*Conn), true
+}
+
+// Status returns the connection's TLS state.
+func (c *Conn) Status() Status {
+	if c.tls == nil {
+		return Status{}
+	}
+	cs := c.tls.ConnectionState()
+	return StatusOf(&cs)
+}
+
+// ConnectionState returns the TLS state, and false for a plaintext connection.
+func (c *Conn) ConnectionState() (tls.ConnectionState, bool) {
+	if c.tls == nil {
+		return tls.ConnectionState{}, false
+	}
+	return c.tls.ConnectionState(), true
+}
+
+// Mode returns the mode the connection was made in.
+func (c *Conn) Mode() Mode { return c.mode }
+
+func (c *Conn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.read.Store(true)
+	} else if err != nil && !c.read.Load() {
+		err = c.firstReadError(err)
+	}
+	return n, err
+}
+
+func (c *Conn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil && !c.read.Load() {
+		err = c.firstReadError(err)
+	}
+	return n, err
+}
+
+func (c *Conn) Close() error {
+	if c.key != "" {
+		conns.CompareAndDelete(c.key, c)
+	}
+	return c.Conn.Close()
+}
+
+// firstReadError explains an error on a connection the server has not yet
+// said a word on.
+func (c *Conn) firstReadError(err error) error {
+	if c.tls != nil && c.certAsked && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || kindOf(err) != nil) {
+		return errCertAsked(c.mode, c.addr, err)
+	}
+	if c.tls != nil {
+		if cerr := Classify(err, c.mode, c.addr); cerr != err {
+			return cerr
+		}
+		return err
+	}
+	if !(errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+		return err
+	}
+	// The server dropped a plaintext connection before a word: if the port
+	// speaks TLS, that is why.
+	ctx, cancel := context.WithTimeout(context.Background(), firstByteTimeout)
+	defer cancel()
+	raw, derr := c.dial(ctx, c.network, c.addr)
+	if derr != nil {
+		return err
+	}
+	tc, herr := c.cfg.Handshake(ctx, Required, raw, c.addr)
+	if herr != nil && (errors.Is(herr, ErrServerNoTLS) || !isTLSAnswer(herr)) {
+		return err
+	}
+	if tc != nil {
+		tc.Close()
+	}
+	return NewError(ErrServerRequiresTLS, c.mode, c.addr, "the server dropped the plaintext connection and answers TLS on this port", err)
+}
+
+// isTLSAnswer reports whether a failed handshake still shows a TLS server
+// (it answered in TLS before failing, e.g. asking for a client certificate).
+func isTLSAnswer(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Kind != ErrServerNoTLS
 }

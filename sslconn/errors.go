@@ -260,3 +260,30 @@ func Permanent(err error) error {
 	}
 	return &permanentError{err}
 }
+
+// Redact returns err with every non-empty secret replaced by "xxxxx" in its
+// text, keeping the chain for errors.Is and errors.As. Adapters pass DSN
+// passwords through it, so no error they return contains one.
+func Redact(err error, secrets ...string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	for _, s := range secrets {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, "xxxxx")
+		}
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return &redacted{err: err, msg: msg}
+}
+
+type redacted struct {
+	err error
+	msg string
+}
+
+func (r *redacted) Error() string { return r.msg }
+func (r *redacted) Unwrap() error { return r.err }

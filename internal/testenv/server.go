@@ -22,6 +22,10 @@ type TLS struct {
 	Force      bool   // reject plaintext clients (S2)
 	Versions   string // e.g. "TLSv1,TLSv1.1" (S7); empty: the server's default
 	ClientAuth bool   // require a client certificate
+	// OnPlainPort serves TLS on Port, with no plaintext listener: for Redis
+	// and FerretDB, which otherwise keep them on separate ports, this is a
+	// TLS-only endpoint at the address a plaintext one had ("enable SSL").
+	OnPlainPort bool
 }
 
 // Scenario returns the TLS set-up of scenario S0-S7 of the contract.
@@ -68,6 +72,8 @@ type Server struct {
 	argv    func(*Server) ([]string, []string, error) // command line and extra env
 	ready   func(*Server) error
 	logFile string
+	// extraArgs are appended to the command line (Redis cluster settings).
+	extraArgs []string
 }
 
 var (

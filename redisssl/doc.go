@@ -1,0 +1,40 @@
+// Package redisssl connects github.com/redis/go-redis/v9 clients, standalone
+// and cluster, to Redis in the SSL modes of package sslconn, which behave the
+// same on every engine.
+//
+// URLs are go-redis's own, plus the shared parameters (ssl-mode, ssl-ca,
+// ssl-ca-password, ssl-cert, ssl-key, ssl-server-name, tls-version,
+// ssl-cipher), which are taken out before go-redis sees the URL:
+//
+//	rediss://:secret@r-bp1xxxx.redis.rds.aliyuncs.com:6380/0?ssl-ca=/etc/ApsaraDB-CA-Chain.pem
+//
+// Without ssl-mode, rediss:// means VERIFY_IDENTITY (what go-redis does),
+// rediss:// with skip_verify=true means REQUIRED, and redis:// means
+// PREFERRED, or VERIFY_CA when a CA is given.
+//
+// TLS is done by the dialer the package installs, once per connection, for
+// every node a cluster client reaches (seeds, CLUSTER SLOTS, MOVED and ASK
+// targets alike): each node is verified against the address it is reached
+// by, usually an IP, or the ssl-server-name override. go-redis's own cluster
+// TLS shares one ServerName across all nodes; this does not.
+//
+// PREFERRED, which go-redis cannot express, tries TLS and falls back to
+// plaintext on that connection only when the server does not speak TLS on
+// the port: it answers the ClientHello in plaintext, closes, or stays silent
+// (Redis on its plaintext port never answers a ClientHello; the first such
+// connection waits 3 s for a first byte, later ones to the same address
+// 300 ms). DISABLED against a TLS-only port fails with
+// sslconn.ErrServerRequiresTLS: Redis resets such a connection without a
+// word, so the dialer checks whether the port speaks TLS.
+//
+// Redis serves TLS and plaintext on separate ports (port and tls-port); use
+// the TLS port for modes that encrypt.
+//
+// Restarts: new connections are dialled with the core's retry budget and
+// backoff, and go-redis's MaxRetries is set to -1 unless the URL sets
+// max_retries: a command whose connection died after it was sent is reported
+// to the caller and never re-sent, so no write is applied twice. Set
+// max_retries in the URL to opt in to go-redis's retries for idempotent
+// workloads. Cluster redirections (MOVED, ASK) are still followed: the
+// command was not executed.
+package redisssl

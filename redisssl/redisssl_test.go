@@ -1,0 +1,373 @@
+package redisssl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+// One Redis per scenario S0-S7, started once for the package. Redis keeps
+// plaintext and TLS on separate ports, so the scenarios map onto ports:
+// DISABLED uses the plaintext port (the non-SSL endpoint), or the TLS port
+// where the server has no other (S2, TLS forced); the modes that encrypt use
+// the TLS port, or the plaintext port of S0, the server without TLS.
+var (
+	certs   *testenv.Certs
+	servers [8]*testenv.Server
+	cluster []*testenv.Server
+)
+
+func TestMain(m *testing.M) {
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	code := func() int {
+		defer testenv.Cleanup()
+		certs = testenv.GetCerts(testenv.Must{})
+		var wg sync.WaitGroup
+		errs := make([]error, len(servers)+1)
+		for i := range servers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				servers[i], errs[i] = testenv.StartRedis(testenv.Scenario(certs, i))
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cluster, errs[len(servers)] = testenv.StartRedisCluster(3, testenv.Scenario(certs, 1), certs)
+		}()
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			fmt.Fprintln(os.Stderr, "start Redis:", err)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+func redisURL(host string, port int, params string) string {
+	return fmt.Sprintf("redis://:%s@%s/0?%s", testenv.RedisPassword, net.JoinHostPort(host, strconv.Itoa(port)), params)
+}
+
+// portFor maps a scenario and mode onto the port the client uses.
+func portFor(sc int, s *testenv.Server, mode sslconn.Mode) int {
+	switch {
+	case sc == 0:
+		return s.Port
+	case mode == sslconn.Disabled && sc != 2:
+		return s.Port
+	default:
+		return s.TLSPort
+	}
+}
+
+var sentinels = []error{sslconn.ErrServerNoTLS, sslconn.ErrServerRequiresTLS, sslconn.ErrUnknownAuthority,
+	sslconn.ErrHostnameMismatch, sslconn.ErrCertExpired, sslconn.ErrTLSVersion, sslconn.ErrClientCertRequired}
+
+// result connects, runs a command, and reports "plain", "TLS" or the
+// sentinel, with the port the server says the client reached.
+func result(t *testing.T, u string, opts ...sslconn.Option) (string, sslconn.Status, int, error) {
+	t.Helper()
+	c, err := NewClient(u, append([]sslconn.Option{sslconn.WithRetryBudget(-1)}, opts...)...)
+	if err != nil {
+		return "config error", sslconn.Status{}, 0, err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := Verify(ctx, c)
+	if err != nil {
+		for _, k := range sentinels {
+			if errors.Is(err, k) {
+				return k.Error(), st, 0, err
+			}
+		}
+		return "unclassified", st, 0, err
+	}
+	info, err := c.ClientInfo(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, lport, _ := net.SplitHostPort(info.LAddr)
+	port, _ := strconv.Atoi(lport)
+	if st.Encrypted {
+		return "TLS", st, port, nil
+	}
+	return "plain", st, port, nil
+}
+
+// TestMatrix: every mode against every scenario, each cell asserted through
+// Verify, through the port the server says was reached (CLIENT INFO laddr),
+// and through the sentinel error.
+func TestMatrix(t *testing.T) {
+	const plain, TLS = "plain", "TLS"
+	var (
+		noTLS    = sslconn.ErrServerNoTLS.Error()
+		reqTLS   = sslconn.ErrServerRequiresTLS.Error()
+		unknown  = sslconn.ErrUnknownAuthority.Error()
+		mismatch = sslconn.ErrHostnameMismatch.Error()
+		expired  = sslconn.ErrCertExpired.Error()
+		version  = sslconn.ErrTLSVersion.Error()
+	)
+	want := [8]map[sslconn.Mode]string{
+		{sslconn.Disabled: plain, sslconn.Preferred: plain, sslconn.Required: noTLS, sslconn.VerifyCA: noTLS, sslconn.VerifyIdentity: noTLS},
+		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: TLS, sslconn.VerifyIdentity: TLS},
+		{sslconn.Disabled: reqTLS, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: TLS, sslconn.VerifyIdentity: TLS},
+		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: TLS, sslconn.VerifyIdentity: mismatch},
+		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: unknown, sslconn.VerifyIdentity: unknown},
+		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: TLS, sslconn.VerifyIdentity: TLS},
+		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: expired, sslconn.VerifyIdentity: expired},
+		{sslconn.Disabled: plain, sslconn.Preferred: version, sslconn.Required: version, sslconn.VerifyCA: version, sslconn.VerifyIdentity: version},
+	}
+	for sc, s := range servers {
+		for _, mode := range sslconn.Modes {
+			t.Run(testenv.ScenarioNames[sc]+"/"+mode.String(), func(t *testing.T) {
+				t.Parallel()
+				port := portFor(sc, s, mode)
+				u := redisURL("localhost", port, "ssl-mode="+mode.String()+"&ssl-ca="+certs.CA)
+				got, st, reached, err := result(t, u)
+				if got != want[sc][mode] {
+					t.Fatalf("got %s (%+v %v), want %s", got, st, err, want[sc][mode])
+				}
+				if err != nil {
+					checkErrorText(t, err, mode.String(), "localhost", testenv.RedisPassword)
+					return
+				}
+				if reached != port {
+					t.Fatalf("server says port %d, dialled %d", reached, port)
+				}
+				if st.Encrypted && (!strings.HasPrefix(st.Version, "TLSv1.") || !strings.HasPrefix(st.Cipher, "TLS_")) {
+					t.Fatalf("status %+v", st)
+				}
+			})
+		}
+	}
+}
+
+func checkErrorText(t *testing.T, err error, mode, host, password string) {
+	t.Helper()
+	msg := err.Error()
+	var e *sslconn.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("not an *sslconn.Error: %v", err)
+	}
+	for _, s := range []string{mode, host, e.Option} {
+		if !strings.Contains(msg, s) {
+			t.Errorf("%q does not name %q", msg, s)
+		}
+	}
+	if strings.Contains(msg, password) {
+		t.Errorf("password in %q", msg)
+	}
+}
+
+func TestCAFormats(t *testing.T) {
+	for name, ca := range map[string]string{"PEM": certs.CA, "JKS": certs.JKS, "P7B": certs.P7B, "zip": certs.Zip} {
+		t.Run(name, func(t *testing.T) {
+			got, _, _, err := result(t, redisURL("localhost", servers[1].TLSPort, "ssl-mode=VERIFY_IDENTITY&ssl-ca="+ca))
+			if got != "TLS" {
+				t.Fatalf("%s %v", got, err)
+			}
+		})
+	}
+}
+
+// TestModeFromURL: rediss:// means VERIFY_IDENTITY, skip_verify REQUIRED,
+// redis:// PREFERRED, and a CA alone VERIFY_CA.
+func TestModeFromURL(t *testing.T) {
+	rediss := func(s *testenv.Server, params string) string {
+		return strings.Replace(redisURL("localhost", s.TLSPort, params), "redis://", "rediss://", 1)
+	}
+	tests := []struct {
+		name, url, want string
+	}{
+		{"rediss verifies the host", rediss(servers[3], "ssl-ca="+certs.CA), sslconn.ErrHostnameMismatch.Error()},
+		{"rediss verifies the chain", rediss(servers[1], "ssl-ca="+certs.CA), "TLS"},
+		{"rediss skip_verify is REQUIRED", rediss(servers[4], "skip_verify=true"), "TLS"},
+		{"rediss with explicit VERIFY_CA", rediss(servers[3], "ssl-mode=VERIFY_CA&ssl-ca="+certs.CA), "TLS"},
+		{"redis PREFERRED on the TLS port", redisURL("localhost", servers[4].TLSPort, ""), "TLS"},
+		{"redis PREFERRED on the plaintext port", redisURL("localhost", servers[1].Port, ""), "plain"},
+		{"redis with a CA alone is VERIFY_CA", redisURL("localhost", servers[3].TLSPort, "ssl-ca="+certs.CA), "TLS"},
+		{"redis with a CA alone rejects another CA", redisURL("localhost", servers[4].TLSPort, "ssl-ca="+certs.CA), sslconn.ErrUnknownAuthority.Error()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _, _, err := result(t, tt.url)
+			if got != tt.want {
+				t.Fatalf("%s (%v), want %s", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestBadURL(t *testing.T) {
+	const pw = "Url-Secret-77"
+	tests := []struct{ name, url, says string }{
+		{"unknown mode", "redis://:" + pw + "@localhost:6379?ssl-mode=VERIFY", "VERIFY_IDENTITY"},
+		{"rediss with DISABLED", "rediss://:" + pw + "@localhost:6379?ssl-mode=DISABLED", "redis://"},
+		{"bad scheme", "mysql://:" + pw + "@localhost:6379", "redis://"},
+		{"unknown go-redis parameter", "redis://:" + pw + "@localhost:6379?pool_sighs=3", "invalid Redis URL"},
+		{"bad escape", "redis://:" + pw + "@localhost:6379/%zz", "invalid Redis URL"},
+		{"missing CA", "redis://:" + pw + "@localhost:6379?ssl-ca=/nonexistent.pem", "ssl-ca"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewClient(tt.url)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !errors.Is(err, sslconn.ErrInvalidOption) && !errors.Is(err, sslconn.ErrBadCA) {
+				t.Errorf("untyped: %v", err)
+			}
+			if !strings.Contains(err.Error(), tt.says) || strings.Contains(err.Error(), pw) {
+				t.Errorf("%q: want %q and no password", err, tt.says)
+			}
+		})
+	}
+}
+
+// TestMutualTLS against tls-auth-clients yes.
+func TestMutualTLS(t *testing.T) {
+	tlsConf := testenv.Scenario(certs, 1)
+	tlsConf.ClientAuth = true
+	s, err := testenv.StartRedis(tlsConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "ssl-mode=VERIFY_IDENTITY&ssl-ca=" + certs.CA
+	if got, _, _, err := result(t, redisURL("localhost", s.TLSPort, base+"&ssl-cert="+certs.Client.Cert+"&ssl-key="+certs.Client.Key)); got != "TLS" {
+		t.Fatalf("with a client certificate: %s %v", got, err)
+	}
+	got, _, _, err := result(t, redisURL("localhost", s.TLSPort, base))
+	if got != sslconn.ErrClientCertRequired.Error() || !strings.Contains(err.Error(), "ssl-cert") {
+		t.Fatalf("without: %s %v", got, err)
+	}
+}
+
+// TestCluster: a three-node TLS cluster announcing its nodes by IP, keys
+// spread over all slots, each node verified against the name it is
+// reached by or the override.
+func TestCluster(t *testing.T) {
+	seed := fmt.Sprintf("redis://:%s@127.0.0.1:%d?addr=127.0.0.1:%d", testenv.RedisPassword, cluster[0].TLSPort, cluster[1].TLSPort)
+	tests := []struct {
+		name, params string
+		wantErr      error
+	}{
+		{"VERIFY_CA with nodes by IP", "&ssl-mode=VERIFY_CA&ssl-ca=" + certs.CA, nil},
+		{"VERIFY_IDENTITY by IP SAN", "&ssl-mode=VERIFY_IDENTITY&ssl-ca=" + certs.CA, nil},
+		{"VERIFY_IDENTITY with override", "&ssl-mode=VERIFY_IDENTITY&ssl-ca=" + certs.CA + "&ssl-server-name=localhost", nil},
+		{"VERIFY_IDENTITY with a wrong override", "&ssl-mode=VERIFY_IDENTITY&ssl-ca=" + certs.CA + "&ssl-server-name=other.example.com", sslconn.ErrHostnameMismatch},
+		{"VERIFY_CA against another CA", "&ssl-mode=VERIFY_CA&ssl-ca=" + certs.OtherCA, sslconn.ErrUnknownAuthority},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := NewClusterClient(seed+tt.params, sslconn.WithRetryBudget(-1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			err = c.Set(ctx, "probe", "1", 0).Err()
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 200 {
+				if err := c.Set(ctx, fmt.Sprintf("key:%d", i), i, 0).Err(); err != nil {
+					t.Fatalf("SET key:%d: %v", i, err)
+				}
+			}
+			for i := range 200 {
+				v, err := c.Get(ctx, fmt.Sprintf("key:%d", i)).Int()
+				if err != nil || v != i {
+					t.Fatalf("GET key:%d = %d, %v", i, v, err)
+				}
+			}
+			masters := 0
+			c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+				if n.DBSize(ctx).Val() > 0 {
+					masters++
+				}
+				return nil
+			})
+			if masters != 3 {
+				t.Fatalf("keys on %d masters, want all 3", masters)
+			}
+			st, err := Verify(ctx, c)
+			if err != nil || !st.Encrypted {
+				t.Fatalf("Verify: %+v %v", st, err)
+			}
+		})
+	}
+}
+
+// TestPreferredAfterEnablingSSL: a PREFERRED client of a plaintext endpoint
+// is encrypted, connection by connection, once the endpoint is restarted
+// with TLS (the console's "enable SSL"), riding out the restart.
+func TestPreferredAfterEnablingSSL(t *testing.T) {
+	s, err := testenv.StartRedis(testenv.Scenario(certs, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var retries int
+	var mu sync.Mutex
+	c, err := NewClient(redisURL("localhost", s.Port, ""), sslconn.WithRetryCallback(func(sslconn.RetryEvent) { mu.Lock(); retries++; mu.Unlock() }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if st, err := Verify(ctx, c); err != nil || st.Encrypted {
+		t.Fatalf("before: %+v %v", st, err)
+	}
+	tlsOn := testenv.Scenario(certs, 1)
+	tlsOn.OnPlainPort = true
+	if err := s.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(time.Second)
+		s.TLS = tlsOn
+		if err := s.Start(); err != nil {
+			t.Error(err)
+		}
+	}()
+	// The pooled connection died with the server: the first command on it
+	// fails (its outcome is unknown, so it is not re-sent); then new
+	// connections wait for the restart and are encrypted.
+	var st sslconn.Status
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if st, err = Verify(ctx, c); err == nil {
+			break
+		}
+	}
+	if err != nil || !st.Encrypted {
+		t.Fatalf("after: %+v %v", st, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if retries == 0 {
+		t.Fatal("no retry reported while the server was down")
+	}
+}

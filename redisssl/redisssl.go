@@ -105,9 +105,7 @@ func NewClient(rawURL string, opts ...sslconn.Option) (*redis.Client, error) {
 		ro.MaxRetries = -1 // never re-send a command whose outcome is unknown
 	}
 	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	c := redis.NewClient(ro)
-	registerConfig(c, cfg)
-	return c, nil
+	return redis.NewClient(ro), nil
 }
 
 // NewClusterClient returns a go-redis cluster client for a URL whose seed
@@ -136,9 +134,7 @@ func NewClusterClient(rawURL string, opts ...sslconn.Option) (*redis.ClusterClie
 		co.MaxRetries = -1 // MOVED and ASK are still followed: MaxRedirects
 	}
 	co.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	c := redis.NewClusterClient(co)
-	registerConfig(c, cfg)
-	return c, nil
+	return redis.NewClusterClient(co), nil
 }
 
 // dialBudget is go-redis's per-dial timeout: long enough for the dialer's
@@ -152,20 +148,6 @@ func dialBudget(cfg *sslconn.Config) time.Duration {
 
 func invalidURL(err error, password string) error {
 	return sslconn.Redact(&sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "url", Detail: "invalid Redis URL", Err: err}, password)
-}
-
-// configs maps clients to their sslconn.Config, for Config.
-var configs sync.Map // redis.UniversalClient -> *sslconn.Config
-
-func registerConfig(c redis.UniversalClient, cfg *sslconn.Config) { configs.Store(c, cfg) }
-
-// Config returns the SSL configuration of a client made by this package.
-func Config(c redis.UniversalClient) (*sslconn.Config, bool) {
-	v, ok := configs.Load(c)
-	if !ok {
-		return nil, false
-	}
-	return v.(*sslconn.Config), true
 }
 
 // Verify reports the TLS state of a live connection of the client: it asks

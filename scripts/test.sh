@@ -19,4 +19,5 @@ go test -race -count=1 -timeout 15m ./...
 fuzztime=${FUZZTIME:-10s}
 go test -run '^$' -fuzz '^FuzzParseCAChain$' -fuzztime "$fuzztime" ./sslconn
 go test -run '^$' -fuzz '^FuzzParseDSN$' -fuzztime "$fuzztime" ./mysqlssl
+go test -run '^$' -fuzz '^FuzzParseURL$' -fuzztime "$fuzztime" ./redisssl
 echo "scripts/test.sh: all passed"

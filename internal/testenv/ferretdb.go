@@ -70,11 +70,14 @@ func StartFerretDB(t TLS) (*Server, error) {
 	s.argv = func(s *Server) ([]string, []string, error) {
 		args := []string{bin, "-data", filepath.Join(s.Dir, "data")}
 		t := s.TLS
-		if t.Off || !t.Force {
+		tlsPort := s.TLSPort
+		if t.OnPlainPort && !t.Off {
+			tlsPort = s.Port
+		} else if t.Off || !t.Force {
 			args = append(args, "-listen", Addr(s.Port))
 		}
 		if !t.Off {
-			args = append(args, "-tls", Addr(s.TLSPort), "-cert", t.Cert.Cert, "-key", t.Cert.Key)
+			args = append(args, "-tls", Addr(tlsPort), "-cert", t.Cert.Cert, "-key", t.Cert.Key)
 			if t.ClientAuth {
 				args = append(args, "-ca", t.CA)
 			}
@@ -85,6 +88,9 @@ func StartFerretDB(t TLS) (*Server, error) {
 		return args, nil, nil
 	}
 	s.ready = func(s *Server) error {
+		if s.TLS.OnPlainPort && !s.TLS.Off {
+			return dialReady(Addr(s.Port))
+		}
 		if s.TLS.Off || !s.TLS.Force {
 			if err := dialReady(Addr(s.Port)); err != nil {
 				return err

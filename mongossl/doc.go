@@ -1,0 +1,37 @@
+// Package mongossl connects go.mongodb.org/mongo-driver/v2 clients to
+// MongoDB in the SSL modes of package sslconn, which behave the same on
+// every engine. (v2, because v1 is in maintenance and receives only fixes.)
+//
+// URIs are the driver's own, mongodb:// and mongodb+srv://, replica sets
+// with several hosts and replicaSet= included, plus the shared parameters
+// (ssl-mode, ssl-ca, ssl-ca-password, ssl-cert, ssl-key, ssl-server-name,
+// tls-version, ssl-cipher), taken out before the driver sees the URI:
+//
+//	mongodb://app:secret@dds-bp1xxxx.mongodb.rds.aliyuncs.com:3717/admin?replicaSet=mgset-1&ssl-mode=VERIFY_IDENTITY&ssl-ca=/etc/ApsaraDB-CA-Chain.pem
+//
+// Without ssl-mode, the driver's own TLS options map onto a mode: tls=false
+// DISABLED; tls=true, tlsCAFile, tlsCertificateKeyFile or mongodb+srv://
+// VERIFY_IDENTITY; tlsInsecure or tlsAllowInvalidCertificates REQUIRED; and
+// tlsAllowInvalidHostnames VERIFY_CA (the driver parses that one and then
+// ignores it; here it does what it says). A URI with none of them gets
+// PREFERRED, or VERIFY_CA when ssl-ca is given. tlsCAFile may be in any
+// format sslconn reads (PEM, JKS, P7B, the console's zip).
+//
+// TLS is done by the dialer the package installs, for every host the driver
+// connects to, seeds and replica-set members alike, each verified against
+// the name it is reached by or the ssl-server-name override. PREFERRED,
+// which the driver cannot express, tries TLS and falls back to plaintext on
+// that connection only when the server does not speak TLS on the port.
+//
+// Connect opens one connection before returning the client, so that a
+// certificate or TLS error comes back within seconds as an sslconn error,
+// not as the driver's "server selection error" after 30 s; a server that is
+// restarting is waited for up to the retry budget.
+//
+// Restarts: new connections are dialled with the core's retry budget and
+// backoff. Retryable reads and writes stay as the driver defines them
+// (retryWrites and retryReads default to true): the driver retries a write
+// once after a network error, and the server recognises the retry by its
+// transaction number, so it is not applied twice on MongoDB; other
+// operations whose connection died report the error to the caller.
+package mongossl

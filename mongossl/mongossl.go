@@ -1,0 +1,338 @@
+package mongossl
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+// uri is a MongoDB connection string split the way the driver reads it:
+// scheme://[userinfo@]host1[,host2...]/[db][?options].
+type uri struct {
+	scheme, userinfo, hosts, path string
+	opts                          []string // key=value, in order
+}
+
+func splitURI(s string) (*uri, error) {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok || (scheme != "mongodb" && scheme != "mongodb+srv") {
+		return nil, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "uri", Detail: "a MongoDB URI starts with mongodb:// or mongodb+srv://"}
+	}
+	u := &uri{scheme: scheme}
+	rest, query, _ := strings.Cut(rest, "?")
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		rest, u.path = rest[:i], rest[i:]
+	}
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		u.userinfo, rest = rest[:at], rest[at+1:]
+	}
+	u.hosts = rest
+	if u.hosts == "" {
+		return nil, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "uri", Detail: "the URI names no host"}
+	}
+	for _, kv := range strings.FieldsFunc(query, func(r rune) bool { return r == '&' || r == ';' }) {
+		u.opts = append(u.opts, kv)
+	}
+	return u, nil
+}
+
+func (u *uri) password() string {
+	_, pw, ok := strings.Cut(u.userinfo, ":")
+	if !ok {
+		return ""
+	}
+	if p, err := url.PathUnescape(pw); err == nil {
+		return p
+	}
+	return pw
+}
+
+func (u *uri) String() string {
+	s := u.scheme + "://"
+	if u.userinfo != "" {
+		s += u.userinfo + "@"
+	}
+	s += u.hosts + u.path
+	if len(u.opts) > 0 {
+		if u.path == "" {
+			s += "/"
+		}
+		s += "?" + strings.Join(u.opts, "&")
+	}
+	return s
+}
+
+// driverTLS is what the driver's own TLS options said.
+type driverTLS struct {
+	tls, tlsSet                 bool
+	insecure, invalidHosts      bool
+	caFile, certKeyFile         string
+	certFile, keyFile, password string
+}
+
+// mode maps the driver's TLS options onto a mode, as the driver would
+// behave, except that tlsAllowInvalidHostnames, which the driver parses and
+// then ignores, is honoured: it means VERIFY_CA.
+func (d *driverTLS) mode(srv bool) sslconn.Mode {
+	enabled := d.tls || (!d.tlsSet && (srv || d.caFile != "" || d.certKeyFile != "" || d.insecure))
+	switch {
+	case d.tlsSet && !d.tls:
+		return sslconn.Disabled
+	case !enabled:
+		return 0
+	case d.insecure:
+		return sslconn.Required
+	case d.invalidHosts:
+		return sslconn.VerifyCA
+	}
+	return sslconn.VerifyIdentity
+}
+
+// take removes the shared ssl-* parameters and the driver's TLS options
+// from u, which the dialer takes over.
+func take(u *uri) (sslconn.Params, *driverTLS, error) {
+	ours := url.Values{}
+	d := &driverTLS{}
+	var keep []string
+	for _, kv := range u.opts {
+		k, v, _ := strings.Cut(kv, "=")
+		uv, err := url.QueryUnescape(v)
+		if err != nil {
+			return sslconn.Params{}, nil, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: k, Detail: "badly escaped value"}
+		}
+		boolean := func() (bool, error) {
+			b, err := strconv.ParseBool(uv)
+			if err != nil {
+				return false, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: k, Detail: fmt.Sprintf("%s=%s is not true or false", k, uv)}
+			}
+			return b, nil
+		}
+		switch strings.ToLower(k) {
+		case "tls", "ssl":
+			b, err := boolean()
+			if err != nil {
+				return sslconn.Params{}, nil, err
+			}
+			if d.tlsSet && d.tls != b {
+				return sslconn.Params{}, nil, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "tls", Detail: "tls and ssl disagree"}
+			}
+			d.tls, d.tlsSet = b, true
+		case "tlsinsecure", "sslinsecure", "tlsallowinvalidcertificates", "sslallowinvalidcertificates":
+			b, err := boolean()
+			if err != nil {
+				return sslconn.Params{}, nil, err
+			}
+			d.insecure = d.insecure || b
+		case "tlsallowinvalidhostnames", "sslallowinvalidhostnames":
+			b, err := boolean()
+			if err != nil {
+				return sslconn.Params{}, nil, err
+			}
+			d.invalidHosts = b
+		case "tlscafile", "sslcertificateauthorityfile":
+			d.caFile = uv
+		case "tlscertificatekeyfile", "sslclientcertificatekeyfile":
+			d.certKeyFile = uv
+		case "tlscertificatefile":
+			d.certFile = uv
+		case "tlsprivatekeyfile":
+			d.keyFile = uv
+		case "tlscertificatekeyfilepassword", "sslclientcertificatekeypassword":
+			d.password = uv
+		case "tlsdisableocspendpointcheck", "tlsdisablecertificaterevocationcheck":
+			// The dialer does not check OCSP: nothing to disable.
+		default:
+			if sslconn.IsParam(k) {
+				ours.Set(k, uv)
+			} else {
+				keep = append(keep, kv)
+			}
+		}
+	}
+	if d.password != "" {
+		return sslconn.Params{}, nil, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "tlsCertificateKeyFilePassword",
+			Detail: "encrypted client keys are not supported; decrypt the key (openssl pkey) and pass ssl-cert and ssl-key"}
+	}
+	u.opts = keep
+	p, err := sslconn.TakeParams(ours)
+	return p, d, err
+}
+
+// ClientOptions parses a mongodb:// or mongodb+srv:// URI with the shared
+// ssl-* parameters and returns the driver's options, with a dialer that does
+// TLS in the resolved mode for every host. opts are applied after the URI's
+// parameters, so they win.
+func ClientOptions(rawURI string, opts ...sslconn.Option) (*options.ClientOptions, error) {
+	co, _, err := clientOptions(rawURI, opts)
+	return co, err
+}
+
+func clientOptions(rawURI string, opts []sslconn.Option) (*options.ClientOptions, *sslconn.Config, error) {
+	u, err := splitURI(rawURI)
+	if err != nil {
+		return nil, nil, err
+	}
+	pw := u.password()
+	params, d, err := take(u)
+	if err != nil {
+		return nil, nil, sslconn.Redact(err, pw)
+	}
+	native := d.mode(u.scheme == "mongodb+srv")
+	if params.Mode != 0 && native != 0 && (params.Mode == sslconn.Disabled) != (native == sslconn.Disabled) {
+		return nil, nil, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "ssl-mode",
+			Detail: fmt.Sprintf("the URI's tls options mean %s but ssl-mode=%s; drop one of them", native, params.Mode)}
+	}
+	var all []sslconn.Option
+	if native != 0 {
+		all = append(all, sslconn.WithDefaultMode(native))
+	}
+	if d.caFile != "" {
+		all = append(all, sslconn.WithCAFile(d.caFile))
+	}
+	switch {
+	case d.certKeyFile != "":
+		all = append(all, sslconn.WithClientCertFiles(d.certKeyFile, d.certKeyFile))
+	case d.certFile != "" || d.keyFile != "":
+		all = append(all, sslconn.WithClientCertFiles(d.certFile, d.keyFile))
+	}
+	all = append(all, params.Options...)
+	cfg, err := sslconn.New(append(all, opts...)...)
+	if err != nil {
+		return nil, nil, sslconn.Redact(err, pw)
+	}
+	co := options.Client().ApplyURI(u.String())
+	if err := co.Validate(); err != nil {
+		return nil, nil, sslconn.Redact(&sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "uri", Detail: "invalid MongoDB URI", Err: err}, pw)
+	}
+	co.TLSConfig = nil // TLS is the dialer's (mongodb+srv turns it on by default)
+	co.SetDialer(dialer{cfg})
+	return co, cfg, nil
+}
+
+type dialer struct{ cfg *sslconn.Config }
+
+// DialContext dials every host, seed or discovered from a replica set's
+// hello, in the same mode, verified against the name it is reached by.
+func (d dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return d.cfg.Dial(ctx, network, addr, nil)
+}
+
+// Connect returns a connected client. Before handing the client over, it
+// opens one connection to the seed hosts, so that an error retrying cannot
+// fix (unknown authority, host name mismatch, expired certificate, a server
+// without TLS under REQUIRED and stronger) comes back now, as the matching
+// sslconn error, rather than as a server-selection timeout 30 s later; a
+// server that is restarting is waited for up to the retry budget and ctx.
+func Connect(ctx context.Context, rawURI string, opts ...sslconn.Option) (*mongo.Client, error) {
+	co, cfg, err := clientOptions(rawURI, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := preflight(ctx, cfg, co.Hosts); err != nil {
+		return nil, err
+	}
+	return mongo.Connect(co)
+}
+
+// preflight dials the seeds in parallel and succeeds as soon as one does.
+func preflight(ctx context.Context, cfg *sslconn.Config, hosts []string) error {
+	if len(hosts) == 0 {
+		return nil // mongodb+srv: the driver resolves the hosts
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(hosts))
+	var wg sync.WaitGroup
+	for _, h := range hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := hello(ctx, cfg, h)
+			if err == nil {
+				cancel()
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	var first error
+	for err := range errs {
+		if err == nil {
+			return nil
+		}
+		if first == nil || errors.Is(first, context.Canceled) {
+			first = err
+		}
+	}
+	return first
+}
+
+// hello opens one connection to host and exchanges a hello with it: a
+// server that rejects the connection only once it sees the first message
+// (a TLS port reading plaintext, a TLS 1.3 server wanting a client
+// certificate) does so here, where the error is still ours to explain.
+func hello(ctx context.Context, cfg *sslconn.Config, host string) error {
+	c, err := cfg.Dial(ctx, "tcp", host, nil)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+	} else {
+		_ = c.SetDeadline(time.Now().Add(cfg.HandshakeTimeout()))
+	}
+	body, err := bson.Marshal(bson.D{{Key: "hello", Value: 1}, {Key: "$db", Value: "admin"}})
+	if err != nil {
+		return err
+	}
+	// OP_MSG: header (length, requestID, responseTo, opCode 2013), flagBits,
+	// one kind-0 section holding the command document.
+	msg := binary.LittleEndian.AppendUint32(nil, uint32(16+4+1+len(body)))
+	msg = binary.LittleEndian.AppendUint32(msg, 1)
+	msg = binary.LittleEndian.AppendUint32(msg, 0)
+	msg = binary.LittleEndian.AppendUint32(msg, 2013)
+	msg = binary.LittleEndian.AppendUint32(msg, 0)
+	msg = append(msg, 0)
+	msg = append(msg, body...)
+	if _, err := c.Write(msg); err != nil {
+		return err
+	}
+	var header [16]byte
+	if _, err := io.ReadFull(c, header[:]); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Verify reports the TLS state of a live connection of the client: it asks
+// the server which connection it is talking to (whatsmyuri) and looks that
+// connection up among those the client's dialer made.
+func Verify(ctx context.Context, c *mongo.Client) (sslconn.Status, error) {
+	var res struct {
+		You string `bson:"you"`
+	}
+	if err := c.Database("admin").RunCommand(ctx, bson.D{{Key: "whatsmyuri", Value: 1}}).Decode(&res); err != nil {
+		return sslconn.Status{}, err
+	}
+	conn, ok := sslconn.LookupConn(res.You)
+	if !ok {
+		return sslconn.Status{}, fmt.Errorf("mongossl: the server's connection %s was not made by a mongossl client", res.You)
+	}
+	return conn.Status(), nil
+}

@@ -1,0 +1,337 @@
+package mongossl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+// One FerretDB per scenario S0-S7, started once for the package. FerretDB,
+// like Redis, keeps plaintext and TLS on separate ports: DISABLED uses the
+// plaintext port, or the TLS port where there is no other (S2, TLS forced);
+// the modes that encrypt use the TLS port, or the plaintext port of S0.
+var (
+	certs   *testenv.Certs
+	servers [8]*testenv.Server
+)
+
+func TestMain(m *testing.M) {
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	code := func() int {
+		defer testenv.Cleanup()
+		certs = testenv.GetCerts(testenv.Must{})
+		var wg sync.WaitGroup
+		errs := make([]error, len(servers))
+		for i := range servers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				servers[i], errs[i] = testenv.StartFerretDB(testenv.Scenario(certs, i))
+			}()
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			fmt.Fprintln(os.Stderr, "start FerretDB:", err)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+func mongoURI(host string, port int, params string) string {
+	return fmt.Sprintf("mongodb://%s/?%s", net.JoinHostPort(host, strconv.Itoa(port)), params)
+}
+
+func portFor(sc int, s *testenv.Server, mode sslconn.Mode) int {
+	switch {
+	case sc == 0:
+		return s.Port
+	case mode == sslconn.Disabled && sc != 2:
+		return s.Port
+	default:
+		return s.TLSPort
+	}
+}
+
+var sentinels = []error{sslconn.ErrServerNoTLS, sslconn.ErrServerRequiresTLS, sslconn.ErrUnknownAuthority,
+	sslconn.ErrHostnameMismatch, sslconn.ErrCertExpired, sslconn.ErrTLSVersion, sslconn.ErrClientCertRequired}
+
+func kind(err error) string {
+	for _, k := range sentinels {
+		if errors.Is(err, k) {
+			return k.Error()
+		}
+	}
+	return "unclassified"
+}
+
+// result connects, inserts and finds a document, and reports "plain",
+// "TLS" or the sentinel, with the server port the connection reached.
+func result(t *testing.T, uri string, opts ...sslconn.Option) (string, sslconn.Status, int, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := Connect(ctx, uri, append([]sslconn.Option{sslconn.WithRetryBudget(-1)}, opts...)...)
+	if err != nil {
+		return kind(err), sslconn.Status{}, 0, err
+	}
+	defer c.Disconnect(context.Background())
+	coll := c.Database("sslconn_test").Collection(strings.ReplaceAll(t.Name(), "/", "_"))
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "x", Value: 1}}); err != nil {
+		return kind(err), sslconn.Status{}, 0, err
+	}
+	if err := coll.FindOne(ctx, bson.D{{Key: "x", Value: 1}}).Err(); err != nil {
+		return kind(err), sslconn.Status{}, 0, err
+	}
+	st, port, err := verifyWithPort(ctx, c)
+	if err != nil {
+		return kind(err), st, 0, err
+	}
+	if st.Encrypted {
+		return "TLS", st, port, nil
+	}
+	return "plain", st, port, nil
+}
+
+// verifyWithPort is Verify plus the server port of the connection it found.
+func verifyWithPort(ctx context.Context, c *mongo.Client) (sslconn.Status, int, error) {
+	var res struct {
+		You string `bson:"you"`
+	}
+	if err := c.Database("admin").RunCommand(ctx, bson.D{{Key: "whatsmyuri", Value: 1}}).Decode(&res); err != nil {
+		return sslconn.Status{}, 0, err
+	}
+	conn, ok := sslconn.LookupConn(res.You)
+	if !ok {
+		return sslconn.Status{}, 0, fmt.Errorf("no connection %s", res.You)
+	}
+	st, err := Verify(ctx, c)
+	return st, conn.RemoteAddr().(*net.TCPAddr).Port, err
+}
+
+func TestMatrix(t *testing.T) {
+	const plain, TLS = "plain", "TLS"
+	var (
+		noTLS    = sslconn.ErrServerNoTLS.Error()
+		reqTLS   = sslconn.ErrServerRequiresTLS.Error()
+		unknown  = sslconn.ErrUnknownAuthority.Error()
+		mismatch = sslconn.ErrHostnameMismatch.Error()
+		expired  = sslconn.ErrCertExpired.Error()
+		version  = sslconn.ErrTLSVersion.Error()
+	)
+	want := [8]map[sslconn.Mode]string{
+		{sslconn.Disabled: plain, sslconn.Preferred: plain, sslconn.Required: noTLS, sslconn.VerifyCA: noTLS, sslconn.VerifyIdentity: noTLS},
+		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: TLS, sslconn.VerifyIdentity: TLS},
+		{sslconn.Disabled: reqTLS, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: TLS, sslconn.VerifyIdentity: TLS},
+		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: TLS, sslconn.VerifyIdentity: mismatch},
+		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: unknown, sslconn.VerifyIdentity: unknown},
+		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: TLS, sslconn.VerifyIdentity: TLS},
+		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: expired, sslconn.VerifyIdentity: expired},
+		{sslconn.Disabled: plain, sslconn.Preferred: version, sslconn.Required: version, sslconn.VerifyCA: version, sslconn.VerifyIdentity: version},
+	}
+	for sc, s := range servers {
+		for _, mode := range sslconn.Modes {
+			t.Run(testenv.ScenarioNames[sc]+"/"+mode.String(), func(t *testing.T) {
+				t.Parallel()
+				port := portFor(sc, s, mode)
+				start := time.Now()
+				got, st, reached, err := result(t, mongoURI("localhost", port, "ssl-mode="+mode.String()+"&ssl-ca="+certs.CA))
+				if got != want[sc][mode] {
+					t.Fatalf("got %s (%+v %v), want %s", got, st, err, want[sc][mode])
+				}
+				if err != nil {
+					checkErrorText(t, err, mode.String(), "localhost", "")
+					// Errors surface fast and true, not after a 30 s server selection.
+					if d := time.Since(start); d > 10*time.Second {
+						t.Errorf("error took %v", d)
+					}
+					return
+				}
+				if reached != port {
+					t.Fatalf("reached port %d, dialled %d", reached, port)
+				}
+			})
+		}
+	}
+}
+
+func checkErrorText(t *testing.T, err error, mode, host, password string) {
+	t.Helper()
+	msg := err.Error()
+	var e *sslconn.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("not an *sslconn.Error: %v", err)
+	}
+	for _, s := range []string{mode, host, e.Option} {
+		if !strings.Contains(msg, s) {
+			t.Errorf("%q does not name %q", msg, s)
+		}
+	}
+	if password != "" && strings.Contains(msg, password) {
+		t.Errorf("password in %q", msg)
+	}
+}
+
+func TestCAFormats(t *testing.T) {
+	for name, ca := range map[string]string{"PEM": certs.CA, "JKS": certs.JKS, "P7B": certs.P7B, "zip": certs.Zip} {
+		t.Run(name, func(t *testing.T) {
+			got, _, _, err := result(t, mongoURI("localhost", servers[1].TLSPort, "ssl-mode=VERIFY_IDENTITY&ssl-ca="+ca))
+			if got != "TLS" {
+				t.Fatalf("%s %v", got, err)
+			}
+		})
+	}
+}
+
+// TestModeFromURI: the driver's own TLS options, with
+// tlsAllowInvalidHostnames doing what it says.
+func TestModeFromURI(t *testing.T) {
+	tests := []struct {
+		name   string
+		server int
+		params string
+		want   string
+	}{
+		{"tls=true verifies the host", 3, "tls=true&tlsCAFile=" + certs.CA, sslconn.ErrHostnameMismatch.Error()},
+		{"tlsCAFile alone means tls=true", 3, "tlsCAFile=" + certs.CA, sslconn.ErrHostnameMismatch.Error()},
+		{"tlsCAFile as JKS", 1, "tls=true&tlsCAFile=" + certs.JKS, "TLS"},
+		{"tlsAllowInvalidHostnames is VERIFY_CA", 3, "tls=true&tlsAllowInvalidHostnames=true&tlsCAFile=" + certs.CA, "TLS"},
+		{"tlsAllowInvalidHostnames still checks the chain", 4, "tls=true&tlsAllowInvalidHostnames=true&tlsCAFile=" + certs.CA, sslconn.ErrUnknownAuthority.Error()},
+		{"tlsInsecure is REQUIRED", 4, "tls=true&tlsInsecure=true", "TLS"},
+		{"nothing is PREFERRED", 4, "", "TLS"},
+		{"ssl-ca alone is VERIFY_CA", 3, "ssl-ca=" + certs.CA, "TLS"},
+		{"explicit mode beats tls=true", 3, "tls=true&ssl-mode=VERIFY_CA&ssl-ca=" + certs.CA, "TLS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _, _, err := result(t, mongoURI("localhost", servers[tt.server].TLSPort, tt.params))
+			if got != tt.want {
+				t.Fatalf("%s (%v), want %s", got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestBadURI(t *testing.T) {
+	const pw = "Uri-Secret-55"
+	tests := []struct{ name, uri, says string }{
+		{"unknown mode", "mongodb://u:" + pw + "@localhost:27017/?ssl-mode=VERIFY", "VERIFY_IDENTITY"},
+		{"tls=false with an encrypting mode", "mongodb://u:" + pw + "@localhost:27017/?tls=false&ssl-mode=REQUIRED", "ssl-mode"},
+		{"bad scheme", "mysql://u:" + pw + "@localhost:27017", "mongodb://"},
+		{"bad tls value", "mongodb://u:" + pw + "@localhost/?tls=maybe", "tls=maybe"},
+		{"encrypted key", "mongodb://u:" + pw + "@localhost/?tlsCertificateKeyFilePassword=x", "decrypt"},
+		{"missing CA", "mongodb://u:" + pw + "@localhost/?ssl-ca=/nonexistent.pem", "ssl-ca"},
+		{"driver rejects an option", "mongodb://u:" + pw + "@localhost/?maxPoolSize=lots", "invalid MongoDB URI"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ClientOptions(tt.uri)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !errors.Is(err, sslconn.ErrInvalidOption) && !errors.Is(err, sslconn.ErrBadCA) {
+				t.Errorf("untyped: %v", err)
+			}
+			if !strings.Contains(err.Error(), tt.says) || strings.Contains(err.Error(), pw) {
+				t.Errorf("%q: want %q and no password", err, tt.says)
+			}
+		})
+	}
+}
+
+// TestMutualTLS: FerretDB with a CA requires client certificates.
+func TestMutualTLS(t *testing.T) {
+	conf := testenv.Scenario(certs, 1)
+	conf.ClientAuth = true
+	s, err := testenv.StartFerretDB(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "ssl-mode=VERIFY_IDENTITY&ssl-ca=" + certs.CA
+	if got, _, _, err := result(t, mongoURI("localhost", s.TLSPort, base+"&ssl-cert="+certs.Client.Cert+"&ssl-key="+certs.Client.Key)); got != "TLS" {
+		t.Fatalf("with ssl-cert: %s %v", got, err)
+	}
+	pemFile := t.TempDir() + "/client.pem"
+	cert, _ := os.ReadFile(certs.Client.Cert)
+	key, _ := os.ReadFile(certs.Client.Key)
+	os.WriteFile(pemFile, append(cert, key...), 0o600)
+	if got, _, _, err := result(t, mongoURI("localhost", s.TLSPort, base+"&tlsCertificateKeyFile="+pemFile)); got != "TLS" {
+		t.Fatalf("with tlsCertificateKeyFile: %s %v", got, err)
+	}
+	got, _, _, err := result(t, mongoURI("localhost", s.TLSPort, base))
+	if got != sslconn.ErrClientCertRequired.Error() {
+		t.Fatalf("without: %s %v", got, err)
+	}
+}
+
+// TestReplicaSetHosts: several seed hosts, each dialled and verified in the
+// same mode; one unreachable seed does not stop the client.
+func TestReplicaSetHosts(t *testing.T) {
+	dead, _ := testenv.FreePort()
+	uri := fmt.Sprintf("mongodb://127.0.0.1:%d,localhost:%d/?ssl-mode=VERIFY_IDENTITY&ssl-ca=%s", dead, servers[1].TLSPort, certs.CA)
+	co, err := ClientOptions(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(co.Hosts) != 2 {
+		t.Fatalf("hosts %v", co.Hosts)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cfg, err := sslconn.New(sslconn.WithMode(sslconn.VerifyIdentity), sslconn.WithCAFile(certs.CA), sslconn.WithRetryBudget(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := preflight(ctx, cfg, co.Hosts); err != nil {
+		t.Fatalf("preflight with one live seed: %v", err)
+	}
+}
+
+// TestPreferredAfterEnablingSSL: PREFERRED connections are encrypted once
+// the endpoint is restarted with TLS, riding out the restart.
+func TestPreferredAfterEnablingSSL(t *testing.T) {
+	s, err := testenv.StartFerretDB(testenv.Scenario(certs, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c, err := Connect(ctx, mongoURI("localhost", s.Port, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect(ctx)
+	if st, err := Verify(ctx, c); err != nil || st.Encrypted {
+		t.Fatalf("before: %+v %v", st, err)
+	}
+	tlsOn := testenv.Scenario(certs, 1)
+	tlsOn.OnPlainPort = true
+	if err := s.Restart(tlsOn); err != nil {
+		t.Fatal(err)
+	}
+	var st sslconn.Status
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if st, err = Verify(ctx, c); err == nil && st.Encrypted {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil || !st.Encrypted {
+		t.Fatalf("after: %+v %v", st, err)
+	}
+}

@@ -20,4 +20,5 @@ fuzztime=${FUZZTIME:-10s}
 go test -run '^$' -fuzz '^FuzzParseCAChain$' -fuzztime "$fuzztime" ./sslconn
 go test -run '^$' -fuzz '^FuzzParseDSN$' -fuzztime "$fuzztime" ./mysqlssl
 go test -run '^$' -fuzz '^FuzzParseURL$' -fuzztime "$fuzztime" ./redisssl
+go test -run '^$' -fuzz '^FuzzClientOptions$' -fuzztime "$fuzztime" ./mongossl
 echo "scripts/test.sh: all passed"

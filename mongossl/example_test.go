@@ -1,0 +1,42 @@
+package mongossl_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/sslconn/sslconn/mongossl"
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+// Connect to an ApsaraDB replica set with the console's CA chain; each
+// member is verified against its own name.
+func ExampleConnect() {
+	ctx := context.Background()
+	client, err := mongossl.Connect(ctx, "mongodb://app:secret@dds-bp1aaaa.mongodb.rds.aliyuncs.com:3717,"+
+		"dds-bp1bbbb.mongodb.rds.aliyuncs.com:3717/admin?replicaSet=mgset-1"+
+		"&ssl-mode=VERIFY_IDENTITY&ssl-ca=/etc/ssl/ApsaraDB-CA-Chain.pem")
+	if err != nil {
+		log.Fatal(err) // e.g. errors.Is(err, sslconn.ErrHostnameMismatch), within seconds
+	}
+	defer client.Disconnect(ctx)
+	st, _ := mongossl.Verify(ctx, client)
+	fmt.Println(st.Version, st.Cipher)
+}
+
+// Assemble the client yourself: the options carry the TLS dialer.
+func ExampleClientOptions() {
+	opts, err := mongossl.ClientOptions("mongodb://10.0.0.8:3717/?tls=true&tlsAllowInvalidHostnames=true",
+		sslconn.WithCAFile("/etc/ssl/ApsaraDB-CA-Chain.jks"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	opts.SetAppName("orders")
+	client, err := mongo.Connect(opts) // VERIFY_CA: tlsAllowInvalidHostnames does what it says
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Disconnect(context.Background())
+}

@@ -1,0 +1,42 @@
+package mongossl
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+// FuzzClientOptions: any input gives options or a typed error, never a
+// panic, and the password never shows in the error.
+func FuzzClientOptions(f *testing.F) {
+	for _, s := range []string{
+		"mongodb://u:PW@localhost:27017/db",
+		"mongodb://u:PW@a:1,b:2/admin?replicaSet=rs&tls=true&tlsAllowInvalidHostnames=true",
+		"mongodb+srv://u:PW@cluster.example.com/?ssl-mode=VERIFY_CA&ssl-ca=/x.pem",
+		"mongodb://u:PW@[::1]:27017/?tls=false&ssl-mode=DISABLED;maxPoolSize=5",
+		"mongodb://u:PW@h/?tlsCertificateKeyFile=/c.pem&tlsInsecure=true",
+	} {
+		f.Add(s, "Fuzz-Secret-9")
+	}
+	f.Fuzz(func(t *testing.T, raw, password string) {
+		if len(password) < 8 || strings.ContainsAny(password, "@/?#&=%:[],;") {
+			return
+		}
+		raw = strings.Replace(raw, ":PW@", ":"+password+"@", 1)
+		if strings.HasPrefix(raw, "mongodb+srv://") {
+			return // would look up DNS
+		}
+		_, err := ClientOptions(raw)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, sslconn.ErrInvalidOption) && !errors.Is(err, sslconn.ErrBadCA) {
+			t.Fatalf("untyped error %v", err)
+		}
+		if strings.Contains(raw, ":"+password+"@") && strings.Contains(err.Error(), password) {
+			t.Fatalf("password in %q", err)
+		}
+	})
+}

@@ -27,7 +27,11 @@ func FuzzParseURL(f *testing.F) {
 		raw = strings.Replace(raw, ":PW@", ":"+password+"@", 1)
 		for _, fn := range []func(string, ...sslconn.Option) error{
 			func(u string, o ...sslconn.Option) error { c, err := NewClient(u, o...); closeIf(c, err); return err },
-			func(u string, o ...sslconn.Option) error { c, err := NewClusterClient(u, o...); closeIf(c, err); return err },
+			func(u string, o ...sslconn.Option) error {
+				c, err := NewClusterClient(u, o...)
+				closeIf(c, err)
+				return err
+			},
 		} {
 			err := fn(raw)
 			if err == nil {

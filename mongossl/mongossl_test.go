@@ -9,13 +9,13 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/sslconn/sslconn/internal/matrix"
 	"github.com/sslconn/sslconn/internal/testenv"
 	"github.com/sslconn/sslconn/sslconn"
 )
@@ -34,17 +34,8 @@ func TestMain(m *testing.M) {
 	code := func() int {
 		defer testenv.Cleanup()
 		certs = testenv.GetCerts(testenv.Must{})
-		var wg sync.WaitGroup
-		errs := make([]error, len(servers))
-		for i := range servers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				servers[i], errs[i] = testenv.StartFerretDB(testenv.Scenario(certs, i))
-			}()
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
+		var err error
+		if servers, err = matrix.StartScenarios(certs, testenv.StartFerretDB); err != nil {
 			fmt.Fprintln(os.Stderr, "start FerretDB:", err)
 			return 1
 		}
@@ -57,29 +48,6 @@ func mongoURI(host string, port int, params string) string {
 	return fmt.Sprintf("mongodb://%s/?%s", net.JoinHostPort(host, strconv.Itoa(port)), params)
 }
 
-func portFor(sc int, s *testenv.Server, mode sslconn.Mode) int {
-	switch {
-	case sc == 0:
-		return s.Port
-	case mode == sslconn.Disabled && sc != 2:
-		return s.Port
-	default:
-		return s.TLSPort
-	}
-}
-
-var sentinels = []error{sslconn.ErrServerNoTLS, sslconn.ErrServerRequiresTLS, sslconn.ErrUnknownAuthority,
-	sslconn.ErrHostnameMismatch, sslconn.ErrCertExpired, sslconn.ErrTLSVersion, sslconn.ErrClientCertRequired}
-
-func kind(err error) string {
-	for _, k := range sentinels {
-		if errors.Is(err, k) {
-			return k.Error()
-		}
-	}
-	return "unclassified"
-}
-
 // result connects, inserts and finds a document, and reports "plain",
 // "TLS" or the sentinel, with the server port the connection reached.
 func result(t *testing.T, uri string, opts ...sslconn.Option) (string, sslconn.Status, int, error) {
@@ -88,19 +56,19 @@ func result(t *testing.T, uri string, opts ...sslconn.Option) (string, sslconn.S
 	defer cancel()
 	c, err := Connect(ctx, uri, append([]sslconn.Option{sslconn.WithRetryBudget(-1)}, opts...)...)
 	if err != nil {
-		return kind(err), sslconn.Status{}, 0, err
+		return matrix.Kind(err), sslconn.Status{}, 0, err
 	}
 	defer c.Disconnect(context.Background())
 	coll := c.Database("sslconn_test").Collection(strings.ReplaceAll(t.Name(), "/", "_"))
 	if _, err := coll.InsertOne(ctx, bson.D{{Key: "x", Value: 1}}); err != nil {
-		return kind(err), sslconn.Status{}, 0, err
+		return matrix.Kind(err), sslconn.Status{}, 0, err
 	}
 	if err := coll.FindOne(ctx, bson.D{{Key: "x", Value: 1}}).Err(); err != nil {
-		return kind(err), sslconn.Status{}, 0, err
+		return matrix.Kind(err), sslconn.Status{}, 0, err
 	}
 	st, port, err := verifyWithPort(ctx, c)
 	if err != nil {
-		return kind(err), st, 0, err
+		return matrix.Kind(err), st, 0, err
 	}
 	if st.Encrypted {
 		return "TLS", st, port, nil
@@ -125,37 +93,19 @@ func verifyWithPort(ctx context.Context, c *mongo.Client) (sslconn.Status, int, 
 }
 
 func TestMatrix(t *testing.T) {
-	const plain, TLS = "plain", "TLS"
-	var (
-		noTLS    = sslconn.ErrServerNoTLS.Error()
-		reqTLS   = sslconn.ErrServerRequiresTLS.Error()
-		unknown  = sslconn.ErrUnknownAuthority.Error()
-		mismatch = sslconn.ErrHostnameMismatch.Error()
-		expired  = sslconn.ErrCertExpired.Error()
-		version  = sslconn.ErrTLSVersion.Error()
-	)
-	want := [8]map[sslconn.Mode]string{
-		{sslconn.Disabled: plain, sslconn.Preferred: plain, sslconn.Required: noTLS, sslconn.VerifyCA: noTLS, sslconn.VerifyIdentity: noTLS},
-		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: TLS, sslconn.VerifyIdentity: TLS},
-		{sslconn.Disabled: reqTLS, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: TLS, sslconn.VerifyIdentity: TLS},
-		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: TLS, sslconn.VerifyIdentity: mismatch},
-		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: unknown, sslconn.VerifyIdentity: unknown},
-		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: TLS, sslconn.VerifyIdentity: TLS},
-		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: expired, sslconn.VerifyIdentity: expired},
-		{sslconn.Disabled: plain, sslconn.Preferred: version, sslconn.Required: version, sslconn.VerifyCA: version, sslconn.VerifyIdentity: version},
-	}
+	want := matrix.Want()
 	for sc, s := range servers {
 		for _, mode := range sslconn.Modes {
 			t.Run(testenv.ScenarioNames[sc]+"/"+mode.String(), func(t *testing.T) {
 				t.Parallel()
-				port := portFor(sc, s, mode)
+				port := matrix.PortFor(sc, s, mode)
 				start := time.Now()
 				got, st, reached, err := result(t, mongoURI("localhost", port, "ssl-mode="+mode.String()+"&ssl-ca="+certs.CA))
 				if got != want[sc][mode] {
 					t.Fatalf("got %s (%+v %v), want %s", got, st, err, want[sc][mode])
 				}
 				if err != nil {
-					checkErrorText(t, err, mode.String(), "localhost", "")
+					matrix.CheckErrorText(t, err, mode, "localhost", "")
 					// Errors surface fast and true, not after a 30 s server selection.
 					if d := time.Since(start); d > 10*time.Second {
 						t.Errorf("error took %v", d)
@@ -167,23 +117,6 @@ func TestMatrix(t *testing.T) {
 				}
 			})
 		}
-	}
-}
-
-func checkErrorText(t *testing.T, err error, mode, host, password string) {
-	t.Helper()
-	msg := err.Error()
-	var e *sslconn.Error
-	if !errors.As(err, &e) {
-		t.Fatalf("not an *sslconn.Error: %v", err)
-	}
-	for _, s := range []string{mode, host, e.Option} {
-		if !strings.Contains(msg, s) {
-			t.Errorf("%q does not name %q", msg, s)
-		}
-	}
-	if password != "" && strings.Contains(msg, password) {
-		t.Errorf("password in %q", msg)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/sslconn/sslconn/internal/matrix"
 	"github.com/sslconn/sslconn/internal/testenv"
 	"github.com/sslconn/sslconn/sslconn"
 )
@@ -34,17 +35,8 @@ func TestMain(m *testing.M) {
 	code := func() int {
 		defer testenv.Cleanup()
 		certs = testenv.GetCerts(testenv.Must{})
-		var wg sync.WaitGroup
-		errs := make([]error, len(servers))
-		for i := range servers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				servers[i], errs[i] = testenv.StartMariaDB(testenv.Scenario(certs, i))
-			}()
-		}
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
+		var err error
+		if servers, err = matrix.StartScenarios(certs, testenv.StartMariaDB); err != nil {
 			fmt.Fprintln(os.Stderr, "start MariaDB:", err)
 			return 1
 		}
@@ -74,12 +66,7 @@ func result(t *testing.T, d string, opts ...sslconn.Option) (string, sslconn.Sta
 	defer cancel()
 	st, err := Verify(ctx, db)
 	if err != nil {
-		for _, k := range sentinels {
-			if errors.Is(err, k) {
-				return k.Error(), st, err
-			}
-		}
-		return "unclassified", st, err
+		return matrix.Kind(err), st, err
 	}
 	if st.Encrypted {
 		return "TLS", st, nil
@@ -87,33 +74,12 @@ func result(t *testing.T, d string, opts ...sslconn.Option) (string, sslconn.Sta
 	return "plain", st, nil
 }
 
-var sentinels = []error{sslconn.ErrServerNoTLS, sslconn.ErrServerRequiresTLS, sslconn.ErrUnknownAuthority,
-	sslconn.ErrHostnameMismatch, sslconn.ErrCertExpired, sslconn.ErrTLSVersion, sslconn.ErrClientCertRequired}
-
 // TestMatrix is the contract's table: every mode against every scenario,
 // each cell asserted through Verify (the server's Ssl_version) or through
 // the sentinel error, whose message names mode, host and option and holds
 // no password.
 func TestMatrix(t *testing.T) {
-	const plain, TLS = "plain", "TLS"
-	var (
-		noTLS    = sslconn.ErrServerNoTLS.Error()
-		reqTLS   = sslconn.ErrServerRequiresTLS.Error()
-		unknown  = sslconn.ErrUnknownAuthority.Error()
-		mismatch = sslconn.ErrHostnameMismatch.Error()
-		expired  = sslconn.ErrCertExpired.Error()
-		version  = sslconn.ErrTLSVersion.Error()
-	)
-	want := [8]map[sslconn.Mode]string{
-		{sslconn.Disabled: plain, sslconn.Preferred: plain, sslconn.Required: noTLS, sslconn.VerifyCA: noTLS, sslconn.VerifyIdentity: noTLS},
-		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: TLS, sslconn.VerifyIdentity: TLS},
-		{sslconn.Disabled: reqTLS, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: TLS, sslconn.VerifyIdentity: TLS},
-		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: TLS, sslconn.VerifyIdentity: mismatch},
-		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: unknown, sslconn.VerifyIdentity: unknown},
-		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: TLS, sslconn.VerifyIdentity: TLS},
-		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: expired, sslconn.VerifyIdentity: expired},
-		{sslconn.Disabled: plain, sslconn.Preferred: version, sslconn.Required: version, sslconn.VerifyCA: version, sslconn.VerifyIdentity: version},
-	}
+	want := matrix.Want()
 	for sc, s := range servers {
 		for _, mode := range sslconn.Modes {
 			t.Run(testenv.ScenarioNames[sc]+"/"+mode.String(), func(t *testing.T) {
@@ -124,29 +90,12 @@ func TestMatrix(t *testing.T) {
 					t.Fatalf("got %s (%v %v), want %s", got, st, err, want[sc][mode])
 				}
 				if err != nil {
-					checkErrorText(t, err, mode.String(), "localhost", testenv.MySQLPassword)
+					matrix.CheckErrorText(t, err, mode, "localhost", testenv.MySQLPassword)
 				} else if st.Encrypted && (!strings.HasPrefix(st.Version, "TLSv1.") || !strings.HasPrefix(st.Cipher, "TLS_")) {
 					t.Fatalf("status %+v", st)
 				}
 			})
 		}
-	}
-}
-
-func checkErrorText(t *testing.T, err error, mode, host, password string) {
-	t.Helper()
-	msg := err.Error()
-	var e *sslconn.Error
-	if !errors.As(err, &e) {
-		t.Fatalf("not an *sslconn.Error: %v", err)
-	}
-	for _, s := range []string{mode, host, e.Option} {
-		if !strings.Contains(msg, s) {
-			t.Errorf("%q does not name %q", msg, s)
-		}
-	}
-	if strings.Contains(msg, password) {
-		t.Errorf("password in %q", msg)
 	}
 }
 
@@ -262,7 +211,7 @@ func TestRequiresTLSVersusBadPassword(t *testing.T) {
 	if got != sslconn.ErrServerRequiresTLS.Error() {
 		t.Fatalf("REQUIRE SSL account under DISABLED: %s %v", got, err)
 	}
-	checkErrorText(t, err, "DISABLED", "localhost", testenv.MySQLSSLPassword)
+	matrix.CheckErrorText(t, err, sslconn.Disabled, "localhost", testenv.MySQLSSLPassword)
 	d = dsn(testenv.MySQLSSLUser, "Wrong-pw-123", "localhost", servers[1].Port, "ssl-mode=DISABLED")
 	_, _, err = result(t, d)
 	if err == nil || errors.Is(err, sslconn.ErrServerRequiresTLS) || !strings.Contains(err.Error(), "1045") || strings.Contains(err.Error(), "Wrong-pw-123") {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sslconn/sslconn/internal/matrix"
 	"github.com/sslconn/sslconn/internal/testenv"
 	"github.com/sslconn/sslconn/sslconn"
 )
@@ -37,22 +38,12 @@ func TestMain(m *testing.M) {
 	code := func() int {
 		defer testenv.Cleanup()
 		certs = testenv.GetCerts(testenv.Must{})
-		var wg sync.WaitGroup
-		errs := make([]error, len(servers)+1)
-		for i := range servers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				servers[i], errs[i] = testenv.StartRedis(testenv.Scenario(certs, i))
-			}()
+		var err error
+		servers, err = matrix.StartScenarios(certs, testenv.StartRedis)
+		if err == nil {
+			cluster, err = testenv.StartRedisCluster(3, testenv.Scenario(certs, 1), certs)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			cluster, errs[len(servers)] = testenv.StartRedisCluster(3, testenv.Scenario(certs, 1), certs)
-		}()
-		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "start Redis:", err)
 			return 1
 		}
@@ -64,21 +55,6 @@ func TestMain(m *testing.M) {
 func redisURL(host string, port int, params string) string {
 	return fmt.Sprintf("redis://:%s@%s/0?%s", testenv.RedisPassword, net.JoinHostPort(host, strconv.Itoa(port)), params)
 }
-
-// portFor maps a scenario and mode onto the port the client uses.
-func portFor(sc int, s *testenv.Server, mode sslconn.Mode) int {
-	switch {
-	case sc == 0:
-		return s.Port
-	case mode == sslconn.Disabled && sc != 2:
-		return s.Port
-	default:
-		return s.TLSPort
-	}
-}
-
-var sentinels = []error{sslconn.ErrServerNoTLS, sslconn.ErrServerRequiresTLS, sslconn.ErrUnknownAuthority,
-	sslconn.ErrHostnameMismatch, sslconn.ErrCertExpired, sslconn.ErrTLSVersion, sslconn.ErrClientCertRequired}
 
 // result connects, runs a command, and reports "plain", "TLS" or the
 // sentinel, with the port the server says the client reached.
@@ -93,12 +69,7 @@ func result(t *testing.T, u string, opts ...sslconn.Option) (string, sslconn.Sta
 	defer cancel()
 	st, err := Verify(ctx, c)
 	if err != nil {
-		for _, k := range sentinels {
-			if errors.Is(err, k) {
-				return k.Error(), st, 0, err
-			}
-		}
-		return "unclassified", st, 0, err
+		return matrix.Kind(err), st, 0, err
 	}
 	info, err := c.ClientInfo(ctx).Result()
 	if err != nil {
@@ -116,37 +87,19 @@ func result(t *testing.T, u string, opts ...sslconn.Option) (string, sslconn.Sta
 // Verify, through the port the server says was reached (CLIENT INFO laddr),
 // and through the sentinel error.
 func TestMatrix(t *testing.T) {
-	const plain, TLS = "plain", "TLS"
-	var (
-		noTLS    = sslconn.ErrServerNoTLS.Error()
-		reqTLS   = sslconn.ErrServerRequiresTLS.Error()
-		unknown  = sslconn.ErrUnknownAuthority.Error()
-		mismatch = sslconn.ErrHostnameMismatch.Error()
-		expired  = sslconn.ErrCertExpired.Error()
-		version  = sslconn.ErrTLSVersion.Error()
-	)
-	want := [8]map[sslconn.Mode]string{
-		{sslconn.Disabled: plain, sslconn.Preferred: plain, sslconn.Required: noTLS, sslconn.VerifyCA: noTLS, sslconn.VerifyIdentity: noTLS},
-		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: TLS, sslconn.VerifyIdentity: TLS},
-		{sslconn.Disabled: reqTLS, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: TLS, sslconn.VerifyIdentity: TLS},
-		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: TLS, sslconn.VerifyIdentity: mismatch},
-		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: unknown, sslconn.VerifyIdentity: unknown},
-		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: TLS, sslconn.VerifyIdentity: TLS},
-		{sslconn.Disabled: plain, sslconn.Preferred: TLS, sslconn.Required: TLS, sslconn.VerifyCA: expired, sslconn.VerifyIdentity: expired},
-		{sslconn.Disabled: plain, sslconn.Preferred: version, sslconn.Required: version, sslconn.VerifyCA: version, sslconn.VerifyIdentity: version},
-	}
+	want := matrix.Want()
 	for sc, s := range servers {
 		for _, mode := range sslconn.Modes {
 			t.Run(testenv.ScenarioNames[sc]+"/"+mode.String(), func(t *testing.T) {
 				t.Parallel()
-				port := portFor(sc, s, mode)
+				port := matrix.PortFor(sc, s, mode)
 				u := redisURL("localhost", port, "ssl-mode="+mode.String()+"&ssl-ca="+certs.CA)
 				got, st, reached, err := result(t, u)
 				if got != want[sc][mode] {
 					t.Fatalf("got %s (%+v %v), want %s", got, st, err, want[sc][mode])
 				}
 				if err != nil {
-					checkErrorText(t, err, mode.String(), "localhost", testenv.RedisPassword)
+					matrix.CheckErrorText(t, err, mode, "localhost", testenv.RedisPassword)
 					return
 				}
 				if reached != port {
@@ -157,23 +110,6 @@ func TestMatrix(t *testing.T) {
 				}
 			})
 		}
-	}
-}
-
-func checkErrorText(t *testing.T, err error, mode, host, password string) {
-	t.Helper()
-	msg := err.Error()
-	var e *sslconn.Error
-	if !errors.As(err, &e) {
-		t.Fatalf("not an *sslconn.Error: %v", err)
-	}
-	for _, s := range []string{mode, host, e.Option} {
-		if !strings.Contains(msg, s) {
-			t.Errorf("%q does not name %q", msg, s)
-		}
-	}
-	if strings.Contains(msg, password) {
-		t.Errorf("password in %q", msg)
 	}
 }
 

@@ -14,12 +14,12 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/sslconn/sslconn/internal/matrix"
 	"github.com/sslconn/sslconn/internal/testenv"
 	"github.com/sslconn/sslconn/mysqlssl"
 	"github.com/sslconn/sslconn/sslconn"
@@ -84,18 +84,8 @@ func run() error {
 	fmt.Println()
 
 	fmt.Print("  starting 8 private MariaDB instances on loopback ports ... ")
-	servers := make([]*testenv.Server, 8)
-	errs := make([]error, 8)
-	var wg sync.WaitGroup
-	for i := range servers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			servers[i], errs[i] = testenv.StartMariaDB(testenv.Scenario(certs, i))
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	servers, err := matrix.StartScenarios(certs, testenv.StartMariaDB)
+	if err != nil {
 		return err
 	}
 	fmt.Printf("done (%.1fs)\n\n", time.Since(start).Seconds())

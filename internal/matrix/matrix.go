@@ -110,3 +110,21 @@ func StartScenarios(c *testenv.Certs, start func(testenv.TLS) (*testenv.Server, 
 	wg.Wait()
 	return servers, errors.Join(errs[:]...)
 }
+
+// CheckBadInput asserts that a DSN, URL or option error is typed
+// (ErrInvalidOption or ErrBadCA), says what it should, and hides the password.
+func CheckBadInput(t testing.TB, err error, says, password string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if !errors.Is(err, sslconn.ErrInvalidOption) && !errors.Is(err, sslconn.ErrBadCA) {
+		t.Fatalf("untyped error: %v", err)
+	}
+	if !strings.Contains(err.Error(), says) {
+		t.Errorf("%q does not say %q", err, says)
+	}
+	if password != "" && strings.Contains(err.Error(), password) {
+		t.Errorf("password in %q", err)
+	}
+}

@@ -21,4 +21,5 @@ go test -run '^$' -fuzz '^FuzzParseCAChain$' -fuzztime "$fuzztime" ./sslconn
 go test -run '^$' -fuzz '^FuzzParseDSN$' -fuzztime "$fuzztime" ./mysqlssl
 go test -run '^$' -fuzz '^FuzzParseURL$' -fuzztime "$fuzztime" ./redisssl
 go test -run '^$' -fuzz '^FuzzClientOptions$' -fuzztime "$fuzztime" ./mongossl
+go test -run '^$' -fuzz '^FuzzParseDSN$' -fuzztime "$fuzztime" ./mssqlssl
 echo "scripts/test.sh: all passed"

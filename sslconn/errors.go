@@ -180,15 +180,23 @@ func kindOf(err error) error {
 			return alertKind(uint8(v.Uint()))
 		}
 	}
+	// Some drivers flatten crypto/tls errors into text (go-mssqldb wraps
+	// handshake errors with %v): recognise them by crypto/tls's wording.
 	msg := err.Error()
 	for _, s := range []string{
 		"tls: server selected unsupported protocol version",
 		"tls: no supported versions satisfy MinVersion and MaxVersion",
 		"tls: server chose an unconfigured cipher suite",
+		"remote error: tls: protocol version not supported",
+		"remote error: tls: handshake failure",
+		"remote error: tls: insufficient security level",
 	} {
 		if strings.Contains(msg, s) {
 			return ErrTLSVersion
 		}
+	}
+	if strings.Contains(msg, "remote error: tls: certificate required") {
+		return ErrClientCertRequired
 	}
 	return nil
 }

@@ -24,9 +24,11 @@ func (s Status) String() string {
 	return s.Version + " " + s.Cipher
 }
 
-// StatusOf returns the Status of a TLS connection state; nil means plaintext.
+// StatusOf returns the Status of a TLS connection state; nil means
+// plaintext. It also serves inside VerifyConnection, before the handshake
+// is marked complete.
 func StatusOf(cs *tls.ConnectionState) Status {
-	if cs == nil || !cs.HandshakeComplete {
+	if cs == nil || cs.Version == 0 {
 		return Status{}
 	}
 	return Status{Encrypted: true, Version: VersionName(cs.Version), Cipher: tls.CipherSuiteName(cs.CipherSuite)}

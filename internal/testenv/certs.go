@@ -22,6 +22,7 @@ type Certs struct {
 	CA        string // server-ca.crt, the guide's root CA (CN root-ca)
 	CAKey     string
 	CADER     string // the CA as DER
+	ChainPEM  string // ApsaraDB-CA-Chain.pem, the CA under the console's name
 	JKS       string // ApsaraDB-CA-Chain.jks, password apsaradb
 	P7B       string // PEM-encoded PKCS#7
 	P7BDER    string // DER-encoded PKCS#7
@@ -59,7 +60,7 @@ func MakeCerts(dir string) (*Certs, error) {
 	p := func(n string) string { return filepath.Join(dir, n) }
 	pair := func(n string) Pair { return Pair{p(n + ".crt"), p(n + ".key")} }
 	return &Certs{
-		Dir: dir, CA: p("server-ca.crt"), CAKey: p("server-ca.key"), CADER: p("server-ca.der"),
+		Dir: dir, CA: p("server-ca.crt"), CAKey: p("server-ca.key"), CADER: p("server-ca.der"), ChainPEM: p("ApsaraDB-CA-Chain.pem"),
 		JKS: p("ApsaraDB-CA-Chain.jks"), P7B: p("ApsaraDB-CA-Chain.p7b"), P7BDER: p("ApsaraDB-CA-Chain-der.p7b"),
 		Zip: p("ApsaraDB-CA-Chain.zip"), OtherCA: p("other-ca.crt"),
 		SAN: pair("san"), CNOnly: pair("cn"), OtherHost: pair("otherhost"), MITM: pair("mitm"),

@@ -1,0 +1,600 @@
+// Package tdsserver is a SQL Server stand-in for tests: no SQL Server runs
+// on this machine, so this speaks enough of the TDS wire protocol ([MS-TDS],
+// protocol version 7.4 and TDS 8) to the unmodified go-mssqldb driver:
+// PRELOGIN with each ENCRYPT answer, the TLS handshake wrapped in TDS
+// packets, TDS 8 strict TLS-first with ALPN tds/8.0, LOGIN7 with a password
+// check, LOGINACK and ENVCHANGE, and SQL batches answering SELECT 1,
+// SELECT @@VERSION and the sys.dm_exec_connections query with proper result
+// sets. Test code only.
+package tdsserver
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unicode/utf16"
+)
+
+// ENCRYPT option values of PRELOGIN ([MS-TDS] 2.2.6.5).
+const (
+	EncryptOff    byte = 0 // the server supports TLS; the client decides (TLS optional)
+	EncryptOn     byte = 1
+	EncryptNotSup byte = 2 // no TLS at all
+	EncryptReq    byte = 3 // TLS required
+)
+
+// Packet types ([MS-TDS] 2.2.3.1.1).
+const (
+	packSQLBatch = 0x01
+	packReply    = 0x04
+	packLogin7   = 0x10
+	packPrelogin = 0x12
+)
+
+// Config is one server set-up: a scenario of the SSL-mode contract.
+type Config struct {
+	Encrypt    byte             // EncryptNotSup, EncryptOff or EncryptReq
+	Cert       *tls.Certificate // needed unless Encrypt is EncryptNotSup
+	MinVersion uint16           // TLS versions offered; zero: crypto/tls defaults
+	MaxVersion uint16
+	User       string
+	Password   string
+}
+
+// Server listens on a loopback port; Stop and Start keep the port.
+type Server struct {
+	addr string
+
+	mu    sync.Mutex
+	cfg   Config
+	l     net.Listener
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+	spid  atomic.Uint32
+}
+
+// Start listens on a free loopback port with cfg.
+func Start(cfg Config) (*Server, error) {
+	s := &Server{addr: "127.0.0.1:0", cfg: cfg}
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
+	s.addr = s.l.Addr().String()
+	return s, nil
+}
+
+// Addr returns host:port.
+func (s *Server) Addr() string { return s.addr }
+
+// Port returns the port.
+func (s *Server) Port() int {
+	_, p, _ := net.SplitHostPort(s.addr)
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+func (s *Server) listen() error {
+	l, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.l, s.conns = l, map[net.Conn]struct{}{}
+	cfg := s.cfg
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.conns[c] = struct{}{}
+			s.mu.Unlock()
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer func() {
+					c.Close()
+					s.mu.Lock()
+					delete(s.conns, c)
+					s.mu.Unlock()
+				}()
+				sess := &session{srv: s, cfg: cfg, raw: c, spid: uint16(s.spid.Add(1) + 50)}
+				_ = sess.serve()
+			}()
+		}
+	}()
+	return nil
+}
+
+// Stop closes the listener and every connection, as a server going down does.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	if s.l != nil {
+		s.l.Close()
+		s.l = nil
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// Restart stops the server and starts it on the same port with cfg.
+func (s *Server) Restart(cfg Config) error {
+	s.Stop()
+	s.mu.Lock()
+	s.cfg = cfg
+	s.mu.Unlock()
+	return s.listen()
+}
+
+// session is one client connection.
+type session struct {
+	srv       *Server
+	cfg       Config
+	raw       net.Conn
+	rw        io.ReadWriter // raw, or TLS once encrypted
+	encrypted bool
+	spid      uint16
+	packetID  byte
+}
+
+func (s *session) serve() error {
+	br := bufio.NewReader(s.raw)
+	first, err := br.Peek(1)
+	if err != nil {
+		return err
+	}
+	raw := &peekedConn{Conn: s.raw, r: br}
+	s.rw = raw
+	if first[0] == 0x16 {
+		// TDS 8 strict: TLS first, then TDS inside it.
+		if s.cfg.Cert == nil {
+			return errors.New("strict TLS without a certificate")
+		}
+		tc := tls.Server(raw, s.tlsConfig([]string{"tds/8.0"}))
+		if err := tc.Handshake(); err != nil {
+			return err
+		}
+		s.rw, s.encrypted = tc, true
+	}
+
+	// PRELOGIN ([MS-TDS] 2.2.6.5).
+	typ, payload, err := s.readMessage()
+	if err != nil {
+		return err
+	}
+	if typ != packPrelogin {
+		return fmt.Errorf("expected PRELOGIN, got packet type %#x", typ)
+	}
+	clientEnc := preloginOption(payload, 0x01)
+	answer, tlsMode := s.negotiate(clientEnc)
+	if s.encrypted {
+		answer, tlsMode = EncryptNotSup, tlsNone // already inside TLS
+	}
+	if err := s.writeMessage(packReply, preloginResponse(answer)); err != nil {
+		return err
+	}
+	if tlsMode == tlsRefuse {
+		return errors.New("client refused encryption that the server requires")
+	}
+	if tlsMode != tlsNone {
+		// The handshake travels inside PRELOGIN packets, then TLS records
+		// flow bare on the connection.
+		hc := &handshakeConn{Conn: raw, s: s}
+		tc := tls.Server(hc, s.tlsConfig(nil))
+		if err := tc.Handshake(); err != nil {
+			return err
+		}
+		hc.passthrough = true
+		s.rw, s.encrypted = tc, true
+	}
+
+	// LOGIN7 ([MS-TDS] 2.2.6.4).
+	typ, payload, err = s.readMessage()
+	if err != nil {
+		return err
+	}
+	if typ != packLogin7 {
+		return fmt.Errorf("expected LOGIN7, got packet type %#x", typ)
+	}
+	if tlsMode == tlsLoginOnly {
+		// encrypt=false: only the login packet was encrypted.
+		s.rw, s.encrypted = raw, false
+	}
+	user, password, database, err := parseLogin7(payload)
+	if err != nil {
+		return err
+	}
+	if user != s.cfg.User || password != s.cfg.Password {
+		msg := fmt.Sprintf("Login failed for user '%s'.", user)
+		return s.writeMessage(packReply, append(errorToken(18456, 14, msg), doneToken(0x0002, 0, 0)...))
+	}
+	if database == "" {
+		database = "master"
+	}
+	var resp []byte
+	resp = append(resp, envChange(1, database, "master")...)
+	resp = append(resp, envChange(4, "4096", "4096")...)
+	resp = append(resp, loginAck()...)
+	resp = append(resp, doneToken(0, 0, 0)...)
+	if err := s.writeMessage(packReply, resp); err != nil {
+		return err
+	}
+
+	for {
+		typ, payload, err := s.readMessage()
+		if err != nil {
+			return err
+		}
+		if typ != packSQLBatch {
+			// Only SQL batches are served; say so as SQL Server would.
+			if err := s.writeMessage(packReply, append(errorToken(50000, 16, "tdsserver: only SQL batches are supported"), doneToken(0x0002, 0, 0)...)); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := s.writeMessage(packReply, s.answer(sqlText(payload))); err != nil {
+			return err
+		}
+	}
+}
+
+type tlsMode int
+
+const (
+	tlsNone tlsMode = iota
+	tlsFull
+	tlsLoginOnly
+	tlsRefuse
+)
+
+// negotiate applies [MS-TDS] 2.2.6.5's table of client and server ENCRYPT values.
+func (s *session) negotiate(client byte) (byte, tlsMode) {
+	switch s.cfg.Encrypt {
+	case EncryptNotSup:
+		return EncryptNotSup, tlsNone
+	case EncryptReq:
+		if client == EncryptNotSup {
+			return EncryptReq, tlsRefuse // SQL Server ends such a connection
+		}
+		return EncryptReq, tlsFull
+	default: // TLS optional
+		switch client {
+		case EncryptNotSup:
+			return EncryptNotSup, tlsNone
+		case EncryptOff:
+			return EncryptOff, tlsLoginOnly
+		default:
+			return EncryptOn, tlsFull
+		}
+	}
+}
+
+func (s *session) tlsConfig(alpn []string) *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{*s.cfg.Cert},
+		MinVersion:   s.cfg.MinVersion,
+		MaxVersion:   s.cfg.MaxVersion,
+		NextProtos:   alpn,
+		// A TLS 1.3 ticket would arrive after the driver has stopped
+		// unwrapping handshake packets; SQL Server sends none either.
+		SessionTicketsDisabled: true,
+	}
+}
+
+// answer runs a batch: the few statements the tests and Verify send.
+func (s *session) answer(sql string) []byte {
+	q := strings.ToLower(strings.Join(strings.Fields(sql), " "))
+	switch {
+	case strings.Contains(q, "sys.dm_exec_connections"):
+		enc := "FALSE"
+		if s.encrypted {
+			enc = "TRUE"
+		}
+		host, port, _ := net.SplitHostPort(s.raw.RemoteAddr().String())
+		p, _ := strconv.Atoi(port)
+		return resultSet([]column{{"encrypt_option", nvarchar}, {"client_net_address", nvarchar}, {"client_tcp_port", intn}},
+			[]any{enc, host, int32(p)})
+	case strings.Contains(q, "@@version"):
+		return resultSet([]column{{"", nvarchar}}, []any{"Microsoft SQL Server 2022 (tdsserver, a test stand-in speaking TDS 7.4)"})
+	case strings.Contains(q, "@@spid"):
+		return resultSet([]column{{"", intn}}, []any{int32(s.spid)})
+	case strings.HasPrefix(q, "select 1"):
+		return resultSet([]column{{"", intn}}, []any{int32(1)})
+	}
+	return append(errorToken(208, 16, "tdsserver: statement not supported: "+sql), doneToken(0x0002, 0, 0)...)
+}
+
+// readMessage reads packets up to the end-of-message status bit.
+func (s *session) readMessage() (byte, []byte, error) {
+	var (
+		msg []byte
+		typ byte
+	)
+	for {
+		var h [8]byte
+		if _, err := io.ReadFull(s.rw, h[:]); err != nil {
+			return 0, nil, err
+		}
+		n := int(binary.BigEndian.Uint16(h[2:4]))
+		if n < 8 {
+			return 0, nil, fmt.Errorf("bad packet length %d", n)
+		}
+		body := make([]byte, n-8)
+		if _, err := io.ReadFull(s.rw, body); err != nil {
+			return 0, nil, err
+		}
+		typ = h[0]
+		msg = append(msg, body...)
+		if h[1]&0x01 != 0 {
+			return typ, msg, nil
+		}
+	}
+}
+
+// writeMessage splits a message into packets of at most 4096 bytes.
+func (s *session) writeMessage(typ byte, msg []byte) error {
+	return writePackets(s.rw, typ, msg, s.spid, &s.packetID)
+}
+
+func writePackets(w io.Writer, typ byte, msg []byte, spid uint16, id *byte) error {
+	const max = 4096 - 8
+	var out bytes.Buffer
+	for first := true; first || len(msg) > 0; first = false {
+		chunk := msg[:min(len(msg), max)]
+		msg = msg[len(chunk):]
+		status := byte(0)
+		if len(msg) == 0 {
+			status = 0x01
+		}
+		*id++
+		out.Write([]byte{typ, status})
+		out.Write(binary.BigEndian.AppendUint16(nil, uint16(len(chunk)+8)))
+		out.Write(binary.BigEndian.AppendUint16(nil, spid))
+		out.Write([]byte{*id, 0})
+		out.Write(chunk)
+	}
+	_, err := w.Write(out.Bytes())
+	return err
+}
+
+// handshakeConn carries the TLS handshake inside PRELOGIN packets, the way
+// [MS-TDS] 2.2.6.5 and the driver's tlsHandshakeConn do, then steps aside.
+type handshakeConn struct {
+	net.Conn
+	s           *session
+	pending     []byte
+	passthrough bool
+}
+
+func (h *handshakeConn) Read(p []byte) (int, error) {
+	if h.passthrough {
+		return h.Conn.Read(p)
+	}
+	for len(h.pending) == 0 {
+		var hdr [8]byte
+		if _, err := io.ReadFull(h.Conn, hdr[:]); err != nil {
+			return 0, err
+		}
+		n := int(binary.BigEndian.Uint16(hdr[2:4]))
+		if n < 8 {
+			return 0, fmt.Errorf("bad packet length %d", n)
+		}
+		h.pending = make([]byte, n-8)
+		if _, err := io.ReadFull(h.Conn, h.pending); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, h.pending)
+	h.pending = h.pending[n:]
+	return n, nil
+}
+
+func (h *handshakeConn) Write(p []byte) (int, error) {
+	if h.passthrough {
+		return h.Conn.Write(p)
+	}
+	if err := writePackets(h.Conn, packPrelogin, p, h.s.spid, &h.s.packetID); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// peekedConn reads through the bufio.Reader that peeked the first byte.
+type peekedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (p *peekedConn) Read(b []byte) (int, error) { return p.r.Read(b) }
+
+// preloginOption returns the first byte of a PRELOGIN option, or 0.
+func preloginOption(b []byte, token byte) byte {
+	for i := 0; i+5 <= len(b) && b[i] != 0xFF; i += 5 {
+		if b[i] == token {
+			off := int(binary.BigEndian.Uint16(b[i+1:]))
+			if l := int(binary.BigEndian.Uint16(b[i+3:])); l > 0 && off < len(b) {
+				return b[off]
+			}
+		}
+	}
+	return 0
+}
+
+func preloginResponse(encrypt byte) []byte {
+	opts := []struct {
+		token byte
+		data  []byte
+	}{
+		{0x00, []byte{16, 0, 0x07, 0xD0, 0, 0}}, // VERSION 16.0.2000
+		{0x01, []byte{encrypt}},                 // ENCRYPTION
+		{0x02, []byte{0}},                       // INSTOPT
+		{0x04, []byte{0}},                       // MARS off
+	}
+	var head, data []byte
+	off := len(opts)*5 + 1
+	for _, o := range opts {
+		head = append(head, o.token)
+		head = binary.BigEndian.AppendUint16(head, uint16(off+len(data)))
+		head = binary.BigEndian.AppendUint16(head, uint16(len(o.data)))
+		data = append(data, o.data...)
+	}
+	return append(append(head, 0xFF), data...)
+}
+
+// parseLogin7 reads the user, password and database from a LOGIN7 record.
+func parseLogin7(b []byte) (user, password, database string, err error) {
+	if len(b) < 94 {
+		return "", "", "", errors.New("LOGIN7 too short")
+	}
+	field := func(at int) ([]byte, error) {
+		off := int(binary.LittleEndian.Uint16(b[at:]))
+		n := int(binary.LittleEndian.Uint16(b[at+2:])) * 2
+		if off+n > len(b) {
+			return nil, errors.New("LOGIN7 field out of range")
+		}
+		return b[off : off+n], nil
+	}
+	u, err := field(40) // ibUserName
+	if err != nil {
+		return "", "", "", err
+	}
+	p, err := field(44) // ibPassword
+	if err != nil {
+		return "", "", "", err
+	}
+	d, err := field(68) // ibDatabase
+	if err != nil {
+		return "", "", "", err
+	}
+	// The password is obfuscated: each byte had its nibbles swapped, then
+	// was XORed with 0xA5 ([MS-TDS] 2.2.6.4).
+	clear := make([]byte, len(p))
+	for i, c := range p {
+		c ^= 0xA5
+		clear[i] = c<<4 | c>>4
+	}
+	return fromUCS2(u), fromUCS2(clear), fromUCS2(d), nil
+}
+
+// sqlText skips ALL_HEADERS and decodes the batch text.
+func sqlText(b []byte) string {
+	if len(b) >= 4 {
+		if n := int(binary.LittleEndian.Uint32(b)); n >= 4 && n <= len(b) {
+			b = b[n:]
+		}
+	}
+	return fromUCS2(b)
+}
+
+func ucs2(s string) []byte {
+	var out []byte
+	for _, r := range utf16.Encode([]rune(s)) {
+		out = binary.LittleEndian.AppendUint16(out, r)
+	}
+	return out
+}
+
+func fromUCS2(b []byte) string {
+	u := make([]uint16, len(b)/2)
+	for i := range u {
+		u[i] = binary.LittleEndian.Uint16(b[2*i:])
+	}
+	return string(utf16.Decode(u))
+}
+
+func bVarchar(s string) []byte {
+	return append([]byte{byte(len([]rune(s)))}, ucs2(s)...)
+}
+
+// Tokens ([MS-TDS] 2.2.7).
+
+func envChange(typ byte, newValue, oldValue string) []byte {
+	body := append([]byte{typ}, bVarchar(newValue)...)
+	body = append(body, bVarchar(oldValue)...)
+	return append(binary.LittleEndian.AppendUint16([]byte{0xE3}, uint16(len(body))), body...)
+}
+
+func loginAck() []byte {
+	body := []byte{1, 0x74, 0x00, 0x00, 0x04} // SQL interface, TDS 7.4
+	body = append(body, bVarchar("Microsoft SQL Server")...)
+	body = append(body, 16, 0, 0x07, 0xD0)
+	return append(binary.LittleEndian.AppendUint16([]byte{0xAD}, uint16(len(body))), body...)
+}
+
+func doneToken(status, curCmd uint16, rows uint64) []byte {
+	b := []byte{0xFD}
+	b = binary.LittleEndian.AppendUint16(b, status)
+	b = binary.LittleEndian.AppendUint16(b, curCmd)
+	return binary.LittleEndian.AppendUint64(b, rows)
+}
+
+func errorToken(number int32, class byte, msg string) []byte {
+	body := binary.LittleEndian.AppendUint32(nil, uint32(number))
+	body = append(body, 1, class)
+	body = binary.LittleEndian.AppendUint16(body, uint16(len([]rune(msg))))
+	body = append(body, ucs2(msg)...)
+	body = append(body, bVarchar("tdsserver")...)
+	body = append(body, bVarchar("")...)
+	body = binary.LittleEndian.AppendUint32(body, 1)
+	return append(binary.LittleEndian.AppendUint16([]byte{0xAA}, uint16(len(body))), body...)
+}
+
+type colType int
+
+const (
+	intn colType = iota
+	nvarchar
+)
+
+type column struct {
+	name string
+	typ  colType
+}
+
+// resultSet encodes COLMETADATA, one ROW and DONE with a row count.
+func resultSet(cols []column, row []any) []byte {
+	b := []byte{0x81}
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(cols)))
+	for _, c := range cols {
+		b = binary.LittleEndian.AppendUint32(b, 0)      // UserType
+		b = binary.LittleEndian.AppendUint16(b, 0x0001) // Flags: nullable
+		switch c.typ {
+		case intn:
+			b = append(b, 0x26, 4)
+		case nvarchar:
+			b = append(b, 0xE7)
+			b = binary.LittleEndian.AppendUint16(b, 8000)
+			b = append(b, 0x09, 0x04, 0xD0, 0x00, 0x34) // collation Latin1_General_CI_AS
+		}
+		b = append(b, bVarchar(c.name)...)
+	}
+	b = append(b, 0xD1)
+	for i, c := range cols {
+		switch c.typ {
+		case intn:
+			b = append(b, 4)
+			b = binary.LittleEndian.AppendUint32(b, uint32(row[i].(int32)))
+		case nvarchar:
+			s := ucs2(row[i].(string))
+			b = binary.LittleEndian.AppendUint16(b, uint16(len(s)))
+			b = append(b, s...)
+		}
+	}
+	return append(b, doneToken(0x0010, 0xC1, 1)...)
+}

@@ -1,0 +1,37 @@
+// Package mssqlssl connects database/sql to SQL Server through
+// github.com/microsoft/go-mssqldb in the SSL modes of package sslconn, which
+// behave the same on every engine.
+//
+// DSNs are the driver's own — sqlserver:// URLs, ADO
+// ("server=...;user id=...;password=...") and "odbc:" strings — plus the
+// shared parameters (ssl-mode, ssl-ca, ssl-ca-password, ssl-cert, ssl-key,
+// ssl-server-name, tls-version, ssl-cipher):
+//
+//	sqlserver://app:secret@rm-bp1xxxx.sqlserver.rds.aliyuncs.com:1433?database=shop&ssl-mode=VERIFY_IDENTITY&ssl-ca=/etc/ApsaraDB-CA-Chain.pem
+//
+// Without ssl-mode, the driver's own parameters map onto a mode:
+// encrypt=disable DISABLED; encrypt=false PREFERRED; encrypt=true or strict
+// VERIFY_IDENTITY, or REQUIRED with TrustServerCertificate=true;
+// certificate= is the CA (a .pem or .der file, as the driver reads it;
+// ssl-ca reads every format), hostNameInCertificate= the server-name
+// override, and tlsmin= the lowest TLS version. A DSN with none of them
+// gets PREFERRED. An ssl-mode that contradicts encrypt= is an error, and
+// serverCertificate= (pinning) is refused rather than silently dropped.
+//
+// Note that the driver's encrypt=false encrypts only the login packet.
+// PREFERRED here asks for encryption of the whole session and falls back to
+// plaintext, per connection, only when the server's PRELOGIN answer is
+// ENCRYPT_NOT_SUP. encrypt=strict selects TDS 8 (TLS first, ALPN tds/8.0),
+// with any mode from REQUIRED up. SQL Server instances of the kind the cloud
+// guides describe speak TLS 1.0 to 1.2: tls-version=TLSv1,TLSv1.1,TLSv1.2 (or
+// tlsmin=1.0) reaches 1.0 and 1.1 explicitly.
+//
+// go-mssqldb reports handshake failures as text; the connector keeps its
+// own verification errors, so certificate failures still match
+// sslconn.ErrUnknownAuthority, ErrHostnameMismatch and ErrCertExpired, and
+// it reads the server's PRELOGIN answer to report sslconn.ErrServerNoTLS and
+// ErrServerRequiresTLS.
+//
+// New connections are retried with backoff while the server is down or
+// restarting; statements are never replayed by this package.
+package mssqlssl

@@ -1,0 +1,349 @@
+package mssqlssl
+
+import (
+	"context"
+	"crypto/tls"
+	"database/sql"
+	"database/sql/driver"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	mssql "github.com/microsoft/go-mssqldb"
+	"github.com/microsoft/go-mssqldb/msdsn"
+
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+// Connector is a driver.Connector that connects in the configured SSL mode,
+// retrying while the server is down or restarting.
+type Connector struct {
+	base   msdsn.Config
+	ssl    *sslconn.Config
+	strict bool // TDS 8: TLS first, ALPN tds/8.0
+	pass   string
+}
+
+// NewConnector parses a go-mssqldb DSN (sqlserver:// URL, ADO
+// "server=...;user id=..." or "odbc:..." string) with the shared ssl-*
+// parameters and returns a connector for sql.OpenDB. opts are applied after
+// the DSN's parameters, so they win.
+func NewConnector(dsn string, opts ...sslconn.Option) (driver.Connector, error) {
+	c, err := newConnector(dsn, opts)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Open returns a *sql.DB for the DSN; see NewConnector.
+func Open(dsn string, opts ...sslconn.Option) (*sql.DB, error) {
+	c, err := newConnector(dsn, opts)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(c), nil
+}
+
+func newConnector(dsn string, opts []sslconn.Option) (*Connector, error) {
+	cfg, err := msdsn.Parse(dsn)
+	if err != nil {
+		return nil, sslconn.Redact(&sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "dsn", Detail: "invalid SQL Server DSN", Err: err}, cfg.Password)
+	}
+	ours := url.Values{}
+	for k, v := range cfg.Parameters {
+		if sslconn.IsParam(k) {
+			ours.Set(k, v)
+		}
+	}
+	params, err := sslconn.TakeParams(ours)
+	if err != nil {
+		return nil, sslconn.Redact(err, cfg.Password)
+	}
+	native, requiresTLS, strict, nativeOpts, err := nativeSettings(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if m := params.Mode; m != 0 && native != 0 {
+		if (native == sslconn.Disabled) != (m == sslconn.Disabled) || (requiresTLS && !m.RequiresTLS()) {
+			return nil, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "ssl-mode",
+				Detail: fmt.Sprintf("the DSN's encrypt=%s means %s but ssl-mode=%s; drop one of them", cfg.Parameters["encrypt"], native, m)}
+		}
+	}
+	all := nativeOpts
+	if native != 0 {
+		all = append(all, sslconn.WithDefaultMode(native))
+	}
+	all = append(all, params.Options...)
+	ssl, err := sslconn.New(append(all, opts...)...)
+	if err != nil {
+		return nil, sslconn.Redact(err, cfg.Password)
+	}
+	if strict && !ssl.Mode().RequiresTLS() {
+		return nil, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "encrypt",
+			Detail: fmt.Sprintf("encrypt=strict (TDS 8) always encrypts; it cannot be %s", ssl.Mode())}
+	}
+	return &Connector{base: cfg, ssl: ssl, strict: strict, pass: cfg.Password}, nil
+}
+
+// nativeSettings maps go-mssqldb's own parameters onto a mode and options.
+// encrypt=false, which encrypts only the login packet, becomes PREFERRED:
+// the whole session encrypted when the server supports it.
+func nativeSettings(cfg msdsn.Config) (mode sslconn.Mode, requiresTLS, strict bool, opts []sslconn.Option, err error) {
+	p := cfg.Parameters
+	trust := false
+	if v, ok := p["trustservercertificate"]; ok {
+		trust, _ = strconv.ParseBool(v)
+	}
+	if _, ok := p["encrypt"]; ok {
+		switch cfg.Encryption {
+		case msdsn.EncryptionDisabled:
+			mode = sslconn.Disabled
+		case msdsn.EncryptionOff:
+			mode = sslconn.Preferred
+		case msdsn.EncryptionRequired, msdsn.EncryptionStrict:
+			mode, requiresTLS = sslconn.VerifyIdentity, true
+			if trust {
+				mode = sslconn.Required
+			}
+			strict = cfg.Encryption == msdsn.EncryptionStrict
+		}
+	}
+	if p["servercertificate"] != "" {
+		return 0, false, false, nil, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "serverCertificate",
+			Detail: "pinning one server certificate is not supported; give its CA with ssl-ca and use VERIFY_CA or VERIFY_IDENTITY"}
+	}
+	if f := p["certificate"]; f != "" {
+		opts = append(opts, sslconn.WithCAFile(f))
+	}
+	if h := p["hostnameincertificate"]; h != "" {
+		opts = append(opts, sslconn.WithServerName(h))
+	}
+	if v := p["tlsmin"]; v != "" {
+		ver, err := sslconn.ParseVersion(v)
+		if err != nil {
+			return 0, false, false, nil, err
+		}
+		opts = append(opts, sslconn.WithTLSVersions(ver, 0))
+	}
+	return mode, requiresTLS, strict, opts, nil
+}
+
+// Config returns the SSL configuration in force.
+func (c *Connector) Config() *sslconn.Config { return c.ssl }
+
+// Driver implements driver.Connector.
+func (c *Connector) Driver() driver.Driver { return &mssql.Driver{} }
+
+// Close implements io.Closer, called when the *sql.DB closes; the connector
+// holds nothing that needs releasing.
+func (c *Connector) Close() error { return nil }
+
+func (c *Connector) addr() string {
+	port := c.base.Port
+	if port == 0 {
+		port = 1433
+	}
+	return net.JoinHostPort(c.base.Host, strconv.FormatUint(port, 10))
+}
+
+// Connect implements driver.Connector.
+func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
+	var conn driver.Conn
+	mode := c.ssl.Mode()
+	err := c.ssl.Retry(ctx, c.addr(), func(ctx context.Context) error {
+		var err error
+		conn, err = c.connectOnce(ctx, mode)
+		if mode == sslconn.Preferred && errors.Is(err, sslconn.ErrServerNoTLS) {
+			// The prelogin answer was ENCRYPT_NOT_SUP: this connection
+			// goes plaintext; the next one asks again.
+			conn, err = c.connectOnce(ctx, sslconn.Disabled)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, sslconn.Redact(err, c.pass)
+	}
+	return conn, nil
+}
+
+// attempt observes one connection attempt from the side: the server's
+// PRELOGIN answer, the TLS state, and our own verification error, which the
+// driver flattens into text.
+type attempt struct {
+	serverEncrypt atomic.Int32 // -1 until the PRELOGIN answer is seen
+	mu            sync.Mutex
+	state         *tls.ConnectionState
+	verifyErr     error
+}
+
+func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode) (driver.Conn, error) {
+	a := &attempt{}
+	a.serverEncrypt.Store(-1)
+	cfg := c.base
+	cfg.HostInCertificateProvided = true // keep our ServerName: none for IP literals
+	switch {
+	case mode == sslconn.Disabled:
+		cfg.Encryption, cfg.TLSConfig = msdsn.EncryptionDisabled, nil
+	default:
+		cfg.Encryption = msdsn.EncryptionRequired
+		if c.strict {
+			cfg.Encryption = msdsn.EncryptionStrict
+		}
+		tc := c.ssl.TLSConfigMode(mode, c.addr())
+		verify := tc.VerifyConnection
+		tc.VerifyConnection = func(cs tls.ConnectionState) error {
+			if verify != nil {
+				if err := verify(cs); err != nil {
+					a.mu.Lock()
+					a.verifyErr = err
+					a.mu.Unlock()
+					return err
+				}
+			}
+			a.mu.Lock()
+			a.state = &cs
+			a.mu.Unlock()
+			return nil
+		}
+		cfg.TLSConfig = tc
+	}
+	conn := mssql.NewConnectorConfig(cfg)
+	var raw *sniffConn
+	conn.Dialer = dialerFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		nc, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		raw = &sniffConn{Conn: nc, a: a, sniff: !c.strict}
+		return raw, nil
+	})
+	dc, err := conn.Connect(ctx)
+	if err != nil {
+		return nil, c.classify(err, mode, a)
+	}
+	if raw != nil {
+		a.mu.Lock()
+		st := sslconn.StatusOf(a.state)
+		a.mu.Unlock()
+		raw.register(st)
+	}
+	return dc, nil
+}
+
+func (c *Connector) classify(err error, mode sslconn.Mode, a *attempt) error {
+	addr := c.addr()
+	a.mu.Lock()
+	verr := a.verifyErr
+	a.mu.Unlock()
+	server := a.serverEncrypt.Load()
+	var me mssql.Error
+	switch {
+	case verr != nil:
+		// go-mssqldb reports handshake errors with %v: use ours, typed.
+		return sslconn.Classify(verr, mode, addr)
+	case server == encryptNotSup && mode != sslconn.Disabled:
+		return sslconn.NewError(sslconn.ErrServerNoTLS, mode, addr, "the server answered PRELOGIN with ENCRYPT_NOT_SUP", err)
+	case server == encryptReq && mode == sslconn.Disabled:
+		return sslconn.NewError(sslconn.ErrServerRequiresTLS, mode, addr, "the server answered PRELOGIN with ENCRYPT_REQ (force encryption is on)", err)
+	case errors.As(err, &me):
+		// Login failed, unknown database, ...: retrying cannot help.
+		return sslconn.Permanent(sslconn.Classify(err, mode, addr))
+	}
+	return sslconn.Classify(err, mode, addr)
+}
+
+type dialerFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+func (f dialerFunc) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return f(ctx, network, addr)
+}
+
+// PRELOGIN ENCRYPT values ([MS-TDS] 2.2.6.5).
+const (
+	encryptNotSup = 2
+	encryptReq    = 3
+)
+
+// sniffConn reads the server's first TDS packet, the PRELOGIN answer, as it
+// passes, to learn its ENCRYPT value; it changes nothing.
+type sniffConn struct {
+	net.Conn
+	a     *attempt
+	sniff bool
+	buf   []byte
+	key   string
+}
+
+func (s *sniffConn) Read(p []byte) (int, error) {
+	n, err := s.Conn.Read(p)
+	if s.sniff && n > 0 {
+		s.buf = append(s.buf, p[:n]...)
+		if len(s.buf) >= 8 {
+			if total := int(binary.BigEndian.Uint16(s.buf[2:4])); len(s.buf) >= total && total >= 8 {
+				s.a.serverEncrypt.Store(int32(preloginEncrypt(s.buf[8:total])))
+				s.sniff, s.buf = false, nil
+			}
+		}
+	}
+	return n, err
+}
+
+func preloginEncrypt(b []byte) int {
+	for i := 0; i+5 <= len(b) && b[i] != 0xFF; i += 5 {
+		if b[i] == 0x01 {
+			off := int(binary.BigEndian.Uint16(b[i+1:]))
+			if l := int(binary.BigEndian.Uint16(b[i+3:])); l > 0 && off < len(b) {
+				return int(b[off])
+			}
+		}
+	}
+	return -1
+}
+
+// live maps the local address of each connection to its TLS state, for Verify.
+var live sync.Map // "127.0.0.1:53412" -> sslconn.Status
+
+func (s *sniffConn) register(st sslconn.Status) {
+	s.key = s.LocalAddr().String()
+	live.Store(s.key, st)
+}
+
+func (s *sniffConn) Close() error {
+	if s.key != "" {
+		live.Delete(s.key)
+	}
+	return s.Conn.Close()
+}
+
+// Verify asks the server whether the session is encrypted
+// (sys.dm_exec_connections.encrypt_option: the server's word) and takes the
+// TLS version and cipher from the client's side of the same connection.
+func Verify(ctx context.Context, db *sql.DB) (sslconn.Status, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return sslconn.Status{}, err
+	}
+	defer conn.Close()
+	var (
+		enc, host string
+		port      int
+	)
+	err = conn.QueryRowContext(ctx, "SELECT encrypt_option, client_net_address, client_tcp_port FROM sys.dm_exec_connections WHERE session_id = @@SPID").
+		Scan(&enc, &host, &port)
+	if err != nil {
+		return sslconn.Status{}, err
+	}
+	st := sslconn.Status{Encrypted: strings.EqualFold(enc, "TRUE")}
+	if v, ok := live.Load(net.JoinHostPort(host, strconv.Itoa(port))); ok && st.Encrypted {
+		st = v.(sslconn.Status)
+	}
+	return st, nil
+}

@@ -1,0 +1,233 @@
+package mssqlssl
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sslconn/sslconn/internal/matrix"
+	"github.com/sslconn/sslconn/internal/tdsserver"
+	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+const (
+	user     = "sa"
+	password = "Tds-Secret-pw1"
+)
+
+// One TDS test server per scenario S0-S7. TDS negotiates TLS in-band
+// (PRELOGIN), so every mode uses the same port, as with SQL Server.
+var (
+	certs   *testenv.Certs
+	servers [8]*tdsserver.Server
+)
+
+// serverConfig maps a scenario onto the test server: no TLS answers
+// ENCRYPT_NOT_SUP, TLS forced ENCRYPT_REQ, otherwise TLS is optional.
+func serverConfig(t testenv.TLS) tdsserver.Config {
+	c := tdsserver.Config{Encrypt: tdsserver.EncryptOff, User: user, Password: password}
+	switch {
+	case t.Off:
+		c.Encrypt = tdsserver.EncryptNotSup
+		return c
+	case t.Force:
+		c.Encrypt = tdsserver.EncryptReq
+	}
+	cert, err := tls.LoadX509KeyPair(t.Cert.Cert, t.Cert.Key)
+	if err != nil {
+		panic(err)
+	}
+	c.Cert = &cert
+	if t.Versions != "" {
+		c.MinVersion, c.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
+	}
+	return c
+}
+
+func TestMain(m *testing.M) {
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	code := func() int {
+		defer testenv.Cleanup()
+		certs = testenv.GetCerts(testenv.Must{})
+		for i := range servers {
+			s, err := tdsserver.Start(serverConfig(testenv.Scenario(certs, i)))
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "start TDS server:", err)
+				return 1
+			}
+			defer s.Stop()
+			servers[i] = s
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+func urlDSN(s *tdsserver.Server, host, params string) string {
+	return fmt.Sprintf("sqlserver://%s:%s@%s:%d?database=master&%s", user, password, host, s.Port(), params)
+}
+
+func result(t *testing.T, dsn string, opts ...sslconn.Option) (string, sslconn.Status, error) {
+	t.Helper()
+	db, err := Open(dsn, append([]sslconn.Option{sslconn.WithRetryBudget(-1)}, opts...)...)
+	if err != nil {
+		return "config error", sslconn.Status{}, err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var version string
+	if err := db.QueryRowContext(ctx, "SELECT @@VERSION").Scan(&version); err != nil {
+		return matrix.Kind(err), sslconn.Status{}, err
+	}
+	st, err := Verify(ctx, db)
+	if err != nil {
+		return matrix.Kind(err), st, err
+	}
+	if st.Encrypted {
+		return matrix.TLSOK, st, nil
+	}
+	return matrix.Plain, st, nil
+}
+
+// TestMatrix: every mode against every scenario, each cell asserted through
+// Verify (the server's encrypt_option, the client's version and cipher) or
+// the sentinel error.
+func TestMatrix(t *testing.T) {
+	want := matrix.Want()
+	for sc, s := range servers {
+		for _, mode := range sslconn.Modes {
+			t.Run(testenv.ScenarioNames[sc]+"/"+mode.String(), func(t *testing.T) {
+				t.Parallel()
+				got, st, err := result(t, urlDSN(s, "localhost", "ssl-mode="+mode.String()+"&ssl-ca="+certs.CA))
+				if got != want[sc][mode] {
+					t.Fatalf("got %s (%+v %v), want %s", got, st, err, want[sc][mode])
+				}
+				if err != nil {
+					matrix.CheckErrorText(t, err, mode, "localhost", password)
+				} else if st.Encrypted && (!strings.HasPrefix(st.Version, "TLSv1.") || !strings.HasPrefix(st.Cipher, "TLS_")) {
+					t.Fatalf("status %+v", st)
+				}
+			})
+		}
+	}
+}
+
+// TestDSNSyntaxes: the URL, ADO and ODBC forms all carry ssl-* parameters.
+func TestDSNSyntaxes(t *testing.T) {
+	s := servers[1]
+	for name, dsn := range map[string]string{
+		"URL":  urlDSN(s, "localhost", "ssl-mode=VERIFY_IDENTITY&ssl-ca="+certs.CA),
+		"ADO":  fmt.Sprintf("server=localhost;port=%d;user id=%s;password=%s;ssl-mode=VERIFY_IDENTITY;ssl-ca=%s", s.Port(), user, password, certs.CA),
+		"ODBC": fmt.Sprintf("odbc:server=localhost;port=%d;user id=%s;password={%s};ssl-mode=VERIFY_IDENTITY;ssl-ca=%s", s.Port(), user, password, certs.CA),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got, st, err := result(t, dsn); got != matrix.TLSOK {
+				t.Fatalf("%s %+v %v", got, st, err)
+			}
+		})
+	}
+}
+
+func TestCAFormats(t *testing.T) {
+	for name, ca := range map[string]string{"PEM": certs.CA, "JKS": certs.JKS, "P7B": certs.P7B, "zip": certs.Zip} {
+		t.Run(name, func(t *testing.T) {
+			if got, _, err := result(t, urlDSN(servers[1], "localhost", "ssl-mode=VERIFY_IDENTITY&ssl-ca="+ca)); got != matrix.TLSOK {
+				t.Fatalf("%s %v", got, err)
+			}
+		})
+	}
+}
+
+// TestModeFromDSN: go-mssqldb's own encrypt, TrustServerCertificate,
+// certificate and hostNameInCertificate.
+func TestModeFromDSN(t *testing.T) {
+	tests := []struct {
+		name   string
+		server int
+		params string
+		want   string
+	}{
+		{"nothing: PREFERRED, TLS", 1, "", matrix.TLSOK},
+		{"nothing: PREFERRED, plain", 0, "", matrix.Plain},
+		{"encrypt=false: PREFERRED, the whole session", 1, "encrypt=false", matrix.TLSOK},
+		{"encrypt=disable", 1, "encrypt=disable", matrix.Plain},
+		{"encrypt=true verifies", 3, "encrypt=true&certificate=" + certs.ChainPEM, sslconn.ErrHostnameMismatch.Error()},
+		{"encrypt=true with TrustServerCertificate", 4, "encrypt=true&TrustServerCertificate=true", matrix.TLSOK},
+		{"hostNameInCertificate", 3, "encrypt=true&certificate=" + certs.ChainPEM + "&hostNameInCertificate=other.example.com", matrix.TLSOK},
+		{"encrypt=strict (TDS 8)", 1, "encrypt=strict&certificate=" + certs.ChainPEM, matrix.TLSOK},
+		{"encrypt=strict verifies", 4, "encrypt=strict&certificate=" + certs.ChainPEM, sslconn.ErrUnknownAuthority.Error()},
+		{"strict with REQUIRED", 4, "encrypt=strict&ssl-mode=REQUIRED", matrix.TLSOK},
+		{"tlsmin reaches TLS 1.1", 7, "encrypt=true&tlsmin=1.0&certificate=" + certs.ChainPEM, matrix.TLSOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, st, err := result(t, urlDSN(servers[tt.server], "localhost", tt.params))
+			if got != tt.want {
+				t.Fatalf("%s (%+v %v), want %s", got, st, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestBadDSN(t *testing.T) {
+	const pw = "Dsn-Secret-99"
+	tests := []struct{ name, dsn, says string }{
+		{"unknown mode", "sqlserver://sa:" + pw + "@localhost?ssl-mode=VERIFY", "VERIFY_IDENTITY"},
+		{"encrypt=disable with REQUIRED", "sqlserver://sa:" + pw + "@localhost?encrypt=disable&ssl-mode=REQUIRED", "ssl-mode"},
+		{"encrypt=true with PREFERRED", "sqlserver://sa:" + pw + "@localhost?encrypt=true&ssl-mode=PREFERRED", "ssl-mode"},
+		{"bad encrypt", "sqlserver://sa:" + pw + "@localhost?encrypt=maybe", "invalid SQL Server DSN"},
+		{"bad tlsmin", "sqlserver://sa:" + pw + "@localhost?tlsmin=2.0", "tls-version"},
+		{"missing CA", "sqlserver://sa:" + pw + "@localhost?ssl-ca=/nonexistent.pem", "ssl-ca"},
+		{"serverCertificate pinning", "sqlserver://sa:" + pw + "@localhost?encrypt=true&serverCertificate=" + certs.ChainPEM, "serverCertificate"},
+		{"ADO with bad mode", "server=localhost;user id=sa;password=" + pw + ";ssl-mode=sometimes", "ssl-mode"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewConnector(tt.dsn)
+			matrix.CheckBadInput(t, err, tt.says, pw)
+		})
+	}
+	// A wrong password is the server's error, permanent and without the password.
+	_, _, err := result(t, strings.Replace(urlDSN(servers[1], "localhost", "ssl-mode=REQUIRED"), password, "Wrong-pw-777", 1))
+	if err == nil || !strings.Contains(err.Error(), "Login failed") || strings.Contains(err.Error(), "Wrong-pw-777") || !sslconn.IsPermanent(err) {
+		t.Fatalf("wrong password: %v", err)
+	}
+}
+
+// TestPreferredAfterEnablingSSL: the server is restarted from no TLS to TLS
+// forced on the same port; a PREFERRED pool's new connections are encrypted.
+func TestPreferredAfterEnablingSSL(t *testing.T) {
+	s, err := tdsserver.Start(serverConfig(testenv.Scenario(certs, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	db, err := Open(urlDSN(s, "localhost", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	if st, err := Verify(ctx, db); err != nil || st.Encrypted {
+		t.Fatalf("before: %+v %v", st, err)
+	}
+	if err := s.Restart(serverConfig(testenv.Scenario(certs, 2))); err != nil {
+		t.Fatal(err)
+	}
+	var st sslconn.Status
+	for range 3 {
+		if st, err = Verify(ctx, db); err == nil {
+			break
+		}
+	}
+	if err != nil || !st.Encrypted || st.Version == "" {
+		t.Fatalf("after: %+v %v", st, err)
+	}
+}

@@ -36,6 +36,7 @@ const (
 const (
 	packSQLBatch = 0x01
 	packReply    = 0x04
+	packAttn     = 0x06
 	packLogin7   = 0x10
 	packPrelogin = 0x12
 )
@@ -240,6 +241,14 @@ func (s *session) serve() error {
 		typ, payload, err := s.readMessage()
 		if err != nil {
 			return err
+		}
+		if typ == packAttn {
+			// A cancel: the driver sends one when it closes rows before
+			// reading the final DONE. Acknowledge with DONE_ATTN ([MS-TDS] 2.2.1.7).
+			if err := s.writeMessage(packReply, doneToken(0x0020, 0, 0)); err != nil {
+				return err
+			}
+			continue
 		}
 		if typ != packSQLBatch {
 			// Only SQL batches are served; say so as SQL Server would.

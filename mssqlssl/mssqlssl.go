@@ -54,7 +54,7 @@ func Open(dsn string, opts ...sslconn.Option) (*sql.DB, error) {
 func newConnector(dsn string, opts []sslconn.Option) (*Connector, error) {
 	cfg, err := msdsn.Parse(dsn)
 	if err != nil {
-		return nil, sslconn.Redact(&sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "dsn", Detail: "invalid SQL Server DSN", Err: err}, cfg.Password)
+		return nil, sslconn.Redact(&sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "dsn", Detail: "invalid SQL Server DSN", Err: err}, cfg.Password, dsnPassword(dsn))
 	}
 	ours := url.Values{}
 	for k, v := range cfg.Parameters {
@@ -90,6 +90,30 @@ func newConnector(dsn string, opts []sslconn.Option) (*Connector, error) {
 			Detail: fmt.Sprintf("encrypt=strict (TDS 8) always encrypts; it cannot be %s", ssl.Mode())}
 	}
 	return &Connector{base: cfg, ssl: ssl, strict: strict, pass: cfg.Password}, nil
+}
+
+// dsnPassword finds the password in a DSN the driver could not parse, to
+// keep it out of the error: the URL's userinfo, or an ADO/ODBC
+// password= or pwd= value.
+func dsnPassword(dsn string) string {
+	if _, rest, ok := strings.Cut(dsn, "://"); ok {
+		if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+			if _, pw, ok := strings.Cut(rest[:at], ":"); ok {
+				if u, err := url.PathUnescape(pw); err == nil {
+					return u
+				}
+				return pw
+			}
+		}
+		return ""
+	}
+	for _, kv := range strings.Split(strings.TrimPrefix(dsn, "odbc:"), ";") {
+		k, v, _ := strings.Cut(kv, "=")
+		if k = strings.ToLower(strings.TrimSpace(k)); k == "password" || k == "pwd" {
+			return strings.Trim(strings.TrimSpace(v), "{}")
+		}
+	}
+	return ""
 }
 
 // nativeSettings maps go-mssqldb's own parameters onto a mode and options.

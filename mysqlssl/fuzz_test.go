@@ -33,7 +33,13 @@ func FuzzParseDSN(f *testing.F) {
 		if !errors.Is(err, sslconn.ErrInvalidOption) && !errors.Is(err, sslconn.ErrBadCA) {
 			t.Fatalf("untyped error %v", err)
 		}
-		if strings.Contains(dsn, ":"+password+"@") && strings.Contains(err.Error(), password) {
+		// The password is the one the DSN's user part holds, as the
+		// connector reads it; the same text elsewhere is no secret.
+		base := dsn
+		if q := strings.IndexByte(dsn[strings.LastIndexByte(dsn, '@')+1:], '?'); q >= 0 {
+			base = dsn[:strings.LastIndexByte(dsn, '@')+1+q]
+		}
+		if passwordOf(base) == password && strings.Contains(err.Error(), password) {
 			t.Fatalf("password in %q", err)
 		}
 	})

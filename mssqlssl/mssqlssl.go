@@ -320,6 +320,17 @@ func (s *sniffConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Write refuses to write into a connection the server has already closed
+// (a restart): the driver then reports a failed send, which database/sql
+// retries on a new connection, instead of a statement whose outcome is
+// unknown.
+func (s *sniffConn) Write(p []byte) (int, error) {
+	if err := sslconn.PeerClosed(s.Conn); err != nil {
+		return 0, &net.OpError{Op: "write", Net: "tcp", Err: fmt.Errorf("%w: %w", sslconn.ErrNotSent, err)}
+	}
+	return s.Conn.Write(p)
+}
+
 func preloginEncrypt(b []byte) int {
 	for i := 0; i+5 <= len(b) && b[i] != 0xFF; i += 5 {
 		if b[i] == 0x01 {

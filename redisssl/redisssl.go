@@ -105,7 +105,9 @@ func NewClient(rawURL string, opts ...sslconn.Option) (*redis.Client, error) {
 		ro.MaxRetries = -1 // never re-send a command whose outcome is unknown
 	}
 	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	return redis.NewClient(ro), nil
+	c := redis.NewClient(ro)
+	c.AddHook(retryHook{cfg})
+	return c, nil
 }
 
 // NewClusterClient returns a go-redis cluster client for a URL whose seed
@@ -134,7 +136,9 @@ func NewClusterClient(rawURL string, opts ...sslconn.Option) (*redis.ClusterClie
 		co.MaxRetries = -1 // MOVED and ASK are still followed: MaxRedirects
 	}
 	co.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	return redis.NewClusterClient(co), nil
+	c := redis.NewClusterClient(co)
+	c.AddHook(retryHook{cfg})
+	return c, nil
 }
 
 // dialBudget is go-redis's per-dial timeout: long enough for the dialer's

@@ -61,11 +61,11 @@ func (c *Config) DialMode(ctx context.Context, mode Mode, network, addr string, 
 		return nil, err
 	}
 	if mode == Disabled {
-		return c.wrap(raw, nil, mode, network, addr, dial), nil
+		return c.wrap(raw, raw, nil, mode, network, addr, dial), nil
 	}
 	tc, asked, err := c.handshake(ctx, mode, raw, addr)
 	if err == nil {
-		w := c.wrap(tc, tc, mode, network, addr, dial)
+		w := c.wrap(tc, raw, tc, mode, network, addr, dial)
 		w.certAsked = asked && c.clientCert == nil
 		return w, nil
 	}
@@ -75,7 +75,7 @@ func (c *Config) DialMode(ctx context.Context, mode Mode, network, addr string, 
 		if err != nil {
 			return nil, err
 		}
-		return c.wrap(raw, nil, mode, network, addr, dial), nil
+		return c.wrap(raw, raw, nil, mode, network, addr, dial), nil
 	}
 	return nil, err
 }
@@ -165,6 +165,7 @@ func (c *countingConn) Read(p []byte) (int, error) {
 // speaks only TLS (ErrServerRequiresTLS: Redis resets it without a word).
 type Conn struct {
 	net.Conn
+	raw     net.Conn // the TCP connection under any TLS
 	tls     *tls.Conn
 	cfg     *Config
 	mode    Mode
@@ -183,8 +184,8 @@ type Conn struct {
 // the connection the server describes (Redis CLIENT INFO, say).
 var conns sync.Map // local addr -> *Conn
 
-func (c *Config) wrap(nc net.Conn, tc *tls.Conn, mode Mode, network, addr string, dial DialFunc) *Conn {
-	w := &Conn{Conn: nc, tls: tc, cfg: c, mode: mode, network: network, addr: addr, dial: dial}
+func (c *Config) wrap(nc, raw net.Conn, tc *tls.Conn, mode Mode, network, addr string, dial DialFunc) *Conn {
+	w := &Conn{Conn: nc, raw: raw, tls: tc, cfg: c, mode: mode, network: network, addr: addr, dial: dial}
 	if la := nc.LocalAddr(); la != nil {
 		w.key = la.String()
 		conns.Store(w.key, w)
@@ -232,7 +233,14 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Write refuses to write into a connection the server has already closed
+// (a restart): the request is then known not to have been sent, and the
+// error matches ErrNotSent, so the caller may retry it safely. Without this
+// check the bytes would go out, and the outcome would be unknown.
 func (c *Conn) Write(p []byte) (int, error) {
+	if err := PeerClosed(c.raw); err != nil {
+		return 0, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: &notSentError{err}}
+	}
 	n, err := c.Conn.Write(p)
 	if err != nil && !c.read.Load() {
 		err = c.firstReadError(err)
@@ -285,4 +293,41 @@ func (c *Conn) firstReadError(err error) error {
 func isTLSAnswer(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Kind != ErrServerNoTLS
+}
+
+// ErrNotSent matches errors for requests that were never sent because the
+// server had already closed the connection: retrying them cannot apply
+// anything twice.
+var ErrNotSent = errors.New("connection closed by the server; request not sent")
+
+type notSentError struct{ cause error }
+
+func (e *notSentError) Error() string   { return ErrNotSent.Error() + ": " + e.cause.Error() }
+func (e *notSentError) Unwrap() []error { return []error{ErrNotSent, e.cause} }
+
+// PeerClosed reports, without blocking or consuming anything, whether the
+// server has closed or reset a TCP connection: io.EOF or ECONNRESET, or nil
+// while it looks alive (or cannot be checked). One non-blocking peek.
+func PeerClosed(conn net.Conn) error {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	var closed error
+	_ = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case n == 0 && err == nil:
+			closed = io.EOF
+		case errors.Is(err, syscall.ECONNRESET):
+			closed = syscall.ECONNRESET
+		}
+		return true
+	})
+	return closed
 }

@@ -1,0 +1,54 @@
+package redisssl
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+// notExecuted reports whether a command's error proves the server did not
+// run it: the connection was closed before it was sent (a restart), or the
+// server refused it while loading or failing over. Retrying those cannot
+// apply anything twice.
+func notExecuted(err error) bool {
+	if err == nil || err == redis.Nil {
+		return false
+	}
+	if errors.Is(err, sslconn.ErrNotSent) {
+		return true
+	}
+	var re redis.Error
+	if errors.As(err, &re) {
+		for _, p := range []string{"LOADING ", "MASTERDOWN ", "TRYAGAIN ", "CLUSTERDOWN "} {
+			if strings.HasPrefix(re.Error(), p) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// retryHook re-runs commands that were not executed, with the core's budget
+// and backoff, and nothing else: a command whose connection died after it
+// was sent is reported to the caller, never replayed.
+type retryHook struct{ cfg *sslconn.Config }
+
+func (retryHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h retryHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		return h.cfg.RetrySafe(ctx, "redis", func(ctx context.Context) error { return next(ctx, cmd) }, notExecuted)
+	}
+}
+
+func (h retryHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		// Only a pipeline none of whose commands went out is safe to resend.
+		return h.cfg.RetrySafe(ctx, "redis", func(ctx context.Context) error { return next(ctx, cmds) },
+			func(err error) bool { return errors.Is(err, sslconn.ErrNotSent) })
+	}
+}

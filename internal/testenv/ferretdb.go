@@ -102,7 +102,7 @@ func StartFerretDB(t TLS) (*Server, error) {
 		return nil
 	}
 	register(s)
-	if err := s.Start(); err != nil {
+	if err := s.startFresh(); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -69,7 +69,7 @@ func makeMariaDBTemplate() (string, error) {
 	}
 	s.Dir = root
 	s.argv, s.ready = mariadbArgv, mariadbReady
-	if err := s.Start(); err != nil {
+	if err := s.startFresh(); err != nil {
 		return "", err
 	}
 	defer s.Stop()
@@ -163,7 +163,7 @@ func StartMariaDB(t TLS) (*Server, error) {
 	s.argv, s.ready = mariadbArgv, mariadbReady
 	s.logFile = filepath.Join(s.Dir, "error.log")
 	register(s)
-	if err := s.Start(); err != nil {
+	if err := s.startFresh(); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -14,6 +14,22 @@ import (
 // RedisPassword is the requirepass of every test Redis (a test fixture).
 const RedisPassword = "Redis-Secret-pw1"
 
+// StartRedisDurable starts a private Redis that keeps its data across
+// restarts (appendonly, fsync on every write), for the restart tests.
+func StartRedisDurable(t TLS) (*Server, error) {
+	s, err := newServer("redis", true, t)
+	if err != nil {
+		return nil, err
+	}
+	s.argv, s.ready = redisArgv, redisReady
+	s.extraArgs = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	register(s)
+	if err := s.startFresh(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // StartRedis starts a private Redis. Redis puts plaintext and TLS on separate
 // ports: Port is plaintext (closed when TLS.Force), TLSPort is TLS (closed
 // when TLS.Off).
@@ -24,7 +40,7 @@ func StartRedis(t TLS) (*Server, error) {
 	}
 	s.argv, s.ready = redisArgv, redisReady
 	register(s)
-	if err := s.Start(); err != nil {
+	if err := s.startFresh(); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -108,7 +124,7 @@ func StartRedisCluster(n int, t TLS, c *Certs) ([]*Server, error) {
 			// the server certificate is for serverAuth only.
 			"--tls-client-cert-file", c.Client.Cert, "--tls-client-key-file", c.Client.Key}
 		register(s)
-		if err := s.Start(); err != nil {
+		if err := s.startFresh(); err != nil {
 			return nil, err
 		}
 		nodes = append(nodes, s)

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -96,15 +97,28 @@ func stopAll() {
 	servers = nil
 }
 
-// FreePort returns a port free on 127.0.0.1 and ::1 at the time of asking.
+var (
+	portsMu sync.Mutex
+	given   = map[int]bool{} // ports handed out in this process
+)
+
+// FreePort returns a port free on 127.0.0.1 and ::1 at the time of asking,
+// never the same one twice in a process. Another process may still take it
+// before the server binds it: startFresh retries that case.
 func FreePort() (int, error) {
-	for range 20 {
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 50 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return 0, err
 		}
 		port := l.Addr().(*net.TCPAddr).Port
 		l.Close()
+		if given[port] {
+			continue
+		}
+		given[port] = true
 		if l6, err := net.Listen("tcp6", "[::1]:"+strconv.Itoa(port)); err == nil {
 			l6.Close()
 			return port, nil
@@ -232,6 +246,27 @@ func newServer(name string, tlsPort bool, t TLS) (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// startFresh is the first Start of a server: a port taken between FreePort
+// and the bind (by another test process) gets new ports, up to three times.
+func (s *Server) startFresh() error {
+	var err error
+	for range 3 {
+		if err = s.Start(); err == nil || !strings.Contains(err.Error(), "in use") {
+			return err
+		}
+		if s.Port, err = FreePort(); err != nil {
+			return err
+		}
+		if s.TLSPort != 0 {
+			if s.TLSPort, err = FreePort(); err != nil {
+				return err
+			}
+		}
+		os.Truncate(s.logFile, 0)
+	}
+	return err
 }
 
 // LookPath finds a server binary, also in the sbin folders root's PATH may lack.

@@ -1,0 +1,74 @@
+package redisssl
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sslconn/sslconn/internal/matrix"
+	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+type redisWorkload struct{ c *redis.Client }
+
+// Write appends to a list, so a write applied twice shows twice.
+func (w redisWorkload) Write(ctx context.Context, id int64) error {
+	return w.c.RPush(ctx, "writes", id).Err()
+}
+
+func (w redisWorkload) Read(ctx context.Context) error {
+	err := w.c.Get(ctx, "absent").Err()
+	if err == redis.Nil {
+		return nil
+	}
+	return err
+}
+
+func (w redisWorkload) Count(ctx context.Context) (map[int64]int, error) {
+	vals, err := w.c.LRange(ctx, "writes", 0, -1).Result()
+	if err != nil {
+		return nil, err
+	}
+	counts := map[int64]int{}
+	for _, v := range vals {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, err
+		}
+		counts[id]++
+	}
+	return counts, nil
+}
+
+func (w redisWorkload) Status(ctx context.Context) (sslconn.Status, error) { return Verify(ctx, w.c) }
+func (w redisWorkload) Close() error                                      { return w.c.Close() }
+
+// TestRestarts: a workload rides out every SSL-triggered restart, TLS
+// served on the one port the client knows; see matrix.RunRestarts.
+func TestRestarts(t *testing.T) {
+	s, err := testenv.StartRedisDurable(testenv.TLS{Off: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := t.TempDir() + "/ca.pem"
+	ca, err := os.ReadFile(certs.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(caFile, ca, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	open := func(mode sslconn.Mode, ca string) (matrix.Workload, error) {
+		c, err := NewClient(redisURL("localhost", s.Port, ""), sslconn.WithMode(mode), sslconn.WithCAFile(ca))
+		if err != nil {
+			return nil, err
+		}
+		return redisWorkload{c}, nil
+	}
+	matrix.RunRestarts(t, matrix.Transitions(certs, true), caFile, open, s.Stop,
+		func(to testenv.TLS) error { s.TLS = to; return s.Start() })
+}

@@ -61,6 +61,11 @@ type Server struct {
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
 	spid  atomic.Uint32
+
+	// writes is the one table, kept across restarts like a database's data:
+	// INSERT INTO writes (id) VALUES (n) appends, SELECT id FROM writes reads.
+	dataMu sync.Mutex
+	writes []int64
 }
 
 // Start listens on a free loopback port with cfg.
@@ -137,6 +142,11 @@ func (s *Server) Stop() {
 // Restart stops the server and starts it on the same port with cfg.
 func (s *Server) Restart(cfg Config) error {
 	s.Stop()
+	return s.Listen(cfg)
+}
+
+// Listen starts a stopped server again on the same port with cfg.
+func (s *Server) Listen(cfg Config) error {
 	s.mu.Lock()
 	s.cfg = cfg
 	s.mu.Unlock()
@@ -325,6 +335,22 @@ func (s *session) answer(sql string) []byte {
 		return resultSet([]column{{"", intn}}, []any{int32(s.spid)})
 	case strings.HasPrefix(q, "select 1"):
 		return resultSet([]column{{"", intn}}, []any{int32(1)})
+	case strings.HasPrefix(q, "insert into writes (id) values ("):
+		id, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(q, "insert into writes (id) values ("), ")"), 10, 64)
+		if err == nil {
+			s.srv.dataMu.Lock()
+			s.srv.writes = append(s.srv.writes, id)
+			s.srv.dataMu.Unlock()
+			return doneToken(0x0010, 0xC3, 1) // DONE_COUNT, INSERT
+		}
+	case q == "select id from writes":
+		s.srv.dataMu.Lock()
+		rows := make([][]any, len(s.srv.writes))
+		for i, id := range s.srv.writes {
+			rows[i] = []any{id}
+		}
+		s.srv.dataMu.Unlock()
+		return resultRows([]column{{"id", bigint}}, rows)
 	}
 	return append(errorToken(208, 16, "tdsserver: statement not supported: "+sql), doneToken(0x0002, 0, 0)...)
 }
@@ -568,6 +594,7 @@ type colType int
 
 const (
 	intn colType = iota
+	bigint
 	nvarchar
 )
 
@@ -576,8 +603,11 @@ type column struct {
 	typ  colType
 }
 
-// resultSet encodes COLMETADATA, one ROW and DONE with a row count.
-func resultSet(cols []column, row []any) []byte {
+// resultSet encodes a result of one row.
+func resultSet(cols []column, row []any) []byte { return resultRows(cols, [][]any{row}) }
+
+// resultRows encodes COLMETADATA, the ROWs and DONE with a row count.
+func resultRows(cols []column, rows [][]any) []byte {
 	b := []byte{0x81}
 	b = binary.LittleEndian.AppendUint16(b, uint16(len(cols)))
 	for _, c := range cols {
@@ -586,6 +616,8 @@ func resultSet(cols []column, row []any) []byte {
 		switch c.typ {
 		case intn:
 			b = append(b, 0x26, 4)
+		case bigint:
+			b = append(b, 0x26, 8)
 		case nvarchar:
 			b = append(b, 0xE7)
 			b = binary.LittleEndian.AppendUint16(b, 8000)
@@ -593,17 +625,22 @@ func resultSet(cols []column, row []any) []byte {
 		}
 		b = append(b, bVarchar(c.name)...)
 	}
-	b = append(b, 0xD1)
-	for i, c := range cols {
-		switch c.typ {
-		case intn:
-			b = append(b, 4)
-			b = binary.LittleEndian.AppendUint32(b, uint32(row[i].(int32)))
-		case nvarchar:
-			s := ucs2(row[i].(string))
-			b = binary.LittleEndian.AppendUint16(b, uint16(len(s)))
-			b = append(b, s...)
+	for _, row := range rows {
+		b = append(b, 0xD1)
+		for i, c := range cols {
+			switch c.typ {
+			case intn:
+				b = append(b, 4)
+				b = binary.LittleEndian.AppendUint32(b, uint32(row[i].(int32)))
+			case bigint:
+				b = append(b, 8)
+				b = binary.LittleEndian.AppendUint64(b, uint64(row[i].(int64)))
+			case nvarchar:
+				s := ucs2(row[i].(string))
+				b = binary.LittleEndian.AppendUint16(b, uint16(len(s)))
+				b = append(b, s...)
+			}
 		}
 	}
-	return append(b, doneToken(0x0010, 0xC1, 1)...)
+	return append(b, doneToken(0x0010, 0xC1, uint64(len(rows)))...)
 }

@@ -15,7 +15,9 @@ import (
 
 type mongoWorkload struct{ c *mongo.Client }
 
-func (w mongoWorkload) coll() *mongo.Collection { return w.c.Database("sslconn_test").Collection("writes") }
+func (w mongoWorkload) coll() *mongo.Collection {
+	return w.c.Database("sslconn_test").Collection("writes")
+}
 
 // Write inserts a document carrying the id in a field with no unique
 // index, so a write applied twice shows twice.
@@ -52,7 +54,7 @@ func (w mongoWorkload) Count(ctx context.Context) (map[int64]int, error) {
 }
 
 func (w mongoWorkload) Status(ctx context.Context) (sslconn.Status, error) { return Verify(ctx, w.c) }
-func (w mongoWorkload) Close() error                                      { return w.c.Disconnect(context.Background()) }
+func (w mongoWorkload) Close() error                                       { return w.c.Disconnect(context.Background()) }
 
 // TestRestarts: a workload rides out every SSL-triggered restart; see
 // matrix.RunRestarts. The driver's own retryable reads and writes stay on.

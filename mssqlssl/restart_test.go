@@ -44,7 +44,7 @@ func (w mssqlWorkload) Count(ctx context.Context) (map[int64]int, error) {
 }
 
 func (w mssqlWorkload) Status(ctx context.Context) (sslconn.Status, error) { return Verify(ctx, w.db) }
-func (w mssqlWorkload) Close() error                                      { return w.db.Close() }
+func (w mssqlWorkload) Close() error                                       { return w.db.Close() }
 
 // TestRestarts: a workload rides out every SSL-triggered restart of the TDS
 // test server, which keeps its one table across restarts; see

@@ -42,7 +42,7 @@ func (w mysqlWorkload) Count(ctx context.Context) (map[int64]int, error) {
 }
 
 func (w mysqlWorkload) Status(ctx context.Context) (sslconn.Status, error) { return Verify(ctx, w.db) }
-func (w mysqlWorkload) Close() error                                      { return w.db.Close() }
+func (w mysqlWorkload) Close() error                                       { return w.db.Close() }
 
 // TestRestarts: a workload rides out every SSL-triggered restart; see
 // matrix.RunRestarts for what is checked.

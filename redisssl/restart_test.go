@@ -45,7 +45,7 @@ func (w redisWorkload) Count(ctx context.Context) (map[int64]int, error) {
 }
 
 func (w redisWorkload) Status(ctx context.Context) (sslconn.Status, error) { return Verify(ctx, w.c) }
-func (w redisWorkload) Close() error                                      { return w.c.Close() }
+func (w redisWorkload) Close() error                                       { return w.c.Close() }
 
 // TestRestarts: a workload rides out every SSL-triggered restart, TLS
 // served on the one port the client knows; see matrix.RunRestarts.

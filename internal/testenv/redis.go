@@ -119,7 +119,7 @@ func StartRedisCluster(n int, t TLS, c *Certs) ([]*Server, error) {
 		}
 		s.extraArgs = []string{"--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(bus), "--cluster-config-file", filepath.Join(s.Dir, "nodes.conf"),
 			"--tls-cluster", "yes", "--tls-replication", "yes", "--masterauth", RedisPassword,
-			"--cluster-node-timeout", "5000",
+			"--cluster-node-timeout", "5000", "--appendonly", "yes", "--appendfsync", "always",
 			// The bus always verifies the connecting node's certificate, and
 			// the server certificate is for serverAuth only.
 			"--tls-client-cert-file", c.Client.Cert, "--tls-client-key-file", c.Client.Key}

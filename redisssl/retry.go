@@ -15,7 +15,7 @@ import (
 // server refused it while loading or failing over. Retrying those cannot
 // apply anything twice.
 func notExecuted(err error) bool {
-	if err == nil || err == redis.Nil {
+	if err == nil || err == redis.Nil || sslconn.IsPermanent(err) {
 		return false
 	}
 	if errors.Is(err, sslconn.ErrNotSent) {
@@ -49,6 +49,6 @@ func (h retryHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		// Only a pipeline none of whose commands went out is safe to resend.
 		return h.cfg.RetrySafe(ctx, "redis", func(ctx context.Context) error { return next(ctx, cmds) },
-			func(err error) bool { return errors.Is(err, sslconn.ErrNotSent) })
+			func(err error) bool { return errors.Is(err, sslconn.ErrNotSent) && !sslconn.IsPermanent(err) })
 	}
 }

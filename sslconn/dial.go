@@ -239,7 +239,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 // check the bytes would go out, and the outcome would be unknown.
 func (c *Conn) Write(p []byte) (int, error) {
 	if err := PeerClosed(c.raw); err != nil {
-		return 0, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: &notSentError{err}}
+		var werr error = &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: &notSentError{err}}
+		if !c.read.Load() {
+			// Closed before its first answer: say why, if we can tell.
+			werr = c.firstReadError(werr)
+		}
+		return 0, werr
 	}
 	n, err := c.Conn.Write(p)
 	if err != nil && !c.read.Load() {
@@ -307,8 +312,12 @@ func (e *notSentError) Unwrap() []error { return []error{ErrNotSent, e.cause} }
 
 // PeerClosed reports, without blocking or consuming anything, whether the
 // server has closed or reset a TCP connection: io.EOF or ECONNRESET, or nil
-// while it looks alive (or cannot be checked). One non-blocking peek.
+// while it looks alive (or cannot be checked). On Linux it reads the
+// kernel's TCP state; elsewhere it peeks.
 func PeerClosed(conn net.Conn) error {
+	if err, known := peerClosedFD(conn); known {
+		return err
+	}
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
 		return nil

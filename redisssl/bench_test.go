@@ -1,0 +1,43 @@
+package redisssl
+
+import (
+	"context"
+	"crypto/tls"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sslconn/sslconn/internal/matrix"
+	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+// BenchmarkRecovery: REQUIRED through redisssl against bare go-redis with
+// InsecureSkipVerify, across restarts of a TLS server.
+//
+//	go test -run '^$' -bench Recovery -benchtime 5x ./redisssl
+func BenchmarkRecovery(b *testing.B) {
+	conf := testenv.Scenario(certs, 1)
+	conf.OnPlainPort = true
+	s, err := testenv.StartRedis(conf)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ping := func(c *redis.Client) func(context.Context) error {
+		return func(ctx context.Context) error { return c.Ping(ctx).Err() }
+	}
+	b.Run("sslconn", func(b *testing.B) {
+		c, err := NewClient(redisURL("localhost", s.Port, ""), sslconn.WithMode(sslconn.Required))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+		matrix.BenchRecovery(b, s.Stop, s.Start, ping(c))
+	})
+	b.Run("bare", func(b *testing.B) {
+		c := redis.NewClient(&redis.Options{Addr: testenv.Addr(s.Port), Password: testenv.RedisPassword,
+			TLSConfig: &tls.Config{InsecureSkipVerify: true}})
+		defer c.Close()
+		matrix.BenchRecovery(b, s.Stop, s.Start, ping(c))
+	})
+}

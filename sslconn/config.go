@@ -172,20 +172,11 @@ func loadClientCert(s *settings) (*tls.Certificate, error) {
 // Mode returns the mode in force after the precedence rules.
 func (c *Config) Mode() Mode { return c.mode }
 
-// ServerName returns the server-name override, or "".
-func (c *Config) ServerName() string { return c.serverName }
-
 // RetryBudget returns how long new connections are retried; negative means not at all.
 func (c *Config) RetryBudget() time.Duration { return c.retryBudget }
 
 // HandshakeTimeout returns the bound on one TLS handshake.
 func (c *Config) HandshakeTimeout() time.Duration { return c.handshakeTimeout }
-
-// Logger returns the logger in use.
-func (c *Config) Logger() *slog.Logger { return c.log }
-
-// HasClientCert reports whether a client certificate is configured.
-func (c *Config) HasClientCert() bool { return c.clientCert != nil }
 
 // String describes the configuration without secrets, for logs.
 func (c *Config) String() string {

@@ -5,11 +5,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"io"
 	"net"
 	"reflect"
 	"strings"
-	"syscall"
 )
 
 // The error vocabulary shared by every adapter. Errors returned by this module
@@ -238,21 +236,6 @@ func IsPermanent(err error) bool {
 		}
 	}
 	return kindOf(err) != nil
-}
-
-// IsTransient reports whether err looks like a server that is down or
-// restarting: refused or reset connections, timeouts, EOF.
-func IsTransient(err error) bool {
-	if err == nil || IsPermanent(err) {
-		return false
-	}
-	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
-		return true
-	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 type permanentError struct{ err error }

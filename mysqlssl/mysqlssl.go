@@ -179,13 +179,11 @@ func (c *Connector) classify(ctx context.Context, err error) error {
 // DISABLED: it tries the same login once over TLS, without verifying, and
 // reports whether the server accepted it.
 func (c *Connector) acceptsTLSLogin(ctx context.Context) bool {
+	// The connector's own Config gives the REQUIRED tls.Config, client
+	// certificate and versions included: nothing new to build or validate.
 	probe := c.cfg.Clone()
-	ssl, err := sslconn.New(sslconn.WithMode(sslconn.Required), sslconn.WithRetryBudget(-1))
-	if err != nil {
-		return false
-	}
 	if err := probe.Apply(mysql.BeforeConnect(func(_ context.Context, cfg *mysql.Config) error {
-		cfg.TLS = ssl.TLSConfig(cfg.Addr)
+		cfg.TLS = c.ssl.TLSConfigMode(sslconn.Required, cfg.Addr)
 		return nil
 	})); err != nil {
 		return false

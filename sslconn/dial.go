@@ -228,7 +228,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if n > 0 {
 		c.read.Store(true)
 	} else if err != nil && !c.read.Load() {
-		err = c.firstReadError(err)
+		err = c.firstError(err)
 	}
 	return n, err
 }
@@ -242,13 +242,13 @@ func (c *Conn) Write(p []byte) (int, error) {
 		var werr error = &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: &notSentError{err}}
 		if !c.read.Load() {
 			// Closed before its first answer: say why, if we can tell.
-			werr = c.firstReadError(werr)
+			werr = c.firstError(werr)
 		}
 		return 0, werr
 	}
 	n, err := c.Conn.Write(p)
 	if err != nil && !c.read.Load() {
-		err = c.firstReadError(err)
+		err = c.firstError(err)
 	}
 	return n, err
 }
@@ -260,9 +260,9 @@ func (c *Conn) Close() error {
 	return c.Conn.Close()
 }
 
-// firstReadError explains an error on a connection the server has not yet
-// said a word on.
-func (c *Conn) firstReadError(err error) error {
+// firstError explains an error on a read or write of a connection the
+// server has not yet said a word on.
+func (c *Conn) firstError(err error) error {
 	if c.tls != nil && c.certAsked && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || kindOf(err) != nil) {
 		return errCertAsked(c.mode, c.addr, err)
 	}

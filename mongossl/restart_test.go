@@ -2,7 +2,6 @@ package mongossl
 
 import (
 	"context"
-	"os"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -63,14 +62,6 @@ func TestRestarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	caFile := t.TempDir() + "/ca.pem"
-	ca, err := os.ReadFile(certs.CA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(caFile, ca, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	open := func(mode sslconn.Mode, ca string) (matrix.Workload, error) {
 		c, err := Connect(context.Background(), mongoURI("localhost", s.Port, ""), sslconn.WithMode(mode), sslconn.WithCAFile(ca))
 		if err != nil {
@@ -78,6 +69,6 @@ func TestRestarts(t *testing.T) {
 		}
 		return mongoWorkload{c}, nil
 	}
-	matrix.RunRestarts(t, matrix.Transitions(certs, true), caFile, open, s.Stop,
+	matrix.RunRestarts(t, certs, true, open, s.Stop,
 		func(to testenv.TLS) error { s.TLS = to; return s.Start() })
 }

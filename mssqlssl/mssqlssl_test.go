@@ -2,7 +2,6 @@ package mssqlssl
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"os"
@@ -28,24 +27,11 @@ var (
 	servers [8]*tdsserver.Server
 )
 
-// serverConfig maps a scenario onto the test server: no TLS answers
-// ENCRYPT_NOT_SUP, TLS forced ENCRYPT_REQ, otherwise TLS is optional.
+// serverConfig maps a scenario onto the TDS test server.
 func serverConfig(t testenv.TLS) tdsserver.Config {
-	c := tdsserver.Config{Encrypt: tdsserver.EncryptOff, User: user, Password: password}
-	switch {
-	case t.Off:
-		c.Encrypt = tdsserver.EncryptNotSup
-		return c
-	case t.Force:
-		c.Encrypt = tdsserver.EncryptReq
-	}
-	cert, err := tls.LoadX509KeyPair(t.Cert.Cert, t.Cert.Key)
+	c, err := tdsserver.ForScenario(t, user, password)
 	if err != nil {
 		panic(err)
-	}
-	c.Cert = &cert
-	if t.Versions != "" {
-		c.MinVersion, c.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
 	}
 	return c
 }
@@ -136,7 +122,7 @@ func TestDSNSyntaxes(t *testing.T) {
 }
 
 func TestCAFormats(t *testing.T) {
-	for name, ca := range map[string]string{"PEM": certs.CA, "JKS": certs.JKS, "P7B": certs.P7B, "zip": certs.Zip} {
+	for name, ca := range matrix.CAFiles(certs) {
 		t.Run(name, func(t *testing.T) {
 			if got, _, err := result(t, urlDSN(servers[1], "localhost", "ssl-mode=VERIFY_IDENTITY&ssl-ca="+ca)); got != matrix.TLSOK {
 				t.Fatalf("%s %v", got, err)

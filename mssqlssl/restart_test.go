@@ -3,7 +3,6 @@ package mssqlssl
 import (
 	"context"
 	"database/sql"
-	"os"
 	"strconv"
 	"testing"
 
@@ -55,14 +54,6 @@ func TestRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Stop()
-	caFile := t.TempDir() + "/ca.pem"
-	ca, err := os.ReadFile(certs.CA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(caFile, ca, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	open := func(mode sslconn.Mode, ca string) (matrix.Workload, error) {
 		db, err := Open(urlDSN(s, "localhost", ""), sslconn.WithMode(mode), sslconn.WithCAFile(ca))
 		if err != nil {
@@ -70,7 +61,7 @@ func TestRestarts(t *testing.T) {
 		}
 		return mssqlWorkload{db}, nil
 	}
-	matrix.RunRestarts(t, matrix.Transitions(certs, false), caFile, open,
+	matrix.RunRestarts(t, certs, false, open,
 		func() error { s.Stop(); return nil },
 		func(to testenv.TLS) error { return s.Listen(serverConfig(to)) })
 }

@@ -113,7 +113,7 @@ func TestAddresses(t *testing.T) {
 
 // TestCAFormats: the CA as the console hands it out, in every format.
 func TestCAFormats(t *testing.T) {
-	for name, ca := range map[string]string{"PEM": certs.CA, "DER": certs.CADER, "JKS": certs.JKS, "P7B": certs.P7B, "zip": certs.Zip} {
+	for name, ca := range matrix.CAFiles(certs) {
 		t.Run(name, func(t *testing.T) {
 			got, _, err := result(t, appDSN(servers[1], "localhost", "ssl-mode=VERIFY_IDENTITY&ssl-ca="+ca))
 			if got != "TLS" {

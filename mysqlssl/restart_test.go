@@ -3,7 +3,6 @@ package mysqlssl
 import (
 	"context"
 	"database/sql"
-	"os"
 	"testing"
 
 	"github.com/sslconn/sslconn/internal/matrix"
@@ -55,10 +54,6 @@ func TestRestarts(t *testing.T) {
 	if out, err := s.MySQL("CREATE TABLE " + testenv.MySQLDatabase + ".writes (id BIGINT NOT NULL)"); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
-	caFile := t.TempDir() + "/ca.pem"
-	if err := os.WriteFile(caFile, must(os.ReadFile(certs.CA)), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	open := func(mode sslconn.Mode, ca string) (matrix.Workload, error) {
 		db, err := Open(appDSN(s, "localhost", ""), sslconn.WithMode(mode), sslconn.WithCAFile(ca))
 		if err != nil {
@@ -66,13 +61,6 @@ func TestRestarts(t *testing.T) {
 		}
 		return mysqlWorkload{db}, nil
 	}
-	matrix.RunRestarts(t, matrix.Transitions(certs, false), caFile, open, s.Stop,
+	matrix.RunRestarts(t, certs, false, open, s.Stop,
 		func(to testenv.TLS) error { s.TLS = to; return s.Start() })
-}
-
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(err)
-	}
-	return v
 }

@@ -114,7 +114,7 @@ func TestMatrix(t *testing.T) {
 }
 
 func TestCAFormats(t *testing.T) {
-	for name, ca := range map[string]string{"PEM": certs.CA, "JKS": certs.JKS, "P7B": certs.P7B, "zip": certs.Zip} {
+	for name, ca := range matrix.CAFiles(certs) {
 		t.Run(name, func(t *testing.T) {
 			got, _, _, err := result(t, redisURL("localhost", servers[1].TLSPort, "ssl-mode=VERIFY_IDENTITY&ssl-ca="+ca))
 			if got != "TLS" {

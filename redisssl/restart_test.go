@@ -3,7 +3,6 @@ package redisssl
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -56,14 +55,6 @@ func TestRestarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	caFile := t.TempDir() + "/ca.pem"
-	ca, err := os.ReadFile(certs.CA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(caFile, ca, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	open := func(mode sslconn.Mode, ca string) (matrix.Workload, error) {
 		c, err := NewClient(redisURL("localhost", s.Port, ""), sslconn.WithMode(mode), sslconn.WithCAFile(ca))
 		if err != nil {
@@ -71,7 +62,7 @@ func TestRestarts(t *testing.T) {
 		}
 		return redisWorkload{c}, nil
 	}
-	matrix.RunRestarts(t, matrix.Transitions(certs, true), caFile, open, s.Stop,
+	matrix.RunRestarts(t, certs, true, open, s.Stop,
 		func(to testenv.TLS) error { s.TLS = to; return s.Start() })
 }
 

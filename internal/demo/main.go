@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -255,23 +254,9 @@ func mssqlEngine() *engine {
 	e := &engine{title: "SQL Server (mssqlssl, go-mssqldb, the project's TDS test server; encrypt_option as the server reports it)"}
 	e.start = func(c *testenv.Certs) error {
 		for i := range servers {
-			t := testenv.Scenario(c, i)
-			conf := tdsserver.Config{Encrypt: tdsserver.EncryptOff, User: "sa", Password: "Tds-Secret-pw1"}
-			switch {
-			case t.Off:
-				conf.Encrypt = tdsserver.EncryptNotSup
-			case t.Force:
-				conf.Encrypt = tdsserver.EncryptReq
-			}
-			if !t.Off {
-				cert, err := tls.LoadX509KeyPair(t.Cert.Cert, t.Cert.Key)
-				if err != nil {
-					return err
-				}
-				conf.Cert = &cert
-			}
-			if t.Versions != "" {
-				conf.MinVersion, conf.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
+			conf, err := tdsserver.ForScenario(testenv.Scenario(c, i), "sa", "Tds-Secret-pw1")
+			if err != nil {
+				return err
 			}
 			s, err := tdsserver.Start(conf)
 			if err != nil {

@@ -128,3 +128,8 @@ func CheckBadInput(t testing.TB, err error, says, password string) {
 		t.Errorf("password in %q", err)
 	}
 }
+
+// CAFiles names the CA in every form the console's download takes.
+func CAFiles(c *testenv.Certs) map[string]string {
+	return map[string]string{"PEM": c.ChainPEM, "DER": c.CADER, "JKS": c.JKS, "P7B": c.P7B, "P7B-DER": c.P7BDER, "zip": c.Zip}
+}

@@ -3,6 +3,7 @@ package matrix
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -61,22 +62,27 @@ type op struct {
 	err        error
 }
 
-// RunRestarts runs each transition in turn against one server: a workload
+// RunRestarts runs Transitions(c, onPlainPort) in turn against one server: a workload
 // of concurrent reads and writes (each write with a unique id) runs while
 // restart takes the server down, changes its set-up, and brings it back.
-// open makes the client for a transition's mode, reading the CA from
-// caFile. It then checks, from the server's data, that every acknowledged
+// open makes the client for a transition's mode, reading the CA from a
+// file that starts as the test CA and is replaced when the CA rotates. It
+// then checks, from the server's data, that every acknowledged
 // write is there exactly once and every write with an unknown outcome at
 // most once; that reads and writes resumed without help; that the only
 // errors were operations in flight when the server stopped; and that the
 // connection is encrypted as the transition says. It logs the recovery
 // time: from the server accepting connections again to the first
 // operation that succeeded after it.
-func RunRestarts(t *testing.T, transitions []Transition, caFile string,
+func RunRestarts(t *testing.T, c *testenv.Certs, onPlainPort bool,
 	open func(mode sslconn.Mode, caFile string) (Workload, error),
 	stop func() error, start func(testenv.TLS) error) {
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := copyFile(c.CA, caFile); err != nil {
+		t.Fatal(err)
+	}
 	var nextID atomic.Int64
-	for _, tr := range transitions {
+	for _, tr := range Transitions(c, onPlainPort) {
 		t.Run(tr.Name, func(t *testing.T) {
 			w, err := open(tr.Mode, caFile)
 			if err != nil {
@@ -133,11 +139,7 @@ func RunRestarts(t *testing.T, transitions []Transition, caFile string,
 			}
 			stoppedAt := time.Now()
 			if tr.CA != "" {
-				b, err := os.ReadFile(tr.CA)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(caFile, b, 0o644); err != nil {
+				if err := copyFile(tr.CA, caFile); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -200,4 +202,12 @@ func RunRestarts(t *testing.T, transitions []Transition, caFile string,
 				len(ops), len(acked), len(unknown), len(lost), stoppedAt.Sub(stopBegin).Round(time.Millisecond), first.Sub(up).Round(time.Millisecond))
 		})
 	}
+}
+
+func copyFile(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o644)
 }

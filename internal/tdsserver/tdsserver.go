@@ -22,6 +22,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"unicode/utf16"
+
+	"github.com/sslconn/sslconn/internal/testenv"
 )
 
 // ENCRYPT option values of PRELOGIN ([MS-TDS] 2.2.6.5).
@@ -643,4 +645,27 @@ func resultRows(cols []column, rows [][]any) []byte {
 		}
 	}
 	return append(b, doneToken(0x0010, 0xC1, uint64(len(rows)))...)
+}
+
+// ForScenario maps a harness set-up onto the test server: no TLS answers
+// ENCRYPT_NOT_SUP, TLS forced ENCRYPT_REQ, otherwise TLS is optional; a
+// version list limits the server to TLS 1.0/1.1 (S7).
+func ForScenario(t testenv.TLS, user, password string) (Config, error) {
+	c := Config{Encrypt: EncryptOff, User: user, Password: password}
+	if t.Off {
+		c.Encrypt = EncryptNotSup
+		return c, nil
+	}
+	if t.Force {
+		c.Encrypt = EncryptReq
+	}
+	cert, err := tls.LoadX509KeyPair(t.Cert.Cert, t.Cert.Key)
+	if err != nil {
+		return Config{}, err
+	}
+	c.Cert = &cert
+	if t.Versions != "" {
+		c.MinVersion, c.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
+	}
+	return c, nil
 }

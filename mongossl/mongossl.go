@@ -44,9 +44,7 @@ func splitURI(s string) (*uri, error) {
 	if u.hosts == "" {
 		return nil, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "uri", Detail: "the URI names no host"}
 	}
-	for _, kv := range strings.FieldsFunc(query, func(r rune) bool { return r == '&' || r == ';' }) {
-		u.opts = append(u.opts, kv)
-	}
+	u.opts = strings.FieldsFunc(query, func(r rune) bool { return r == '&' || r == ';' })
 	return u, nil
 }
 

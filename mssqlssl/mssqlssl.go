@@ -326,7 +326,7 @@ func (s *sniffConn) Read(p []byte) (int, error) {
 // unknown.
 func (s *sniffConn) Write(p []byte) (int, error) {
 	if err := sslconn.PeerClosed(s.Conn); err != nil {
-		return 0, &net.OpError{Op: "write", Net: "tcp", Err: fmt.Errorf("%w: %w", sslconn.ErrNotSent, err)}
+		return 0, sslconn.NotSent(s.Conn, err)
 	}
 	return s.Conn.Write(p)
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs the servers, checks
-# formatting and vet, runs every test with the race detector against real
+# formatting, vet and staticcheck, runs every test with the race detector against real
 # MariaDB, Redis and FerretDB instances it starts itself, then runs each fuzz
 # target briefly. Longer fuzzing: go test -fuzz=NAME -fuzztime=10m ./PKG
 set -euo pipefail
@@ -13,6 +13,9 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 (cd internal/ferretdb && go vet ./...)
+staticcheck="go run honnef.co/go/tools/cmd/staticcheck@v0.8.2"
+$staticcheck ./...
+(cd internal/ferretdb && $staticcheck ./...)
 
 go test -race -count=1 -timeout 15m ./...
 

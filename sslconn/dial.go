@@ -239,7 +239,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 // check the bytes would go out, and the outcome would be unknown.
 func (c *Conn) Write(p []byte) (int, error) {
 	if err := PeerClosed(c.raw); err != nil {
-		var werr error = &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: &notSentError{err}}
+		werr := NotSent(c, err)
 		if !c.read.Load() {
 			// Closed before its first answer: say why, if we can tell.
 			werr = c.firstError(werr)
@@ -304,6 +304,13 @@ func isTLSAnswer(err error) bool {
 // server had already closed the connection: retrying them cannot apply
 // anything twice.
 var ErrNotSent = errors.New("connection closed by the server; request not sent")
+
+// NotSent is the write error for a connection whose server closed it
+// (cause, e.g. from PeerClosed) before the request went out; it matches
+// ErrNotSent and cause.
+func NotSent(conn net.Conn, cause error) error {
+	return &net.OpError{Op: "write", Net: "tcp", Source: conn.LocalAddr(), Addr: conn.RemoteAddr(), Err: &notSentError{cause}}
+}
 
 type notSentError struct{ cause error }
 

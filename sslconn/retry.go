@@ -92,7 +92,7 @@ func (realClock) Sleep(ctx context.Context, d time.Duration) error {
 // and passed to the retry callback. It is meant for new connections only:
 // an operation whose outcome is unknown must never be handed to Retry.
 func (c *Config) Retry(ctx context.Context, addr string, connect func(context.Context) error) error {
-	err, spent := c.retry(ctx, addr, connect, func(err error) bool { return !IsPermanent(err) })
+	spent, err := c.retry(ctx, addr, connect, func(err error) bool { return !IsPermanent(err) })
 	if spent != "" {
 		return fmt.Errorf("sslconn: gave up on %s after %s (retry budget %s): %w", addr, spent, c.retryBudget, err)
 	}
@@ -105,24 +105,24 @@ func (c *Config) Retry(ctx context.Context, addr string, connect func(context.Co
 // other result, and the last error when the budget is spent, is returned
 // unchanged, so callers comparing errors with == still can.
 func (c *Config) RetrySafe(ctx context.Context, addr string, op func(context.Context) error, safe func(error) bool) error {
-	err, _ := c.retry(ctx, addr, op, safe)
+	_, err := c.retry(ctx, addr, op, safe)
 	return err
 }
 
 // retry is the loop behind Retry and RetrySafe; spent says how many
 // attempts in how long, when the budget ran out.
-func (c *Config) retry(ctx context.Context, addr string, op func(context.Context) error, again func(error) bool) (err error, spent string) {
+func (c *Config) retry(ctx context.Context, addr string, op func(context.Context) error, again func(error) bool) (spent string, err error) {
 	start := c.clock.Now()
 	for attempt := 1; ; attempt++ {
 		err := op(ctx)
 		if err == nil || !again(err) || c.retryBudget < 0 || ctx.Err() != nil {
-			return err, ""
+			return "", err
 		}
 		delay := c.backoff.delay(attempt)
 		delay += time.Duration((rand.Float64()*2 - 1) * c.backoff.Jitter * float64(delay))
 		elapsed := c.clock.Now().Sub(start)
 		if elapsed+delay > c.retryBudget {
-			return err, fmt.Sprintf("%d attempts in %s", attempt, elapsed.Round(time.Millisecond))
+			return fmt.Sprintf("%d attempts in %s", attempt, elapsed.Round(time.Millisecond)), err
 		}
 		ev := RetryEvent{Addr: addr, Attempt: attempt, Delay: delay, Elapsed: elapsed, Err: err}
 		c.log.LogAttrs(ctx, slog.LevelInfo, "sslconn: retrying",
@@ -131,7 +131,7 @@ func (c *Config) retry(ctx context.Context, addr string, op func(context.Context
 			c.onRetry(ev)
 		}
 		if serr := c.clock.Sleep(ctx, delay); serr != nil {
-			return fmt.Errorf("sslconn: stopped retrying %s after %d attempts: %w (last error: %w)", addr, attempt, serr, err), ""
+			return "", fmt.Errorf("sslconn: stopped retrying %s after %d attempts: %w (last error: %w)", addr, attempt, serr, err)
 		}
 	}
 }

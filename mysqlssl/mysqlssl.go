@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 
 	"github.com/go-sql-driver/mysql"
@@ -129,13 +130,24 @@ func (c *Connector) beforeConnect(_ context.Context, cfg *mysql.Config) error {
 // failures onto sslconn's errors.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	var conn driver.Conn
+	// The driver reads the greeting and runs the TLS handshake and login
+	// without a deadline unless ctx has one: a server that accepts and then
+	// stalls would hold database/sql's Ping or Query forever. Each attempt
+	// gets the dial timeout plus the handshake timeout.
+	bound := c.ssl.HandshakeTimeout() + c.cfg.Timeout
 	err := c.ssl.Retry(ctx, c.cfg.Addr, func(ctx context.Context) error {
+		actx, cancel := context.WithTimeout(ctx, bound)
+		defer cancel()
 		var err error
-		conn, err = c.inner.Connect(ctx)
-		if err != nil {
-			return c.classify(ctx, err)
+		conn, err = c.inner.Connect(actx)
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() == nil && actx.Err() != nil:
+			return sslconn.NewError(sslconn.ErrHandshakeTimeout, c.ssl.Mode(), c.cfg.Addr,
+				"no greeting, TLS handshake and login within "+bound.String(), os.ErrDeadlineExceeded)
 		}
-		return nil
+		return c.classify(ctx, err)
 	})
 	if err != nil {
 		return nil, sslconn.Redact(err, c.pass)

@@ -30,6 +30,11 @@ var (
 	// ErrClientCertRequired: the server asked for a client certificate (mutual
 	// TLS) and none was given, or it rejected the one given.
 	ErrClientCertRequired = errors.New("server requires a client certificate")
+	// ErrHandshakeTimeout: the server accepted the connection but did not
+	// complete the protocol's handshake and login within the handshake
+	// timeout. Retried like a refused connection: a restarting server can
+	// be slow to greet.
+	ErrHandshakeTimeout = errors.New("server did not complete the handshake in time")
 	// ErrBadCA: the CA input is empty, truncated, of an unknown format, holds no
 	// certificate, or its password is wrong.
 	ErrBadCA = errors.New("invalid CA input")
@@ -106,6 +111,7 @@ var hints = map[error]struct{ option, hint string }{
 	ErrCertExpired:        {"ssl-mode", "renew the server certificate (check the machine's clock), or use ssl-mode=REQUIRED to encrypt without verifying"},
 	ErrTLSVersion:         {"tls-version", "legacy instances need an explicit tls-version (e.g. TLSv1,TLSv1.1,TLSv1.2) and perhaps ssl-cipher"},
 	ErrClientCertRequired: {"ssl-cert", "set ssl-cert and ssl-key to a client certificate the server's CA signed"},
+	ErrHandshakeTimeout:   {"WithHandshakeTimeout", "check that the address is the database's port and reachable without a stalling proxy; sslconn.WithHandshakeTimeout sets the bound"},
 }
 
 func newError(kind error, mode Mode, host string, err error) *Error {

@@ -208,12 +208,12 @@ func (s *session) serve() error {
 	if tlsMode != tlsNone {
 		// The handshake travels inside PRELOGIN packets, then TLS records
 		// flow bare on the connection.
-		hc := &handshakeConn{Conn: raw, s: s}
+		hc := NewHandshakeConn(raw, s.spid, &s.packetID)
 		tc := tls.Server(hc, s.tlsConfig(nil))
 		if err := tc.Handshake(); err != nil {
 			return err
 		}
-		hc.passthrough = true
+		hc.Done()
 		s.rw, s.encrypted = tc, true
 	}
 
@@ -359,29 +359,11 @@ func (s *session) answer(sql string) []byte {
 
 // readMessage reads packets up to the end-of-message status bit.
 func (s *session) readMessage() (byte, []byte, error) {
-	var (
-		msg []byte
-		typ byte
-	)
-	for {
-		var h [8]byte
-		if _, err := io.ReadFull(s.rw, h[:]); err != nil {
-			return 0, nil, err
-		}
-		n := int(binary.BigEndian.Uint16(h[2:4]))
-		if n < 8 {
-			return 0, nil, fmt.Errorf("bad packet length %d", n)
-		}
-		body := make([]byte, n-8)
-		if _, err := io.ReadFull(s.rw, body); err != nil {
-			return 0, nil, err
-		}
-		typ = h[0]
-		msg = append(msg, body...)
-		if h[1]&0x01 != 0 {
-			return typ, msg, nil
-		}
+	wire, msg, err := ReadMessage(s.rw)
+	if err != nil {
+		return 0, nil, err
 	}
+	return wire[0], msg, nil
 }
 
 // writeMessage splits a message into packets of at most 4096 bytes.
@@ -410,16 +392,27 @@ func writePackets(w io.Writer, typ byte, msg []byte, spid uint16, id *byte) erro
 	return err
 }
 
-// handshakeConn carries the TLS handshake inside PRELOGIN packets, the way
-// [MS-TDS] 2.2.6.5 and the driver's tlsHandshakeConn do, then steps aside.
-type handshakeConn struct {
+// HandshakeConn carries a TLS handshake inside PRELOGIN packets, the way
+// [MS-TDS] 2.2.6.5 and the driver's tlsHandshakeConn do, then steps aside
+// when Done is called. The MITM test proxy uses it too.
+type HandshakeConn struct {
 	net.Conn
-	s           *session
+	spid        uint16
+	id          *byte
 	pending     []byte
 	passthrough bool
 }
 
-func (h *handshakeConn) Read(p []byte) (int, error) {
+// NewHandshakeConn wraps c; id is the packet counter shared with the
+// session's other messages.
+func NewHandshakeConn(c net.Conn, spid uint16, id *byte) *HandshakeConn {
+	return &HandshakeConn{Conn: c, spid: spid, id: id}
+}
+
+// Done makes TLS records flow bare, as they do after the handshake.
+func (h *HandshakeConn) Done() { h.passthrough = true }
+
+func (h *HandshakeConn) Read(p []byte) (int, error) {
 	if h.passthrough {
 		return h.Conn.Read(p)
 	}
@@ -442,11 +435,11 @@ func (h *handshakeConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (h *handshakeConn) Write(p []byte) (int, error) {
+func (h *HandshakeConn) Write(p []byte) (int, error) {
 	if h.passthrough {
 		return h.Conn.Write(p)
 	}
-	if err := writePackets(h.Conn, packPrelogin, p, h.s.spid, &h.s.packetID); err != nil {
+	if err := writePackets(h.Conn, packPrelogin, p, h.spid, h.id); err != nil {
 		return 0, err
 	}
 	return len(p), nil
@@ -462,15 +455,60 @@ func (p *peekedConn) Read(b []byte) (int, error) { return p.r.Read(b) }
 
 // preloginOption returns the first byte of a PRELOGIN option, or 0.
 func preloginOption(b []byte, token byte) byte {
+	if i := preloginOffset(b, token); i >= 0 {
+		return b[i]
+	}
+	return 0
+}
+
+// preloginOffset returns where a PRELOGIN option's data starts, or -1.
+func preloginOffset(b []byte, token byte) int {
 	for i := 0; i+5 <= len(b) && b[i] != 0xFF; i += 5 {
 		if b[i] == token {
 			off := int(binary.BigEndian.Uint16(b[i+1:]))
 			if l := int(binary.BigEndian.Uint16(b[i+3:])); l > 0 && off < len(b) {
-				return b[off]
+				return off
 			}
 		}
 	}
-	return 0
+	return -1
+}
+
+// SetPreloginEncrypt rewrites the ENCRYPTION option of a PRELOGIN message
+// in place and returns the value it had (-1 without one): what a
+// man in the middle does to strip TLS.
+func SetPreloginEncrypt(msg []byte, v byte) int {
+	i := preloginOffset(msg, 0x01)
+	if i < 0 {
+		return -1
+	}
+	old := msg[i]
+	msg[i] = v
+	return int(old)
+}
+
+// ReadMessage reads one TDS message (packets up to end-of-message) and
+// returns its packets as they were on the wire, and the joined payload.
+func ReadMessage(r io.Reader) (wire, payload []byte, err error) {
+	for {
+		var h [8]byte
+		if _, err := io.ReadFull(r, h[:]); err != nil {
+			return nil, nil, err
+		}
+		n := int(binary.BigEndian.Uint16(h[2:4]))
+		if n < 8 {
+			return nil, nil, fmt.Errorf("bad packet length %d", n)
+		}
+		body := make([]byte, n-8)
+		if _, err := io.ReadFull(r, body); err != nil {
+			return nil, nil, err
+		}
+		wire = append(append(wire, h[:]...), body...)
+		payload = append(payload, body...)
+		if h[1]&0x01 != 0 {
+			return wire, payload, nil
+		}
+	}
 }
 
 func preloginResponse(encrypt byte) []byte {

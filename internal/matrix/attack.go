@@ -1,0 +1,241 @@
+package matrix
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/sslconn/sslconn/internal/mitm"
+	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+// Target is one engine as the attack tests see it.
+type Target struct {
+	Engine mitm.Engine
+	// Upstream is a real server with TLS optional (S1); for Redis and
+	// MongoDB, its TLS port.
+	Upstream    string
+	UpstreamTLS bool
+	Certs       *testenv.Certs
+	// Connect connects to addr in mode, verifying against Certs.CA, sends
+	// one command carrying marker, and closes everything it opened. nil
+	// means the marker's round trip succeeded.
+	Connect func(ctx context.Context, addr string, mode sslconn.Mode, marker string, opts ...sslconn.Option) error
+	// Wire is how marker looks on the wire (TDS: UTF-16); nil: as is.
+	Wire func(marker string) []byte
+}
+
+// ErrAny stands for "some error" in AttackWant, where the error's kind
+// depends on how a cut connection looks to the driver.
+var ErrAny = errors.New("any error")
+
+// AttackWant is the table the Security section of the README states: the
+// error each mode must end in under each attack, or nil where the mode
+// connects and the attacker reads the session (what the contract does not
+// promise to prevent).
+func AttackWant() map[mitm.Attack]map[sslconn.Mode]error {
+	row := func(d, p, r, ca, id error) map[sslconn.Mode]error {
+		return map[sslconn.Mode]error{sslconn.Disabled: d, sslconn.Preferred: p, sslconn.Required: r, sslconn.VerifyCA: ca, sslconn.VerifyIdentity: id}
+	}
+	noTLS, version := sslconn.ErrServerNoTLS, sslconn.ErrTLSVersion
+	return map[mitm.Attack]map[sslconn.Mode]error{
+		mitm.StripTLS:     row(nil, nil, noTLS, noTLS, noTLS),
+		mitm.ForeignCA:    row(nil, nil, nil, sslconn.ErrUnknownAuthority, sslconn.ErrUnknownAuthority),
+		mitm.OtherHost:    row(nil, nil, nil, nil, sslconn.ErrHostnameMismatch),
+		mitm.TLS10:        row(nil, version, version, version, version),
+		mitm.CutHandshake: {sslconn.Preferred: ErrAny, sslconn.Required: ErrAny, sslconn.VerifyCA: ErrAny, sslconn.VerifyIdentity: ErrAny},
+	}
+}
+
+func (tg *Target) wire(marker string) []byte {
+	if tg.Wire != nil {
+		return tg.Wire(marker)
+	}
+	return []byte(marker)
+}
+
+func (tg *Target) proxy(t *testing.T, a mitm.Attack) *mitm.Proxy {
+	t.Helper()
+	var cert *tls.Certificate
+	pair := map[mitm.Attack]testenv.Pair{mitm.ForeignCA: tg.Certs.MITM, mitm.OtherHost: tg.Certs.OtherHost, mitm.TLS10: tg.Certs.SAN, mitm.Flood: tg.Certs.SAN}
+	if p, ok := pair[a]; ok {
+		c, err := tls.LoadX509KeyPair(p.Cert, p.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert = &c
+	}
+	p, err := mitm.Start(mitm.Config{Engine: tg.Engine, Attack: a, Upstream: tg.Upstream, UpstreamTLS: tg.UpstreamTLS, Cert: cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// RunAttacks puts the proxy between client and server for every attack and
+// mode of AttackWant. A cell that must fail fails with its sentinel and
+// the attacker saw neither the marker nor a TLS session the client
+// accepted: REQUIRED and above never continue in plaintext, the verifying
+// modes never accept a foreign certificate, and a handshake that started
+// never falls back. A cell that connects is the contract's stated limit
+// (DISABLED, PREFERRED against an active attacker, REQUIRED without
+// verification, VERIFY_CA for another host's certificate), and the test
+// shows the attacker reads it. After each cell no connection through the
+// proxy is left open.
+func RunAttacks(t *testing.T, tg Target) {
+	want := AttackWant()
+	for _, a := range []mitm.Attack{mitm.StripTLS, mitm.ForeignCA, mitm.OtherHost, mitm.TLS10, mitm.CutHandshake} {
+		t.Run(a.String(), func(t *testing.T) {
+			p := tg.proxy(t, a)
+			for _, mode := range sslconn.Modes {
+				w, ok := want[a][mode]
+				if !ok {
+					continue
+				}
+				t.Run(mode.String(), func(t *testing.T) {
+					p.Reset()
+					marker := "marker-" + mode.String() + "-" + a.String()
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					defer cancel()
+					err := tg.Connect(ctx, p.Addr(), mode, marker, sslconn.WithRetryBudget(-1), sslconn.WithHandshakeTimeout(3*time.Second))
+					seen := bytes.Contains(p.Seen(), tg.wire(marker))
+					switch {
+					case w == nil:
+						if err != nil {
+							t.Fatalf("want connected, got %v", err)
+						}
+						if !seen {
+							t.Errorf("connected, yet the attacker did not read the marker: the test proxy is not in the path")
+						}
+					default:
+						if err == nil {
+							t.Fatalf("connected through %s; want %v", a, w)
+						}
+						if w != ErrAny && !errors.Is(err, w) {
+							t.Fatalf("got %v (%s), want %v", err, Kind(err), w)
+						}
+						if seen {
+							t.Errorf("the attacker read the marker before the error")
+						}
+						if n := p.Intercepted(); n > 0 {
+							t.Errorf("the client accepted %d TLS session(s) from the attacker", n)
+						}
+					}
+					WaitNoConns(t, p)
+				})
+			}
+		})
+	}
+}
+
+// WaitNoConns fails unless every connection through p is closed soon.
+func WaitNoConns(t testing.TB, p *mitm.Proxy) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Active() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connection(s) left open after Close", p.Active())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// RunHostile points every mode at a server that never answers (Stall) and
+// at one that answers the TLS start with an endless handshake message
+// (Flood): each connect must end with an error within the handshake timeout
+// and its retries, and the flood must not grow the client's memory with
+// what the server sends.
+func RunHostile(t *testing.T, tg Target) {
+	const timeout = time.Second
+	for _, a := range []mitm.Attack{mitm.Stall, mitm.Flood} {
+		t.Run(a.String(), func(t *testing.T) {
+			p := tg.proxy(t, a)
+			for _, mode := range sslconn.Modes {
+				if a == mitm.Flood && mode == sslconn.Disabled {
+					continue // nothing to flood: no TLS handshake
+				}
+				t.Run(mode.String(), func(t *testing.T) {
+					p.Reset()
+					var before, after runtime.MemStats
+					runtime.GC()
+					runtime.ReadMemStats(&before)
+					start := time.Now()
+					// No deadline of our own: the library must bound the wait.
+					err := tg.Connect(context.Background(), p.Addr(), mode, "marker",
+						sslconn.WithHandshakeTimeout(timeout), sslconn.WithRetryBudget(2*time.Second))
+					took := time.Since(start)
+					runtime.ReadMemStats(&after)
+					if err == nil {
+						t.Fatal("connected")
+					}
+					// Handshake timeout, plus retries within the 2 s budget
+					// (each bounded by the timeout), plus slack for -race.
+					if took > 8*time.Second {
+						t.Errorf("took %v: the handshake timeout did not bound it (%v)", took, err)
+					}
+					if a == mitm.Flood {
+						sent := p.Flooded()
+						grew := after.TotalAlloc - before.TotalAlloc
+						t.Logf("flood: server sent %d KiB, client allocated %d KiB, %v: %v", sent>>10, grew>>10, took.Round(time.Millisecond), err)
+						if grew > 64<<20 {
+							t.Errorf("allocated %d MiB while flooded", grew>>20)
+						}
+					}
+					WaitNoConns(t, p)
+				})
+			}
+		})
+	}
+}
+
+// RunNoLeaks connects n clients at once through a relaying proxy, runs
+// work on each, closes them, and fails if a goroutine or a connection
+// outlives Close.
+func RunNoLeaks(t *testing.T, tg Target, n int, open func(ctx context.Context, addr string) (work func(context.Context) error, closeFn func() error, err error)) {
+	ignore := goleak.IgnoreCurrent()
+	p := tg.proxy(t, mitm.Relay)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			work, closeFn, err := open(ctx, p.Addr())
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer func() {
+				if err := closeFn(); err != nil && errs[i] == nil {
+					errs[i] = err
+				}
+			}()
+			for range 5 {
+				if err := work(ctx); err != nil {
+					errs[i] = err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	WaitNoConns(t, p)
+	p.Close()
+	if err := goleak.Find(ignore); err != nil {
+		t.Fatalf("goroutines left after Close: %v", err)
+	}
+}

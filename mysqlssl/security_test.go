@@ -1,0 +1,54 @@
+package mysqlssl
+
+import (
+	"context"
+	"testing"
+
+	"github.com/sslconn/sslconn/internal/matrix"
+	"github.com/sslconn/sslconn/internal/mitm"
+	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+func target() matrix.Target {
+	return matrix.Target{
+		Engine:   mitm.MySQL,
+		Upstream: testenv.Addr(servers[1].Port),
+		Certs:    certs,
+		Connect: func(ctx context.Context, addr string, mode sslconn.Mode, marker string, opts ...sslconn.Option) error {
+			db, err := Open(appDSNAt(addr, "ssl-mode="+mode.String()+"&ssl-ca="+certs.CA), opts...)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			var got string
+			return db.QueryRowContext(ctx, "SELECT ?", marker).Scan(&got)
+		},
+	}
+}
+
+func appDSNAt(addr, params string) string {
+	return testenv.MySQLUser + ":" + testenv.MySQLPassword + "@tcp(" + addr + ")/" + testenv.MySQLDatabase + "?" + params
+}
+
+// TestAttacks: a man in the middle against every mode (see matrix.RunAttacks).
+func TestAttacks(t *testing.T) { matrix.RunAttacks(t, target()) }
+
+// TestHostileServer: a server that stalls or floods the handshake costs a
+// bounded time and memory (see matrix.RunHostile).
+func TestHostileServer(t *testing.T) { matrix.RunHostile(t, target()) }
+
+// TestNoLeaks: concurrent connects and queries, then Close, leave no
+// goroutine and no open connection behind.
+func TestNoLeaks(t *testing.T) {
+	matrix.RunNoLeaks(t, target(), 8, func(ctx context.Context, addr string) (func(context.Context) error, func() error, error) {
+		db, err := Open(appDSNAt(addr, "ssl-mode=VERIFY_IDENTITY&ssl-ca="+certs.CA))
+		if err != nil {
+			return nil, nil, err
+		}
+		return func(ctx context.Context) error {
+			var n int
+			return db.QueryRowContext(ctx, "SELECT 1").Scan(&n)
+		}, db.Close, nil
+	})
+}

@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	mssql "github.com/microsoft/go-mssqldb"
 	"github.com/microsoft/go-mssqldb/msdsn"
@@ -221,6 +223,12 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode) (driver.
 			cfg.Encryption = msdsn.EncryptionStrict
 		}
 		tc := c.ssl.TLSConfigMode(mode, c.addr())
+		if tc.ServerName == "" {
+			// Reached by IP: crypto/tls then keys the session cache by
+			// RemoteAddr, which the driver's handshake wrapper returns as
+			// nil, and panics. No resumption for IP literals.
+			tc.ClientSessionCache = nil
+		}
 		verify := tc.VerifyConnection
 		tc.VerifyConnection = func(cs tls.ConnectionState) error {
 			if verify != nil {
@@ -239,21 +247,34 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode) (driver.
 		cfg.TLSConfig = tc
 	}
 	conn := mssql.NewConnectorConfig(cfg)
-	var raw *sniffConn
+	var (
+		raw     *sniffConn
+		loginBy time.Time
+	)
 	conn.Dialer = dialerFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var d net.Dialer
 		nc, err := d.DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
+		// Without "connection timeout" the driver reads PRELOGIN, the TLS
+		// handshake and LOGINACK with no deadline: a server that accepts
+		// and stalls would hold the caller forever. Bound the login.
+		loginBy = time.Now().Add(c.ssl.HandshakeTimeout())
+		_ = nc.SetDeadline(loginBy)
 		raw = &sniffConn{Conn: nc, a: a, sniff: !c.strict}
 		return raw, nil
 	})
 	dc, err := conn.Connect(ctx)
 	if err != nil {
+		if ctx.Err() == nil && !loginBy.IsZero() && !time.Now().Before(loginBy) {
+			return nil, sslconn.NewError(sslconn.ErrHandshakeTimeout, mode, c.addr(),
+				"no PRELOGIN answer, TLS handshake and login within "+c.ssl.HandshakeTimeout().String(), os.ErrDeadlineExceeded)
+		}
 		return nil, c.classify(err, mode, a)
 	}
 	if raw != nil {
+		_ = raw.Conn.SetDeadline(time.Time{})
 		a.mu.Lock()
 		st := sslconn.StatusOf(a.state)
 		a.mu.Unlock()

@@ -106,6 +106,21 @@ func TestMatrix(t *testing.T) {
 }
 
 // TestDSNSyntaxes: the URL, ADO and ODBC forms all carry ssl-* parameters.
+// TestAddresses: by IP and by name, in each mode that encrypts (the
+// session cache once made go-mssqldb panic for IP literals).
+func TestAddresses(t *testing.T) {
+	for _, host := range []string{"127.0.0.1", "localhost"} {
+		for _, mode := range []sslconn.Mode{sslconn.Preferred, sslconn.VerifyIdentity} {
+			t.Run(host+"/"+mode.String(), func(t *testing.T) {
+				got, st, err := result(t, urlDSN(servers[1], host, "ssl-mode="+mode.String()+"&ssl-ca="+certs.CA))
+				if got != matrix.TLSOK {
+					t.Fatalf("%s %v %v", got, st, err)
+				}
+			})
+		}
+	}
+}
+
 func TestDSNSyntaxes(t *testing.T) {
 	s := servers[1]
 	for name, dsn := range map[string]string{

@@ -299,9 +299,16 @@ func (p *Proxy) cut(client, server net.Conn, n int64) {
 // floodRecord is a TLS handshake record whose message claims 16 MiB.
 var floodRecord = []byte{0x16, 0x03, 0x03, 0x40, 0x00, 0x02, 0xFF, 0xFF, 0xFF}
 
-func (p *Proxy) flood(w io.Writer) {
+// flood writes floodRecord, then zeros. frame wraps each chunk once, up
+// front (TDS: in PRELOGIN packets), so the proxy itself allocates nothing
+// per write and the client's allocations can be measured in-process.
+func (p *Proxy) flood(w io.Writer, frame func([]byte) []byte) {
 	zeros := make([]byte, 32<<10)
-	if _, err := w.Write(floodRecord); err != nil {
+	first := floodRecord
+	if frame != nil {
+		first, zeros = frame(floodRecord), frame(zeros[:4096-8])
+	}
+	if _, err := w.Write(first); err != nil {
 		return
 	}
 	for sent := int64(0); sent < 256<<20; {
@@ -357,7 +364,7 @@ func (p *Proxy) wholeTLS(client net.Conn) {
 		if _, err := br.Peek(1); err != nil {
 			return
 		}
-		p.flood(client)
+		p.flood(client, nil)
 	default:
 		br := bufio.NewReader(client)
 		first, err := br.Peek(1)
@@ -455,7 +462,7 @@ func (p *Proxy) mysql(client net.Conn) {
 	case CutHandshake:
 		p.cut(client, up, 60)
 	case Flood:
-		p.flood(client)
+		p.flood(client, nil)
 	default:
 		tc, ok := p.intercept(client)
 		if !ok {
@@ -506,8 +513,12 @@ func (p *Proxy) tds(client net.Conn) {
 		if _, err := client.Write(answer); err != nil {
 			return
 		}
-		var id byte
-		p.flood(tdsserver.NewHandshakeConn(client, 0, &id))
+		p.flood(client, func(b []byte) []byte {
+			var buf bytes.Buffer
+			var id byte
+			tdsserver.NewHandshakeConn(nopConn{&buf}, 0, &id).Write(b)
+			return buf.Bytes()
+		})
 		return
 	}
 	if _, err := client.Write(answer); err != nil {
@@ -529,6 +540,18 @@ func (p *Proxy) tds(client net.Conn) {
 		p.relay(client, up, p.cfg.Attack == StripTLS || asked == int(tdsserver.EncryptNotSup))
 	}
 }
+
+// nopConn is a net.Conn that only writes, to frame bytes in memory.
+type nopConn struct{ w io.Writer }
+
+func (c nopConn) Read([]byte) (int, error)         { return 0, io.EOF }
+func (c nopConn) Write(b []byte) (int, error)      { return c.w.Write(b) }
+func (c nopConn) Close() error                     { return nil }
+func (c nopConn) LocalAddr() net.Addr              { return nil }
+func (c nopConn) RemoteAddr() net.Addr             { return nil }
+func (c nopConn) SetDeadline(time.Time) error      { return nil }
+func (c nopConn) SetReadDeadline(time.Time) error  { return nil }
+func (c nopConn) SetWriteDeadline(time.Time) error { return nil }
 
 // String describes the proxy for test names.
 func (p *Proxy) String() string { return fmt.Sprintf("mitm(%s → %s)", p.cfg.Attack, p.cfg.Upstream) }

@@ -1,0 +1,56 @@
+package mongossl
+
+import (
+	"context"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/sslconn/sslconn/internal/matrix"
+	"github.com/sslconn/sslconn/internal/mitm"
+	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+func target() matrix.Target {
+	return matrix.Target{
+		Engine:      mitm.Mongo,
+		Upstream:    testenv.Addr(servers[1].TLSPort),
+		UpstreamTLS: true,
+		Certs:       certs,
+		Connect: func(ctx context.Context, addr string, mode sslconn.Mode, marker string, opts ...sslconn.Option) error {
+			c, err := Connect(ctx, "mongodb://"+addr+"/?ssl-mode="+mode.String()+"&ssl-ca="+certs.CA, opts...)
+			if err != nil {
+				return err
+			}
+			defer c.Disconnect(context.Background())
+			_, err = c.Database("sslconn_test").Collection("attacks").InsertOne(ctx, bson.D{{Key: "m", Value: marker}})
+			return err
+		},
+	}
+}
+
+// TestAttacks: a man in the middle against every mode (see matrix.RunAttacks).
+func TestAttacks(t *testing.T) { matrix.RunAttacks(t, target()) }
+
+// TestHostileServer: a server that stalls or floods the handshake costs a
+// bounded time and memory (see matrix.RunHostile).
+func TestHostileServer(t *testing.T) { matrix.RunHostile(t, target()) }
+
+// TestNoLeaks: concurrent clients and operations, then Disconnect, leave no
+// goroutine and no open connection behind.
+func TestNoLeaks(t *testing.T) {
+	matrix.RunNoLeaks(t, target(), 4, func(ctx context.Context, addr string) (func(context.Context) error, func() error, error) {
+		c, err := Connect(ctx, "mongodb://"+addr+"/?ssl-mode=VERIFY_IDENTITY&ssl-ca="+certs.CA)
+		if err != nil {
+			return nil, nil, err
+		}
+		coll := c.Database("sslconn_test").Collection("leaks")
+		return func(ctx context.Context) error {
+				_, err := coll.InsertOne(ctx, bson.D{{Key: "x", Value: 1}})
+				return err
+			}, func() error {
+				return c.Disconnect(context.Background())
+			}, nil
+	})
+}

@@ -1,0 +1,58 @@
+package mssqlssl
+
+import (
+	"context"
+	"testing"
+	"unicode/utf16"
+
+	"github.com/sslconn/sslconn/internal/matrix"
+	"github.com/sslconn/sslconn/internal/mitm"
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+func target() matrix.Target {
+	return matrix.Target{
+		Engine:   mitm.TDS,
+		Upstream: servers[1].Addr(),
+		Certs:    certs,
+		Connect: func(ctx context.Context, addr string, mode sslconn.Mode, marker string, opts ...sslconn.Option) error {
+			db, err := Open("sqlserver://"+user+":"+password+"@"+addr+"?database=master&ssl-mode="+mode.String()+"&ssl-ca="+certs.CA, opts...)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			var n int
+			return db.QueryRowContext(ctx, "SELECT 1 -- "+marker).Scan(&n)
+		},
+		// SQL batches travel as UTF-16LE.
+		Wire: func(marker string) []byte {
+			var b []byte
+			for _, u := range utf16.Encode([]rune(marker)) {
+				b = append(b, byte(u), byte(u>>8))
+			}
+			return b
+		},
+	}
+}
+
+// TestAttacks: a man in the middle against every mode (see matrix.RunAttacks).
+func TestAttacks(t *testing.T) { matrix.RunAttacks(t, target()) }
+
+// TestHostileServer: a server that stalls or floods the handshake costs a
+// bounded time and memory (see matrix.RunHostile).
+func TestHostileServer(t *testing.T) { matrix.RunHostile(t, target()) }
+
+// TestNoLeaks: concurrent connects and queries, then Close, leave no
+// goroutine and no open connection behind.
+func TestNoLeaks(t *testing.T) {
+	matrix.RunNoLeaks(t, target(), 8, func(ctx context.Context, addr string) (func(context.Context) error, func() error, error) {
+		db, err := Open("sqlserver://" + user + ":" + password + "@" + addr + "?database=master&ssl-mode=VERIFY_IDENTITY&ssl-ca=" + certs.CA)
+		if err != nil {
+			return nil, nil, err
+		}
+		return func(ctx context.Context) error {
+			var n int
+			return db.QueryRowContext(ctx, "SELECT 1").Scan(&n)
+		}, db.Close, nil
+	})
+}

@@ -1,0 +1,47 @@
+package redisssl
+
+import (
+	"context"
+	"testing"
+
+	"github.com/sslconn/sslconn/internal/matrix"
+	"github.com/sslconn/sslconn/internal/mitm"
+	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+func target() matrix.Target {
+	return matrix.Target{
+		Engine:      mitm.Redis,
+		Upstream:    testenv.Addr(servers[1].TLSPort),
+		UpstreamTLS: true,
+		Certs:       certs,
+		Connect: func(ctx context.Context, addr string, mode sslconn.Mode, marker string, opts ...sslconn.Option) error {
+			c, err := NewClient("redis://:"+testenv.RedisPassword+"@"+addr+"/0?ssl-mode="+mode.String()+"&ssl-ca="+certs.CA, opts...)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			return c.Echo(ctx, marker).Err()
+		},
+	}
+}
+
+// TestAttacks: a man in the middle against every mode (see matrix.RunAttacks).
+func TestAttacks(t *testing.T) { matrix.RunAttacks(t, target()) }
+
+// TestHostileServer: a server that stalls or floods the handshake costs a
+// bounded time and memory (see matrix.RunHostile).
+func TestHostileServer(t *testing.T) { matrix.RunHostile(t, target()) }
+
+// TestNoLeaks: concurrent clients and commands, then Close, leave no
+// goroutine and no open connection behind.
+func TestNoLeaks(t *testing.T) {
+	matrix.RunNoLeaks(t, target(), 8, func(ctx context.Context, addr string) (func(context.Context) error, func() error, error) {
+		c, err := NewClient("redis://:" + testenv.RedisPassword + "@" + addr + "/0?ssl-mode=VERIFY_IDENTITY&ssl-ca=" + certs.CA)
+		if err != nil {
+			return nil, nil, err
+		}
+		return func(ctx context.Context) error { return c.Ping(ctx).Err() }, c.Close, nil
+	})
+}

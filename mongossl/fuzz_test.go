@@ -11,15 +11,7 @@ import (
 // FuzzClientOptions: any input gives options or a typed error, never a
 // panic, and the password never shows in the error.
 func FuzzClientOptions(f *testing.F) {
-	for _, s := range []string{
-		"mongodb://u:PW@localhost:27017/db",
-		"mongodb://u:PW@a:1,b:2/admin?replicaSet=rs&tls=true&tlsAllowInvalidHostnames=true",
-		"mongodb+srv://u:PW@cluster.example.com/?ssl-mode=VERIFY_CA&ssl-ca=/x.pem",
-		"mongodb://u:PW@[::1]:27017/?tls=false&ssl-mode=DISABLED;maxPoolSize=5",
-		"mongodb://u:PW@h/?tlsCertificateKeyFile=/c.pem&tlsInsecure=true",
-	} {
-		f.Add(s, "Fuzz-Secret-9")
-	}
+	// Seeds: testdata/fuzz/FuzzClientOptions.
 	f.Fuzz(func(t *testing.T, raw, password string) {
 		if len(password) < 8 || strings.ContainsAny(password, "@/?#&=%:[],;") {
 			return

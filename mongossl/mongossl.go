@@ -161,10 +161,6 @@ func take(u *uri) (sslconn.Params, *driverTLS, error) {
 			}
 		}
 	}
-	if d.password != "" {
-		return sslconn.Params{}, nil, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "tlsCertificateKeyFilePassword",
-			Detail: "encrypted client keys are not supported; decrypt the key (openssl pkey) and pass ssl-cert and ssl-key"}
-	}
 	u.opts = keep
 	p, err := sslconn.TakeParams(ours)
 	return p, d, err
@@ -207,10 +203,13 @@ func clientOptions(rawURI string, opts []sslconn.Option) (*options.ClientOptions
 	case d.certFile != "" || d.keyFile != "":
 		all = append(all, sslconn.WithClientCertFiles(d.certFile, d.keyFile))
 	}
+	if d.password != "" {
+		all = append(all, sslconn.WithClientKeyPassword(d.password))
+	}
 	all = append(all, params.Options...)
 	cfg, err := sslconn.New(append(all, opts...)...)
 	if err != nil {
-		return nil, nil, sslconn.Redact(err, pw)
+		return nil, nil, sslconn.Redact(err, pw, d.password)
 	}
 	co := options.Client().ApplyURI(u.String())
 	if err := co.Validate(); err != nil {

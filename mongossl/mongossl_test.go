@@ -166,7 +166,7 @@ func TestBadURI(t *testing.T) {
 		{"tls=false with an encrypting mode", "mongodb://u:" + pw + "@localhost:27017/?tls=false&ssl-mode=REQUIRED", "ssl-mode"},
 		{"bad scheme", "mysql://u:" + pw + "@localhost:27017", "mongodb://"},
 		{"bad tls value", "mongodb://u:" + pw + "@localhost/?tls=maybe", "tls=maybe"},
-		{"encrypted key", "mongodb://u:" + pw + "@localhost/?tlsCertificateKeyFilePassword=x", "decrypt"},
+		{"encrypted key, wrong password", "mongodb://u:" + pw + "@localhost/?tlsCertificateFile=" + certs.Client.Cert + "&tlsPrivateKeyFile=" + certs.ClientKeyPKCS8 + "&tlsCertificateKeyFilePassword=" + pw, "decrypt"},
 		{"missing CA", "mongodb://u:" + pw + "@localhost/?ssl-ca=/nonexistent.pem", "ssl-ca"},
 		{"driver rejects an option", "mongodb://u:" + pw + "@localhost/?maxPoolSize=lots", "invalid MongoDB URI"},
 	}

@@ -179,6 +179,15 @@ func (c *Connector) addr() string {
 	return net.JoinHostPort(c.base.Host, strconv.FormatUint(port, 10))
 }
 
+// String describes the connector without its password, so that logging
+// the connector (with %v, %+v or %#v) cannot leak it.
+func (c *Connector) String() string {
+	return fmt.Sprintf("mssqlssl.Connector{user=%s addr=%s db=%s strict=%t %s}", c.base.User, c.addr(), c.base.Database, c.strict, c.ssl)
+}
+
+// GoString is String, for %#v.
+func (c *Connector) GoString() string { return c.String() }
+
 // Connect implements driver.Connector.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	var conn driver.Conn

@@ -111,6 +111,15 @@ func Open(dsn string, opts ...sslconn.Option) (*sql.DB, error) {
 // Config returns the SSL configuration in force.
 func (c *Connector) Config() *sslconn.Config { return c.ssl }
 
+// String describes the connector without its password, so that logging
+// the connector (with %v, %+v or %#v) cannot leak it.
+func (c *Connector) String() string {
+	return fmt.Sprintf("mysqlssl.Connector{user=%s addr=%s/%s db=%s %s}", c.cfg.User, c.cfg.Net, c.cfg.Addr, c.cfg.DBName, c.ssl)
+}
+
+// GoString is String, for %#v.
+func (c *Connector) GoString() string { return c.String() }
+
 // Driver implements driver.Connector.
 func (c *Connector) Driver() driver.Driver { return Driver{} }
 

@@ -12,15 +12,7 @@ import (
 // FuzzParseURL: any input gives a client or a typed error, never a panic,
 // and the password never shows in the error.
 func FuzzParseURL(f *testing.F) {
-	for _, s := range []string{
-		"redis://:PW@localhost:6379/0",
-		"rediss://user:PW@h:6380/1?ssl-mode=VERIFY_CA&ssl-ca=/x.pem&skip_verify=true",
-		"redis://:PW@[::1]:6379?addr=[::1]:6380&max_retries=3",
-		"rediss://:PW@h?ssl-mode=DISABLED",
-		"redis://:PW@h?dial_timeout=3&tls-version=TLSv1.2",
-	} {
-		f.Add(s, "Fuzz-Secret-9")
-	}
+	// Seeds: testdata/fuzz/FuzzParseURL.
 	f.Fuzz(func(t *testing.T, raw, password string) {
 		if len(password) < 8 || strings.ContainsAny(password, "@/?#&=%:[]") {
 			return

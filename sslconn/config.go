@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/asn1"
+	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/youmark/pkcs8"
 )
 
 const (
@@ -147,6 +150,7 @@ func New(opts ...Option) (*Config, error) {
 }
 
 func loadClientCert(s *settings) (*tls.Certificate, error) {
+	certPEM, keyPEM := s.certPEM, s.keyPEM
 	switch {
 	case s.clientCert != nil:
 		return s.clientCert, nil
@@ -154,19 +158,70 @@ func loadClientCert(s *settings) (*tls.Certificate, error) {
 		if s.certFile == "" || s.keyFile == "" {
 			return nil, &Error{Kind: ErrInvalidOption, Option: "ssl-cert", Detail: "ssl-cert and ssl-key must be given together"}
 		}
-		c, err := tls.LoadX509KeyPair(s.certFile, s.keyFile)
-		if err != nil {
-			return nil, &Error{Kind: ErrInvalidOption, Option: "ssl-cert", Detail: "cannot load client certificate and key", Err: err}
+		var err error
+		if certPEM, err = os.ReadFile(s.certFile); err == nil {
+			keyPEM, err = os.ReadFile(s.keyFile)
 		}
-		return &c, nil
-	case len(s.certPEM) > 0 || len(s.keyPEM) > 0:
-		c, err := tls.X509KeyPair(s.certPEM, s.keyPEM)
 		if err != nil {
-			return nil, &Error{Kind: ErrInvalidOption, Option: "ssl-cert", Detail: "cannot load client certificate and key", Err: err}
+			return nil, &Error{Kind: ErrInvalidOption, Option: "ssl-cert", Detail: "cannot read client certificate or key", Err: err}
 		}
-		return &c, nil
+	case len(certPEM) == 0 && len(keyPEM) == 0:
+		return nil, nil
 	}
-	return nil, nil
+	keyPEM, err := decryptKey(keyPEM, s.keyPassword)
+	if err != nil {
+		return nil, err
+	}
+	c, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, &Error{Kind: ErrInvalidOption, Option: "ssl-cert", Detail: "cannot load client certificate and key", Err: err}
+	}
+	return &c, nil
+}
+
+// decryptKey returns keyPEM with its private key decrypted, or unchanged
+// when it is not encrypted.
+func decryptKey(keyPEM []byte, password string) ([]byte, error) {
+	var out []byte
+	encrypted := false
+	for rest := keyPEM; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		//lint:ignore SA1019 legacy PEM encryption is insecure, but keys made by openssl rsa -aes256 -traditional still use it
+		legacy := x509.IsEncryptedPEMBlock(b)
+		if b.Type != "ENCRYPTED PRIVATE KEY" && !legacy {
+			out = append(out, pem.EncodeToMemory(b)...)
+			continue
+		}
+		encrypted = true
+		if password == "" {
+			return nil, &Error{Kind: ErrInvalidOption, Option: ParamKeyPassword, Detail: "the client key is encrypted; give its password"}
+		}
+		var der []byte
+		if legacy {
+			//lint:ignore SA1019 see above
+			d, err := x509.DecryptPEMBlock(b, []byte(password))
+			if err != nil {
+				return nil, &Error{Kind: ErrInvalidOption, Option: ParamKeyPassword, Detail: "cannot decrypt the client key: wrong password or damaged key"}
+			}
+			out = append(out, pem.EncodeToMemory(&pem.Block{Type: b.Type, Bytes: d})...)
+			continue
+		}
+		key, err := pkcs8.ParsePKCS8PrivateKey(b.Bytes, []byte(password))
+		if err == nil {
+			der, err = x509.MarshalPKCS8PrivateKey(key)
+		}
+		if err != nil {
+			return nil, &Error{Kind: ErrInvalidOption, Option: ParamKeyPassword, Detail: "cannot decrypt the client key: wrong password or damaged key"}
+		}
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})...)
+	}
+	if !encrypted {
+		return keyPEM, nil
+	}
+	return out, nil
 }
 
 // Mode returns the mode in force after the precedence rules.
@@ -187,6 +242,9 @@ func (c *Config) String() string {
 	return fmt.Sprintf("sslconn.Config{mode=%s ca=%s server-name=%q tls=%s-%s client-cert=%t}",
 		c.mode, ca, c.serverName, VersionName(c.minVersion), VersionName(c.maxVersion), c.clientCert != nil)
 }
+
+// GoString makes %#v print String: the fields hold a CA password.
+func (c *Config) GoString() string { return c.String() }
 
 // TLSConfig returns the tls.Config for one server, addressed as "host" or
 // "host:port", or nil for DISABLED. PREFERRED and REQUIRED check no

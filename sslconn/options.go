@@ -19,6 +19,7 @@ type settings struct {
 	caPassword        string
 	certFile, keyFile string
 	certPEM, keyPEM   []byte
+	keyPassword       string
 	clientCert        *tls.Certificate
 	serverName        string
 	minVersion        uint16
@@ -65,6 +66,12 @@ func WithClientCertFiles(certFile, keyFile string) Option {
 func WithClientCertPEM(certPEM, keyPEM []byte) Option {
 	return func(s *settings) { s.certPEM, s.keyPEM, s.certFile, s.keyFile = certPEM, keyPEM, "", "" }
 }
+
+// WithClientKeyPassword decrypts an encrypted client key (PKCS#8
+// "ENCRYPTED PRIVATE KEY", as openssl pkey -aes256 writes it, or the older
+// PEM encryption of openssl rsa -aes256 -traditional). It never appears in
+// errors, logs or String.
+func WithClientKeyPassword(pw string) Option { return func(s *settings) { s.keyPassword = pw } }
 
 // WithClientCertificate sets a loaded client certificate for mutual TLS.
 func WithClientCertificate(c tls.Certificate) Option {

@@ -12,14 +12,15 @@ import (
 // MySQL Connector/J's names are accepted too, so settings from the guides'
 // Java samples can be pasted as they are.
 const (
-	ParamMode       = "ssl-mode"        // DISABLED ... VERIFY_IDENTITY; Connector/J sslMode
-	ParamCA         = "ssl-ca"          // CA file, any format; Connector/J trustCertificateKeyStoreUrl
-	ParamCAPassword = "ssl-ca-password" // JKS/PKCS#12 password; Connector/J trustCertificateKeyStorePassword
-	ParamCert       = "ssl-cert"        // client certificate (PEM file)
-	ParamKey        = "ssl-key"         // client key (PEM file)
-	ParamServerName = "ssl-server-name" // host name to verify instead of the one connected to
-	ParamTLSVersion = "tls-version"     // e.g. TLSv1.2,TLSv1.3; Connector/J enabledTLSProtocols, tlsVersions
-	ParamCipher     = "ssl-cipher"      // OpenSSL or IANA names, ':' or ',' separated
+	ParamMode        = "ssl-mode"         // DISABLED ... VERIFY_IDENTITY; Connector/J sslMode
+	ParamCA          = "ssl-ca"           // CA file, any format; Connector/J trustCertificateKeyStoreUrl
+	ParamCAPassword  = "ssl-ca-password"  // JKS/PKCS#12 password; Connector/J trustCertificateKeyStorePassword
+	ParamCert        = "ssl-cert"         // client certificate (PEM file)
+	ParamKey         = "ssl-key"          // client key (PEM file, may be encrypted)
+	ParamKeyPassword = "ssl-key-password" // password of an encrypted ssl-key; libpq sslpassword
+	ParamServerName  = "ssl-server-name"  // host name to verify instead of the one connected to
+	ParamTLSVersion  = "tls-version"      // e.g. TLSv1.2,TLSv1.3; Connector/J enabledTLSProtocols, tlsVersions
+	ParamCipher      = "ssl-cipher"       // OpenSSL or IANA names, ':' or ',' separated
 )
 
 // paramKeys maps normalised names to the canonical parameter.
@@ -31,6 +32,8 @@ var paramKeys = map[string]string{
 	"trustcertificatekeystorepassword": ParamCAPassword,
 	"sslcert":                          ParamCert,
 	"sslkey":                           ParamKey,
+	"sslkeypassword":                   ParamKeyPassword,
+	"sslpassword":                      ParamKeyPassword,
 	"sslservername":                    ParamServerName,
 	"tlsversion":                       ParamTLSVersion,
 	"tlsversions":                      ParamTLSVersion,
@@ -114,6 +117,8 @@ func (p *Params) add(canon, given, v string) error {
 		p.Options = append(p.Options, func(s *settings) { s.certFile = v; s.clientCert = nil })
 	case ParamKey:
 		p.Options = append(p.Options, func(s *settings) { s.keyFile = v; s.clientCert = nil })
+	case ParamKeyPassword:
+		p.Options = append(p.Options, WithClientKeyPassword(v))
 	case ParamServerName:
 		p.Options = append(p.Options, WithServerName(v))
 	case ParamTLSVersion:

@@ -2,10 +2,12 @@ package sslconn
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"errors"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -318,5 +320,52 @@ func TestClientCertificate(t *testing.T) {
 			}
 			conn.Close()
 		})
+	}
+}
+
+// TestEncryptedClientKey: keys encrypted by openssl (PKCS#8 and the legacy
+// PEM form) load with their password, and a missing or wrong password is
+// an error that names ssl-key-password and never holds the password.
+func TestEncryptedClientKey(t *testing.T) {
+	c := testenv.GetCerts(t)
+	plain, err := New(WithClientCertFiles(c.Client.Cert, c.Client.Key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := plain.clientCert.PrivateKey
+	for name, key := range map[string]string{"PKCS#8": c.ClientKeyPKCS8, "legacy PEM": c.ClientKeyLegacy} {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := New(WithClientCertFiles(c.Client.Cert, key), WithClientKeyPassword(testenv.KeyPassword))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k, ok := cfg.clientCert.PrivateKey.(interface{ Equal(crypto.PrivateKey) bool }); !ok || !k.Equal(want) {
+				t.Fatal("decrypted key differs from the plain one")
+			}
+			keyPEM, _ := os.ReadFile(key)
+			certPEM, _ := os.ReadFile(c.Client.Cert)
+			if _, err := New(WithClientCertPEM(certPEM, keyPEM), WithClientKeyPassword(testenv.KeyPassword)); err != nil {
+				t.Fatalf("from PEM bytes: %v", err)
+			}
+			for _, pw := range []string{"", "Wrong-pw-" + testenv.KeyPassword} {
+				_, err := New(WithClientCertFiles(c.Client.Cert, key), WithClientKeyPassword(pw))
+				if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), ParamKeyPassword) {
+					t.Fatalf("password %q: %v", pw, err)
+				}
+				if pw != "" && strings.Contains(err.Error(), pw) {
+					t.Fatalf("password in %q", err)
+				}
+			}
+		})
+	}
+	// As a DSN parameter, with libpq's name too.
+	for _, name := range []string{"ssl-key-password", "sslpassword"} {
+		p, err := TakeParams(url.Values{"ssl-cert": {c.Client.Cert}, "ssl-key": {c.ClientKeyPKCS8}, name: {testenv.KeyPassword}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := New(p.Options...); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
 	}
 }

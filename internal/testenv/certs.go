@@ -34,7 +34,12 @@ type Certs struct {
 	MITM      Pair   // from OtherCA, SAN localhost, 127.0.0.1, ::1
 	Expired   Pair   // from the CA, expired in 2021
 	Client    Pair   // client certificate from the CA, CN sslconn-client
+	// The client key encrypted with KeyPassword: PKCS#8 and legacy PEM.
+	ClientKeyPKCS8, ClientKeyLegacy string
 }
+
+// KeyPassword encrypts Certs.ClientKeyPKCS8 and ClientKeyLegacy.
+const KeyPassword = "Key-Secret-pw1"
 
 var (
 	certsOnce sync.Once
@@ -65,6 +70,7 @@ func MakeCerts(dir string) (*Certs, error) {
 		Zip: p("ApsaraDB-CA-Chain.zip"), OtherCA: p("other-ca.crt"),
 		SAN: pair("san"), CNOnly: pair("cn"), OtherHost: pair("otherhost"), MITM: pair("mitm"),
 		Expired: pair("expired"), Client: pair("client"),
+		ClientKeyPKCS8: p("client-pkcs8.key"), ClientKeyLegacy: p("client-legacy.key"),
 	}, nil
 }
 

@@ -61,6 +61,10 @@ q openssl ca -batch -config ca-db/ca.cnf -extensions ext -startdate 202001010000
 
 # A client certificate for mutual TLS.
 sign client "/CN=sslconn-client" "extendedKeyUsage=clientAuth"
+# Its key encrypted, as `openssl pkey -aes256` (PKCS#8) and the older
+# `openssl rsa -aes256 -traditional` (PEM with Proc-Type) write it.
+q openssl pkey -in client.key -aes256 -passout pass:Key-Secret-pw1 -out client-pkcs8.key
+q openssl rsa -in client.key -aes256 -traditional -passout pass:Key-Secret-pw1 -out client-legacy.key
 
 # The console's CA download: PEM chain, JKS (password apsaradb), P7B, zip.
 cp server-ca.crt ApsaraDB-CA-Chain.pem

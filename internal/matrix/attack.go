@@ -33,6 +33,10 @@ type Target struct {
 	Wire func(marker string) []byte
 }
 
+// Protected marks a cell that connects while the attacker reads nothing:
+// a passive eavesdropper against a mode that encrypts.
+var Protected = errors.New("connected, and the attacker read nothing")
+
 // ErrAny stands for "some error" in AttackWant, where the error's kind
 // depends on how a cut connection looks to the driver.
 var ErrAny = errors.New("any error")
@@ -47,6 +51,7 @@ func AttackWant() map[mitm.Attack]map[sslconn.Mode]error {
 	}
 	noTLS, version := sslconn.ErrServerNoTLS, sslconn.ErrTLSVersion
 	return map[mitm.Attack]map[sslconn.Mode]error{
+		mitm.Relay:        {sslconn.Preferred: Protected, sslconn.Required: Protected, sslconn.VerifyCA: Protected, sslconn.VerifyIdentity: Protected},
 		mitm.StripTLS:     row(nil, nil, noTLS, noTLS, noTLS),
 		mitm.ForeignCA:    row(nil, nil, nil, sslconn.ErrUnknownAuthority, sslconn.ErrUnknownAuthority),
 		mitm.OtherHost:    row(nil, nil, nil, nil, sslconn.ErrHostnameMismatch),
@@ -93,7 +98,7 @@ func (tg *Target) proxy(t *testing.T, a mitm.Attack) *mitm.Proxy {
 // proxy is left open.
 func RunAttacks(t *testing.T, tg Target) {
 	want := AttackWant()
-	for _, a := range []mitm.Attack{mitm.StripTLS, mitm.ForeignCA, mitm.OtherHost, mitm.TLS10, mitm.CutHandshake} {
+	for _, a := range []mitm.Attack{mitm.Relay, mitm.StripTLS, mitm.ForeignCA, mitm.OtherHost, mitm.TLS10, mitm.CutHandshake} {
 		t.Run(a.String(), func(t *testing.T) {
 			p := tg.proxy(t, a)
 			for _, mode := range sslconn.Modes {
@@ -109,6 +114,13 @@ func RunAttacks(t *testing.T, tg Target) {
 					err := tg.Connect(ctx, p.Addr(), mode, marker, sslconn.WithRetryBudget(-1), sslconn.WithHandshakeTimeout(3*time.Second))
 					seen := bytes.Contains(p.Seen(), tg.wire(marker))
 					switch {
+					case w == Protected:
+						if err != nil {
+							t.Fatalf("want connected, got %v", err)
+						}
+						if seen || p.Intercepted() > 0 {
+							t.Errorf("a passive relay read the session")
+						}
 					case w == nil:
 						if err != nil {
 							t.Fatalf("want connected, got %v", err)

@@ -62,7 +62,7 @@ const (
 )
 
 func (a Attack) String() string {
-	return [...]string{"relay", "strip TLS", "certificate from another CA", "certificate for another host",
+	return [...]string{"passive relay", "strip TLS", "certificate from another CA", "certificate for another host",
 		"TLS 1.0 only", "cut mid-handshake", "stall", "flood"}[a]
 }
 

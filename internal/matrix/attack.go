@@ -33,9 +33,9 @@ type Target struct {
 	Wire func(marker string) []byte
 }
 
-// Protected marks a cell that connects while the attacker reads nothing:
+// ErrNone (no error) marks a cell that connects while the attacker reads nothing:
 // a passive eavesdropper against a mode that encrypts.
-var Protected = errors.New("connected, and the attacker read nothing")
+var ErrNone = errors.New("connected, and the attacker read nothing")
 
 // ErrAny stands for "some error" in AttackWant, where the error's kind
 // depends on how a cut connection looks to the driver.
@@ -51,7 +51,7 @@ func AttackWant() map[mitm.Attack]map[sslconn.Mode]error {
 	}
 	noTLS, version := sslconn.ErrServerNoTLS, sslconn.ErrTLSVersion
 	return map[mitm.Attack]map[sslconn.Mode]error{
-		mitm.Relay:        {sslconn.Preferred: Protected, sslconn.Required: Protected, sslconn.VerifyCA: Protected, sslconn.VerifyIdentity: Protected},
+		mitm.Relay:        {sslconn.Preferred: ErrNone, sslconn.Required: ErrNone, sslconn.VerifyCA: ErrNone, sslconn.VerifyIdentity: ErrNone},
 		mitm.StripTLS:     row(nil, nil, noTLS, noTLS, noTLS),
 		mitm.ForeignCA:    row(nil, nil, nil, sslconn.ErrUnknownAuthority, sslconn.ErrUnknownAuthority),
 		mitm.OtherHost:    row(nil, nil, nil, nil, sslconn.ErrHostnameMismatch),
@@ -114,7 +114,7 @@ func RunAttacks(t *testing.T, tg Target) {
 					err := tg.Connect(ctx, p.Addr(), mode, marker, sslconn.WithRetryBudget(-1), sslconn.WithHandshakeTimeout(3*time.Second))
 					seen := bytes.Contains(p.Seen(), tg.wire(marker))
 					switch {
-					case w == Protected:
+					case w == ErrNone:
 						if err != nil {
 							t.Fatalf("want connected, got %v", err)
 						}

@@ -43,6 +43,7 @@ type Config struct {
 	onRetry          func(RetryEvent)
 	log              *slog.Logger
 	onExpiry         func(ExpiryWarning)
+	observe          func(host string, cs tls.ConnectionState)
 	expiryWindow     time.Duration
 	handshakeTimeout time.Duration
 	clock            clock
@@ -72,6 +73,7 @@ func New(opts ...Option) (*Config, error) {
 		onRetry:          s.onRetry,
 		log:              s.logger,
 		onExpiry:         s.onExpiry,
+		observe:          s.observe,
 		expiryWindow:     s.expiryWindow,
 		handshakeTimeout: s.handshakeTimeout,
 		clock:            s.clock,
@@ -295,6 +297,15 @@ func (c *Config) TLSConfigMode(mode Mode, host string) *tls.Config {
 	}
 	if mode.Verifies() {
 		tc.VerifyConnection = c.verifier(mode, name)
+	}
+	if observe, verify := c.observe, tc.VerifyConnection; observe != nil {
+		tc.VerifyConnection = func(cs tls.ConnectionState) error {
+			observe(host, cs)
+			if verify != nil {
+				return verify(cs)
+			}
+			return nil
+		}
 	}
 	return tc
 }

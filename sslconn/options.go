@@ -30,6 +30,7 @@ type settings struct {
 	onRetry           func(RetryEvent)
 	logger            *slog.Logger
 	onExpiry          func(ExpiryWarning)
+	observe           func(host string, cs tls.ConnectionState)
 	expiryWindow      time.Duration
 	handshakeTimeout  time.Duration
 	clock             clock
@@ -121,6 +122,15 @@ func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.logger = l
 // WithExpiryCallback is called once per certificate (CA or server) that
 // expires within the warning window (30 days by default).
 func WithExpiryCallback(f func(ExpiryWarning)) Option { return func(s *settings) { s.onExpiry = f } }
+
+// WithHandshakeObserver calls f after every TLS handshake, in every mode and
+// before verification, with the host connected to and the connection state
+// (the server's certificates, version, cipher): for audits and for the
+// sslconn check command, which reports the chain even where a mode rejects
+// it. f must be quick and safe for concurrent use; it cannot veto.
+func WithHandshakeObserver(f func(host string, cs tls.ConnectionState)) Option {
+	return func(s *settings) { s.observe = f }
+}
 
 // WithExpiryWindow changes the 30-day expiry warning window.
 func WithExpiryWindow(d time.Duration) Option { return func(s *settings) { s.expiryWindow = d } }

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The demo: installs MariaDB if missing, then shows every SSL mode against
-# every server scenario on this machine. See internal/demo.
+# The demo: installs MariaDB and Redis if missing, builds the sslconn
+# command, then runs `sslconn check` against a local server of each engine
+# and shows every SSL mode against every server scenario. See internal/demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-exec go run ./internal/demo
+bin=$(mktemp -d)
+trap 'rm -rf "$bin"' EXIT
+go build -o "$bin/sslconn" ./cmd/sslconn
+SSLCONN_BIN="$bin/sslconn" go run ./internal/demo

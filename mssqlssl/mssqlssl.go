@@ -271,7 +271,7 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode) (driver.
 		// and stalls would hold the caller forever. Bound the login.
 		loginBy = time.Now().Add(c.ssl.HandshakeTimeout())
 		_ = nc.SetDeadline(loginBy)
-		raw = &sniffConn{Conn: nc, a: a, sniff: !c.strict}
+		raw = &sniffConn{Conn: nc, peer: sslconn.NewPeerCheck(nc), a: a, sniff: !c.strict}
 		return raw, nil
 	})
 	dc, err := conn.Connect(ctx)
@@ -330,6 +330,7 @@ const (
 // passes, to learn its ENCRYPT value; it changes nothing.
 type sniffConn struct {
 	net.Conn
+	peer  *sslconn.PeerCheck
 	a     *attempt
 	sniff bool
 	buf   []byte
@@ -338,6 +339,7 @@ type sniffConn struct {
 
 func (s *sniffConn) Read(p []byte) (int, error) {
 	n, err := s.Conn.Read(p)
+	s.peer.Received(n)
 	if s.sniff && n > 0 {
 		s.buf = append(s.buf, p[:n]...)
 		if len(s.buf) >= 8 {
@@ -355,7 +357,7 @@ func (s *sniffConn) Read(p []byte) (int, error) {
 // retries on a new connection, instead of a statement whose outcome is
 // unknown.
 func (s *sniffConn) Write(p []byte) (int, error) {
-	if err := sslconn.PeerClosed(s.Conn); err != nil {
+	if err := s.peer.Closed(); err != nil {
 		return 0, sslconn.NotSent(s.Conn, err)
 	}
 	return s.Conn.Write(p)

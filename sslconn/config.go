@@ -77,7 +77,7 @@ func New(opts ...Option) (*Config, error) {
 		expiryWindow:     s.expiryWindow,
 		handshakeTimeout: s.handshakeTimeout,
 		clock:            s.clock,
-		sessions:         tls.NewLRUClientSessionCache(0),
+		sessions:         s.sessions,
 	}
 	if c.log == nil {
 		c.log = slog.Default()
@@ -90,6 +90,9 @@ func New(opts ...Option) (*Config, error) {
 	}
 	if c.expiryWindow == 0 {
 		c.expiryWindow = DefaultExpiryWindow
+	}
+	if !s.sessionsSet {
+		c.sessions = tls.NewLRUClientSessionCache(0)
 	}
 	if c.handshakeTimeout <= 0 {
 		c.handshakeTimeout = DefaultHandshakeTimeout

@@ -166,6 +166,7 @@ func (c *countingConn) Read(p []byte) (int, error) {
 type Conn struct {
 	net.Conn
 	raw     net.Conn // the TCP connection under any TLS
+	peer    *PeerCheck
 	tls     *tls.Conn
 	cfg     *Config
 	mode    Mode
@@ -185,7 +186,7 @@ type Conn struct {
 var conns sync.Map // local addr -> *Conn
 
 func (c *Config) wrap(nc, raw net.Conn, tc *tls.Conn, mode Mode, network, addr string, dial DialFunc) *Conn {
-	w := &Conn{Conn: nc, raw: raw, tls: tc, cfg: c, mode: mode, network: network, addr: addr, dial: dial}
+	w := &Conn{Conn: nc, raw: raw, peer: NewPeerCheck(raw), tls: tc, cfg: c, mode: mode, network: network, addr: addr, dial: dial}
 	if la := nc.LocalAddr(); la != nil {
 		w.key = la.String()
 		conns.Store(w.key, w)
@@ -226,6 +227,7 @@ func (c *Conn) Mode() Mode { return c.mode }
 func (c *Conn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
+		c.peer.Received(n)
 		c.read.Store(true)
 	} else if err != nil && !c.read.Load() {
 		err = c.firstError(err)
@@ -238,7 +240,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 // error matches ErrNotSent, so the caller may retry it safely. Without this
 // check the bytes would go out, and the outcome would be unknown.
 func (c *Conn) Write(p []byte) (int, error) {
-	if err := PeerClosed(c.raw); err != nil {
+	if err := c.peer.Closed(); err != nil {
 		werr := NotSent(c, err)
 		if !c.read.Load() {
 			// Closed before its first answer: say why, if we can tell.
@@ -320,12 +322,48 @@ func (e *notSentError) Unwrap() []error { return []error{ErrNotSent, e.cause} }
 // PeerClosed reports, without blocking or consuming anything, whether the
 // server has closed or reset a TCP connection: io.EOF or ECONNRESET, or nil
 // while it looks alive (or cannot be checked). On Linux it reads the
-// kernel's TCP state; elsewhere it peeks.
-func PeerClosed(conn net.Conn) error {
-	if err, known := peerClosedFD(conn); known {
+// kernel's TCP state; elsewhere it peeks. For a check before every write,
+// keep a PeerCheck instead.
+func PeerClosed(conn net.Conn) error { return NewPeerCheck(conn).Closed() }
+
+// PeerCheck is PeerClosed for one connection, made once and asked before
+// every write: on Linux it allocates nothing per call (one getsockopt). A
+// connection that delivered data in the last RecentRead (see Received) is
+// taken as alive without asking: back-to-back operations then cost nothing,
+// and a FIN landing in that window is the same race as one landing just
+// after the check; the check is for connections that sat idle in a pool
+// while the server restarted.
+type PeerCheck struct {
+	conn     net.Conn
+	probe    *peerProbe
+	lastRead atomic.Int64 // since epoch, ns; 0: never
+}
+
+// RecentRead is how fresh a read must be for PeerCheck to skip the kernel.
+const RecentRead = 50 * time.Microsecond
+
+// epoch makes PeerCheck's timestamps monotonic.
+var epoch = time.Now()
+
+// Received records a read that returned n bytes.
+func (p *PeerCheck) Received(n int) {
+	if n > 0 {
+		p.lastRead.Store(int64(time.Since(epoch)))
+	}
+}
+
+// NewPeerCheck prepares the check for conn, a TCP connection.
+func NewPeerCheck(conn net.Conn) *PeerCheck { return &PeerCheck{conn: conn, probe: newPeerProbe(conn)} }
+
+// Closed is PeerClosed(conn), or nil right after a read.
+func (p *PeerCheck) Closed() error {
+	if last := p.lastRead.Load(); last != 0 && time.Since(epoch)-time.Duration(last) < RecentRead {
+		return nil
+	}
+	if err, known := p.probe.closed(); known {
 		return err
 	}
-	sc, ok := conn.(syscall.Conn)
+	sc, ok := p.conn.(syscall.Conn)
 	if !ok {
 		return nil
 	}

@@ -31,6 +31,8 @@ type settings struct {
 	logger            *slog.Logger
 	onExpiry          func(ExpiryWarning)
 	observe           func(host string, cs tls.ConnectionState)
+	sessions          tls.ClientSessionCache
+	sessionsSet       bool
 	expiryWindow      time.Duration
 	handshakeTimeout  time.Duration
 	clock             clock
@@ -130,6 +132,13 @@ func WithExpiryCallback(f func(ExpiryWarning)) Option { return func(s *settings)
 // it. f must be quick and safe for concurrent use; it cannot veto.
 func WithHandshakeObserver(f func(host string, cs tls.ConnectionState)) Option {
 	return func(s *settings) { s.observe = f }
+}
+
+// WithSessionCache sets the TLS session cache the Config's connections
+// share (default: a new LRU cache per Config, so reconnects resume their
+// sessions where the server allows it); nil turns resumption off.
+func WithSessionCache(c tls.ClientSessionCache) Option {
+	return func(s *settings) { s.sessions, s.sessionsSet = c, true }
 }
 
 // WithExpiryWindow changes the 30-day expiry warning window.

@@ -4,4 +4,10 @@ package sslconn
 
 import "net"
 
-func peerClosedFD(net.Conn) (error, bool) { return nil, false }
+// peerProbe reads the TCP state where the kernel tells it (Linux); here
+// PeerClosed peeks instead.
+type peerProbe struct{}
+
+func newPeerProbe(net.Conn) *peerProbe { return nil }
+
+func (*peerProbe) closed() (error, bool) { return nil, false }

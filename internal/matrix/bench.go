@@ -1,0 +1,44 @@
+package matrix
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"testing"
+
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+// BenchModes are the modes the connect benchmarks compare: the ones that
+// encrypt whatever the server says.
+var BenchModes = []sslconn.Mode{sslconn.Required, sslconn.VerifyCA, sslconn.VerifyIdentity}
+
+// BareTLS is the tls.Config a user writes by hand for mode, for the bare
+// driver the benchmarks compare against: InsecureSkipVerify for REQUIRED;
+// for VERIFY_CA, which no driver offers, a chain check in VerifyConnection;
+// RootCAs and ServerName for VERIFY_IDENTITY. No session cache, as in most
+// code. host is the name the server's certificate carries.
+func BareTLS(b testing.TB, caFile string, mode sslconn.Mode, host string) *tls.Config {
+	b.Helper()
+	cas, err := sslconn.ReadCAChain(caFile, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	for _, c := range cas {
+		roots.AddCert(c)
+	}
+	switch mode {
+	case sslconn.Required:
+		return &tls.Config{InsecureSkipVerify: true}
+	case sslconn.VerifyCA:
+		return &tls.Config{InsecureSkipVerify: true, VerifyConnection: func(cs tls.ConnectionState) error {
+			opts := x509.VerifyOptions{Roots: roots, Intermediates: x509.NewCertPool()}
+			for _, c := range cs.PeerCertificates[1:] {
+				opts.Intermediates.AddCert(c)
+			}
+			_, err := cs.PeerCertificates[0].Verify(opts)
+			return err
+		}}
+	}
+	return &tls.Config{RootCAs: roots, ServerName: host}
+}

@@ -1,0 +1,134 @@
+package mongossl
+
+import (
+	"context"
+	"crypto/tls"
+	"sync/atomic"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/sslconn/sslconn/internal/matrix"
+	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+// The benchmarks compare the library with bare mongo-driver configured by
+// hand for the same mode, in one run; sub-benchmarks are named impl=bare and
+// impl=sslconn so that benchstat -col /impl prints the ratio (scripts/bench.sh).
+
+func benchURI(params string) string {
+	return mongoURI("localhost", servers[1].TLSPort, "maxPoolSize=1&"+params)
+}
+
+func bareClient(b *testing.B, ctx context.Context, mode sslconn.Mode) *mongo.Client {
+	c, err := mongo.Connect(options.Client().ApplyURI(benchURI("")).SetTLSConfig(matrix.BareTLS(b, certs.CA, mode, "localhost")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
+func libClient(b *testing.B, ctx context.Context, mode sslconn.Mode, opts ...sslconn.Option) *mongo.Client {
+	c, err := Connect(ctx, benchURI("ssl-mode="+mode.String()+"&ssl-ca="+certs.CA), opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
+// connectLoop makes a client, connects with a ping, and disconnects.
+func connectLoop(b *testing.B, newClient func(context.Context) *mongo.Client) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		c := newClient(ctx)
+		if err := c.Ping(ctx, nil); err != nil {
+			b.Fatal(err)
+		}
+		_ = c.Disconnect(ctx)
+	}
+}
+
+// BenchmarkConnect: a new client's first operation, TLS handshakes (the
+// driver's monitor and pool connections, and the library's preflight) and
+// hello included, per mode; floor is one crypto/tls dial and handshake.
+//
+//	go test -run '^$' -bench Connect -benchmem ./mongossl
+func BenchmarkConnect(b *testing.B) {
+	for _, mode := range matrix.BenchModes {
+		b.Run(mode.String()+"/impl=bare", func(b *testing.B) {
+			connectLoop(b, func(ctx context.Context) *mongo.Client { return bareClient(b, ctx, mode) })
+		})
+		// As shipped: reconnects resume TLS sessions where the server allows.
+		b.Run(mode.String()+"/impl=sslconn", func(b *testing.B) {
+			connectLoop(b, func(ctx context.Context) *mongo.Client { return libClient(b, ctx, mode) })
+		})
+		// Resumption off, like the bare driver: the like-for-like cost.
+		b.Run(mode.String()+"/impl=sslconn-noresume", func(b *testing.B) {
+			connectLoop(b, func(ctx context.Context) *mongo.Client { return libClient(b, ctx, mode, sslconn.WithSessionCache(nil)) })
+		})
+	}
+	// The floor: the TLS handshake alone, with crypto/tls (last, so that
+	// benchstat compares it with the bare driver).
+	b.Run("REQUIRED/impl=tls-floor", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c, err := tls.Dial("tcp", testenv.Addr(servers[1].TLSPort), &tls.Config{InsecureSkipVerify: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.Close()
+		}
+	})
+}
+
+// BenchmarkResume: a new client with a session cache shared across
+// clients against none; resumed/op counts resumed handshakes per client.
+func BenchmarkResume(b *testing.B) {
+	for _, tt := range []struct {
+		name  string
+		cache tls.ClientSessionCache
+	}{{"cache=none", nil}, {"cache=shared", tls.NewLRUClientSessionCache(0)}} {
+		b.Run(tt.name, func(b *testing.B) {
+			var resumed atomic.Int64
+			observe := sslconn.WithHandshakeObserver(func(_ string, cs tls.ConnectionState) {
+				if cs.DidResume {
+					resumed.Add(1)
+				}
+			})
+			connectLoop(b, func(ctx context.Context) *mongo.Client {
+				return libClient(b, ctx, sslconn.VerifyIdentity, sslconn.WithSessionCache(tt.cache), observe)
+			})
+			b.ReportMetric(float64(resumed.Load())/float64(b.N), "resumed/op")
+		})
+	}
+}
+
+// BenchmarkQuery: a ping command on one open TLS connection, library
+// against bare mongo-driver: the library must add nothing per operation.
+func BenchmarkQuery(b *testing.B) {
+	ctx := context.Background()
+	for _, impl := range []string{"bare", "sslconn"} {
+		b.Run("impl="+impl, func(b *testing.B) {
+			var c *mongo.Client
+			if impl == "bare" {
+				c = bareClient(b, ctx, sslconn.VerifyIdentity)
+			} else {
+				c = libClient(b, ctx, sslconn.VerifyIdentity)
+			}
+			defer c.Disconnect(ctx)
+			db := c.Database("admin")
+			if err := db.RunCommand(ctx, map[string]int{"ping": 1}).Err(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := db.RunCommand(ctx, map[string]int{"ping": 1}).Err(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

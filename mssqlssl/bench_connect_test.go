@@ -1,0 +1,102 @@
+package mssqlssl
+
+import (
+	"context"
+	"crypto/tls"
+	"database/sql"
+	"database/sql/driver"
+	"testing"
+
+	mssql "github.com/microsoft/go-mssqldb"
+	"github.com/microsoft/go-mssqldb/msdsn"
+
+	"github.com/sslconn/sslconn/internal/matrix"
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+// The benchmarks compare the library with bare go-mssqldb configured by
+// hand for the same mode, in one run; sub-benchmarks are named impl=bare and
+// impl=sslconn so that benchstat -col /impl prints the ratio
+// (scripts/bench.sh). The server is the in-process TDS stand-in, which
+// issues no session tickets (nor does SQL Server): no resumption here.
+
+func bareConnector(b *testing.B, tc *tls.Config) driver.Connector {
+	cfg, err := msdsn.Parse(urlDSN(servers[1], "localhost", "encrypt=true"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.TLSConfig = tc
+	return mssql.NewConnectorConfig(cfg)
+}
+
+func libConnector(b *testing.B, mode sslconn.Mode) driver.Connector {
+	c, err := NewConnector(urlDSN(servers[1], "localhost", "ssl-mode="+mode.String()+"&ssl-ca="+certs.CA))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
+func connectLoop(b *testing.B, c driver.Connector) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		conn, err := c.Connect(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		conn.Close()
+	}
+}
+
+// BenchmarkConnect: one new connection, PRELOGIN, TLS handshake and LOGIN7
+// included, per mode; floor is a TDS 8 (TLS-first) crypto/tls handshake alone.
+//
+//	go test -run '^$' -bench Connect -benchmem ./mssqlssl
+func BenchmarkConnect(b *testing.B) {
+	for _, mode := range matrix.BenchModes {
+		b.Run(mode.String()+"/impl=bare", func(b *testing.B) {
+			connectLoop(b, bareConnector(b, matrix.BareTLS(b, certs.CA, mode, "localhost")))
+		})
+		b.Run(mode.String()+"/impl=sslconn", func(b *testing.B) { connectLoop(b, libConnector(b, mode)) })
+	}
+	// The floor: the TLS handshake alone, with crypto/tls (last, so that
+	// benchstat compares it with the bare driver).
+	b.Run("REQUIRED/impl=tls-floor", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c, err := tls.Dial("tcp", servers[1].Addr(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"tds/8.0"}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.Close()
+		}
+	})
+}
+
+// BenchmarkQuery: SELECT 1 on one open TLS connection, library against the
+// bare driver: the library must add nothing per operation.
+func BenchmarkQuery(b *testing.B) {
+	for _, impl := range []string{"bare", "sslconn"} {
+		b.Run("impl="+impl, func(b *testing.B) {
+			c := libConnector(b, sslconn.VerifyIdentity)
+			if impl == "bare" {
+				c = bareConnector(b, matrix.BareTLS(b, certs.CA, sslconn.VerifyIdentity, "localhost"))
+			}
+			db := sql.OpenDB(c)
+			defer db.Close()
+			db.SetMaxOpenConns(1)
+			ctx := context.Background()
+			var one int
+			if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

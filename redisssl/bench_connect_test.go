@@ -1,0 +1,128 @@
+package redisssl
+
+import (
+	"context"
+	"crypto/tls"
+	"sync/atomic"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/sslconn/sslconn/internal/matrix"
+	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+// The benchmarks compare the library with bare go-redis configured by hand
+// for the same mode, in one run; sub-benchmarks are named impl=bare and
+// impl=sslconn so that benchstat -col /impl prints the ratio (scripts/bench.sh).
+
+// bareClient is go-redis by hand. Maintenance notifications are off as in
+// redisssl: left on ("auto", the default) they cost the bare client 2-8 ms
+// per connect against Redis 7.0, which has no such command, and the
+// comparison would flatter the library.
+func bareClient(b *testing.B, mode sslconn.Mode) *redis.Client {
+	return redis.NewClient(&redis.Options{Addr: testenv.Addr(servers[1].TLSPort), Password: testenv.RedisPassword, TLSConfig: matrix.BareTLS(b, certs.CA, mode, "localhost"), PoolSize: 1,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}})
+}
+
+func libClient(b *testing.B, mode sslconn.Mode, opts ...sslconn.Option) *redis.Client {
+	c, err := NewClient(redisURL("localhost", servers[1].TLSPort, "pool_size=1&ssl-mode="+mode.String()+"&ssl-ca="+certs.CA), opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
+// connectLoop makes a client, connects (TLS handshake, HELLO and AUTH) with
+// a PING, and closes it.
+func connectLoop(b *testing.B, newClient func() *redis.Client) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		c := newClient()
+		if err := c.Ping(ctx).Err(); err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+	}
+}
+
+// BenchmarkConnect: one new connection, TLS handshake and login included,
+// per mode; floor is crypto/tls's dial and handshake alone.
+//
+//	go test -run '^$' -bench Connect -benchmem ./redisssl
+func BenchmarkConnect(b *testing.B) {
+	for _, mode := range matrix.BenchModes {
+		b.Run(mode.String()+"/impl=bare", func(b *testing.B) {
+			connectLoop(b, func() *redis.Client { return bareClient(b, mode) })
+		})
+		// As shipped: reconnects resume TLS sessions where the server allows.
+		b.Run(mode.String()+"/impl=sslconn", func(b *testing.B) {
+			connectLoop(b, func() *redis.Client { return libClient(b, mode) })
+		})
+		// Resumption off, like the bare driver: the like-for-like cost.
+		b.Run(mode.String()+"/impl=sslconn-noresume", func(b *testing.B) {
+			connectLoop(b, func() *redis.Client { return libClient(b, mode, sslconn.WithSessionCache(nil)) })
+		})
+	}
+	// The floor: the TLS handshake alone, with crypto/tls (last, so that
+	// benchstat compares it with the bare driver).
+	b.Run("REQUIRED/impl=tls-floor", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			c, err := tls.Dial("tcp", testenv.Addr(servers[1].TLSPort), &tls.Config{InsecureSkipVerify: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.Close()
+		}
+	})
+}
+
+// BenchmarkResume: reconnecting with a shared session cache (the
+// library's default) against none; resumed/op says how many resumed.
+func BenchmarkResume(b *testing.B) {
+	for _, tt := range []struct {
+		name  string
+		cache tls.ClientSessionCache
+	}{{"cache=none", nil}, {"cache=shared", tls.NewLRUClientSessionCache(0)}} {
+		b.Run(tt.name, func(b *testing.B) {
+			var resumed atomic.Int64
+			observe := sslconn.WithHandshakeObserver(func(_ string, cs tls.ConnectionState) {
+				if cs.DidResume {
+					resumed.Add(1)
+				}
+			})
+			connectLoop(b, func() *redis.Client {
+				return libClient(b, sslconn.VerifyIdentity, sslconn.WithSessionCache(tt.cache), observe)
+			})
+			b.ReportMetric(float64(resumed.Load())/float64(b.N), "resumed/op")
+		})
+	}
+}
+
+// BenchmarkQuery: PING on one open TLS connection, library against bare
+// go-redis: the library must add nothing per command.
+func BenchmarkQuery(b *testing.B) {
+	for _, impl := range []string{"bare", "sslconn"} {
+		b.Run("impl="+impl, func(b *testing.B) {
+			c := bareClient(b, sslconn.VerifyIdentity)
+			if impl == "sslconn" {
+				c = libClient(b, sslconn.VerifyIdentity)
+			}
+			defer c.Close()
+			ctx := context.Background()
+			if err := c.Ping(ctx).Err(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.Ping(ctx).Err(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The benchmarks: the library against each bare driver configured by hand
+# for the same mode, in one run, against the harness's servers (started by
+# each package's TestMain, as for the tests), then BENCHMARKS.md from
+# benchstat. Separate from scripts/test.sh: it takes about 15 minutes.
+#
+#   scripts/bench.sh                  # COUNT=8 runs of each benchmark
+#   COUNT=10 BENCHTIME=1s scripts/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh >/dev/null
+count=${COUNT:-8}
+benchtime=${BENCHTIME:-300ms}
+benchstat="go run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da"
+raw=${RAW:-$(mktemp -d)}
+mkdir -p "$raw"
+echo "bench: raw results in $raw" >&2
+
+# REPORT_ONLY=1 RAW=dir: rewrite BENCHMARKS.md from an earlier run's results.
+for pkg in sslconn mysqlssl redisssl mongossl mssqlssl; do
+  [ -n "${REPORT_ONLY:-}" ] && break
+  echo "bench: $pkg" >&2
+  go test -run '^$' -bench 'Connect|Resume|Query|ParseCAChain|CAPool|PeerCheck' -benchmem \
+    -count "$count" -benchtime "$benchtime" -timeout 60m "./$pkg" > "$raw/$pkg.txt"
+done
+[ -z "${REPORT_ONLY:-}" ] && echo "bench: recovery" >&2 &&
+go test -run '^$' -bench Recovery -benchtime 3x -timeout 30m ./mysqlssl ./redisssl ./mongossl ./mssqlssl > "$raw/recovery.txt"
+
+table() { # file filter column
+  (cd "$raw" && $benchstat -filter "$2" -col "$3" "$1" 2>/dev/null) | sed -e '/^goos:/d' -e '/^goarch:/d' -e '/^pkg:/d' -e '/^cpu:/d'
+}
+
+{
+  echo "# Benchmarks"
+  echo
+  echo "The library against each bare driver configured by hand for the same mode"
+  echo "(\`matrix.BareTLS\`: InsecureSkipVerify for REQUIRED, a hand-written chain check"
+  echo "for VERIFY_CA, RootCAs and ServerName for VERIFY_IDENTITY), in one run, against"
+  echo "the harness's local servers. benchstat prints medians with their 95% confidence"
+  echo "interval, and the change against the bare driver with its p-value (\`~\`: no"
+  echo "significant difference)."
+  echo
+  echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(grep MemTotal /proc/meminfo | awk '{printf "%.0f GiB", $2/1048576}') RAM, $(. /etc/os-release; echo "$PRETTY_NAME"), $(go version | cut -d' ' -f3)"
+  echo "- servers: MariaDB $(mariadbd --version 2>/dev/null | grep -o '[0-9]*\.[0-9]*\.[0-9]*-MariaDB' | head -1), Redis $(redis-server --version | grep -o 'v=[0-9.]*' | cut -d= -f2), FerretDB 1.24 (MongoDB wire), the TDS stand-in (in process)"
+  echo "- when: $(date -u +%Y-%m-%d), $count runs of ${benchtime} each"
+  echo "- reproduce: \`scripts/bench.sh\` (\`COUNT\`, \`BENCHTIME\` to change the runs)"
+  echo
+  echo "Connect rows: impl=bare is the driver by hand; impl=tls-floor (REQUIRED row) the TLS
+handshake alone with crypto/tls; impl=sslconn the library as shipped"
+  echo "(reconnects resume TLS sessions); impl=sslconn-noresume the library with"
+  echo "resumption off, the like-for-like handshake. Query rows: one simple command on one"
+  echo "open connection. Resume rows: reconnecting without and with a session cache."
+  for pkg in mysqlssl redisssl mongossl mssqlssl; do
+    echo
+    echo "## $pkg"
+    echo
+    echo '```'
+    table "$pkg.txt" '.name:Connect' /impl
+    echo
+    table "$pkg.txt" '.name:Query' /impl
+    if grep -q '^BenchmarkResume' "$raw/$pkg.txt"; then
+      echo
+      table "$pkg.txt" '.name:Resume' /cache
+    fi
+    echo '```'
+  done
+  echo
+  echo "## sslconn (core)"
+  echo
+  echo "Parsing each CA format; what a verifying handshake pays for its roots (a CA file"
+  echo "is stat'ed to pick up rotation); the closed-peer check before each write."
+  echo
+  echo '```'
+  table sslconn.txt '*' .file
+  echo '```'
+  echo
+  echo "## Recovery after a restart"
+  echo
+  echo "Per restart (500 ms down): application errors and time from the server being back"
+  echo "to the first successful operation; the bare driver is retried by the application"
+  echo "every 10 ms."
+  echo
+  echo '```'
+  awk '/^pkg:/ {pkg=$2; sub(".*/", "", pkg)} /^BenchmarkRecovery/ {
+      for (i = 5; i < NF; i += 2) m[$(i+1)] = $i
+      name = substr($1, 19); sub(/-[0-9]+$/, "", name)
+      printf "%-9s %-8s %6s app errors   %8s ms to recover\n", pkg, name, m["app-errors/op"], m["ms-to-recover/op"] }' "$raw/recovery.txt"
+  echo '```'
+} > BENCHMARKS.md
+echo "bench: wrote BENCHMARKS.md" >&2

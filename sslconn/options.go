@@ -102,12 +102,12 @@ func WithCipherSuites(ids ...uint16) Option {
 // WithRetryBudget bounds how long new connections are retried while a server
 // is down or restarting (default 3 minutes). Zero or less disables retrying.
 func WithRetryBudget(d time.Duration) Option {
-	return func(s *settings) {
-		if d <= 0 {
-			d = -1
-		}
-		s.retryBudget = d
+	if d <= 0 {
+		d = -1
 	}
+	// d is settled before the closure: an Option may be applied by many
+	// goroutines at once.
+	return func(s *settings) { s.retryBudget = d }
 }
 
 // WithBackoff sets the retry delays; zero fields keep their defaults.

@@ -3,6 +3,7 @@ package redisssl
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -33,6 +34,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if !testenv.ServersNeeded() {
+		os.Exit(m.Run()) // fuzzing: the parsers need no server
+	}
 	slog.SetDefault(slog.New(slog.DiscardHandler))
 	redis.SetLogger(quiet{})
 	code := func() int {

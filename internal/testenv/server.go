@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -281,4 +282,19 @@ func LookPath(name string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s not found: run scripts/test.sh, which installs the test servers", name)
+}
+
+// ServersNeeded tells a TestMain whether to start its servers: not in a
+// fuzzing worker, nor when -run matches no test (go test -run '^$' -fuzz
+// or -bench only). Call after flag.Parse.
+func ServersNeeded() bool {
+	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
+		return false
+	}
+	if f := flag.Lookup("test.run"); f != nil && f.Value.String() == "^$" {
+		if b := flag.Lookup("test.bench"); b == nil || b.Value.String() == "" {
+			return false
+		}
+	}
+	return true
 }

@@ -57,52 +57,37 @@ func TestNoLeaks(t *testing.T) {
 	})
 }
 
-// TestSecrets: the URI password, the JKS password and the client key's
-// password never show in errors, logs, printed values or panics.
+// TestSecrets: no password in errors, logs, printed values or panics (see
+// matrix.RunSecrets). FerretDB runs without authentication here, so the
+// URI's password is only ever wrong.
 func TestSecrets(t *testing.T) {
-	const (
-		uriPW = "Uri-Secret-7781"
-		jksPW = "Jks-Secret-7782"
-		keyPW = "Key-Wrong-7783"
-	)
-	closed, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
+	uri := func(addr, pw, params string) string {
+		if pw == "" {
+			return "mongodb://" + addr + "/?" + params
+		}
+		return "mongodb://app:" + pw + "@" + addr + "/?" + params
 	}
-	s1, s4 := testenv.Addr(servers[1].TLSPort), testenv.Addr(servers[4].TLSPort)
-	at := func(addr, pw, params string) string { return "mongodb://app:" + pw + "@" + addr + "/?" + params }
-	connect := func(uri string, opts ...sslconn.Option) ([]any, error) {
+	connect := func(u string, opts ...sslconn.Option) ([]any, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		c, err := Connect(ctx, uri, opts...)
+		c, err := Connect(ctx, u, opts...)
 		if err != nil {
 			return nil, err
 		}
 		defer c.Disconnect(context.Background())
 		return []any{c}, c.Ping(ctx, nil)
 	}
-	probes := map[string]matrix.Probe{
-		"unknown mode": func(log *slog.Logger) ([]any, error) {
-			return connect(at(s1, uriPW, "ssl-mode=BOGUS"), sslconn.WithLogger(log))
+	good := testenv.Addr(servers[1].TLSPort)
+	matrix.RunSecrets(t, matrix.SecretsTarget{
+		Certs: certs, Good: good, Foreign: testenv.Addr(servers[4].TLSPort),
+		DSN:       uri,
+		Malformed: func(pw string) string { return "mongodb://app:" + pw + "@[127.0.0.1:1/?x" },
+		Connect:   connect,
+		Extra: map[string]matrix.Probe{
+			"wrong key password, driver's name": func(log *slog.Logger) ([]any, error) {
+				return connect(uri(good, matrix.SecretDSN, "tlsCertificateFile="+certs.Client.Cert+"&tlsPrivateKeyFile="+certs.ClientKeyPKCS8+
+					"&tlsCertificateKeyFilePassword="+matrix.SecretKey), sslconn.WithLogger(log))
+			},
 		},
-		"malformed URI": func(log *slog.Logger) ([]any, error) {
-			return connect("mongodb://app:"+uriPW+"@["+s1+"/?x", sslconn.WithLogger(log))
-		},
-		"wrong JKS password": func(log *slog.Logger) ([]any, error) {
-			return connect(at(s1, uriPW, "ssl-ca="+certs.JKS+"&ssl-ca-password="+jksPW), sslconn.WithLogger(log))
-		},
-		"wrong key password": func(log *slog.Logger) ([]any, error) {
-			return connect(at(s1, uriPW, "tlsCertificateFile="+certs.Client.Cert+"&tlsPrivateKeyFile="+certs.ClientKeyPKCS8+"&tlsCertificateKeyFilePassword="+keyPW), sslconn.WithLogger(log))
-		},
-		"password, encrypted key": func(log *slog.Logger) ([]any, error) {
-			return connect(at(s1, uriPW, "ssl-mode=VERIFY_IDENTITY&ssl-ca="+certs.JKS+"&ssl-cert="+certs.Client.Cert+"&ssl-key="+certs.ClientKeyLegacy+"&ssl-key-password="+testenv.KeyPassword), sslconn.WithLogger(log))
-		},
-		"foreign certificate": func(log *slog.Logger) ([]any, error) {
-			return connect(at(s4, uriPW, "ssl-mode=VERIFY_CA&ssl-ca="+certs.CA), sslconn.WithLogger(log))
-		},
-		"retries until the budget": func(log *slog.Logger) ([]any, error) {
-			return connect(at(testenv.Addr(closed), uriPW, "ssl-mode=REQUIRED"), sslconn.WithLogger(log), sslconn.WithRetryBudget(400*time.Millisecond))
-		},
-	}
-	matrix.ScanSecrets(t, []string{uriPW, jksPW, keyPW, testenv.KeyPassword}, probes)
+	})
 }

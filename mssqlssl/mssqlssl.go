@@ -44,6 +44,19 @@ func NewConnector(dsn string, opts ...sslconn.Option) (driver.Connector, error) 
 	return c, nil
 }
 
+// splitHostComma reads server=host,port (and tcp:host,port) in odbc: DSNs
+// as go-mssqldb's ADO parser does: its odbc: parser keeps the whole value
+// as the host name, which then fails DNS on every retry.
+func splitHostComma(cfg *msdsn.Config) {
+	h, p, ok := strings.Cut(strings.TrimPrefix(cfg.Host, "tcp:"), ",")
+	if !ok {
+		return
+	}
+	if port, err := strconv.ParseUint(strings.TrimSpace(p), 10, 16); err == nil {
+		cfg.Host, cfg.Port = strings.TrimSpace(h), port
+	}
+}
+
 // Open returns a *sql.DB for the DSN; see NewConnector.
 func Open(dsn string, opts ...sslconn.Option) (*sql.DB, error) {
 	c, err := newConnector(dsn, opts)
@@ -58,6 +71,7 @@ func newConnector(dsn string, opts []sslconn.Option) (*Connector, error) {
 	if err != nil {
 		return nil, sslconn.Redact(&sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "dsn", Detail: "invalid SQL Server DSN", Err: err}, cfg.Password, dsnPassword(dsn))
 	}
+	splitHostComma(&cfg)
 	ours := url.Values{}
 	for k, v := range cfg.Parameters {
 		if sslconn.IsParam(k) {

@@ -132,6 +132,10 @@ func TestDSNSyntaxes(t *testing.T) {
 		"URL":  urlDSN(s, "localhost", "ssl-mode=VERIFY_IDENTITY&ssl-ca="+certs.CA),
 		"ADO":  fmt.Sprintf("server=localhost;port=%d;user id=%s;password=%s;ssl-mode=VERIFY_IDENTITY;ssl-ca=%s", s.Port(), user, password, certs.CA),
 		"ODBC": fmt.Sprintf("odbc:server=localhost;port=%d;user id=%s;password={%s};ssl-mode=VERIFY_IDENTITY;ssl-ca=%s", s.Port(), user, password, certs.CA),
+		// SQL Server's own host,port form, which go-mssqldb's odbc: parser
+		// alone does not split.
+		"ADO host,port":  fmt.Sprintf("server=tcp:localhost,%d;user id=%s;password=%s;ssl-mode=VERIFY_IDENTITY;ssl-ca=%s", s.Port(), user, password, certs.CA),
+		"ODBC host,port": fmt.Sprintf("odbc:server=tcp:localhost,%d;user id=%s;password={%s};ssl-mode=VERIFY_IDENTITY;ssl-ca=%s", s.Port(), user, password, certs.CA),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if got, st, err := result(t, dsn); got != matrix.TLSOK {

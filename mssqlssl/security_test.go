@@ -4,13 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf16"
 
 	"github.com/sslconn/sslconn/internal/matrix"
 	"github.com/sslconn/sslconn/internal/mitm"
-	"github.com/sslconn/sslconn/internal/testenv"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
@@ -61,23 +61,9 @@ func TestNoLeaks(t *testing.T) {
 	})
 }
 
-// TestSecrets: the DSN password (URL, ADO and ODBC forms), the JKS
-// password and the client key's password never show in errors, logs,
-// printed values or panics.
+// TestSecrets: no password in errors, logs, printed values or panics, in
+// URL, ADO and ODBC DSNs (see matrix.RunSecrets).
 func TestSecrets(t *testing.T) {
-	const (
-		dsnPW = "Dsn-Secret-7781"
-		jksPW = "Jks-Secret-7782"
-		keyPW = "Key-Wrong-7783"
-	)
-	closed, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s1, s4 := servers[1].Addr(), servers[4].Addr()
-	at := func(addr, pw, params string) string {
-		return "sqlserver://" + user + ":" + pw + "@" + addr + "?database=master&" + params
-	}
 	connect := func(dsn string, opts ...sslconn.Option) ([]any, error) {
 		c, err := NewConnector(dsn, opts...)
 		if err != nil {
@@ -89,37 +75,22 @@ func TestSecrets(t *testing.T) {
 		defer cancel()
 		return []any{c}, db.PingContext(ctx)
 	}
-	probes := map[string]matrix.Probe{
-		"unknown mode": func(log *slog.Logger) ([]any, error) {
-			return connect(at(s1, dsnPW, "ssl-mode=BOGUS"), sslconn.WithLogger(log))
+	good := servers[1].Addr()
+	ado := strings.Replace(good, ":", ",", 1)
+	matrix.RunSecrets(t, matrix.SecretsTarget{
+		Certs: certs, Good: good, Foreign: servers[4].Addr(), Password: password,
+		DSN: func(addr, pw, params string) string {
+			return "sqlserver://" + user + ":" + pw + "@" + addr + "?database=master&" + params
 		},
-		"malformed URL": func(log *slog.Logger) ([]any, error) {
-			return connect("sqlserver://"+user+":"+dsnPW+"@["+s1+"?x", sslconn.WithLogger(log))
+		Malformed: func(pw string) string { return "sqlserver://" + user + ":" + pw + "@[127.0.0.1:1?x" },
+		Connect:   connect,
+		Extra: map[string]matrix.Probe{
+			"ADO, bad encrypt": func(log *slog.Logger) ([]any, error) {
+				return connect("server="+ado+";user id="+user+";password="+matrix.SecretDSN+";encrypt=sometimes", sslconn.WithLogger(log))
+			},
+			"ODBC, wrong password": func(log *slog.Logger) ([]any, error) {
+				return connect("odbc:server="+ado+";user id="+user+";password={"+matrix.SecretDSN+"};ssl-mode=REQUIRED", sslconn.WithLogger(log))
+			},
 		},
-		"ADO, bad encrypt": func(log *slog.Logger) ([]any, error) {
-			return connect("server="+s1+";user id="+user+";password="+dsnPW+";encrypt=sometimes", sslconn.WithLogger(log))
-		},
-		"ODBC, unknown mode": func(log *slog.Logger) ([]any, error) {
-			return connect("odbc:server="+s1+";uid="+user+";pwd={"+dsnPW+"};ssl-mode=BOGUS", sslconn.WithLogger(log))
-		},
-		"wrong JKS password": func(log *slog.Logger) ([]any, error) {
-			return connect(at(s1, dsnPW, "ssl-ca="+certs.JKS+"&ssl-ca-password="+jksPW), sslconn.WithLogger(log))
-		},
-		"wrong key password": func(log *slog.Logger) ([]any, error) {
-			return connect(at(s1, dsnPW, "ssl-cert="+certs.Client.Cert+"&ssl-key="+certs.ClientKeyPKCS8+"&ssl-key-password="+keyPW), sslconn.WithLogger(log))
-		},
-		"wrong DSN password, encrypted key": func(log *slog.Logger) ([]any, error) {
-			return connect(at(s1, dsnPW, "ssl-mode=VERIFY_IDENTITY&ssl-ca="+certs.JKS+"&ssl-cert="+certs.Client.Cert+"&ssl-key="+certs.ClientKeyLegacy+"&ssl-key-password="+testenv.KeyPassword), sslconn.WithLogger(log))
-		},
-		"foreign certificate": func(log *slog.Logger) ([]any, error) {
-			return connect(at(s4, password, "ssl-mode=VERIFY_CA&ssl-ca="+certs.CA), sslconn.WithLogger(log))
-		},
-		"retries until the budget": func(log *slog.Logger) ([]any, error) {
-			return connect(at(testenv.Addr(closed), password, "ssl-mode=REQUIRED"), sslconn.WithLogger(log), sslconn.WithRetryBudget(400*time.Millisecond))
-		},
-		"connected": func(log *slog.Logger) ([]any, error) {
-			return connect(at(s1, password, "ssl-mode=VERIFY_IDENTITY&ssl-ca="+certs.CA), sslconn.WithLogger(log))
-		},
-	}
-	matrix.ScanSecrets(t, []string{dsnPW, jksPW, keyPW, testenv.KeyPassword, password}, probes)
+	})
 }

@@ -3,7 +3,6 @@ package mysqlssl
 import (
 	"context"
 	"database/sql"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -56,59 +55,25 @@ func TestNoLeaks(t *testing.T) {
 	})
 }
 
-// TestSecrets: the DSN password, a wrong DSN password, the JKS password and
-// the client key's password never show in errors, logs, printed values or
-// panics, whatever fails.
+// TestSecrets: no password in errors, logs, printed values or panics (see
+// matrix.RunSecrets).
 func TestSecrets(t *testing.T) {
-	const (
-		dsnPW = "Dsn-Secret-7781"
-		jksPW = "Jks-Secret-7782"
-		keyPW = "Key-Wrong-7783"
-	)
-	closed, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s1, s4 := testenv.Addr(servers[1].Port), testenv.Addr(servers[4].Port)
-	at := func(addr, pw, params string) string {
-		return testenv.MySQLUser + ":" + pw + "@tcp(" + addr + ")/" + testenv.MySQLDatabase + "?" + params
-	}
-	connect := func(dsn string, opts ...sslconn.Option) ([]any, error) {
-		c, err := NewConnector(dsn, opts...)
-		if err != nil {
-			return nil, err
-		}
-		db := sql.OpenDB(c)
-		defer db.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		return []any{c, c.(*Connector).Config()}, db.PingContext(ctx)
-	}
-	probes := map[string]matrix.Probe{
-		"unknown mode": func(log *slog.Logger) ([]any, error) {
-			return connect(at(s1, dsnPW, "ssl-mode=BOGUS"), sslconn.WithLogger(log))
+	matrix.RunSecrets(t, matrix.SecretsTarget{
+		Certs: certs, Good: testenv.Addr(servers[1].Port), Foreign: testenv.Addr(servers[4].Port), Password: testenv.MySQLPassword,
+		DSN: func(addr, pw, params string) string {
+			return testenv.MySQLUser + ":" + pw + "@tcp(" + addr + ")/" + testenv.MySQLDatabase + "?" + params
 		},
-		"malformed DSN": func(log *slog.Logger) ([]any, error) {
-			return connect(testenv.MySQLUser+":"+dsnPW+"@tcp("+s1+"/db?x", sslconn.WithLogger(log))
+		Malformed: func(pw string) string { return testenv.MySQLUser + ":" + pw + "@tcp(127.0.0.1:1/db?x" },
+		Connect: func(dsn string, opts ...sslconn.Option) ([]any, error) {
+			c, err := NewConnector(dsn, opts...)
+			if err != nil {
+				return nil, err
+			}
+			db := sql.OpenDB(c)
+			defer db.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			return []any{c, c.(*Connector).Config()}, db.PingContext(ctx)
 		},
-		"wrong JKS password": func(log *slog.Logger) ([]any, error) {
-			return connect(at(s1, dsnPW, "ssl-ca="+certs.JKS+"&ssl-ca-password="+jksPW), sslconn.WithLogger(log))
-		},
-		"wrong key password": func(log *slog.Logger) ([]any, error) {
-			return connect(at(s1, dsnPW, "ssl-cert="+certs.Client.Cert+"&ssl-key="+certs.ClientKeyPKCS8+"&ssl-key-password="+keyPW), sslconn.WithLogger(log))
-		},
-		"wrong DSN password, encrypted key": func(log *slog.Logger) ([]any, error) {
-			return connect(at(s1, dsnPW, "ssl-mode=VERIFY_IDENTITY&ssl-ca="+certs.JKS+"&ssl-cert="+certs.Client.Cert+"&ssl-key="+certs.ClientKeyLegacy+"&ssl-key-password="+testenv.KeyPassword), sslconn.WithLogger(log))
-		},
-		"foreign certificate": func(log *slog.Logger) ([]any, error) {
-			return connect(at(s4, testenv.MySQLPassword, "ssl-mode=VERIFY_CA&ssl-ca="+certs.CA), sslconn.WithLogger(log))
-		},
-		"retries until the budget": func(log *slog.Logger) ([]any, error) {
-			return connect(at(testenv.Addr(closed), testenv.MySQLPassword, "ssl-mode=REQUIRED"), sslconn.WithLogger(log), sslconn.WithRetryBudget(400*time.Millisecond))
-		},
-		"connected": func(log *slog.Logger) ([]any, error) {
-			return connect(at(s1, testenv.MySQLPassword, "ssl-mode=VERIFY_IDENTITY&ssl-ca="+certs.CA), sslconn.WithLogger(log))
-		},
-	}
-	matrix.ScanSecrets(t, []string{dsnPW, jksPW, keyPW, testenv.KeyPassword, testenv.MySQLPassword}, probes)
+	})
 }

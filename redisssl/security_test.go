@@ -2,7 +2,6 @@ package redisssl
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -48,57 +47,23 @@ func TestNoLeaks(t *testing.T) {
 	})
 }
 
-// TestSecrets: the URL password, the JKS password and the client key's
-// password never show in errors, logs, printed values or panics.
+// TestSecrets: no password in errors, logs, printed values or panics (see
+// matrix.RunSecrets).
 func TestSecrets(t *testing.T) {
-	const (
-		urlPW = "Url-Secret-7781"
-		jksPW = "Jks-Secret-7782"
-		keyPW = "Key-Wrong-7783"
-	)
-	closed, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s1, s4 := testenv.Addr(servers[1].TLSPort), testenv.Addr(servers[4].TLSPort)
-	at := func(addr, pw, params string) string { return "redis://:" + pw + "@" + addr + "/0?" + params }
-	connect := func(u string, opts ...sslconn.Option) ([]any, error) {
-		c, err := NewClient(u, opts...)
-		if err != nil {
-			return nil, err
-		}
-		defer c.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		// c.Options() is go-redis's own struct, password included: not ours to print.
-		return []any{c}, c.Ping(ctx).Err()
-	}
-	probes := map[string]matrix.Probe{
-		"unknown mode": func(log *slog.Logger) ([]any, error) {
-			return connect(at(s1, urlPW, "ssl-mode=BOGUS"), sslconn.WithLogger(log))
+	matrix.RunSecrets(t, matrix.SecretsTarget{
+		Certs: certs, Good: testenv.Addr(servers[1].TLSPort), Foreign: testenv.Addr(servers[4].TLSPort), Password: testenv.RedisPassword,
+		DSN:       func(addr, pw, params string) string { return "redis://:" + pw + "@" + addr + "/0?" + params },
+		Malformed: func(pw string) string { return "redis://:" + pw + "@[127.0.0.1:1/0" },
+		Connect: func(u string, opts ...sslconn.Option) ([]any, error) {
+			c, err := NewClient(u, opts...)
+			if err != nil {
+				return nil, err
+			}
+			defer c.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			// Not c.Options(): go-redis's own struct holds the password as the driver keeps it.
+			return []any{c}, c.Ping(ctx).Err()
 		},
-		"malformed URL": func(log *slog.Logger) ([]any, error) {
-			return connect("redis://:"+urlPW+"@["+s1+"/0", sslconn.WithLogger(log))
-		},
-		"wrong JKS password": func(log *slog.Logger) ([]any, error) {
-			return connect(at(s1, urlPW, "ssl-ca="+certs.JKS+"&ssl-ca-password="+jksPW), sslconn.WithLogger(log))
-		},
-		"wrong key password": func(log *slog.Logger) ([]any, error) {
-			return connect(at(s1, urlPW, "ssl-cert="+certs.Client.Cert+"&ssl-key="+certs.ClientKeyPKCS8+"&ssl-key-password="+keyPW), sslconn.WithLogger(log))
-		},
-		"wrong URL password, encrypted key": func(log *slog.Logger) ([]any, error) {
-			return connect(at(s1, urlPW, "ssl-mode=VERIFY_IDENTITY&ssl-ca="+certs.JKS+"&ssl-cert="+certs.Client.Cert+"&ssl-key="+certs.ClientKeyLegacy+"&ssl-key-password="+testenv.KeyPassword), sslconn.WithLogger(log))
-		},
-		"foreign certificate": func(log *slog.Logger) ([]any, error) {
-			return connect(at(s4, testenv.RedisPassword, "ssl-mode=VERIFY_CA&ssl-ca="+certs.CA), sslconn.WithLogger(log))
-		},
-		"retries until the budget": func(log *slog.Logger) ([]any, error) {
-			return connect(at(testenv.Addr(closed), testenv.RedisPassword, "ssl-mode=REQUIRED"), sslconn.WithLogger(log), sslconn.WithRetryBudget(400*time.Millisecond))
-		},
-		"connected": func(log *slog.Logger) ([]any, error) {
-			_, err := connect(at(s1, testenv.RedisPassword, "ssl-mode=VERIFY_IDENTITY&ssl-ca="+certs.CA), sslconn.WithLogger(log))
-			return []any{"connected"}, err
-		},
-	}
-	matrix.ScanSecrets(t, []string{urlPW, jksPW, keyPW, testenv.KeyPassword, testenv.RedisPassword}, probes)
+	})
 }

@@ -236,6 +236,12 @@ func IsPermanent(err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return true
 	}
+	// A host name that does not exist (a typo, a deleted instance) does not
+	// come back by waiting; a DNS timeout or server failure might.
+	var de *net.DNSError
+	if errors.As(err, &de) && de.IsNotFound {
+		return true
+	}
 	for _, k := range permanentKinds {
 		if errors.Is(err, k) {
 			return true

@@ -7,7 +7,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"log/slog"
+	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -146,5 +149,29 @@ func TestErrorMessage(t *testing.T) {
 	}
 	if Classify(errors.New("other"), VerifyCA, "h") == nil || IsPermanent(errors.New("other")) {
 		t.Error("an unknown error must pass through and not be permanent")
+	}
+}
+
+// TestIsPermanent: what retrying cannot fix stops Retry at once.
+func TestIsPermanent(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"refused", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, false},
+		{"host not found", &net.OpError{Op: "dial", Err: &net.DNSError{Err: "no such host", Name: "rm-typo", IsNotFound: true}}, true},
+		{"DNS timeout", &net.OpError{Op: "dial", Err: &net.DNSError{Err: "i/o timeout", Name: "rm-1", IsTimeout: true}}, false},
+		{"unknown authority", NewError(ErrUnknownAuthority, VerifyCA, "h", "", nil), true},
+		{"handshake timeout", NewError(ErrHandshakeTimeout, Required, "h", "", os.ErrDeadlineExceeded), false},
+		{"marked", Permanent(errors.New("bad password")), true},
+		{"caller's context", context.Canceled, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := IsPermanent(tt.err); got != tt.want {
+				t.Errorf("IsPermanent(%v) = %t", tt.err, got)
+			}
+		})
 	}
 }

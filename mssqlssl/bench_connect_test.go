@@ -1,9 +1,7 @@
 package mssqlssl
 
 import (
-	"context"
 	"crypto/tls"
-	"database/sql"
 	"database/sql/driver"
 	"testing"
 
@@ -37,18 +35,6 @@ func libConnector(b *testing.B, mode sslconn.Mode) driver.Connector {
 	return c
 }
 
-func connectLoop(b *testing.B, c driver.Connector) {
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		conn, err := c.Connect(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		conn.Close()
-	}
-}
-
 // BenchmarkConnect: one new connection, PRELOGIN, TLS handshake and LOGIN7
 // included, per mode; floor is a TDS 8 (TLS-first) crypto/tls handshake alone.
 //
@@ -56,9 +42,9 @@ func connectLoop(b *testing.B, c driver.Connector) {
 func BenchmarkConnect(b *testing.B) {
 	for _, mode := range matrix.BenchModes {
 		b.Run(mode.String()+"/impl=bare", func(b *testing.B) {
-			connectLoop(b, bareConnector(b, matrix.BareTLS(b, certs.CA, mode, "localhost")))
+			matrix.BenchConnect(b, bareConnector(b, matrix.BareTLS(b, certs.CA, mode, "localhost")))
 		})
-		b.Run(mode.String()+"/impl=sslconn", func(b *testing.B) { connectLoop(b, libConnector(b, mode)) })
+		b.Run(mode.String()+"/impl=sslconn", func(b *testing.B) { matrix.BenchConnect(b, libConnector(b, mode)) })
 	}
 	// The floor: the TLS handshake alone, with crypto/tls (last, so that
 	// benchstat compares it with the bare driver).
@@ -77,26 +63,8 @@ func BenchmarkConnect(b *testing.B) {
 // BenchmarkQuery: SELECT 1 on one open TLS connection, library against the
 // bare driver: the library must add nothing per operation.
 func BenchmarkQuery(b *testing.B) {
-	for _, impl := range []string{"bare", "sslconn"} {
-		b.Run("impl="+impl, func(b *testing.B) {
-			c := libConnector(b, sslconn.VerifyIdentity)
-			if impl == "bare" {
-				c = bareConnector(b, matrix.BareTLS(b, certs.CA, sslconn.VerifyIdentity, "localhost"))
-			}
-			db := sql.OpenDB(c)
-			defer db.Close()
-			db.SetMaxOpenConns(1)
-			ctx := context.Background()
-			var one int
-			if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	b.Run("impl=bare", func(b *testing.B) {
+		matrix.BenchQuery(b, bareConnector(b, matrix.BareTLS(b, certs.CA, sslconn.VerifyIdentity, "localhost")))
+	})
+	b.Run("impl=sslconn", func(b *testing.B) { matrix.BenchQuery(b, libConnector(b, sslconn.VerifyIdentity)) })
 }

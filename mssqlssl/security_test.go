@@ -2,11 +2,9 @@ package mssqlssl
 
 import (
 	"context"
-	"database/sql"
 	"log/slog"
 	"strings"
 	"testing"
-	"time"
 	"unicode/utf16"
 
 	"github.com/sslconn/sslconn/internal/matrix"
@@ -64,17 +62,7 @@ func TestNoLeaks(t *testing.T) {
 // TestSecrets: no password in errors, logs, printed values or panics, in
 // URL, ADO and ODBC DSNs (see matrix.RunSecrets).
 func TestSecrets(t *testing.T) {
-	connect := func(dsn string, opts ...sslconn.Option) ([]any, error) {
-		c, err := NewConnector(dsn, opts...)
-		if err != nil {
-			return nil, err
-		}
-		db := sql.OpenDB(c)
-		defer db.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		return []any{c}, db.PingContext(ctx)
-	}
+	connect := matrix.PingSQL(NewConnector)
 	good := servers[1].Addr()
 	ado := strings.Replace(good, ":", ",", 1)
 	matrix.RunSecrets(t, matrix.SecretsTarget{

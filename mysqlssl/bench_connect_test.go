@@ -1,9 +1,7 @@
 package mysqlssl
 
 import (
-	"context"
 	"crypto/tls"
-	"database/sql"
 	"database/sql/driver"
 	"encoding/binary"
 	"io"
@@ -44,18 +42,6 @@ func libConnector(b *testing.B, port int, mode sslconn.Mode, opts ...sslconn.Opt
 	return c
 }
 
-func connectLoop(b *testing.B, c driver.Connector) {
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		conn, err := c.Connect(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		conn.Close()
-	}
-}
-
 // BenchmarkConnect: one new connection, TLS handshake and login included,
 // per mode; floor is the TCP connect, greeting, SSLRequest and TLS
 // handshake alone, with crypto/tls.
@@ -65,15 +51,15 @@ func BenchmarkConnect(b *testing.B) {
 	port := servers[1].Port
 	for _, mode := range matrix.BenchModes {
 		b.Run(mode.String()+"/impl=bare", func(b *testing.B) {
-			connectLoop(b, bareConnector(b, port, matrix.BareTLS(b, certs.CA, mode, "localhost")))
+			matrix.BenchConnect(b, bareConnector(b, port, matrix.BareTLS(b, certs.CA, mode, "localhost")))
 		})
 		// As shipped: reconnects resume TLS sessions where the server allows.
 		b.Run(mode.String()+"/impl=sslconn", func(b *testing.B) {
-			connectLoop(b, libConnector(b, port, mode))
+			matrix.BenchConnect(b, libConnector(b, port, mode))
 		})
 		// Resumption off, like the bare driver: the like-for-like cost.
 		b.Run(mode.String()+"/impl=sslconn-noresume", func(b *testing.B) {
-			connectLoop(b, libConnector(b, port, mode, sslconn.WithSessionCache(nil)))
+			matrix.BenchConnect(b, libConnector(b, port, mode, sslconn.WithSessionCache(nil)))
 		})
 	}
 	// The floor: the TLS handshake alone, with crypto/tls (last, so that
@@ -103,7 +89,7 @@ func BenchmarkResume(b *testing.B) {
 						resumed.Add(1)
 					}
 				}))
-			connectLoop(b, c)
+			matrix.BenchConnect(b, c)
 			b.ReportMetric(float64(resumed.Load())/float64(b.N), "resumed/op")
 		})
 	}
@@ -113,30 +99,10 @@ func BenchmarkResume(b *testing.B) {
 // bare driver: the library must add nothing per operation.
 func BenchmarkQuery(b *testing.B) {
 	port := servers[1].Port
-	for _, impl := range []string{"bare", "sslconn"} {
-		b.Run("impl="+impl, func(b *testing.B) {
-			var c driver.Connector
-			if impl == "bare" {
-				c = bareConnector(b, port, matrix.BareTLS(b, certs.CA, sslconn.VerifyIdentity, "localhost"))
-			} else {
-				c = libConnector(b, port, sslconn.VerifyIdentity)
-			}
-			db := sql.OpenDB(c)
-			defer db.Close()
-			db.SetMaxOpenConns(1)
-			ctx := context.Background()
-			var one int
-			if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
+	b.Run("impl=bare", func(b *testing.B) {
+		matrix.BenchQuery(b, bareConnector(b, port, matrix.BareTLS(b, certs.CA, sslconn.VerifyIdentity, "localhost")))
+	})
+	b.Run("impl=sslconn", func(b *testing.B) { matrix.BenchQuery(b, libConnector(b, port, sslconn.VerifyIdentity)) })
 }
 
 // mysqlTLSFloor does the least a MySQL TLS connection needs: read the

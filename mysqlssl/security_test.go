@@ -2,9 +2,7 @@ package mysqlssl
 
 import (
 	"context"
-	"database/sql"
 	"testing"
-	"time"
 
 	"github.com/sslconn/sslconn/internal/matrix"
 	"github.com/sslconn/sslconn/internal/mitm"
@@ -64,16 +62,6 @@ func TestSecrets(t *testing.T) {
 			return testenv.MySQLUser + ":" + pw + "@tcp(" + addr + ")/" + testenv.MySQLDatabase + "?" + params
 		},
 		Malformed: func(pw string) string { return testenv.MySQLUser + ":" + pw + "@tcp(127.0.0.1:1/db?x" },
-		Connect: func(dsn string, opts ...sslconn.Option) ([]any, error) {
-			c, err := NewConnector(dsn, opts...)
-			if err != nil {
-				return nil, err
-			}
-			db := sql.OpenDB(c)
-			defer db.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			return []any{c, c.(*Connector).Config()}, db.PingContext(ctx)
-		},
+		Connect:   matrix.PingSQL(NewConnector),
 	})
 }

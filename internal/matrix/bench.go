@@ -1,8 +1,11 @@
 package matrix
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"database/sql"
+	"database/sql/driver"
 	"testing"
 
 	"github.com/sslconn/sslconn/sslconn"
@@ -41,4 +44,35 @@ func BareTLS(b testing.TB, caFile string, mode sslconn.Mode, host string) *tls.C
 		}}
 	}
 	return &tls.Config{RootCAs: roots, ServerName: host}
+}
+
+// BenchConnect opens and closes one connection per iteration.
+func BenchConnect(b *testing.B, c driver.Connector) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		conn, err := c.Connect(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		conn.Close()
+	}
+}
+
+// BenchQuery runs SELECT 1 on one open connection per iteration.
+func BenchQuery(b *testing.B, c driver.Connector) {
+	db := sql.OpenDB(c)
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	ctx := context.Background()
+	var one int
+	if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

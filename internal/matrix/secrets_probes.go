@@ -1,6 +1,9 @@
 package matrix
 
 import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
 	"log/slog"
 	"testing"
 	"time"
@@ -64,4 +67,24 @@ func RunSecrets(t *testing.T, tg SecretsTarget) {
 		probes[name] = p
 	}
 	ScanSecrets(t, []string{SecretDSN, SecretJKS, SecretKey, testenv.KeyPassword, tg.Password}, probes)
+}
+
+// PingSQL is SecretsTarget.Connect for database/sql adapters: it opens a
+// *sql.DB on the connector newConnector returns, pings, and closes it.
+func PingSQL(newConnector func(dsn string, opts ...sslconn.Option) (driver.Connector, error)) func(string, ...sslconn.Option) ([]any, error) {
+	return func(dsn string, opts ...sslconn.Option) ([]any, error) {
+		c, err := newConnector(dsn, opts...)
+		if err != nil {
+			return nil, err
+		}
+		db := sql.OpenDB(c)
+		defer db.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		built := []any{c}
+		if cc, ok := c.(interface{ Config() *sslconn.Config }); ok {
+			built = append(built, cc.Config())
+		}
+		return built, db.PingContext(ctx)
+	}
 }

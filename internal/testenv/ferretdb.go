@@ -39,10 +39,17 @@ func ferretBinary() (string, error) {
 			ferretBin = bin
 			return
 		}
-		cmd := exec.Command("go", "build", "-o", bin, ".")
+		// Test packages run in parallel and may build at once: each builds
+		// to its own name and renames, so none execs a half-written file.
+		tmp := fmt.Sprintf("%s.%d.tmp", bin, os.Getpid())
+		cmd := exec.Command("go", "build", "-o", tmp, ".")
 		cmd.Dir = src
 		if out, err := cmd.CombinedOutput(); err != nil {
 			ferretErr = fmt.Errorf("build FerretDB test server: %v\n%s", err, out)
+			return
+		}
+		if err := os.Rename(tmp, bin); err != nil {
+			ferretErr = err
 			return
 		}
 		ferretBin = bin

@@ -70,11 +70,24 @@ func (tg *Target) wire(marker string) []byte {
 func (tg *Target) proxy(t *testing.T, a mitm.Attack) *mitm.Proxy {
 	t.Helper()
 	var cert *tls.Certificate
-	pair := map[mitm.Attack]testenv.Pair{mitm.ForeignCA: tg.Certs.MITM, mitm.OtherHost: tg.Certs.OtherHost, mitm.TLS10: tg.Certs.SAN, mitm.Flood: tg.Certs.SAN}
+	pair := map[mitm.Attack]testenv.Pair{mitm.ForeignCA: tg.Certs.MITM, mitm.OtherHost: tg.Certs.OtherHost, mitm.TLS10: tg.Certs.SAN,
+		mitm.LongChain: tg.Certs.SAN, mitm.HugeChain: tg.Certs.SAN}
 	if p, ok := pair[a]; ok {
 		c, err := tls.LoadX509KeyPair(p.Cert, p.Key)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// A chain padded with copies of the CA: ~170 KiB, or ~450 KiB,
+		// over crypto/tls's 256 KiB limit for a certificate message.
+		copies := map[mitm.Attack]int{mitm.LongChain: 150, mitm.HugeChain: 400}[a]
+		if copies > 0 {
+			ca, err := sslconn.ReadCAChain(tg.Certs.CA, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range copies {
+				c.Certificate = append(c.Certificate, ca[0].Raw)
+			}
 		}
 		cert = &c
 	}
@@ -161,19 +174,20 @@ func WaitNoConns(t testing.TB, p *mitm.Proxy) {
 	}
 }
 
-// RunHostile points every mode at a server that never answers (Stall) and
-// at one that answers the TLS start with an endless handshake message
-// (Flood): each connect must end with an error within the handshake timeout
-// and its retries, and the flood must not grow the client's memory with
-// what the server sends.
+// RunHostile points every mode at a server that never answers (Stall), at
+// one that answers the TLS start with an endless handshake message (Flood),
+// and at ones sending a certificate chain over crypto/tls's limit
+// (HugeChain) and just under it (LongChain): each connect must end within
+// the handshake timeout and its retries, with an error except for the long
+// chain, and the client's memory must not grow with what the server sends.
 func RunHostile(t *testing.T, tg Target) {
 	const timeout = time.Second
-	for _, a := range []mitm.Attack{mitm.Stall, mitm.Flood} {
+	for _, a := range []mitm.Attack{mitm.Stall, mitm.Flood, mitm.HugeChain, mitm.LongChain} {
 		t.Run(a.String(), func(t *testing.T) {
 			p := tg.proxy(t, a)
 			for _, mode := range sslconn.Modes {
-				if a == mitm.Flood && mode == sslconn.Disabled {
-					continue // nothing to flood: no TLS handshake
+				if a != mitm.Stall && mode == sslconn.Disabled {
+					continue // nothing to attack: no TLS handshake
 				}
 				t.Run(mode.String(), func(t *testing.T) {
 					p.Reset()
@@ -186,20 +200,30 @@ func RunHostile(t *testing.T, tg Target) {
 						sslconn.WithHandshakeTimeout(timeout), sslconn.WithRetryBudget(2*time.Second))
 					took := time.Since(start)
 					runtime.ReadMemStats(&after)
-					if err == nil {
-						t.Fatal("connected")
+					// A long chain under the limit is only work: the
+					// connection succeeds (every mode: it is the right
+					// certificate), within the same bounds.
+					if connected := err == nil; connected != (a == mitm.LongChain) {
+						t.Fatalf("connected %t: %v", connected, err)
 					}
 					// Handshake timeout, plus retries within the 2 s budget
 					// (each bounded by the timeout), plus slack for -race.
 					if took > 8*time.Second {
 						t.Errorf("took %v: the handshake timeout did not bound it (%v)", took, err)
 					}
-					if a == mitm.Flood {
-						sent := p.Flooded()
-						grew := after.TotalAlloc - before.TotalAlloc
-						t.Logf("flood: server sent %d KiB, client allocated %d KiB, %v: %v", sent>>10, grew>>10, took.Round(time.Millisecond), err)
+					grew := after.TotalAlloc - before.TotalAlloc
+					switch a {
+					case mitm.Flood:
+						t.Logf("flood: server sent %d KiB, client allocated %d KiB, %v: %v", p.Flooded()>>10, grew>>10, took.Round(time.Millisecond), err)
 						if grew > 8<<20 {
 							t.Errorf("allocated %d MiB while flooded", grew>>20)
+						}
+					case mitm.HugeChain, mitm.LongChain:
+						// The proxy, in this process, marshals the chain
+						// too: the bound covers both sides.
+						t.Logf("%s: allocated %d KiB (both sides), %v: %v", a, grew>>10, took.Round(time.Millisecond), err)
+						if grew > 32<<20 {
+							t.Errorf("allocated %d MiB for one %s", grew>>20, a)
 						}
 					}
 					WaitNoConns(t, p)

@@ -56,6 +56,11 @@ const (
 	CutHandshake
 	// Stall accepts and reads but never answers.
 	Stall
+	// LongChain terminates TLS with Config.Cert, a valid certificate sent
+	// with a long chain (hundreds of KiB, under crypto/tls's limit).
+	LongChain
+	// HugeChain is LongChain over the limit of a certificate message.
+	HugeChain
 	// Flood answers the TLS start with a handshake message that claims to
 	// be 16 MiB long, then sends zeros until the client hangs up.
 	Flood
@@ -63,7 +68,16 @@ const (
 
 func (a Attack) String() string {
 	return [...]string{"passive relay", "strip TLS", "certificate from another CA", "certificate for another host",
-		"TLS 1.0 only", "cut mid-handshake", "stall", "flood"}[a]
+		"TLS 1.0 only", "cut mid-handshake", "stall", "long chain", "huge chain", "flood"}[a]
+}
+
+// intercepts says whether the attack terminates the client's TLS itself.
+func (a Attack) intercepts() bool {
+	switch a {
+	case ForeignCA, OtherHost, TLS10, LongChain, HugeChain:
+		return true
+	}
+	return false
 }
 
 // Config is one proxy.
@@ -72,7 +86,7 @@ type Config struct {
 	Attack      Attack
 	Upstream    string           // the real server
 	UpstreamTLS bool             // Redis, Mongo: Upstream's port speaks TLS
-	Cert        *tls.Certificate // what ForeignCA, OtherHost and TLS10 present
+	Cert        *tls.Certificate // what the intercepting attacks present
 }
 
 // Proxy is a running proxy.
@@ -487,7 +501,7 @@ func (p *Proxy) tds(client net.Conn) {
 		return // TDS 8 strict (TLS first) is not attacked here
 	}
 	asked := tdsserver.SetPreloginEncrypt(hello[8:], tdsserver.EncryptNotSup)
-	intercepting := asked != int(tdsserver.EncryptNotSup) && p.cfg.Attack >= ForeignCA && p.cfg.Attack <= TLS10
+	intercepting := asked != int(tdsserver.EncryptNotSup) && p.cfg.Attack.intercepts()
 	switch {
 	case p.cfg.Attack == StripTLS || intercepting:
 		// The server is told the client cannot encrypt, so it stays in

@@ -1,10 +1,10 @@
-// Package redisssl connects github.com/redis/go-redis/v9 clients, standalone
-// and cluster, to Redis in the SSL modes of package sslconn, which behave the
+// Package redisssl connects github.com/redis/go-redis/v9 clients, standalone,
+// cluster and Sentinel (NewFailoverClient), to Redis in the SSL modes of package sslconn, which behave the
 // same on every engine.
 //
 // URLs are go-redis's own, plus the shared parameters (ssl-mode, ssl-ca,
-// ssl-ca-password, ssl-cert, ssl-key, ssl-server-name, tls-version,
-// ssl-cipher), which are taken out before go-redis sees the URL:
+// ssl-ca-password, ssl-cert, ssl-key, ssl-key-password, ssl-server-name,
+// tls-version, ssl-cipher), which are taken out before go-redis sees the URL:
 //
 //	rediss://:secret@r-bp1xxxx.redis.rds.aliyuncs.com:6380/0?ssl-ca=/etc/ApsaraDB-CA-Chain.pem
 //
@@ -36,5 +36,12 @@
 // to the caller and never re-sent, so no write is applied twice. Set
 // max_retries in the URL to opt in to go-redis's retries for idempotent
 // workloads. Cluster redirections (MOVED, ASK) are still followed: the
-// command was not executed.
+// command was not executed. Replies that prove a command was not executed
+// (LOADING, MASTERDOWN, TRYAGAIN, CLUSTERDOWN, and READONLY from a master a
+// Sentinel failover demoted) are retried within the budget.
+//
+// Sentinel: NewFailoverClient takes go-redis's failover URL (the host and
+// addr= are Sentinels, master_name= the master, password= its password) and
+// dials Sentinels, master and replicas in the same mode. Sentinel announces
+// nodes by IP, so VERIFY_IDENTITY needs IP SANs or ssl-server-name.
 package redisssl

@@ -37,3 +37,15 @@ func ExampleNewClusterClient() {
 	}
 	defer rdb.Close()
 }
+
+// Redis behind Sentinel: the URL names a Sentinel (more with addr=), the
+// master and its password; failovers move the client to the new master.
+func ExampleNewFailoverClient() {
+	rdb, err := redisssl.NewFailoverClient("redis://:sentinel-secret@10.0.0.5:26380/0" +
+		"?addr=10.0.0.6:26380&master_name=mymaster&password=secret" +
+		"&ssl-mode=VERIFY_IDENTITY&ssl-ca=/etc/ssl/ca.pem")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer rdb.Close()
+}

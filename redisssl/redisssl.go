@@ -18,7 +18,7 @@ import (
 // parsed is what a URL said, once our parameters are taken out.
 type parsed struct {
 	url           string // for go-redis, without ssl-* parameters
-	password      string // only to keep it out of error texts
+	passwords     []string // only to keep them out of error texts
 	native        sslconn.Mode
 	params        sslconn.Params
 	hasRetries    bool // the URL sets max_retries: the caller opted in
@@ -33,11 +33,14 @@ func parse(raw string) (*parsed, error) {
 	}
 	p := &parsed{}
 	if u.User != nil {
-		p.password, _ = u.User.Password()
+		pw, _ := u.User.Password()
+		p.passwords = append(p.passwords, pw)
 	}
 	q := u.Query()
+	// A Sentinel URL carries the master's password as a parameter.
+	p.passwords = append(p.passwords, q.Get("password"))
 	if p.params, err = sslconn.TakeParams(q); err != nil {
-		return nil, sslconn.Redact(err, p.password)
+		return nil, sslconn.Redact(err, p.passwords...)
 	}
 	switch u.Scheme {
 	case "rediss":
@@ -68,7 +71,7 @@ func (p *parsed) config(opts []sslconn.Option) (*sslconn.Config, error) {
 		all = append([]sslconn.Option{sslconn.WithDefaultMode(p.native)}, all...)
 	}
 	cfg, err := sslconn.New(append(all, opts...)...)
-	return cfg, sslconn.Redact(err, p.password)
+	return cfg, sslconn.Redact(err, p.passwords...)
 }
 
 // dialer returns go-redis's Dialer: every node, seed or discovered through
@@ -89,7 +92,7 @@ func NewClient(rawURL string, opts ...sslconn.Option) (*redis.Client, error) {
 	}
 	ro, err := redis.ParseURL(p.url)
 	if err != nil {
-		return nil, invalidURL(err, p.password)
+		return nil, invalidURL(err, p.passwords...)
 	}
 	cfg, err := p.config(opts)
 	if err != nil {
@@ -120,7 +123,7 @@ func NewClusterClient(rawURL string, opts ...sslconn.Option) (*redis.ClusterClie
 	}
 	co, err := redis.ParseClusterURL(p.url)
 	if err != nil {
-		return nil, invalidURL(err, p.password)
+		return nil, invalidURL(err, p.passwords...)
 	}
 	cfg, err := p.config(opts)
 	if err != nil {
@@ -141,6 +144,44 @@ func NewClusterClient(rawURL string, opts ...sslconn.Option) (*redis.ClusterClie
 	return c, nil
 }
 
+// NewFailoverClient returns a go-redis client for a Redis behind Sentinel,
+// for a URL as go-redis's ParseFailoverURL reads it: the host (and repeated
+// addr= parameters) are Sentinels, the userinfo is the Sentinels' password,
+// master_name= names the master and password= is its password; plus the
+// shared ssl-* parameters. Sentinels, and the master and replicas they
+// announce, are all dialled and verified in the same mode. Sentinel
+// announces by IP: VERIFY_IDENTITY needs IP SANs, or ssl-server-name.
+//
+// On a failover, writes the old master refuses as a replica (READONLY) were
+// not executed and are retried, with the core's budget and backoff, until
+// the client has moved to the new master.
+func NewFailoverClient(rawURL string, opts ...sslconn.Option) (*redis.Client, error) {
+	p, err := parse(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	fo, err := redis.ParseFailoverURL(p.url)
+	if err != nil {
+		return nil, invalidURL(err, p.passwords...)
+	}
+	cfg, err := p.config(opts)
+	if err != nil {
+		return nil, err
+	}
+	fo.TLSConfig = nil
+	fo.Dialer = dialer(cfg)
+	fo.DialerRetries = 1
+	if !p.hasDialTimout {
+		fo.DialTimeout = dialBudget(cfg)
+	}
+	if !p.hasRetries {
+		fo.MaxRetries = -1
+	}
+	c := redis.NewFailoverClient(fo)
+	c.AddHook(retryHook{cfg})
+	return c, nil
+}
+
 // dialBudget is go-redis's per-dial timeout: long enough for the dialer's
 // own retrying across a restart.
 func dialBudget(cfg *sslconn.Config) time.Duration {
@@ -150,8 +191,8 @@ func dialBudget(cfg *sslconn.Config) time.Duration {
 	return cfg.HandshakeTimeout() + 10*time.Second
 }
 
-func invalidURL(err error, password string) error {
-	return sslconn.Redact(&sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "url", Detail: "invalid Redis URL", Err: err}, password)
+func invalidURL(err error, passwords ...string) error {
+	return sslconn.Redact(&sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "url", Detail: "invalid Redis URL", Err: err}, passwords...)
 }
 
 // Verify reports the TLS state of a live connection of the client: it asks

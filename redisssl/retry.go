@@ -12,7 +12,8 @@ import (
 
 // notExecuted reports whether a command's error proves the server did not
 // run it: the connection was closed before it was sent (a restart), or the
-// server refused it while loading or failing over. Retrying those cannot
+// server refused it while loading or failing over (READONLY: a master
+// demoted to replica by a failover). Retrying those cannot
 // apply anything twice.
 func notExecuted(err error) bool {
 	if err == nil || err == redis.Nil || sslconn.IsPermanent(err) {
@@ -23,7 +24,7 @@ func notExecuted(err error) bool {
 	}
 	var re redis.Error
 	if errors.As(err, &re) {
-		for _, p := range []string{"LOADING ", "MASTERDOWN ", "TRYAGAIN ", "CLUSTERDOWN "} {
+		for _, p := range []string{"LOADING ", "MASTERDOWN ", "TRYAGAIN ", "CLUSTERDOWN ", "READONLY "} {
 			if strings.HasPrefix(re.Error(), p) {
 				return true
 			}

@@ -157,3 +157,98 @@ func StartRedisCluster(n int, t TLS, c *Certs) ([]*Server, error) {
 	}
 	return nodes, nil
 }
+
+// SentinelMaster is the master name StartRedisSentinel's Sentinel monitors.
+const SentinelMaster = "mymaster"
+
+// StartRedisSentinel starts a TLS-only Redis master, a replica of it
+// (replication over TLS) and a TLS-only Sentinel monitoring the master as
+// SentinelMaster, announcing both by IP (the SAN certificate carries
+// 127.0.0.1). The Sentinel's own password is RedisPassword too.
+func StartRedisSentinel(t TLS) (master, replica, sentinel *Server, err error) {
+	t.Force = true
+	node := func(extra ...string) (*Server, error) {
+		s, err := newServer("redis-sentinel-node", true, t)
+		if err != nil {
+			return nil, err
+		}
+		s.argv, s.ready = redisArgv, redisReady
+		// No 5 s wait for more replicas before the first sync.
+		s.extraArgs = append([]string{"--tls-replication", "yes", "--masterauth", RedisPassword,
+			"--replica-announce-ip", "127.0.0.1", "--repl-diskless-sync-delay", "0"}, extra...)
+		register(s)
+		return s, s.startFresh()
+	}
+	if master, err = node(); err != nil {
+		return nil, nil, nil, err
+	}
+	if replica, err = node("--replicaof", "127.0.0.1", strconv.Itoa(master.TLSPort)); err != nil {
+		return nil, nil, nil, err
+	}
+	if sentinel, err = newServer("redis-sentinel", true, t); err != nil {
+		return nil, nil, nil, err
+	}
+	sentinel.argv, sentinel.ready = sentinelArgv(master), redisReady
+	register(sentinel)
+	if err := sentinel.startFresh(); err != nil {
+		return nil, nil, nil, err
+	}
+	// Ready when the replica is in sync and the Sentinel has found it.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, _ := RedisCLI(sentinel, t, "SENTINEL", "REPLICAS", SentinelMaster)
+		info, _ := RedisCLI(replica, t, "INFO", "replication")
+		if strings.Contains(out, strconv.Itoa(replica.TLSPort)) && strings.Contains(info, "master_link_status:up") {
+			return master, replica, sentinel, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, nil, nil, fmt.Errorf("sentinel sees no replica after 30s: %s\n%s", out, sentinel.Log())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// sentinelArgv writes the Sentinel's config (it rewrites the file as it
+// learns) and runs redis-server --sentinel on it.
+func sentinelArgv(master *Server) func(*Server) ([]string, []string, error) {
+	return func(s *Server) ([]string, []string, error) {
+		bin, err := LookPath("redis-server")
+		if err != nil {
+			return nil, nil, err
+		}
+		conf := filepath.Join(s.Dir, "sentinel.conf")
+		if _, err := os.Stat(conf); err != nil {
+			t := s.TLS
+			text := fmt.Sprintf(`port 0
+bind 127.0.0.1
+tls-port %d
+tls-cert-file %s
+tls-key-file %s
+tls-ca-cert-file %s
+tls-auth-clients no
+tls-replication yes
+dir %s
+requirepass %s
+sentinel announce-ip 127.0.0.1
+sentinel monitor %s 127.0.0.1 %d 1
+sentinel auth-pass %s %s
+sentinel down-after-milliseconds %s 1000
+sentinel failover-timeout %s 10000
+`, s.TLSPort, t.Cert.Cert, t.Cert.Key, t.CA, s.Dir, RedisPassword,
+				SentinelMaster, master.TLSPort, SentinelMaster, RedisPassword, SentinelMaster, SentinelMaster)
+			if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+				return nil, nil, err
+			}
+		}
+		return []string{bin, conf, "--sentinel"}, nil, nil
+	}
+}
+
+// RedisCLI runs redis-cli against a TLS-only server s set up with t.
+func RedisCLI(s *Server, t TLS, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	argv := append([]string{"-p", strconv.Itoa(s.TLSPort), "--tls", "--cacert", t.CA, "-a", RedisPassword, "--no-auth-warning"}, args...)
+	out, err := exec.CommandContext(ctx, "redis-cli", argv...).CombinedOutput()
+	return string(out), err
+}

@@ -17,7 +17,7 @@ import (
 
 // parsed is what a URL said, once our parameters are taken out.
 type parsed struct {
-	url           string // for go-redis, without ssl-* parameters
+	url           string   // for go-redis, without ssl-* parameters
 	passwords     []string // only to keep them out of error texts
 	native        sslconn.Mode
 	params        sslconn.Params

@@ -84,7 +84,7 @@ func runFailover(t *testing.T, master, replica, sentinel *testenv.Server) {
 		mu       sync.Mutex
 		acked    atomic.Int64 // SADDs acknowledged
 		durable  []string     // ... and WAIT saw a replica take them
-		unknown  int      // errors the application saw
+		unknown  int          // errors the application saw
 		next     atomic.Int64
 		stop     = make(chan struct{})
 		wg       sync.WaitGroup

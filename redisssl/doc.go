@@ -36,7 +36,10 @@
 // to the caller and never re-sent, so no write is applied twice. Set
 // max_retries in the URL to opt in to go-redis's retries for idempotent
 // workloads. Cluster redirections (MOVED, ASK) are still followed: the
-// command was not executed. Replies that prove a command was not executed
+// command was not executed. go-redis's cluster client would also re-send a
+// command after its connection died (end of stream, reset, read timeout)
+// whatever MaxRetries says; here such a command fails with
+// sslconn.ErrOutcomeUnknown instead. Replies that prove a command was not executed
 // (LOADING, MASTERDOWN, TRYAGAIN, CLUSTERDOWN, and READONLY from a master a
 // Sentinel failover demoted) are retried within the budget.
 //

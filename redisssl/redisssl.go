@@ -139,6 +139,11 @@ func NewClusterClient(rawURL string, opts ...sslconn.Option) (*redis.ClusterClie
 		co.MaxRetries = -1 // MOVED and ASK are still followed: MaxRedirects
 	}
 	co.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	co.NewClient = func(o *redis.Options) *redis.Client {
+		n := redis.NewClient(o)
+		n.AddHook(outcomeHook{})
+		return n
+	}
 	c := redis.NewClusterClient(co)
 	c.AddHook(retryHook{cfg})
 	return c, nil

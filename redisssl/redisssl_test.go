@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -311,3 +313,37 @@ func TestPreferredAfterEnablingSSL(t *testing.T) {
 type quiet struct{}
 
 func (quiet) Printf(context.Context, string, ...any) {}
+
+// TestOutcomeOf: on a cluster's node clients, an error after the command
+// was sent hides its chain behind sslconn.ErrOutcomeUnknown, so go-redis's
+// cluster loop, which re-sends after io.EOF and timeouts whatever
+// MaxRetries says, reports it instead; errors from before sending pass.
+func TestOutcomeOf(t *testing.T) {
+	sent := &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+	tests := []struct {
+		name    string
+		err     error
+		unknown bool
+	}{
+		{"EOF", io.EOF, true},
+		{"reset on read", sent, true},
+		{"closed", fmt.Errorf("read: %w", net.ErrClosed), true},
+		{"read timeout", &net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}, true},
+		{"not sent", sslconn.NotSent(&net.TCPConn{}, io.EOF), false},
+		{"dial refused", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, false},
+		{"dial timeout", &net.OpError{Op: "dial", Err: os.ErrDeadlineExceeded}, false},
+		{"TLS refused", sslconn.NewError(sslconn.ErrServerNoTLS, sslconn.Required, "h", "", io.EOF), false},
+		{"MOVED", redis.Nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := outcomeOf(tt.err)
+			if unknown := errors.Is(got, sslconn.ErrOutcomeUnknown); unknown != tt.unknown {
+				t.Fatalf("outcomeOf(%v) = %v", tt.err, got)
+			}
+			if tt.unknown && (errors.Is(got, io.EOF) || errors.Is(got, syscall.ECONNRESET) || errors.Is(got, net.ErrClosed) || isTimeout(got)) {
+				t.Errorf("%v still shows its cause to go-redis's retry check", got)
+			}
+		})
+	}
+}

@@ -3,7 +3,10 @@ package redisssl
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 
 	"github.com/redis/go-redis/v9"
 
@@ -63,4 +66,42 @@ func (h retryHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 		}
 		return h.cfg.RetrySafe(ctx, "redis", func(ctx context.Context) error { return next(ctx, cmds) }, pipelineNotSent)
 	}
+}
+
+// outcomeHook runs on every node client of a cluster. go-redis's cluster
+// client re-sends a command after an end of stream, a reset or a read
+// timeout, even with MaxRetries -1 (its MOVED/ASK loop retries those too),
+// so a write whose connection died after it was sent could apply twice.
+// Such errors become sslconn.ErrOutcomeUnknown, which it does not retry, and
+// reach the caller; errors from before anything was sent pass unchanged.
+type outcomeHook struct{}
+
+func (outcomeHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (outcomeHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { return outcomeOf(next(ctx, cmd)) }
+}
+
+func (outcomeHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { return outcomeOf(next(ctx, cmds)) }
+}
+
+func outcomeOf(err error) error {
+	var se *sslconn.Error
+	var op *net.OpError
+	switch {
+	case err == nil, errors.Is(err, sslconn.ErrNotSent), errors.As(err, &se):
+		return err // nothing sent, or the connection was refused
+	case errors.As(err, &op) && op.Op == "dial":
+		return err
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, net.ErrClosed), isTimeout(err):
+		return sslconn.OutcomeUnknown(err)
+	}
+	return err
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

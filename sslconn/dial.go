@@ -307,6 +307,23 @@ func isTLSAnswer(err error) bool {
 // anything twice.
 var ErrNotSent = errors.New("connection closed by the server; request not sent")
 
+// ErrOutcomeUnknown matches errors for requests that were sent on a
+// connection that then failed (end of stream, reset, read timeout) before the
+// answer came: the server may or may not have executed them, so they must
+// not be re-sent silently.
+var ErrOutcomeUnknown = errors.New("connection lost after the request was sent; outcome unknown")
+
+// OutcomeUnknown marks err as ErrOutcomeUnknown. The mark hides err's chain
+// from errors.Is and errors.As (its text stays): drivers that re-send a
+// request after io.EOF or a timeout (go-redis's cluster client does, whatever
+// MaxRetries says) then report it instead.
+func OutcomeUnknown(err error) error { return &outcomeUnknownError{err} }
+
+type outcomeUnknownError struct{ err error }
+
+func (e *outcomeUnknownError) Error() string { return ErrOutcomeUnknown.Error() + ": " + e.err.Error() }
+func (e *outcomeUnknownError) Unwrap() error { return ErrOutcomeUnknown }
+
 // NotSent is the write error for a connection whose server closed it
 // (cause, e.g. from PeerClosed) before the request went out; it matches
 // ErrNotSent and cause.

@@ -262,16 +262,13 @@ func (c *Config) TLSConfig(host string) *tls.Config {
 	return c.TLSConfigMode(c.mode, host)
 }
 
-// TLSConfigMode is TLSConfig for a mode other than the configured one; the
-// check command uses it to try every mode with one Config.
+// TLSConfigMode is TLSConfig for a mode other than the configured one (an
+// adapter's PREFERRED fallback, its probes).
 func (c *Config) TLSConfigMode(mode Mode, host string) *tls.Config {
 	if mode == Disabled {
 		return nil
 	}
-	name := c.serverName
-	if name == "" {
-		name = hostOnly(host)
-	}
+	name := c.nameFor(host)
 	tc := &tls.Config{
 		// crypto/tls's own check cannot do VERIFY_CA, the CN fallback or a
 		// CA file that changes, so every mode verifies in VerifyConnection.
@@ -311,6 +308,27 @@ func (c *Config) TLSConfigMode(mode Mode, host string) *tls.Config {
 		}
 	}
 	return tc
+}
+
+// nameFor is the name VERIFY_IDENTITY checks for host: the server-name
+// override, else the host connected to.
+func (c *Config) nameFor(host string) string {
+	if c.serverName != "" {
+		return c.serverName
+	}
+	return hostOnly(host)
+}
+
+// VerifyChain judges a certificate chain as a server sent it (leaf first)
+// exactly as a handshake in mode would: VERIFY_CA checks it against the CA,
+// VERIFY_IDENTITY also the host name (or the server-name override). Modes
+// that verify nothing return nil. The sslconn check command judges the
+// chains it reports with it.
+func (c *Config) VerifyChain(mode Mode, host string, chain []*x509.Certificate) error {
+	if !mode.Verifies() {
+		return nil
+	}
+	return Classify(c.verifier(mode, c.nameFor(host))(tls.ConnectionState{PeerCertificates: chain}), mode, host)
 }
 
 // certAskedKey carries, in a handshake's context, a flag set when the server

@@ -48,8 +48,15 @@ func normParam(k string) string {
 
 // IsParam reports whether name is one of the shared parameters, in any spelling.
 func IsParam(name string) bool {
-	_, ok := paramKeys[normParam(name)]
+	_, ok := CanonicalParam(name)
 	return ok
+}
+
+// CanonicalParam returns the shared parameter name (ParamCA, ...) for any of
+// its spellings and aliases (sslCA, trustCertificateKeyStoreUrl, ...).
+func CanonicalParam(name string) (string, bool) {
+	canon, ok := paramKeys[normParam(name)]
+	return canon, ok
 }
 
 // Params is what the shared parameters of a DSN said.
@@ -73,7 +80,7 @@ func TakeParams(q url.Values) (Params, error) {
 	}
 	sort.Strings(keys) // deterministic errors
 	for _, k := range keys {
-		canon, ok := paramKeys[normParam(k)]
+		canon, ok := CanonicalParam(k)
 		if !ok {
 			continue
 		}

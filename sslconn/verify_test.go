@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sslconn/sslconn/internal/testenv"
 )
 
 func TestVerifyHostname(t *testing.T) {
@@ -171,6 +173,47 @@ func TestIsPermanent(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := IsPermanent(tt.err); got != tt.want {
 				t.Errorf("IsPermanent(%v) = %t", tt.err, got)
+			}
+		})
+	}
+}
+
+// TestVerifyChain: a chain judged outside a handshake gets the handshake's
+// verdict, mode by mode.
+func TestVerifyChain(t *testing.T) {
+	c := testenv.GetCerts(t)
+	leaf := func(p testenv.Pair) []*x509.Certificate {
+		certs, err := ReadCAChain(p.Cert, "") // a PEM certificate reads like a CA file
+		if err != nil {
+			t.Fatal(err)
+		}
+		return certs
+	}
+	cfg, err := New(WithCAFile(c.CA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		mode  Mode
+		host  string
+		chain []*x509.Certificate
+		want  error
+	}{
+		{"SAN, identity", VerifyIdentity, "localhost:3306", leaf(c.SAN), nil},
+		{"SAN, by IP", VerifyIdentity, "127.0.0.1:3306", leaf(c.SAN), nil},
+		{"CN only", VerifyIdentity, "localhost", leaf(c.CNOnly), nil},
+		{"other host, CA", VerifyCA, "localhost", leaf(c.OtherHost), nil},
+		{"other host, identity", VerifyIdentity, "localhost", leaf(c.OtherHost), ErrHostnameMismatch},
+		{"other CA", VerifyCA, "localhost", leaf(c.MITM), ErrUnknownAuthority},
+		{"expired", VerifyCA, "localhost", leaf(c.Expired), ErrCertExpired},
+		{"REQUIRED verifies nothing", Required, "localhost", leaf(c.MITM), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := cfg.VerifyChain(tt.mode, tt.host, tt.chain)
+			if (tt.want == nil) != (err == nil) || (tt.want != nil && !errors.Is(err, tt.want)) {
+				t.Fatalf("got %v, want %v", err, tt.want)
 			}
 		})
 	}

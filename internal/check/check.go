@@ -292,7 +292,8 @@ type Report struct {
 }
 
 // dsnParams returns the DSN's parameters (URL query or ADO/ODBC pairs),
-// names lowercased without '-' and '_', values as written.
+// the shared ones under their canonical names (sslconn.CanonicalParam),
+// the drivers' own lowercased without '-', '_' and spaces.
 func dsnParams(dsn string) map[string]string {
 	p := map[string]string{}
 	_, query, ok := strings.Cut(dsn, "?")
@@ -304,7 +305,11 @@ func dsnParams(dsn string) map[string]string {
 		if !ok {
 			continue
 		}
-		k = strings.NewReplacer("-", "", "_", "", " ", "").Replace(strings.ToLower(k))
+		if canon, ok := sslconn.CanonicalParam(k); ok {
+			k = canon
+		} else {
+			k = strings.NewReplacer("-", "", "_", "", " ", "").Replace(strings.ToLower(k))
+		}
 		if uv, err := url.QueryUnescape(v); err == nil {
 			v = uv
 		}
@@ -330,21 +335,22 @@ func fromDSN(dsn string, o *Options) error {
 		return ""
 	}
 	if o.CAFile == "" {
-		ca := pick("sslca", "trustcertificatekeystoreurl", "tlscafile", "sslcertificateauthorityfile", "certificate")
+		// The shared ssl-ca, else the drivers' own names for a CA file.
+		ca := pick(sslconn.ParamCA, "tlscafile", "sslcertificateauthorityfile", "certificate")
 		o.CAFile = strings.TrimPrefix(strings.TrimPrefix(ca, "file://"), "file:")
 	}
 	if o.CAPassword == "" {
-		o.CAPassword = pick("sslcapassword", "trustcertificatekeystorepassword")
+		o.CAPassword = pick(sslconn.ParamCAPassword)
 	}
 	if o.ServerName == "" {
-		o.ServerName = pick("sslservername", "hostnameincertificate")
+		o.ServerName = pick(sslconn.ParamServerName, "hostnameincertificate")
 	}
 	if o.Mode == 0 {
 		o.Mode = sslconn.Preferred
 		if o.CAFile != "" {
 			o.Mode = sslconn.VerifyCA
 		}
-		if m := pick("sslmode"); m != "" {
+		if m := pick(sslconn.ParamMode); m != "" {
 			mode, err := sslconn.ParseMode(m)
 			if err != nil {
 				return err
@@ -382,9 +388,10 @@ func Run(ctx context.Context, dsn string, o Options) (*Report, error) {
 	if o.ServerName != "" {
 		base = append(base, sslconn.WithServerName(o.ServerName))
 	}
-	// Bad input (DSN, CA file, password) fails the same in every mode:
-	// report it once, as an error, before connecting.
-	if _, err := sslconn.New(base...); err != nil {
+	// Bad input (CA file, password) fails the same in every mode: report
+	// it once, before connecting. The Config also judges the chain.
+	judge, err := sslconn.New(base...)
+	if err != nil {
 		return nil, err
 	}
 
@@ -436,15 +443,18 @@ func Run(ctx context.Context, dsn string, o Options) (*Report, error) {
 		return nil, configErrs[0]
 	}
 	if peers != nil {
-		r.Chain = analyse(peers, o, r.Address)
+		r.Chain = analyse(peers, judge, o, r.Address)
 	}
 	r.verdict(requested)
 	return r, nil
 }
 
-func analyse(peers []*x509.Certificate, o Options, addr string) *Chain {
+func analyse(peers []*x509.Certificate, judge *sslconn.Config, o Options, addr string) *Chain {
 	now := time.Now()
 	ch := &Chain{CA: "system roots", Host: o.ServerName}
+	if o.CAFile != "" {
+		ch.CA = o.CAFile
+	}
 	if ch.Host == "" {
 		ch.Host = addr
 		if h, _, err := net.SplitHostPort(addr); err == nil {
@@ -454,28 +464,11 @@ func analyse(peers []*x509.Certificate, o Options, addr string) *Chain {
 	for _, c := range peers {
 		ch.Certs = append(ch.Certs, Describe(c, now))
 	}
-	vo := x509.VerifyOptions{Intermediates: x509.NewCertPool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, CurrentTime: now}
-	for _, c := range peers[1:] {
-		vo.Intermediates.AddCert(c)
-	}
-	if o.CAFile != "" {
-		ch.CA = o.CAFile
-		roots, err := sslconn.ReadCAChain(o.CAFile, o.CAPassword)
-		if err != nil {
-			ch.CAError = err.Error()
-		} else {
-			vo.Roots = x509.NewCertPool()
-			for _, c := range roots {
-				vo.Roots.AddCert(c)
-			}
-		}
-	}
-	if ch.CAError == "" {
-		if _, err := peers[0].Verify(vo); err != nil {
-			ch.CAError = err.Error()
-		} else {
-			ch.CAVerifies = true
-		}
+	// The library's own verification, as a VERIFY_CA handshake runs it.
+	if err := judge.VerifyChain(sslconn.VerifyCA, addr, peers); err != nil {
+		ch.CAError = err.Error()
+	} else {
+		ch.CAVerifies = true
 	}
 	if err := sslconn.VerifyHostname(peers[0], ch.Host); err != nil {
 		ch.HostError = err.Error()

@@ -228,6 +228,33 @@ type ModeResult struct {
 	Hint      string `json:"hint,omitempty"`
 }
 
+// Result is one connection attempt's outcome in mode.
+func Result(mode sslconn.Mode, st sslconn.Status, err error) ModeResult {
+	res := ModeResult{Mode: mode.String(), Connected: err == nil, Encrypted: st.Encrypted, Version: st.Version, Cipher: st.Cipher}
+	if err != nil {
+		res.Kind, res.Error = KindName(err), err.Error()
+		var se *sslconn.Error
+		if errors.As(err, &se) {
+			res.Hint = se.Hint
+		}
+	}
+	return res
+}
+
+// Cell is the outcome in a word, for tables: the TLS version, "plaintext",
+// or the error's sentinel.
+func (m ModeResult) Cell() string {
+	switch {
+	case m.Connected && m.Encrypted:
+		return m.Version
+	case m.Connected:
+		return "plaintext"
+	case m.Kind != "":
+		return m.Kind
+	}
+	return "error: " + strings.SplitN(m.Error, ":", 2)[0]
+}
+
 // Cert describes one certificate.
 type Cert struct {
 	Subject   string    `json:"subject"`
@@ -419,13 +446,8 @@ func Run(ctx context.Context, dsn string, o Options) (*Report, error) {
 			defer cancel()
 			opts := append(append([]sslconn.Option{}, base...), observe, sslconn.WithMode(m))
 			st, err := Connect(cctx, e, dsn, opts...)
-			res := ModeResult{Mode: m.String(), Connected: err == nil, Encrypted: st.Encrypted, Version: st.Version, Cipher: st.Cipher}
+			res := Result(m, st, err)
 			if err != nil {
-				res.Kind, res.Error = KindName(err), err.Error()
-				var se *sslconn.Error
-				if errors.As(err, &se) {
-					res.Hint = se.Hint
-				}
 				if errors.Is(err, sslconn.ErrInvalidOption) || errors.Is(err, sslconn.ErrBadCA) {
 					mu.Lock()
 					configErrs = append(configErrs, err)

@@ -129,7 +129,7 @@ func run() error {
 					ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 					defer cancel()
 					st, err := check.Connect(ctx, e.Engine, e.dsn(sc, m)+"ssl-mode="+m.String()+"&ssl-ca="+certs.ChainPEM, sslconn.WithRetryBudget(-1))
-					cell := cellText(st, err)
+					cell := check.Result(m, st, err).Cell()
 					mu.Lock()
 					defer mu.Unlock()
 					cells[sc][mi] = cell
@@ -163,19 +163,6 @@ func run() error {
 
 // exampleKinds are the errors whose text the demo shows.
 var exampleKinds = []error{sslconn.ErrServerNoTLS, sslconn.ErrServerRequiresTLS, sslconn.ErrHostnameMismatch, sslconn.ErrTLSVersion}
-
-func cellText(st sslconn.Status, err error) string {
-	if err != nil {
-		if k := check.KindName(err); k != "" {
-			return k
-		}
-		return "error: " + strings.SplitN(err.Error(), ":", 2)[0]
-	}
-	if !st.Encrypted {
-		return "plaintext"
-	}
-	return st.Version
-}
 
 func hostPort(port int) string { return net.JoinHostPort("localhost", strconv.Itoa(port)) }
 
@@ -300,16 +287,7 @@ func runChecks(engines []*engine, certs *testenv.Certs) error {
 	for _, r := range reports {
 		fmt.Fprint(tw, "  ", r.Engine)
 		for _, m := range r.Modes {
-			cell := m.Kind
-			switch {
-			case m.Connected && m.Encrypted:
-				cell = m.Version
-			case m.Connected:
-				cell = "plaintext"
-			case cell == "":
-				cell = "error"
-			}
-			fmt.Fprint(tw, "\t", cell)
+			fmt.Fprint(tw, "\t", m.Cell())
 		}
 		fmt.Fprintln(tw, "\t", r.Strongest)
 	}

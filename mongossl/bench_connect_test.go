@@ -3,7 +3,6 @@ package mongossl
 import (
 	"context"
 	"crypto/tls"
-	"sync/atomic"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -87,23 +86,9 @@ func BenchmarkConnect(b *testing.B) {
 // BenchmarkResume: a new client with a session cache shared across
 // clients against none; resumed/op counts resumed handshakes per client.
 func BenchmarkResume(b *testing.B) {
-	for _, tt := range []struct {
-		name  string
-		cache tls.ClientSessionCache
-	}{{"cache=none", nil}, {"cache=shared", tls.NewLRUClientSessionCache(0)}} {
-		b.Run(tt.name, func(b *testing.B) {
-			var resumed atomic.Int64
-			observe := sslconn.WithHandshakeObserver(func(_ string, cs tls.ConnectionState) {
-				if cs.DidResume {
-					resumed.Add(1)
-				}
-			})
-			connectLoop(b, func(ctx context.Context) *mongo.Client {
-				return libClient(b, ctx, sslconn.VerifyIdentity, sslconn.WithSessionCache(tt.cache), observe)
-			})
-			b.ReportMetric(float64(resumed.Load())/float64(b.N), "resumed/op")
-		})
-	}
+	matrix.BenchResume(b, func(b *testing.B, opts ...sslconn.Option) {
+		connectLoop(b, func(ctx context.Context) *mongo.Client { return libClient(b, ctx, sslconn.VerifyIdentity, opts...) })
+	})
 }
 
 // BenchmarkQuery: a ping command on one open TLS connection, library

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"strconv"
-	"sync/atomic"
 	"testing"
 
 	"github.com/go-sql-driver/mysql"
@@ -77,22 +76,9 @@ func BenchmarkConnect(b *testing.B) {
 // BenchmarkResume: reconnecting with the library's shared session cache
 // (its default) against none; resumed/op says how many handshakes resumed.
 func BenchmarkResume(b *testing.B) {
-	for _, tt := range []struct {
-		name  string
-		cache tls.ClientSessionCache
-	}{{"cache=none", nil}, {"cache=shared", tls.NewLRUClientSessionCache(0)}} {
-		b.Run(tt.name, func(b *testing.B) {
-			var resumed atomic.Int64
-			c := libConnector(b, servers[1].Port, sslconn.VerifyIdentity, sslconn.WithSessionCache(tt.cache),
-				sslconn.WithHandshakeObserver(func(_ string, cs tls.ConnectionState) {
-					if cs.DidResume {
-						resumed.Add(1)
-					}
-				}))
-			matrix.BenchConnect(b, c)
-			b.ReportMetric(float64(resumed.Load())/float64(b.N), "resumed/op")
-		})
-	}
+	matrix.BenchResume(b, func(b *testing.B, opts ...sslconn.Option) {
+		matrix.BenchConnect(b, libConnector(b, servers[1].Port, sslconn.VerifyIdentity, opts...))
+	})
 }
 
 // BenchmarkQuery: SELECT 1 on one open TLS connection, library against the

@@ -3,7 +3,6 @@ package redisssl
 import (
 	"context"
 	"crypto/tls"
-	"sync/atomic"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -84,23 +83,9 @@ func BenchmarkConnect(b *testing.B) {
 // BenchmarkResume: reconnecting with a shared session cache (the
 // library's default) against none; resumed/op says how many resumed.
 func BenchmarkResume(b *testing.B) {
-	for _, tt := range []struct {
-		name  string
-		cache tls.ClientSessionCache
-	}{{"cache=none", nil}, {"cache=shared", tls.NewLRUClientSessionCache(0)}} {
-		b.Run(tt.name, func(b *testing.B) {
-			var resumed atomic.Int64
-			observe := sslconn.WithHandshakeObserver(func(_ string, cs tls.ConnectionState) {
-				if cs.DidResume {
-					resumed.Add(1)
-				}
-			})
-			connectLoop(b, func() *redis.Client {
-				return libClient(b, sslconn.VerifyIdentity, sslconn.WithSessionCache(tt.cache), observe)
-			})
-			b.ReportMetric(float64(resumed.Load())/float64(b.N), "resumed/op")
-		})
-	}
+	matrix.BenchResume(b, func(b *testing.B, opts ...sslconn.Option) {
+		connectLoop(b, func() *redis.Client { return libClient(b, sslconn.VerifyIdentity, opts...) })
+	})
 }
 
 // BenchmarkQuery: PING on one open TLS connection, library against bare

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"database/sql"
 	"database/sql/driver"
+	"sync/atomic"
 	"testing"
 
 	"github.com/sslconn/sslconn/sslconn"
@@ -74,5 +75,25 @@ func BenchQuery(b *testing.B, c driver.Connector) {
 		if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchResume runs loop, a connect benchmark taking the library's options,
+// without a session cache and with one shared by every connection, and
+// reports how many handshakes per iteration resumed.
+func BenchResume(b *testing.B, loop func(b *testing.B, opts ...sslconn.Option)) {
+	for _, tt := range []struct {
+		name  string
+		cache tls.ClientSessionCache
+	}{{"cache=none", nil}, {"cache=shared", tls.NewLRUClientSessionCache(0)}} {
+		b.Run(tt.name, func(b *testing.B) {
+			var resumed atomic.Int64
+			loop(b, sslconn.WithSessionCache(tt.cache), sslconn.WithHandshakeObserver(func(_ string, cs tls.ConnectionState) {
+				if cs.DidResume {
+					resumed.Add(1)
+				}
+			}))
+			b.ReportMetric(float64(resumed.Load())/float64(b.N), "resumed/op")
+		})
 	}
 }

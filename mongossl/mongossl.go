@@ -17,6 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/sslconn/sslconn/internal/core"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
@@ -30,7 +31,7 @@ type uri struct {
 func splitURI(s string) (*uri, error) {
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok || (scheme != "mongodb" && scheme != "mongodb+srv") {
-		return nil, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "uri", Detail: "a MongoDB URI starts with mongodb:// or mongodb+srv://"}
+		return nil, core.InvalidOption("uri", "a MongoDB URI starts with mongodb:// or mongodb+srv://", nil)
 	}
 	u := &uri{scheme: scheme}
 	rest, query, _ := strings.Cut(rest, "?")
@@ -42,7 +43,7 @@ func splitURI(s string) (*uri, error) {
 	}
 	u.hosts = rest
 	if u.hosts == "" {
-		return nil, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "uri", Detail: "the URI names no host"}
+		return nil, core.InvalidOption("uri", "the URI names no host", nil)
 	}
 	u.opts = strings.FieldsFunc(query, func(r rune) bool { return r == '&' || r == ';' })
 	return u, nil
@@ -76,6 +77,7 @@ func (u *uri) String() string {
 
 // driverTLS is what the driver's own TLS options said.
 type driverTLS struct {
+	said                        []string // the settings as written, for errors
 	tls, tlsSet                 bool
 	insecure, invalidHosts      bool
 	caFile, certKeyFile         string
@@ -102,43 +104,44 @@ func (d *driverTLS) mode(srv bool) sslconn.Mode {
 
 // take removes the shared ssl-* parameters and the driver's TLS options
 // from u, which the dialer takes over.
-func take(u *uri) (sslconn.Params, *driverTLS, error) {
+func take(u *uri) (url.Values, *driverTLS, error) {
 	ours := url.Values{}
 	d := &driverTLS{}
-	var keep []string
+	var keep, keys []string
 	for _, kv := range u.opts {
 		k, v, _ := strings.Cut(kv, "=")
 		uv, err := url.QueryUnescape(v)
 		if err != nil {
-			return sslconn.Params{}, nil, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: k, Detail: "badly escaped value"}
+			return nil, nil, core.InvalidOption(k, "badly escaped value", nil)
 		}
 		boolean := func() (bool, error) {
 			b, err := strconv.ParseBool(uv)
 			if err != nil {
-				return false, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: k, Detail: fmt.Sprintf("%s=%s is not true or false", k, uv)}
+				return false, core.InvalidOption(k, fmt.Sprintf("%s=%s is not true or false", k, uv), nil)
 			}
+			d.said = append(d.said, k+"="+uv)
 			return b, nil
 		}
 		switch strings.ToLower(k) {
 		case "tls", "ssl":
 			b, err := boolean()
 			if err != nil {
-				return sslconn.Params{}, nil, err
+				return nil, nil, err
 			}
 			if d.tlsSet && d.tls != b {
-				return sslconn.Params{}, nil, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "tls", Detail: "tls and ssl disagree"}
+				return nil, nil, core.InvalidOption("tls", "tls and ssl disagree", nil)
 			}
 			d.tls, d.tlsSet = b, true
 		case "tlsinsecure", "sslinsecure", "tlsallowinvalidcertificates", "sslallowinvalidcertificates":
 			b, err := boolean()
 			if err != nil {
-				return sslconn.Params{}, nil, err
+				return nil, nil, err
 			}
 			d.insecure = d.insecure || b
 		case "tlsallowinvalidhostnames", "sslallowinvalidhostnames":
 			b, err := boolean()
 			if err != nil {
-				return sslconn.Params{}, nil, err
+				return nil, nil, err
 			}
 			d.invalidHosts = b
 		case "tlscafile", "sslcertificateauthorityfile":
@@ -154,16 +157,40 @@ func take(u *uri) (sslconn.Params, *driverTLS, error) {
 		case "tlsdisableocspendpointcheck", "tlsdisablecertificaterevocationcheck":
 			// The dialer does not check OCSP: nothing to disable.
 		default:
-			if sslconn.IsParam(k) {
+			if core.IsParam(k) {
 				ours.Set(k, uv)
 			} else {
 				keep = append(keep, kv)
+				keys = append(keys, k)
 			}
 		}
 	}
+	if err := core.CheckUnknown(keys, nil); err != nil {
+		return nil, nil, err
+	}
 	u.opts = keep
-	p, err := sslconn.TakeParams(ours)
-	return p, d, err
+	return ours, d, nil
+}
+
+// spec is what the driver's TLS options say, for the resolver.
+func (d *driverTLS) spec(srv bool) core.Native {
+	n := core.Native{Mode: d.mode(srv), Setting: strings.Join(d.said, "&")}
+	if srv && n.Setting == "" {
+		n.Setting = "mongodb+srv://"
+	}
+	if d.caFile != "" {
+		n.Options = append(n.Options, sslconn.WithCAFile(d.caFile))
+	}
+	switch {
+	case d.certKeyFile != "":
+		n.Options = append(n.Options, sslconn.WithClientCertFiles(d.certKeyFile, d.certKeyFile))
+	case d.certFile != "" || d.keyFile != "":
+		n.Options = append(n.Options, sslconn.WithClientCertFiles(d.certFile, d.keyFile))
+	}
+	if d.password != "" {
+		n.Options = append(n.Options, sslconn.WithClientKeyPassword(d.password))
+	}
+	return n
 }
 
 // ClientOptions parses a mongodb:// or mongodb+srv:// URI with the shared
@@ -175,7 +202,14 @@ func ClientOptions(rawURI string, opts ...sslconn.Option) (*options.ClientOption
 	return co, err
 }
 
-func clientOptions(rawURI string, opts []sslconn.Option) (*options.ClientOptions, *sslconn.Config, error) {
+func init() {
+	core.RegisterResolver("mongo", func(uri string, opts ...sslconn.Option) (*core.Config, error) {
+		_, cfg, err := clientOptions(uri, opts)
+		return cfg, err
+	})
+}
+
+func clientOptions(rawURI string, opts []sslconn.Option) (*options.ClientOptions, *core.Config, error) {
 	u, err := splitURI(rawURI)
 	if err != nil {
 		return nil, nil, err
@@ -183,44 +217,22 @@ func clientOptions(rawURI string, opts []sslconn.Option) (*options.ClientOptions
 	pw := u.password()
 	params, d, err := take(u)
 	if err != nil {
-		return nil, nil, sslconn.Redact(err, pw)
+		return nil, nil, core.Redact(err, pw)
 	}
-	native := d.mode(u.scheme == "mongodb+srv")
-	if params.Mode != 0 && native != 0 && (params.Mode == sslconn.Disabled) != (native == sslconn.Disabled) {
-		return nil, nil, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "ssl-mode",
-			Detail: fmt.Sprintf("the URI's tls options mean %s but ssl-mode=%s; drop one of them", native, params.Mode)}
-	}
-	var all []sslconn.Option
-	if native != 0 {
-		all = append(all, sslconn.WithDefaultMode(native))
-	}
-	if d.caFile != "" {
-		all = append(all, sslconn.WithCAFile(d.caFile))
-	}
-	switch {
-	case d.certKeyFile != "":
-		all = append(all, sslconn.WithClientCertFiles(d.certKeyFile, d.certKeyFile))
-	case d.certFile != "" || d.keyFile != "":
-		all = append(all, sslconn.WithClientCertFiles(d.certFile, d.keyFile))
-	}
-	if d.password != "" {
-		all = append(all, sslconn.WithClientKeyPassword(d.password))
-	}
-	all = append(all, params.Options...)
-	cfg, err := sslconn.New(append(all, opts...)...)
+	cfg, err := core.Resolve(core.Spec{Native: d.spec(u.scheme == "mongodb+srv"), Params: params, Secrets: []string{pw, d.password}}, opts...)
 	if err != nil {
-		return nil, nil, sslconn.Redact(err, pw, d.password)
+		return nil, nil, err
 	}
 	co := options.Client().ApplyURI(u.String())
 	if err := co.Validate(); err != nil {
-		return nil, nil, sslconn.Redact(&sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "uri", Detail: "invalid MongoDB URI", Err: err}, pw)
+		return nil, nil, core.Redact(core.InvalidOption("uri", "invalid MongoDB URI", err), pw)
 	}
 	co.TLSConfig = nil // TLS is the dialer's (mongodb+srv turns it on by default)
 	co.SetDialer(dialer{cfg})
 	return co, cfg, nil
 }
 
-type dialer struct{ cfg *sslconn.Config }
+type dialer struct{ cfg *core.Config }
 
 // DialContext dials every host, seed or discovered from a replica set's
 // hello, in the same mode, verified against the name it is reached by.
@@ -246,7 +258,7 @@ func Connect(ctx context.Context, rawURI string, opts ...sslconn.Option) (*mongo
 }
 
 // preflight dials the seeds in parallel and succeeds as soon as one does.
-func preflight(ctx context.Context, cfg *sslconn.Config, hosts []string) error {
+func preflight(ctx context.Context, cfg *core.Config, hosts []string) error {
 	if len(hosts) == 0 {
 		return nil // mongodb+srv: the driver resolves the hosts
 	}
@@ -283,7 +295,7 @@ func preflight(ctx context.Context, cfg *sslconn.Config, hosts []string) error {
 // server that rejects the connection only once it sees the first message
 // (a TLS port reading plaintext, a TLS 1.3 server wanting a client
 // certificate) does so here, where the error is still ours to explain.
-func hello(ctx context.Context, cfg *sslconn.Config, host string) error {
+func hello(ctx context.Context, cfg *core.Config, host string) error {
 	c, err := cfg.Dial(ctx, "tcp", host, nil)
 	if err != nil {
 		return err
@@ -317,19 +329,19 @@ func hello(ctx context.Context, cfg *sslconn.Config, host string) error {
 	return nil
 }
 
-// Verify reports the TLS state of a live connection of the client: it asks
-// the server which connection it is talking to (whatsmyuri) and looks that
-// connection up among those the client's dialer made.
+// Verify reports the TLS state of a live connection of the client: the one
+// that carries a ping addressed to a database named after a random token,
+// as the client's dialer made it. It asks the connection itself, not the
+// server's view of the client's address, so it works through proxies and NAT.
 func Verify(ctx context.Context, c *mongo.Client) (sslconn.Status, error) {
-	var res struct {
-		You string `bson:"you"`
-	}
-	if err := c.Database("admin").RunCommand(ctx, bson.D{{Key: "whatsmyuri", Value: 1}}).Decode(&res); err != nil {
+	p := core.NewProbe()
+	defer p.Close()
+	if err := c.Database(p.Token()).RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err(); err != nil {
 		return sslconn.Status{}, err
 	}
-	conn, ok := sslconn.LookupConn(res.You)
+	st, ok := p.Status()
 	if !ok {
-		return sslconn.Status{}, fmt.Errorf("mongossl: the server's connection %s was not made by a mongossl client", res.You)
+		return sslconn.Status{}, errors.New("mongossl: the client's connection was not made by mongossl (use mongossl.Connect or ClientOptions)")
 	}
-	return conn.Status(), nil
+	return st, nil
 }

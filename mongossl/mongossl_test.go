@@ -15,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/sslconn/sslconn/internal/core"
 	"github.com/sslconn/sslconn/internal/matrix"
 	"github.com/sslconn/sslconn/internal/testenv"
 	"github.com/sslconn/sslconn/sslconn"
@@ -82,24 +83,22 @@ func result(t *testing.T, uri string, opts ...sslconn.Option) (string, sslconn.S
 
 // verifyWithPort is Verify plus the server port of the connection it found.
 func verifyWithPort(ctx context.Context, c *mongo.Client) (sslconn.Status, int, error) {
-	var res struct {
-		You string `bson:"you"`
-	}
-	if err := c.Database("admin").RunCommand(ctx, bson.D{{Key: "whatsmyuri", Value: 1}}).Decode(&res); err != nil {
+	p := core.NewProbe()
+	defer p.Close()
+	if err := c.Database(p.Token()).RunCommand(ctx, bson.D{{Key: "ping", Value: 1}}).Err(); err != nil {
 		return sslconn.Status{}, 0, err
 	}
-	conn, ok := sslconn.LookupConn(res.You)
+	conn, ok := p.Conn()
 	if !ok {
-		return sslconn.Status{}, 0, fmt.Errorf("no connection %s", res.You)
+		return sslconn.Status{}, 0, fmt.Errorf("no connection carried the probe")
 	}
-	st, err := Verify(ctx, c)
-	return st, conn.RemoteAddr().(*net.TCPAddr).Port, err
+	return conn.Status(), conn.RemoteAddr().(*net.TCPAddr).Port, nil
 }
 
 func TestMatrix(t *testing.T) {
 	want := matrix.Want()
 	for sc, s := range servers {
-		for _, mode := range sslconn.Modes {
+		for _, mode := range core.Modes {
 			t.Run(testenv.ScenarioNames[sc]+"/"+mode.String(), func(t *testing.T) {
 				t.Parallel()
 				port := matrix.PortFor(sc, s, mode)
@@ -222,7 +221,7 @@ func TestReplicaSetHosts(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cfg, err := sslconn.New(sslconn.WithMode(sslconn.VerifyIdentity), sslconn.WithCAFile(certs.CA), sslconn.WithRetryBudget(2*time.Second))
+	cfg, err := core.New(sslconn.WithMode(sslconn.VerifyIdentity), sslconn.WithCAFile(certs.CA), sslconn.WithRetryBudget(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

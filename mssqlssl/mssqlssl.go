@@ -20,14 +20,48 @@ import (
 	mssql "github.com/microsoft/go-mssqldb"
 	"github.com/microsoft/go-mssqldb/msdsn"
 
+	"github.com/sslconn/sslconn/internal/core"
+	"github.com/sslconn/sslconn/internal/tlsinfo"
 	"github.com/sslconn/sslconn/sslconn"
 )
+
+// DriverName is the name this package registers with database/sql:
+// sql.Open("mssqlssl", dsn) accepts the same DSNs as Open.
+const DriverName = "mssqlssl"
+
+func init() {
+	sql.Register(DriverName, Driver{})
+	core.RegisterResolver("mssql", func(dsn string, opts ...sslconn.Option) (*core.Config, error) {
+		c, err := NewConnector(dsn, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return c.ssl, nil
+	})
+}
+
+// Driver is the database/sql driver registered as "mssqlssl".
+type Driver struct{}
+
+// Open implements driver.Driver; database/sql uses OpenConnector instead.
+func (d Driver) Open(dsn string) (driver.Conn, error) {
+	c, err := NewConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return c.Connect(context.Background())
+}
+
+// OpenConnector implements driver.DriverContext.
+func (d Driver) OpenConnector(dsn string) (driver.Connector, error) { return NewConnector(dsn) }
+
+var _ driver.DriverContext = Driver{}
 
 // Connector is a driver.Connector that connects in the configured SSL mode,
 // retrying while the server is down or restarting.
 type Connector struct {
 	base   msdsn.Config
-	ssl    *sslconn.Config
+	ssl    *core.Config
 	strict bool // TDS 8: TLS first, ALPN tds/8.0
 	pass   string
 }
@@ -36,12 +70,8 @@ type Connector struct {
 // "server=...;user id=..." or "odbc:..." string) with the shared ssl-*
 // parameters and returns a connector for sql.OpenDB. opts are applied after
 // the DSN's parameters, so they win.
-func NewConnector(dsn string, opts ...sslconn.Option) (driver.Connector, error) {
-	c, err := newConnector(dsn, opts)
-	if err != nil {
-		return nil, err
-	}
-	return c, nil
+func NewConnector(dsn string, opts ...sslconn.Option) (*Connector, error) {
+	return newConnector(dsn, opts)
 }
 
 // splitHostComma reads server=host,port (and tcp:host,port) in odbc: DSNs
@@ -69,41 +99,31 @@ func Open(dsn string, opts ...sslconn.Option) (*sql.DB, error) {
 func newConnector(dsn string, opts []sslconn.Option) (*Connector, error) {
 	cfg, err := msdsn.Parse(dsn)
 	if err != nil {
-		return nil, sslconn.Redact(&sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "dsn", Detail: "invalid SQL Server DSN", Err: err}, cfg.Password, dsnPassword(dsn))
+		return nil, core.Redact(core.InvalidOption("dsn", "invalid SQL Server DSN", err), cfg.Password, dsnPassword(dsn))
 	}
 	splitHostComma(&cfg)
-	ours := url.Values{}
+	params := url.Values{}
+	var keys []string
 	for k, v := range cfg.Parameters {
-		if sslconn.IsParam(k) {
-			ours.Set(k, v)
+		if core.IsParam(k) {
+			params.Set(k, v)
+		} else {
+			keys = append(keys, k)
 		}
 	}
-	params, err := sslconn.TakeParams(ours)
-	if err != nil {
-		return nil, sslconn.Redact(err, cfg.Password)
+	if err := core.CheckUnknown(keys, func(k string) bool { return strings.EqualFold(k, "tlsmin") }); err != nil {
+		return nil, err
 	}
-	native, requiresTLS, strict, nativeOpts, err := nativeSettings(cfg)
+	native, strict, err := nativeSettings(cfg)
 	if err != nil {
 		return nil, err
 	}
-	if m := params.Mode; m != 0 && native != 0 {
-		if (native == sslconn.Disabled) != (m == sslconn.Disabled) || (requiresTLS && !m.RequiresTLS()) {
-			return nil, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "ssl-mode",
-				Detail: fmt.Sprintf("the DSN's encrypt=%s means %s but ssl-mode=%s; drop one of them", cfg.Parameters["encrypt"], native, m)}
-		}
-	}
-	all := nativeOpts
-	if native != 0 {
-		all = append(all, sslconn.WithDefaultMode(native))
-	}
-	all = append(all, params.Options...)
-	ssl, err := sslconn.New(append(all, opts...)...)
+	ssl, err := core.Resolve(core.Spec{Native: native, Params: params, Secrets: []string{cfg.Password}}, opts...)
 	if err != nil {
-		return nil, sslconn.Redact(err, cfg.Password)
+		return nil, err
 	}
-	if strict && !ssl.Mode().RequiresTLS() {
-		return nil, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "encrypt",
-			Detail: fmt.Sprintf("encrypt=strict (TDS 8) always encrypts; it cannot be %s", ssl.Mode())}
+	if strict && ssl.Mode() < sslconn.Required {
+		return nil, core.InvalidOption("encrypt", fmt.Sprintf("encrypt=strict (TDS 8) always encrypts; it cannot be %s", ssl.Mode()), nil)
 	}
 	return &Connector{base: cfg, ssl: ssl, strict: strict, pass: cfg.Password}, nil
 }
@@ -135,48 +155,49 @@ func dsnPassword(dsn string) string {
 // nativeSettings maps go-mssqldb's own parameters onto a mode and options.
 // encrypt=false, which encrypts only the login packet, becomes PREFERRED:
 // the whole session encrypted when the server supports it.
-func nativeSettings(cfg msdsn.Config) (mode sslconn.Mode, requiresTLS, strict bool, opts []sslconn.Option, err error) {
+func nativeSettings(cfg msdsn.Config) (n core.Native, strict bool, err error) {
 	p := cfg.Parameters
 	trust := false
 	if v, ok := p["trustservercertificate"]; ok {
 		trust, _ = strconv.ParseBool(v)
 	}
-	if _, ok := p["encrypt"]; ok {
+	if v, ok := p["encrypt"]; ok {
+		n.Setting = "encrypt=" + v
 		switch cfg.Encryption {
 		case msdsn.EncryptionDisabled:
-			mode = sslconn.Disabled
+			n.Mode = sslconn.Disabled
 		case msdsn.EncryptionOff:
-			mode = sslconn.Preferred
+			n.Mode = sslconn.Preferred
 		case msdsn.EncryptionRequired, msdsn.EncryptionStrict:
-			mode, requiresTLS = sslconn.VerifyIdentity, true
+			n.Mode = sslconn.VerifyIdentity
 			if trust {
-				mode = sslconn.Required
+				n.Mode = sslconn.Required
+				n.Setting += "&TrustServerCertificate=true"
 			}
 			strict = cfg.Encryption == msdsn.EncryptionStrict
 		}
 	}
 	if p["servercertificate"] != "" {
-		return 0, false, false, nil, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "serverCertificate",
-			Detail: "pinning one server certificate is not supported; give its CA with ssl-ca and use VERIFY_CA or VERIFY_IDENTITY"}
+		return n, false, core.InvalidOption("serverCertificate", "pinning one server certificate is not supported; give its CA with ssl-ca and use VERIFY_CA or VERIFY_IDENTITY", nil)
 	}
 	if f := p["certificate"]; f != "" {
-		opts = append(opts, sslconn.WithCAFile(f))
+		n.Options = append(n.Options, sslconn.WithCAFile(f))
 	}
 	if h := p["hostnameincertificate"]; h != "" {
-		opts = append(opts, sslconn.WithServerName(h))
+		n.Options = append(n.Options, sslconn.WithServerName(h))
 	}
 	if v := p["tlsmin"]; v != "" {
-		ver, err := sslconn.ParseVersion(v)
+		ver, err := tlsinfo.ParseVersion(v)
 		if err != nil {
-			return 0, false, false, nil, err
+			return n, false, core.InvalidOption("tlsmin", err.Error(), nil)
 		}
-		opts = append(opts, sslconn.WithTLSVersions(ver, 0))
+		n.Options = append(n.Options, sslconn.WithTLSVersions(ver, 0))
 	}
-	return mode, requiresTLS, strict, opts, nil
+	return n, strict, nil
 }
 
 // Config returns the SSL configuration in force.
-func (c *Connector) Config() *sslconn.Config { return c.ssl }
+func (c *Connector) Config() *sslconn.Config { return c.ssl.Config }
 
 // Driver implements driver.Connector.
 func (c *Connector) Driver() driver.Driver { return &mssql.Driver{} }
@@ -217,7 +238,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 		return err
 	})
 	if err != nil {
-		return nil, sslconn.Redact(err, c.pass)
+		return nil, core.Redact(err, c.pass)
 	}
 	return conn, nil
 }
@@ -285,13 +306,13 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode) (driver.
 		// and stalls would hold the caller forever. Bound the login.
 		loginBy = time.Now().Add(c.ssl.HandshakeTimeout())
 		_ = nc.SetDeadline(loginBy)
-		raw = &sniffConn{Conn: nc, peer: sslconn.NewPeerCheck(nc), a: a, sniff: !c.strict}
+		raw = &sniffConn{Conn: nc, peer: core.NewPeerCheck(nc), a: a, sniff: !c.strict}
 		return raw, nil
 	})
 	dc, err := conn.Connect(ctx)
 	if err != nil {
 		if ctx.Err() == nil && !loginBy.IsZero() && !time.Now().Before(loginBy) {
-			return nil, sslconn.NewError(sslconn.ErrHandshakeTimeout, mode, c.addr(),
+			return nil, core.NewError(sslconn.ErrHandshakeTimeout, mode, c.addr(),
 				"no PRELOGIN answer, TLS handshake and login within "+c.ssl.HandshakeTimeout().String(), os.ErrDeadlineExceeded)
 		}
 		return nil, c.classify(err, mode, a)
@@ -299,9 +320,9 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode) (driver.
 	if raw != nil {
 		_ = raw.Conn.SetDeadline(time.Time{})
 		a.mu.Lock()
-		st := sslconn.StatusOf(a.state)
+		st := core.StatusOf(a.state)
 		a.mu.Unlock()
-		raw.register(st)
+		raw.register(dc, st)
 	}
 	return dc, nil
 }
@@ -316,16 +337,16 @@ func (c *Connector) classify(err error, mode sslconn.Mode, a *attempt) error {
 	switch {
 	case verr != nil:
 		// go-mssqldb reports handshake errors with %v: use ours, typed.
-		return sslconn.Classify(verr, mode, addr)
+		return core.Classify(verr, mode, addr)
 	case server == encryptNotSup && mode != sslconn.Disabled:
-		return sslconn.NewError(sslconn.ErrServerNoTLS, mode, addr, "the server answered PRELOGIN with ENCRYPT_NOT_SUP", err)
+		return core.NewError(sslconn.ErrServerNoTLS, mode, addr, "the server answered PRELOGIN with ENCRYPT_NOT_SUP", err)
 	case server == encryptReq && mode == sslconn.Disabled:
-		return sslconn.NewError(sslconn.ErrServerRequiresTLS, mode, addr, "the server answered PRELOGIN with ENCRYPT_REQ (force encryption is on)", err)
+		return core.NewError(sslconn.ErrServerRequiresTLS, mode, addr, "the server answered PRELOGIN with ENCRYPT_REQ (force encryption is on)", err)
 	case errors.As(err, &me):
 		// Login failed, unknown database, ...: retrying cannot help.
-		return sslconn.Permanent(sslconn.Classify(err, mode, addr))
+		return core.Permanent(core.Classify(err, mode, addr))
 	}
-	return sslconn.Classify(err, mode, addr)
+	return core.Classify(err, mode, addr)
 }
 
 type dialerFunc func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -344,11 +365,11 @@ const (
 // passes, to learn its ENCRYPT value; it changes nothing.
 type sniffConn struct {
 	net.Conn
-	peer  *sslconn.PeerCheck
+	peer  *core.PeerCheck
 	a     *attempt
 	sniff bool
 	buf   []byte
-	key   string
+	dc    driver.Conn // the driver's connection on top, once logged in
 }
 
 func (s *sniffConn) Read(p []byte) (int, error) {
@@ -372,7 +393,7 @@ func (s *sniffConn) Read(p []byte) (int, error) {
 // unknown.
 func (s *sniffConn) Write(p []byte) (int, error) {
 	if err := s.peer.Closed(); err != nil {
-		return 0, sslconn.NotSent(s.Conn, err)
+		return 0, core.NotSent(s.Conn, err)
 	}
 	return s.Conn.Write(p)
 }
@@ -389,42 +410,53 @@ func preloginEncrypt(b []byte) int {
 	return -1
 }
 
-// live maps the local address of each connection to its TLS state, for Verify.
-var live sync.Map // "127.0.0.1:53412" -> sslconn.Status
+// live maps each driver connection (*mssql.Conn) this package made to its
+// TLS state, for VerifyConn. It is keyed by the connection itself, not by
+// an address, so proxies and NAT do not matter; go-mssqldb does TLS above
+// the dialer and exposes neither its net.Conn nor its TLS state.
+var live sync.Map // driver.Conn -> sslconn.Status
 
-func (s *sniffConn) register(st sslconn.Status) {
-	s.key = s.LocalAddr().String()
-	live.Store(s.key, st)
+func (s *sniffConn) register(dc driver.Conn, st sslconn.Status) {
+	s.dc = dc
+	live.Store(dc, st)
 }
 
 func (s *sniffConn) Close() error {
-	if s.key != "" {
-		live.Delete(s.key)
+	if s.dc != nil {
+		live.Delete(s.dc)
 	}
 	return s.Conn.Close()
 }
 
-// Verify asks the server whether the session is encrypted
-// (sys.dm_exec_connections.encrypt_option: the server's word) and takes the
-// TLS version and cipher from the client's side of the same connection.
+// Verify reports the TLS state of one of db's connections; see VerifyConn.
 func Verify(ctx context.Context, db *sql.DB) (sslconn.Status, error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return sslconn.Status{}, err
 	}
 	defer conn.Close()
-	var (
-		enc, host string
-		port      int
-	)
-	err = conn.QueryRowContext(ctx, "SELECT encrypt_option, client_net_address, client_tcp_port FROM sys.dm_exec_connections WHERE session_id = @@SPID").
-		Scan(&enc, &host, &port)
+	return VerifyConn(ctx, conn)
+}
+
+// VerifyConn asks the server whether the session is encrypted
+// (sys.dm_exec_connections.encrypt_option for @@SPID: the server's word) and
+// takes the TLS version and cipher from the client's side of the same
+// connection.
+func VerifyConn(ctx context.Context, conn *sql.Conn) (sslconn.Status, error) {
+	var enc string
+	err := conn.QueryRowContext(ctx, "SELECT encrypt_option FROM sys.dm_exec_connections WHERE session_id = @@SPID").Scan(&enc)
 	if err != nil {
 		return sslconn.Status{}, err
 	}
 	st := sslconn.Status{Encrypted: strings.EqualFold(enc, "TRUE")}
-	if v, ok := live.Load(net.JoinHostPort(host, strconv.Itoa(port))); ok && st.Encrypted {
-		st = v.(sslconn.Status)
+	if !st.Encrypted {
+		return st, nil
 	}
-	return st, nil
+	err = conn.Raw(func(dc any) error {
+		if v, ok := live.Load(dc); ok {
+			st = v.(sslconn.Status)
+		}
+		return nil
+	})
+	return st, err
 }

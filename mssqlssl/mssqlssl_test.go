@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sslconn/sslconn/internal/core"
 	"github.com/sslconn/sslconn/internal/matrix"
 	"github.com/sslconn/sslconn/internal/tdsserver"
 	"github.com/sslconn/sslconn/internal/testenv"
@@ -93,7 +94,7 @@ func result(t *testing.T, dsn string, opts ...sslconn.Option) (string, sslconn.S
 func TestMatrix(t *testing.T) {
 	want := matrix.Want()
 	for sc, s := range servers {
-		for _, mode := range sslconn.Modes {
+		for _, mode := range core.Modes {
 			t.Run(testenv.ScenarioNames[sc]+"/"+mode.String(), func(t *testing.T) {
 				t.Parallel()
 				got, st, err := result(t, urlDSN(s, "localhost", "ssl-mode="+mode.String()+"&ssl-ca="+certs.CA))
@@ -206,7 +207,7 @@ func TestBadDSN(t *testing.T) {
 	}
 	// A wrong password is the server's error, permanent and without the password.
 	_, _, err := result(t, strings.Replace(urlDSN(servers[1], "localhost", "ssl-mode=REQUIRED"), password, "Wrong-pw-777", 1))
-	if err == nil || !strings.Contains(err.Error(), "Login failed") || strings.Contains(err.Error(), "Wrong-pw-777") || !sslconn.IsPermanent(err) {
+	if err == nil || !strings.Contains(err.Error(), "Login failed") || strings.Contains(err.Error(), "Wrong-pw-777") || !core.IsPermanent(err) {
 		t.Fatalf("wrong password: %v", err)
 	}
 }

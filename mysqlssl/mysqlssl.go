@@ -12,6 +12,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/sslconn/sslconn/internal/core"
+	"github.com/sslconn/sslconn/internal/tlsinfo"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
@@ -19,7 +21,16 @@ import (
 // sql.Open("mysqlssl", dsn) accepts the same DSNs as Open.
 const DriverName = "mysqlssl"
 
-func init() { sql.Register(DriverName, Driver{}) }
+func init() {
+	sql.Register(DriverName, Driver{})
+	core.RegisterResolver("mysql", func(dsn string, opts ...sslconn.Option) (*core.Config, error) {
+		c, err := NewConnector(dsn, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return c.ssl, nil
+	})
+}
 
 // Driver is the database/sql driver registered as "mysqlssl".
 type Driver struct{}
@@ -36,50 +47,28 @@ func (d Driver) Open(dsn string) (driver.Conn, error) {
 // OpenConnector implements driver.DriverContext.
 func (d Driver) OpenConnector(dsn string) (driver.Connector, error) { return NewConnector(dsn) }
 
-// nativeModes maps go-sql-driver's tls= values onto modes.
-var nativeModes = map[string]sslconn.Mode{
-	"false":       sslconn.Disabled,
-	"preferred":   sslconn.Preferred,
-	"skip-verify": sslconn.Required,
-	"true":        sslconn.VerifyIdentity,
-}
+var _ driver.DriverContext = Driver{}
 
 // Connector is a driver.Connector that connects in the configured SSL mode,
 // retrying while the server is down or restarting.
 type Connector struct {
 	cfg   *mysql.Config // the driver's config, TLS set per connection
 	inner driver.Connector
-	ssl   *sslconn.Config
+	ssl   *core.Config
 	pass  string // only to keep it out of error texts
 }
 
 // NewConnector parses a go-sql-driver/mysql DSN with the shared ssl-*
-// parameters (see package sslconn) and returns a connector for sql.OpenDB.
+// parameters (see the package doc) and returns a connector for sql.OpenDB.
 // opts are applied after the DSN's parameters, so they win.
-func NewConnector(dsn string, opts ...sslconn.Option) (driver.Connector, error) {
-	c, err := newConnector(dsn, opts...)
+func NewConnector(dsn string, opts ...sslconn.Option) (*Connector, error) {
+	cfg, spec, err := parseDSN(dsn)
 	if err != nil {
 		return nil, err
 	}
-	return c, nil
-}
-
-func newConnector(dsn string, opts ...sslconn.Option) (*Connector, error) {
-	cfg, params, native, err := parseDSN(dsn)
+	ssl, err := core.Resolve(spec, opts...)
 	if err != nil {
 		return nil, err
-	}
-	all := params.Options
-	if native != 0 {
-		if params.Mode != 0 && params.Mode != native {
-			return nil, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "ssl-mode",
-				Detail: fmt.Sprintf("the DSN's tls= means %s but ssl-mode=%s; drop one of them", native, params.Mode)}
-		}
-		all = append([]sslconn.Option{sslconn.WithDefaultMode(native)}, all...)
-	}
-	ssl, err := sslconn.New(append(all, opts...)...)
-	if err != nil {
-		return nil, sslconn.Redact(err, cfg.Passwd)
 	}
 	c := &Connector{ssl: ssl, pass: cfg.Passwd}
 	// The driver shares one Config across a connector's connections unless
@@ -93,7 +82,7 @@ func newConnector(dsn string, opts ...sslconn.Option) (*Connector, error) {
 	cfg.CheckConnLiveness = true // drop pooled connections a restart killed
 	inner, err := mysql.NewConnector(cfg)
 	if err != nil {
-		return nil, sslconn.Redact(&sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "dsn", Detail: "invalid DSN", Err: err}, cfg.Passwd)
+		return nil, core.Redact(core.InvalidOption("dsn", "invalid DSN", err), cfg.Passwd)
 	}
 	c.cfg, c.inner = cfg, inner
 	return c, nil
@@ -101,7 +90,7 @@ func newConnector(dsn string, opts ...sslconn.Option) (*Connector, error) {
 
 // Open returns a *sql.DB for the DSN; see NewConnector.
 func Open(dsn string, opts ...sslconn.Option) (*sql.DB, error) {
-	c, err := newConnector(dsn, opts...)
+	c, err := NewConnector(dsn, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +98,7 @@ func Open(dsn string, opts ...sslconn.Option) (*sql.DB, error) {
 }
 
 // Config returns the SSL configuration in force.
-func (c *Connector) Config() *sslconn.Config { return c.ssl }
+func (c *Connector) Config() *sslconn.Config { return c.ssl.Config }
 
 // String describes the connector without its password, so that logging
 // the connector (with %v, %+v or %#v) cannot leak it.
@@ -129,7 +118,7 @@ func (c *Connector) Driver() driver.Driver { return Driver{} }
 func (c *Connector) Close() error { return nil }
 
 func (c *Connector) beforeConnect(_ context.Context, cfg *mysql.Config) error {
-	cfg.TLS = c.ssl.TLSConfig(cfg.Addr)
+	cfg.TLS = c.ssl.TLSConfigMode(c.ssl.Mode(), cfg.Addr)
 	cfg.AllowFallbackToPlaintext = c.ssl.Mode() == sslconn.Preferred
 	return nil
 }
@@ -153,13 +142,13 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 		case err == nil:
 			return nil
 		case ctx.Err() == nil && actx.Err() != nil:
-			return sslconn.NewError(sslconn.ErrHandshakeTimeout, c.ssl.Mode(), c.cfg.Addr,
+			return core.NewError(sslconn.ErrHandshakeTimeout, c.ssl.Mode(), c.cfg.Addr,
 				"no greeting, TLS handshake and login within "+bound.String(), os.ErrDeadlineExceeded)
 		}
 		return c.classify(ctx, err)
 	})
 	if err != nil {
-		return nil, sslconn.Redact(err, c.pass)
+		return nil, core.Redact(err, c.pass)
 	}
 	return conn, nil
 }
@@ -177,23 +166,23 @@ func (c *Connector) classify(ctx context.Context, err error) error {
 	var me *mysql.MySQLError
 	switch {
 	case errors.Is(err, mysql.ErrNoTLS):
-		return sslconn.NewError(sslconn.ErrServerNoTLS, mode, addr, "the server's handshake lacks CLIENT_SSL", err)
+		return core.NewError(sslconn.ErrServerNoTLS, mode, addr, "the server's handshake lacks CLIENT_SSL", err)
 	case errors.As(err, &me):
 		switch me.Number {
 		case erConCount, erServerShutdown:
 			return err
 		case erSecureTransportMySQL80:
-			return sslconn.NewError(sslconn.ErrServerRequiresTLS, mode, addr, "", err)
+			return core.NewError(sslconn.ErrServerRequiresTLS, mode, addr, "", err)
 		case erAccessDenied:
 			if mode == sslconn.Disabled && c.acceptsTLSLogin(ctx) {
-				return sslconn.NewError(sslconn.ErrServerRequiresTLS, mode, addr,
+				return core.NewError(sslconn.ErrServerRequiresTLS, mode, addr,
 					"the plaintext login was refused but the same login over TLS succeeds: the server (require_secure_transport) or the account (REQUIRE SSL) requires TLS; MariaDB reports both as error 1045, like a wrong password", err)
 			}
 		}
 		// Credentials, unknown database, privileges: retrying cannot help.
-		return sslconn.Permanent(sslconn.Classify(err, mode, addr))
+		return core.Permanent(core.Classify(err, mode, addr))
 	}
-	return sslconn.Classify(err, mode, addr)
+	return core.Classify(err, mode, addr)
 }
 
 // acceptsTLSLogin tells "requires TLS" from "wrong password" after a 1045 in
@@ -221,13 +210,20 @@ func (c *Connector) acceptsTLSLogin(ctx context.Context) bool {
 	return true
 }
 
+// nativeModes maps go-sql-driver's tls= values onto modes.
+var nativeModes = map[string]sslconn.Mode{
+	"false":       sslconn.Disabled,
+	"preferred":   sslconn.Preferred,
+	"skip-verify": sslconn.Required,
+	"true":        sslconn.VerifyIdentity,
+}
+
 // parseDSN splits the shared ssl-* parameters and the driver's tls= off a
 // DSN, keeping the driver's own parameters byte for byte, and parses the rest
 // with the driver.
-func parseDSN(dsn string) (*mysql.Config, sslconn.Params, sslconn.Mode, error) {
+func parseDSN(dsn string) (*mysql.Config, core.Spec, error) {
 	var (
-		params sslconn.Params
-		native sslconn.Mode
+		spec   core.Spec
 		tlsVal string
 	)
 	// Parameters start at the first '?' after the last '@': a password may
@@ -238,25 +234,33 @@ func parseDSN(dsn string) (*mysql.Config, sslconn.Params, sslconn.Mode, error) {
 	if q := strings.IndexByte(dsn[from:], '?'); q >= 0 {
 		base, query = dsn[:from+q], dsn[from+q+1:]
 	}
-	ours := url.Values{}
-	var keep []string
+	pw := passwordOf(base)
+	spec.Params = url.Values{}
+	spec.Secrets = []string{pw}
+	var keep, keys []string
 	for _, kv := range strings.Split(query, "&") {
 		if kv == "" {
 			continue
 		}
 		k, v, _ := strings.Cut(kv, "=")
 		switch {
-		case sslconn.IsParam(k):
+		case core.IsParam(k):
 			uv, err := url.QueryUnescape(v)
 			if err != nil {
-				return nil, params, 0, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: k, Detail: "badly escaped value"}
+				return nil, spec, core.InvalidOption(k, "badly escaped value", nil)
 			}
-			ours.Set(k, uv)
+			spec.Params.Set(k, uv)
 		case k == "tls":
 			tlsVal = v
 		default:
 			keep = append(keep, kv)
+			keys = append(keys, k)
 		}
+	}
+	// The driver sends parameters it does not know to the server as session
+	// variables: a misspelled ssl-mode would come back as SQL error 1064.
+	if err := core.CheckUnknown(keys, nil); err != nil {
+		return nil, spec, err
 	}
 	cfgDSN := base
 	if len(keep) > 0 {
@@ -264,12 +268,9 @@ func parseDSN(dsn string) (*mysql.Config, sslconn.Params, sslconn.Mode, error) {
 	}
 	cfg, err := mysql.ParseDSN(cfgDSN)
 	if err != nil {
-		return nil, params, 0, sslconn.Redact(&sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "dsn", Detail: "invalid DSN", Err: err}, passwordOf(base))
+		return nil, spec, core.Redact(core.InvalidOption("dsn", "invalid DSN", err), pw)
 	}
-	params, err = sslconn.TakeParams(ours)
-	if err != nil {
-		return nil, params, 0, sslconn.Redact(err, cfg.Passwd)
-	}
+	spec.Secrets = append(spec.Secrets, cfg.Passwd)
 	if tlsVal != "" {
 		v := strings.ToLower(tlsVal)
 		switch v {
@@ -280,12 +281,11 @@ func parseDSN(dsn string) (*mysql.Config, sslconn.Params, sslconn.Mode, error) {
 		}
 		m, ok := nativeModes[v]
 		if !ok {
-			return nil, params, 0, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "tls",
-				Detail: fmt.Sprintf("tls=%s is not one of false, preferred, skip-verify, true; configs registered with mysql.RegisterTLSConfig are not used: set ssl-mode, ssl-ca and the other ssl-* parameters instead", tlsVal)}
+			return nil, spec, core.InvalidOption("tls", fmt.Sprintf("tls=%s is not one of false, preferred, skip-verify, true; configs registered with mysql.RegisterTLSConfig are not used: set ssl-mode, ssl-ca and the other ssl-* parameters instead", tlsVal), nil)
 		}
-		native = m
+		spec.Native = core.Native{Mode: m, Setting: "tls=" + tlsVal}
 	}
-	return cfg, params, native, nil
+	return cfg, spec, nil
 }
 
 // passwordOf extracts the password from a DSN prefix the driver could not
@@ -337,7 +337,7 @@ func verifyConn(ctx context.Context, q interface {
 		case "ssl_version":
 			st.Version = value
 		case "ssl_cipher":
-			st.Cipher = sslconn.CipherName(value)
+			st.Cipher = tlsinfo.CipherName(value)
 		}
 	}
 	st.Encrypted = st.Version != ""

@@ -19,6 +19,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
+	"github.com/sslconn/sslconn/internal/core"
 	"github.com/sslconn/sslconn/internal/matrix"
 	"github.com/sslconn/sslconn/internal/testenv"
 	"github.com/sslconn/sslconn/sslconn"
@@ -86,7 +87,7 @@ func result(t *testing.T, d string, opts ...sslconn.Option) (string, sslconn.Sta
 func TestMatrix(t *testing.T) {
 	want := matrix.Want()
 	for sc, s := range servers {
-		for _, mode := range sslconn.Modes {
+		for _, mode := range core.Modes {
 			t.Run(testenv.ScenarioNames[sc]+"/"+mode.String(), func(t *testing.T) {
 				t.Parallel()
 				d := appDSN(s, "localhost", "ssl-mode="+mode.String()+"&ssl-ca="+certs.CA)
@@ -214,7 +215,7 @@ func TestRequiresTLSVersusBadPassword(t *testing.T) {
 	if err == nil || errors.Is(err, sslconn.ErrServerRequiresTLS) || !strings.Contains(err.Error(), "1045") || strings.Contains(err.Error(), "Wrong-pw-123") {
 		t.Fatalf("wrong password: %v", err)
 	}
-	if !sslconn.IsPermanent(err) {
+	if !core.IsPermanent(err) {
 		t.Fatalf("a wrong password must not be retried: %v", err)
 	}
 	got, _, err = result(t, dsn(testenv.MySQLSSLUser, testenv.MySQLSSLPassword, "localhost", servers[1].Port, "ssl-mode=REQUIRED"))

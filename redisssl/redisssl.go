@@ -2,6 +2,7 @@ package redisssl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -12,15 +13,14 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/sslconn/sslconn/internal/core"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
 // parsed is what a URL said, once our parameters are taken out.
 type parsed struct {
-	url           string   // for go-redis, without ssl-* parameters
-	passwords     []string // only to keep them out of error texts
-	native        sslconn.Mode
-	params        sslconn.Params
+	url           string // for go-redis, without ssl-* parameters
+	spec          core.Spec
 	hasRetries    bool // the URL sets max_retries: the caller opted in
 	hasDialTimout bool
 }
@@ -29,34 +29,39 @@ func parse(raw string) (*parsed, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		// url.Error quotes the URL, password and all: say less.
-		return nil, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "url", Detail: "invalid Redis URL (expected redis://[user:password@]host:port[/db][?params])"}
+		return nil, core.InvalidOption("url", "invalid Redis URL (expected redis://[user:password@]host:port[/db][?params])", nil)
 	}
 	p := &parsed{}
 	if u.User != nil {
 		pw, _ := u.User.Password()
-		p.passwords = append(p.passwords, pw)
+		p.spec.Secrets = append(p.spec.Secrets, pw)
 	}
 	q := u.Query()
 	// A Sentinel URL carries the master's password as a parameter.
-	p.passwords = append(p.passwords, q.Get("password"))
-	if p.params, err = sslconn.TakeParams(q); err != nil {
-		return nil, sslconn.Redact(err, p.passwords...)
+	p.spec.Secrets = append(p.spec.Secrets, q.Get("password"))
+	p.spec.Params = url.Values{}
+	var keys []string
+	for k, v := range q {
+		if core.IsParam(k) {
+			p.spec.Params[k] = v
+			q.Del(k)
+		} else {
+			keys = append(keys, k)
+		}
+	}
+	if err := core.CheckUnknown(keys, func(k string) bool { return k == "skip_verify" }); err != nil {
+		return nil, err
 	}
 	switch u.Scheme {
 	case "rediss":
-		p.native = sslconn.VerifyIdentity
+		p.spec.Native = core.Native{Mode: sslconn.VerifyIdentity, Setting: "rediss://"}
 		if v, _ := strconv.ParseBool(q.Get("skip_verify")); v {
-			p.native = sslconn.Required
-		}
-		if p.params.Mode == sslconn.Disabled {
-			return nil, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "ssl-mode",
-				Detail: "rediss:// asks for TLS but ssl-mode=DISABLED; use redis:// for plaintext"}
+			p.spec.Native = core.Native{Mode: sslconn.Required, Setting: "rediss://...?skip_verify=true"}
 		}
 	case "redis":
 		q.Del("skip_verify") // meaningless without TLS; go-redis would reject it
 	default:
-		return nil, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "url",
-			Detail: fmt.Sprintf("unsupported scheme %q: use redis:// or rediss://", u.Scheme)}
+		return nil, core.InvalidOption("url", fmt.Sprintf("unsupported scheme %q: use redis:// or rediss://", u.Scheme), nil)
 	}
 	p.hasRetries = q.Has("max_retries")
 	p.hasDialTimout = q.Has("dial_timeout")
@@ -65,19 +70,24 @@ func parse(raw string) (*parsed, error) {
 	return p, nil
 }
 
-func (p *parsed) config(opts []sslconn.Option) (*sslconn.Config, error) {
-	all := p.params.Options
-	if p.native != 0 {
-		all = append([]sslconn.Option{sslconn.WithDefaultMode(p.native)}, all...)
-	}
-	cfg, err := sslconn.New(append(all, opts...)...)
-	return cfg, sslconn.Redact(err, p.passwords...)
+func init() {
+	core.RegisterResolver("redis", func(rawURL string, opts ...sslconn.Option) (*core.Config, error) {
+		p, err := parse(rawURL)
+		if err != nil {
+			return nil, err
+		}
+		return p.config(opts)
+	})
+}
+
+func (p *parsed) config(opts []sslconn.Option) (*core.Config, error) {
+	return core.Resolve(p.spec, opts...)
 }
 
 // dialer returns go-redis's Dialer: every node, seed or discovered through
 // CLUSTER SLOTS, MOVED or ASK, is dialled and verified in the same mode
 // against the name it is reached by (or the ssl-server-name override).
-func dialer(cfg *sslconn.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+func dialer(cfg *core.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return cfg.Dial(ctx, network, addr, nil)
 	}
@@ -92,7 +102,7 @@ func NewClient(rawURL string, opts ...sslconn.Option) (*redis.Client, error) {
 	}
 	ro, err := redis.ParseURL(p.url)
 	if err != nil {
-		return nil, invalidURL(err, p.passwords...)
+		return nil, invalidURL(err, p.spec.Secrets...)
 	}
 	cfg, err := p.config(opts)
 	if err != nil {
@@ -123,7 +133,7 @@ func NewClusterClient(rawURL string, opts ...sslconn.Option) (*redis.ClusterClie
 	}
 	co, err := redis.ParseClusterURL(p.url)
 	if err != nil {
-		return nil, invalidURL(err, p.passwords...)
+		return nil, invalidURL(err, p.spec.Secrets...)
 	}
 	cfg, err := p.config(opts)
 	if err != nil {
@@ -167,7 +177,7 @@ func NewFailoverClient(rawURL string, opts ...sslconn.Option) (*redis.Client, er
 	}
 	fo, err := redis.ParseFailoverURL(p.url)
 	if err != nil {
-		return nil, invalidURL(err, p.passwords...)
+		return nil, invalidURL(err, p.spec.Secrets...)
 	}
 	cfg, err := p.config(opts)
 	if err != nil {
@@ -189,7 +199,7 @@ func NewFailoverClient(rawURL string, opts ...sslconn.Option) (*redis.Client, er
 
 // dialBudget is go-redis's per-dial timeout: long enough for the dialer's
 // own retrying across a restart.
-func dialBudget(cfg *sslconn.Config) time.Duration {
+func dialBudget(cfg *core.Config) time.Duration {
 	if b := cfg.RetryBudget(); b > 0 {
 		return b + cfg.HandshakeTimeout()
 	}
@@ -197,13 +207,14 @@ func dialBudget(cfg *sslconn.Config) time.Duration {
 }
 
 func invalidURL(err error, passwords ...string) error {
-	return sslconn.Redact(&sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "url", Detail: "invalid Redis URL", Err: err}, passwords...)
+	return core.Redact(core.InvalidOption("url", "invalid Redis URL", err), passwords...)
 }
 
-// Verify reports the TLS state of a live connection of the client: it asks
-// the server which connection it is talking to (CLIENT INFO) and looks that
-// connection up among those the client's dialer made. For a cluster client
-// it checks a connection to every master and reports a plaintext one if any.
+// Verify reports the TLS state of a live connection of the client: the one
+// that carries an ECHO of a random token, as the client's dialer made it.
+// It asks the connection itself, not the server's view of the client's
+// address, so it works through proxies and NAT. For a cluster client it
+// checks a connection to every master and reports a plaintext one if any.
 func Verify(ctx context.Context, c redis.UniversalClient) (sslconn.Status, error) {
 	if cc, ok := c.(*redis.ClusterClient); ok {
 		var (
@@ -231,14 +242,14 @@ func Verify(ctx context.Context, c redis.UniversalClient) (sslconn.Status, error
 }
 
 func verifyOne(ctx context.Context, c redis.Cmdable) (sslconn.Status, error) {
-	info, err := c.ClientInfo(ctx).Result()
-	if err != nil {
+	p := core.NewProbe()
+	defer p.Close()
+	if err := c.Echo(ctx, p.Token()).Err(); err != nil {
 		return sslconn.Status{}, err
 	}
-	local := info.Addr // the client's side, as the server sees it
-	conn, ok := sslconn.LookupConn(local)
+	st, ok := p.Status()
 	if !ok {
-		return sslconn.Status{}, fmt.Errorf("redisssl: the server's connection %s was not made by a redisssl client", local)
+		return sslconn.Status{}, errors.New("redisssl: the client's connection was not made by redisssl (use redisssl.NewClient or its siblings)")
 	}
-	return conn.Status(), nil
+	return st, nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sslconn/sslconn/internal/core"
 	"github.com/sslconn/sslconn/internal/matrix"
 	"github.com/sslconn/sslconn/internal/testenv"
 	"github.com/sslconn/sslconn/sslconn"
@@ -96,7 +97,7 @@ func result(t *testing.T, u string, opts ...sslconn.Option) (string, sslconn.Sta
 func TestMatrix(t *testing.T) {
 	want := matrix.Want()
 	for sc, s := range servers {
-		for _, mode := range sslconn.Modes {
+		for _, mode := range core.Modes {
 			t.Run(testenv.ScenarioNames[sc]+"/"+mode.String(), func(t *testing.T) {
 				t.Parallel()
 				port := matrix.PortFor(sc, s, mode)
@@ -329,10 +330,10 @@ func TestOutcomeOf(t *testing.T) {
 		{"reset on read", sent, true},
 		{"closed", fmt.Errorf("read: %w", net.ErrClosed), true},
 		{"read timeout", &net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}, true},
-		{"not sent", sslconn.NotSent(&net.TCPConn{}, io.EOF), false},
+		{"not sent", core.NotSent(&net.TCPConn{}, io.EOF), false},
 		{"dial refused", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, false},
 		{"dial timeout", &net.OpError{Op: "dial", Err: os.ErrDeadlineExceeded}, false},
-		{"TLS refused", sslconn.NewError(sslconn.ErrServerNoTLS, sslconn.Required, "h", "", io.EOF), false},
+		{"TLS refused", core.NewError(sslconn.ErrServerNoTLS, sslconn.Required, "h", "", io.EOF), false},
 		{"MOVED", redis.Nil, false},
 	}
 	for _, tt := range tests {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sslconn/sslconn/internal/core"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
@@ -19,7 +20,7 @@ import (
 // demoted to replica by a failover). Retrying those cannot
 // apply anything twice.
 func notExecuted(err error) bool {
-	if err == nil || err == redis.Nil || sslconn.IsPermanent(err) {
+	if err == nil || err == redis.Nil || core.IsPermanent(err) {
 		return false
 	}
 	if errors.Is(err, sslconn.ErrNotSent) {
@@ -37,13 +38,13 @@ func notExecuted(err error) bool {
 }
 
 func pipelineNotSent(err error) bool {
-	return errors.Is(err, sslconn.ErrNotSent) && !sslconn.IsPermanent(err)
+	return errors.Is(err, sslconn.ErrNotSent) && !core.IsPermanent(err)
 }
 
 // retryHook re-runs commands that were not executed, with the core's budget
 // and backoff, and nothing else: a command whose connection died after it
 // was sent is reported to the caller, never replayed.
-type retryHook struct{ cfg *sslconn.Config }
+type retryHook struct{ cfg *core.Config }
 
 func (retryHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
@@ -96,7 +97,7 @@ func outcomeOf(err error) error {
 		return err
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
 		errors.Is(err, syscall.EPIPE), errors.Is(err, net.ErrClosed), isTimeout(err):
-		return sslconn.OutcomeUnknown(err)
+		return core.OutcomeUnknown(err)
 	}
 	return err
 }

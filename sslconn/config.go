@@ -3,27 +3,26 @@ package sslconn
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/youmark/pkcs8"
+
+	"github.com/sslconn/sslconn/internal/bridge"
+	"github.com/sslconn/sslconn/internal/tlsinfo"
 )
 
+// Defaults, as documented on the options.
 const (
-	// DefaultRetryBudget bounds the retrying of new connections.
-	DefaultRetryBudget = 3 * time.Minute
-	// DefaultExpiryWindow is how long before expiry a certificate is reported.
-	DefaultExpiryWindow = 30 * 24 * time.Hour
-	// DefaultHandshakeTimeout bounds one TLS handshake.
-	DefaultHandshakeTimeout = 10 * time.Second
+	defaultRetryBudget      = 3 * time.Minute
+	defaultExpiryWindow     = 30 * 24 * time.Hour
+	defaultHandshakeTimeout = 10 * time.Second
 )
 
 // Config is the validated, immutable result of the options: the one place
@@ -48,6 +47,7 @@ type Config struct {
 	handshakeTimeout time.Duration
 	clock            clock
 	sessions         tls.ClientSessionCache
+	explicit         Mode // the mode set by WithMode or ssl-mode, or 0
 	reported         sync.Map // certificate fingerprint -> struct{}: expiry reported once
 }
 
@@ -59,9 +59,6 @@ func New(opts ...Option) (*Config, error) {
 		if o != nil {
 			o(&s)
 		}
-	}
-	if len(s.errs) > 0 {
-		return nil, s.errs[0]
 	}
 	c := &Config{
 		serverName:       s.serverName,
@@ -76,36 +73,36 @@ func New(opts ...Option) (*Config, error) {
 		observe:          s.observe,
 		expiryWindow:     s.expiryWindow,
 		handshakeTimeout: s.handshakeTimeout,
-		clock:            s.clock,
 		sessions:         s.sessions,
+		explicit:         s.mode,
+		clock:            realClock,
+	}
+	if s.clock != nil {
+		c.clock = *s.clock
 	}
 	if c.log == nil {
 		c.log = slog.Default()
 	}
-	if c.clock == nil {
-		c.clock = realClock{}
-	}
 	if c.retryBudget == 0 {
-		c.retryBudget = DefaultRetryBudget
+		c.retryBudget = defaultRetryBudget
 	}
 	if c.expiryWindow == 0 {
-		c.expiryWindow = DefaultExpiryWindow
+		c.expiryWindow = defaultExpiryWindow
 	}
 	if !s.sessionsSet {
 		c.sessions = tls.NewLRUClientSessionCache(0)
 	}
 	if c.handshakeTimeout <= 0 {
-		c.handshakeTimeout = DefaultHandshakeTimeout
+		c.handshakeTimeout = defaultHandshakeTimeout
 	}
 	if c.minVersion == 0 {
 		c.minVersion = tls.VersionTLS12
 	}
 	if c.maxVersion != 0 && c.maxVersion < c.minVersion {
-		return nil, &Error{Kind: ErrInvalidOption, Option: "tls-version",
-			Detail: fmt.Sprintf("highest TLS version %s is below the lowest %s", VersionName(c.maxVersion), VersionName(c.minVersion))}
+		return nil, invalidOption("tls-version", "highest TLS version %s is below the lowest %s", tlsinfo.VersionName(c.maxVersion), tlsinfo.VersionName(c.minVersion))
 	}
 	if (s.mode != 0 && !s.mode.valid()) || (s.defaultMode != 0 && !s.defaultMode.valid()) {
-		return nil, &Error{Kind: ErrInvalidOption, Option: "ssl-mode", Detail: fmt.Sprintf("invalid mode %v", s.mode)}
+		return nil, invalidOption("ssl-mode", "invalid mode %v", s.mode)
 	}
 
 	switch {
@@ -114,7 +111,7 @@ func New(opts ...Option) (*Config, error) {
 		src.onErr = func(err error) {
 			c.log.Warn("sslconn: CA file changed but cannot be read; keeping the previous CA", "error", err)
 		}
-		if _, err := src.pool(c.clock.Now()); err != nil {
+		if _, err := src.pool(c.clock.now()); err != nil {
 			return nil, err
 		}
 		c.ca = src
@@ -155,26 +152,23 @@ func New(opts ...Option) (*Config, error) {
 }
 
 func loadClientCert(s *settings) (*tls.Certificate, error) {
-	certPEM, keyPEM := s.certPEM, s.keyPEM
 	switch {
 	case s.clientCert != nil:
 		return s.clientCert, nil
-	case s.certFile != "" || s.keyFile != "":
-		if s.certFile == "" || s.keyFile == "" {
-			return nil, &Error{Kind: ErrInvalidOption, Option: "ssl-cert", Detail: "ssl-cert and ssl-key must be given together"}
-		}
-		var err error
-		if certPEM, err = os.ReadFile(s.certFile); err == nil {
-			keyPEM, err = os.ReadFile(s.keyFile)
-		}
-		if err != nil {
-			return nil, &Error{Kind: ErrInvalidOption, Option: "ssl-cert", Detail: "cannot read client certificate or key", Err: err}
-		}
-	case len(certPEM) == 0 && len(keyPEM) == 0:
+	case s.certFile == "" && s.keyFile == "":
 		return nil, nil
+	case s.certFile == "" || s.keyFile == "":
+		return nil, invalidOption("ssl-cert", "ssl-cert and ssl-key must be given together")
 	}
-	keyPEM, err := decryptKey(keyPEM, s.keyPassword)
+	certPEM, err := os.ReadFile(s.certFile)
+	var keyPEM []byte
+	if err == nil {
+		keyPEM, err = os.ReadFile(s.keyFile)
+	}
 	if err != nil {
+		return nil, &Error{Kind: ErrInvalidOption, Option: "ssl-cert", Detail: "cannot read client certificate or key", Err: err}
+	}
+	if keyPEM, err = decryptKey(keyPEM, s.keyPassword); err != nil {
 		return nil, err
 	}
 	c, err := tls.X509KeyPair(certPEM, keyPEM)
@@ -202,14 +196,14 @@ func decryptKey(keyPEM []byte, password string) ([]byte, error) {
 		}
 		encrypted = true
 		if password == "" {
-			return nil, &Error{Kind: ErrInvalidOption, Option: ParamKeyPassword, Detail: "the client key is encrypted; give its password"}
+			return nil, &Error{Kind: ErrInvalidOption, Option: "ssl-key-password", Detail: "the client key is encrypted; give its password"}
 		}
 		var der []byte
 		if legacy {
 			//lint:ignore SA1019 see above
 			d, err := x509.DecryptPEMBlock(b, []byte(password))
 			if err != nil {
-				return nil, &Error{Kind: ErrInvalidOption, Option: ParamKeyPassword, Detail: "cannot decrypt the client key: wrong password or damaged key"}
+				return nil, &Error{Kind: ErrInvalidOption, Option: "ssl-key-password", Detail: "cannot decrypt the client key: wrong password or damaged key"}
 			}
 			out = append(out, pem.EncodeToMemory(&pem.Block{Type: b.Type, Bytes: d})...)
 			continue
@@ -219,7 +213,7 @@ func decryptKey(keyPEM []byte, password string) ([]byte, error) {
 			der, err = x509.MarshalPKCS8PrivateKey(key)
 		}
 		if err != nil {
-			return nil, &Error{Kind: ErrInvalidOption, Option: ParamKeyPassword, Detail: "cannot decrypt the client key: wrong password or damaged key"}
+			return nil, &Error{Kind: ErrInvalidOption, Option: "ssl-key-password", Detail: "cannot decrypt the client key: wrong password or damaged key"}
 		}
 		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})...)
 	}
@@ -229,14 +223,10 @@ func decryptKey(keyPEM []byte, password string) ([]byte, error) {
 	return out, nil
 }
 
-// Mode returns the mode in force after the precedence rules.
+// Mode returns the mode in force after the precedence rules: WithMode (or
+// ssl-mode), else the driver's own TLS setting, else VERIFY_CA when a CA is
+// given, else PREFERRED.
 func (c *Config) Mode() Mode { return c.mode }
-
-// RetryBudget returns how long new connections are retried; negative means not at all.
-func (c *Config) RetryBudget() time.Duration { return c.retryBudget }
-
-// HandshakeTimeout returns the bound on one TLS handshake.
-func (c *Config) HandshakeTimeout() time.Duration { return c.handshakeTimeout }
 
 // String describes the configuration without secrets, for logs.
 func (c *Config) String() string {
@@ -245,26 +235,23 @@ func (c *Config) String() string {
 		ca = c.ca.describe()
 	}
 	return fmt.Sprintf("sslconn.Config{mode=%s ca=%s server-name=%q tls=%s-%s client-cert=%t}",
-		c.mode, ca, c.serverName, VersionName(c.minVersion), VersionName(c.maxVersion), c.clientCert != nil)
+		c.mode, ca, c.serverName, tlsinfo.VersionName(c.minVersion), tlsinfo.VersionName(c.maxVersion), c.clientCert != nil)
 }
 
-// GoString makes %#v print String: the fields hold a CA password.
-func (c *Config) GoString() string { return c.String() }
-
-// TLSConfig returns the tls.Config for one server, addressed as "host" or
-// "host:port", or nil for DISABLED. PREFERRED and REQUIRED check no
-// certificate; VERIFY_CA checks the chain against the CA in
-// VerifyConnection (which also runs on resumed sessions), with the
-// certificates after the first as intermediates; VERIFY_IDENTITY also checks
-// the host name, or the server-name override, and matches the Common Name
-// only when the certificate has no SAN at all.
+// TLSConfig returns a tls.Config for one server, addressed as "host" or
+// "host:port", in the configured mode, or nil for DISABLED: for a driver the
+// adapters do not cover. PREFERRED and REQUIRED check no certificate;
+// VERIFY_CA checks the chain against the CA in VerifyConnection (which also
+// runs on resumed sessions), with the certificates after the first as
+// intermediates; VERIFY_IDENTITY also checks the host name, or the
+// server-name override, and matches the Common Name only when the
+// certificate has no SAN at all. A PREFERRED fallback to plaintext is the
+// caller's to make: only when the server offers no TLS at all.
 func (c *Config) TLSConfig(host string) *tls.Config {
-	return c.TLSConfigMode(c.mode, host)
+	return c.tlsConfig(c.mode, host)
 }
 
-// TLSConfigMode is TLSConfig for a mode other than the configured one (an
-// adapter's PREFERRED fallback, its probes).
-func (c *Config) TLSConfigMode(mode Mode, host string) *tls.Config {
+func (c *Config) tlsConfig(mode Mode, host string) *tls.Config {
 	if mode == Disabled {
 		return nil
 	}
@@ -288,14 +275,15 @@ func (c *Config) TLSConfigMode(mode Mode, host string) *tls.Config {
 	// Always send the configured certificate: crypto/tls would send nothing
 	// when the server's acceptable-CA list does not name its issuer, and
 	// servers then say only "handshake failure". Noting that the server asked
-	// lets Handshake tell "client certificate required" from a version mismatch.
+	// lets the handshake tell "client certificate required" from a version
+	// mismatch.
 	tc.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
-		if asked, ok := cri.Context().Value(certAskedKey{}).(*atomic.Bool); ok {
+		if asked, ok := cri.Context().Value(bridge.CertAskedKey{}).(*atomic.Bool); ok {
 			asked.Store(true)
 		}
 		return cert, nil
 	}
-	if mode.Verifies() {
+	if mode >= VerifyCA {
 		tc.VerifyConnection = c.verifier(mode, name)
 	}
 	if observe, verify := c.observe, tc.VerifyConnection; observe != nil {
@@ -316,40 +304,17 @@ func (c *Config) nameFor(host string) string {
 	if c.serverName != "" {
 		return c.serverName
 	}
-	return hostOnly(host)
+	return tlsinfo.HostOnly(host)
 }
 
-// VerifyChain judges a certificate chain as a server sent it (leaf first)
-// exactly as a handshake in mode would: VERIFY_CA checks it against the CA,
-// VERIFY_IDENTITY also the host name (or the server-name override). Modes
-// that verify nothing return nil. The sslconn check command judges the
-// chains it reports with it.
-func (c *Config) VerifyChain(mode Mode, host string, chain []*x509.Certificate) error {
-	if !mode.Verifies() {
-		return nil
-	}
-	return Classify(c.verifier(mode, c.nameFor(host))(tls.ConnectionState{PeerCertificates: chain}), mode, host)
-}
-
-// certAskedKey carries, in a handshake's context, a flag set when the server
-// asks for a client certificate.
-type certAskedKey struct{}
-
-func hostOnly(hostport string) string {
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		return h
-	}
-	return strings.Trim(hostport, "[]")
-}
-
-// verifier's errors leave Host empty: the caller's Classify fills in the
-// address connected to, port included.
+// verifier returns crypto/x509's own errors (the adapters classify them),
+// so a tls.Config from TLSConfig behaves like any other for its users.
 func (c *Config) verifier(mode Mode, name string) func(tls.ConnectionState) error {
 	return func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {
-			return NewError(ErrUnknownAuthority, mode, "", "server sent no certificate", nil)
+			return bridge.ErrNoCertificate
 		}
-		now := c.clock.Now()
+		now := c.clock.now()
 		opts := x509.VerifyOptions{
 			CurrentTime:   now,
 			Intermediates: x509.NewCertPool(),
@@ -367,64 +332,16 @@ func (c *Config) verifier(mode Mode, name string) func(tls.ConnectionState) erro
 		}
 		leaf := cs.PeerCertificates[0]
 		if _, err := leaf.Verify(opts); err != nil {
-			return Classify(err, mode, "")
+			return err
 		}
 		if mode == VerifyIdentity {
-			if err := VerifyHostname(leaf, name); err != nil {
-				return Classify(err, mode, "")
+			if err := tlsinfo.VerifyHostname(leaf, name); err != nil {
+				return err
 			}
 		}
 		c.checkExpiry("server", name, cs.PeerCertificates)
 		return nil
 	}
-}
-
-var oidSubjectAltName = asn1.ObjectIdentifier{2, 5, 29, 17}
-
-// HasSAN reports whether the certificate carries a subjectAltName extension.
-func HasSAN(cert *x509.Certificate) bool {
-	for _, e := range cert.Extensions {
-		if e.Id.Equal(oidSubjectAltName) {
-			return true
-		}
-	}
-	return false
-}
-
-// VerifyHostname checks the certificate against name as VERIFY_IDENTITY does:
-// by its SANs, or, for a certificate with no SAN at all (what
-// `openssl req -subj "/CN=host"` makes), by its Common Name, as MySQL's and
-// OpenSSL's clients do. The error is an x509.HostnameError.
-func VerifyHostname(cert *x509.Certificate, name string) error {
-	if HasSAN(cert) {
-		return cert.VerifyHostname(name)
-	}
-	if matchCN(cert.Subject.CommonName, name) {
-		return nil
-	}
-	return x509.HostnameError{Certificate: cert, Host: name}
-}
-
-func matchCN(cn, name string) bool {
-	cn = strings.TrimSuffix(strings.ToLower(cn), ".")
-	name = strings.TrimSuffix(strings.ToLower(strings.Trim(name, "[]")), ".")
-	if cn == "" || name == "" {
-		return false
-	}
-	if ip := net.ParseIP(name); ip != nil {
-		cip := net.ParseIP(cn)
-		return cip != nil && cip.Equal(ip)
-	}
-	if cn == name {
-		return true
-	}
-	// A wildcard covers exactly one leftmost label: *.example.com.
-	if rest, ok := strings.CutPrefix(cn, "*."); ok {
-		if i := strings.IndexByte(name, '.'); i > 0 {
-			return name[i+1:] == rest
-		}
-	}
-	return false
 }
 
 // caSource holds the CA, re-reading a file when its modification time or

@@ -1,7 +1,6 @@
 package sslconn_test
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -39,52 +38,52 @@ func ExampleNew() {
 	// sslconn.Config{mode=REQUIRED ca=system roots server-name="rm-bp1xxxx.mysql.rds.aliyuncs.com" tls=TLSv1.2-default client-cert=false}
 }
 
-// Errors match their sentinel on every engine, and say what to change.
+// Errors match their sentinel on every engine; the *Error says which mode,
+// which host, and which option would change the outcome.
 func ExampleError() {
-	err := sslconn.NewError(sslconn.ErrHostnameMismatch, sslconn.VerifyIdentity, "10.0.0.5:3306", "", nil)
-	fmt.Println(errors.Is(err, sslconn.ErrHostnameMismatch), sslconn.IsPermanent(err))
+	_, err := sslconn.New(sslconn.WithCA([]byte("not a certificate")))
+	fmt.Println(errors.Is(err, sslconn.ErrBadCA))
 	var e *sslconn.Error
 	if errors.As(err, &e) {
 		fmt.Println(e.Option)
 	}
 	// Output:
-	// true true
-	// ssl-server-name
+	// true
+	// ssl-ca
 }
 
-// Dial connects in the configured mode, retrying while the server restarts,
-// for engines where TLS wraps the whole connection (the Redis and MongoDB
-// adapters use it as their dialer).
-func ExampleConfig_Dial() {
+// TLSConfig gives the mode's tls.Config for a driver the adapters do not
+// cover; verification happens in it, so it can be used as it is.
+func ExampleConfig_TLSConfig() {
 	cfg, err := sslconn.New(
 		sslconn.WithMode(sslconn.VerifyIdentity),
 		sslconn.WithCAFile("/etc/ssl/ApsaraDB-CA-Chain.pem"),
-		sslconn.WithRetryBudget(time.Minute),
-		sslconn.WithRetryCallback(func(ev sslconn.RetryEvent) {
-			slog.Info("database restarting", "addr", ev.Addr, "attempt", ev.Attempt, "next in", ev.Delay, "error", ev.Err)
-		}),
 	)
 	if err != nil {
 		log.Fatal(err)
 	}
-	conn, err := cfg.Dial(context.Background(), "tcp", "r-bp1xxxx.redis.rds.aliyuncs.com:6380", nil)
+	conn, err := tls.Dial("tcp", "pgm-bp1xxxx.pg.rds.aliyuncs.com:5432", cfg.TLSConfig("pgm-bp1xxxx.pg.rds.aliyuncs.com"))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer conn.Close()
-	if c, ok := conn.(*sslconn.Conn); ok {
-		fmt.Println(c.Status()) // e.g. TLSv1.3 TLS_AES_128_GCM_SHA256
-	}
 }
 
-// An audit log of every server certificate, whatever the mode.
-func ExampleWithHandshakeObserver() {
-	_, err := sslconn.New(sslconn.WithHandshakeObserver(func(host string, cs tls.ConnectionState) {
-		if len(cs.PeerCertificates) > 0 {
-			leaf := cs.PeerCertificates[0]
-			slog.Info("TLS handshake", "host", host, "subject", leaf.Subject.String(),
-				"not_after", leaf.NotAfter, "resumed", cs.DidResume, "version", sslconn.VersionName(cs.Version))
-		}
+// Every retry of a new connection can be counted, e.g. in metrics.
+func ExampleWithRetryCallback() {
+	opts := []sslconn.Option{
+		sslconn.WithRetryBudget(time.Minute),
+		sslconn.WithRetryCallback(func(ev sslconn.RetryEvent) {
+			slog.Info("database restarting", "addr", ev.Addr, "attempt", ev.Attempt, "next in", ev.Delay, "error", ev.Err)
+		}),
+	}
+	_ = opts // pass to mysqlssl.Open, redisssl.NewClient, ...
+}
+
+// Certificates about to expire are reported once each.
+func ExampleWithExpiryWarning() {
+	_, err := sslconn.New(sslconn.WithExpiryWarning(60*24*time.Hour, func(w sslconn.ExpiryWarning) {
+		slog.Warn("certificate expires soon", "source", w.Source, "subject", w.Subject, "days", int(w.Left.Hours()/24))
 	}))
 	if err != nil {
 		log.Fatal(err)

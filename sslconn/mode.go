@@ -7,7 +7,8 @@ import (
 
 // Mode is an SSL mode, named as MySQL's --ssl-mode values. The zero value means
 // "not set": the adapter then derives the mode from the driver's own TLS setting,
-// from a CA given alone (VerifyCA), or falls back to Preferred.
+// from a CA given alone (VerifyCA), or falls back to Preferred. Modes are
+// ordered from weakest to strongest, so m >= VerifyCA means "verifies".
 type Mode int
 
 const (
@@ -34,12 +35,9 @@ var modeNames = [...]string{
 	VerifyIdentity: "VERIFY_IDENTITY",
 }
 
-// Modes lists every mode, weakest first.
-var Modes = []Mode{Disabled, Preferred, Required, VerifyCA, VerifyIdentity}
-
 // String returns the MySQL name of the mode, e.g. "VERIFY_CA", or "" when unset.
 func (m Mode) String() string {
-	if m > 0 && int(m) < len(modeNames) {
+	if m.valid() {
 		return modeNames[m]
 	}
 	if m == 0 {
@@ -48,16 +46,6 @@ func (m Mode) String() string {
 	return fmt.Sprintf("Mode(%d)", int(m))
 }
 
-// Encrypts reports whether the mode ever uses TLS.
-func (m Mode) Encrypts() bool { return m >= Preferred }
-
-// RequiresTLS reports whether the mode fails rather than fall back to plaintext.
-func (m Mode) RequiresTLS() bool { return m >= Required }
-
-// Verifies reports whether the mode checks the server's certificate chain.
-func (m Mode) Verifies() bool { return m >= VerifyCA }
-
-// valid reports whether m is one of the five modes.
 func (m Mode) valid() bool { return m >= Disabled && m <= VerifyIdentity }
 
 // modeAliases maps normalised spellings (upper case, '-' as '_') to modes,
@@ -76,16 +64,13 @@ var modeAliases = map[string]Mode{
 
 // ParseMode parses a mode name case-insensitively, with '-' or '_', and also
 // accepts libpq's names (disable, prefer, require, verify-ca, verify-full).
+// An unknown name is an ErrInvalidOption error that lists the valid ones.
 func ParseMode(s string) (Mode, error) {
 	key := strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(s), "-", "_"))
 	if m, ok := modeAliases[key]; ok {
 		return m, nil
 	}
-	return 0, &Error{
-		Kind:   ErrInvalidOption,
-		Option: "ssl-mode",
-		Detail: fmt.Sprintf("unknown SSL mode %q; valid modes are DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY (or libpq's disable, prefer, require, verify-ca, verify-full)", s),
-	}
+	return 0, invalidOption("ssl-mode", "unknown SSL mode %q; valid modes are DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY (or libpq's disable, prefer, require, verify-ca, verify-full)", s)
 }
 
 // MarshalText implements encoding.TextMarshaler.

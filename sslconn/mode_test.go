@@ -45,7 +45,7 @@ func TestParseMode(t *testing.T) {
 
 func TestModeString(t *testing.T) {
 	want := []string{"DISABLED", "PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"}
-	for i, m := range Modes {
+	for i, m := range []Mode{Disabled, Preferred, Required, VerifyCA, VerifyIdentity} {
 		if m.String() != want[i] {
 			t.Errorf("%d: %q, want %q", i, m, want[i])
 		}

@@ -8,7 +8,8 @@ import (
 
 // Option configures a Config. Options are applied in order, so a later one
 // wins; adapters apply the DSN's ssl-* parameters first and the caller's
-// options after them. Invalid values are reported by New, not here.
+// options after them. Invalid values are reported by New (or the adapter's
+// constructor), not here.
 type Option func(*settings)
 
 // settings collects what the options say before New validates it.
@@ -18,7 +19,6 @@ type settings struct {
 	caBytes           []byte
 	caPassword        string
 	certFile, keyFile string
-	certPEM, keyPEM   []byte
 	keyPassword       string
 	clientCert        *tls.Certificate
 	serverName        string
@@ -35,24 +35,23 @@ type settings struct {
 	sessionsSet       bool
 	expiryWindow      time.Duration
 	handshakeTimeout  time.Duration
-	clock             clock
-	errs              []error
+	clock             *clock
 }
 
-// WithMode sets the SSL mode explicitly. It wins over the driver's own TLS
-// setting and over the CA-implies-VERIFY_CA rule.
+// WithMode sets the SSL mode explicitly (the ssl-mode parameter does the
+// same). It wins over the CA-implies-VERIFY_CA rule and refines the
+// driver's own TLS setting; contradicting that setting (TLS off and a mode
+// that encrypts, TLS on and DISABLED, verification off and VERIFY_*) is an
+// ErrInvalidOption error.
 func WithMode(m Mode) Option { return func(s *settings) { s.mode = m } }
-
-// WithDefaultMode sets the mode used when none is set explicitly. Adapters
-// pass the mode that the driver's own DSN setting (tls=, rediss://, ...) maps to.
-func WithDefaultMode(m Mode) Option { return func(s *settings) { s.defaultMode = m } }
 
 // WithCAFile names a CA file in any format ParseCAChain reads. The file is
 // re-read when it changes, so a rotated CA takes effect on the next
-// connection without a restart.
+// connection without a restart. The CA replaces the system roots.
 func WithCAFile(path string) Option { return func(s *settings) { s.caFile, s.caBytes = path, nil } }
 
-// WithCA gives the CA as bytes in any format ParseCAChain reads.
+// WithCA gives the CA as bytes in any format ParseCAChain reads, e.g. from a
+// secrets manager.
 func WithCA(data []byte) Option { return func(s *settings) { s.caBytes, s.caFile = data, "" } }
 
 // WithCAPassword sets the password of a JKS or PKCS#12 CA file. Empty means
@@ -61,13 +60,18 @@ func WithCAPassword(pw string) Option { return func(s *settings) { s.caPassword 
 
 // WithClientCertFiles sets a client certificate and key, PEM files, for
 // mutual TLS (a MySQL user created REQUIRE X509, Redis tls-auth-clients yes).
+// Either may be empty here if another option or parameter gives it; New
+// reports a certificate without its key.
 func WithClientCertFiles(certFile, keyFile string) Option {
-	return func(s *settings) { s.certFile, s.keyFile, s.clientCert = certFile, keyFile, nil }
-}
-
-// WithClientCertPEM sets a client certificate and key from PEM bytes.
-func WithClientCertPEM(certPEM, keyPEM []byte) Option {
-	return func(s *settings) { s.certPEM, s.keyPEM, s.certFile, s.keyFile = certPEM, keyPEM, "", "" }
+	return func(s *settings) {
+		if certFile != "" {
+			s.certFile = certFile
+		}
+		if keyFile != "" {
+			s.keyFile = keyFile
+		}
+		s.clientCert = nil
+	}
 }
 
 // WithClientKeyPassword decrypts an encrypted client key (PKCS#8
@@ -78,7 +82,7 @@ func WithClientKeyPassword(pw string) Option { return func(s *settings) { s.keyP
 
 // WithClientCertificate sets a loaded client certificate for mutual TLS.
 func WithClientCertificate(c tls.Certificate) Option {
-	return func(s *settings) { s.clientCert = &c }
+	return func(s *settings) { s.clientCert, s.certFile, s.keyFile = &c, "", "" }
 }
 
 // WithServerName overrides the name VERIFY_IDENTITY checks and SNI sends:
@@ -96,11 +100,15 @@ func WithTLSVersions(minVersion, maxVersion uint16) Option {
 // instances that need the older RSA key-exchange suites. TLS 1.3 suites are
 // not configurable in Go.
 func WithCipherSuites(ids ...uint16) Option {
-	return func(s *settings) { s.cipherSuites = append([]uint16(nil), ids...) }
+	ids = append([]uint16(nil), ids...)
+	return func(s *settings) { s.cipherSuites = ids }
 }
 
-// WithRetryBudget bounds how long new connections are retried while a server
-// is down or restarting (default 3 minutes). Zero or less disables retrying.
+// WithRetryBudget bounds how long new connections to a server that has
+// answered before are retried while it is down or restarting (default 3
+// minutes). An address that has never answered since the client was made
+// (a typo in the host or port, a firewall) is retried for at most 30
+// seconds of it. Zero or less disables retrying.
 func WithRetryBudget(d time.Duration) Option {
 	if d <= 0 {
 		d = -1
@@ -121,17 +129,11 @@ func WithRetryCallback(f func(RetryEvent)) Option { return func(s *settings) { s
 // (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.logger = l } }
 
-// WithExpiryCallback is called once per certificate (CA or server) that
-// expires within the warning window (30 days by default).
-func WithExpiryCallback(f func(ExpiryWarning)) Option { return func(s *settings) { s.onExpiry = f } }
-
-// WithHandshakeObserver calls f after every TLS handshake, in every mode and
-// before verification, with the host connected to and the connection state
-// (the server's certificates, version, cipher): for audits and for the
-// sslconn check command, which reports the chain even where a mode rejects
-// it. f must be quick and safe for concurrent use; it cannot veto.
-func WithHandshakeObserver(f func(host string, cs tls.ConnectionState)) Option {
-	return func(s *settings) { s.observe = f }
+// WithExpiryWarning calls f once per certificate (CA or server) that expires
+// within window (zero means the default, 30 days); such certificates are
+// also logged. f may be nil to change only the window.
+func WithExpiryWarning(window time.Duration, f func(ExpiryWarning)) Option {
+	return func(s *settings) { s.expiryWindow, s.onExpiry = window, f }
 }
 
 // WithSessionCache sets the TLS session cache the Config's connections
@@ -141,11 +143,9 @@ func WithSessionCache(c tls.ClientSessionCache) Option {
 	return func(s *settings) { s.sessions, s.sessionsSet = c, true }
 }
 
-// WithExpiryWindow changes the 30-day expiry warning window.
-func WithExpiryWindow(d time.Duration) Option { return func(s *settings) { s.expiryWindow = d } }
-
-// WithHandshakeTimeout bounds one TLS handshake (default 10 s) so a server
-// that never answers cannot hold a connection attempt.
+// WithHandshakeTimeout bounds one TLS handshake and the protocol's greeting
+// and login (default 10 s), so a server that accepts and then stalls cannot
+// hold a connection attempt.
 func WithHandshakeTimeout(d time.Duration) Option {
 	return func(s *settings) { s.handshakeTimeout = d }
 }

@@ -2,8 +2,6 @@ package sslconn
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"time"
 )
@@ -56,8 +54,15 @@ func (b Backoff) delay(attempt int) time.Duration {
 	return min(time.Duration(d), b.Max)
 }
 
-// RetryEvent describes one retry: the attempt that failed (1-based), the
-// delay before the next one, the time spent so far, and the cause.
+// jittered is delay with the jitter applied.
+func (b Backoff) jittered(attempt int) time.Duration {
+	d := b.delay(attempt)
+	return d + time.Duration((rand.Float64()*2-1)*b.Jitter*float64(d))
+}
+
+// RetryEvent describes one retry of a new connection: the address, the
+// attempt that failed (1-based), the delay before the next one, the time
+// spent so far, and the cause.
 type RetryEvent struct {
 	Addr    string
 	Attempt int
@@ -67,16 +72,14 @@ type RetryEvent struct {
 }
 
 // clock is injectable so the retry tests run without sleeping.
-type clock interface {
-	Now() time.Time
-	Sleep(ctx context.Context, d time.Duration) error
+type clock struct {
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error
 }
 
-type realClock struct{}
+var realClock = clock{now: time.Now, sleep: sleepCtx}
 
-func (realClock) Now() time.Time { return time.Now() }
-
-func (realClock) Sleep(ctx context.Context, d time.Duration) error {
+func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -84,54 +87,5 @@ func (realClock) Sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	}
-}
-
-// Retry runs connect until it succeeds, returns a permanent error (see
-// IsPermanent), the retry budget is spent, or ctx ends. Each retry is logged
-// and passed to the retry callback. It is meant for new connections only:
-// an operation whose outcome is unknown must never be handed to Retry.
-func (c *Config) Retry(ctx context.Context, addr string, connect func(context.Context) error) error {
-	spent, err := c.retry(ctx, addr, connect, func(err error) bool { return !IsPermanent(err) })
-	if spent != "" {
-		return fmt.Errorf("sslconn: gave up on %s after %s (retry budget %s): %w", addr, spent, c.retryBudget, err)
-	}
-	return err
-}
-
-// RetrySafe runs op again while it fails with an error that safe says
-// proves the operation was not executed (ErrNotSent, a Redis LOADING
-// reply), with the same budget, backoff, log and callback as Retry. Any
-// other result, and the last error when the budget is spent, is returned
-// unchanged, so callers comparing errors with == still can.
-func (c *Config) RetrySafe(ctx context.Context, addr string, op func(context.Context) error, safe func(error) bool) error {
-	_, err := c.retry(ctx, addr, op, safe)
-	return err
-}
-
-// retry is the loop behind Retry and RetrySafe; spent says how many
-// attempts in how long, when the budget ran out.
-func (c *Config) retry(ctx context.Context, addr string, op func(context.Context) error, again func(error) bool) (spent string, err error) {
-	start := c.clock.Now()
-	for attempt := 1; ; attempt++ {
-		err := op(ctx)
-		if err == nil || !again(err) || c.retryBudget < 0 || ctx.Err() != nil {
-			return "", err
-		}
-		delay := c.backoff.delay(attempt)
-		delay += time.Duration((rand.Float64()*2 - 1) * c.backoff.Jitter * float64(delay))
-		elapsed := c.clock.Now().Sub(start)
-		if elapsed+delay > c.retryBudget {
-			return fmt.Sprintf("%d attempts in %s", attempt, elapsed.Round(time.Millisecond)), err
-		}
-		ev := RetryEvent{Addr: addr, Attempt: attempt, Delay: delay, Elapsed: elapsed, Err: err}
-		c.log.LogAttrs(ctx, slog.LevelInfo, "sslconn: retrying",
-			slog.String("addr", addr), slog.Int("attempt", attempt), slog.Duration("delay", delay), slog.Any("error", err))
-		if c.onRetry != nil {
-			c.onRetry(ev)
-		}
-		if serr := c.clock.Sleep(ctx, delay); serr != nil {
-			return "", fmt.Errorf("sslconn: stopped retrying %s after %d attempts: %w (last error: %w)", addr, attempt, serr, err)
-		}
 	}
 }

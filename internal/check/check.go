@@ -25,6 +25,8 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sslconn/sslconn/internal/core"
+	"github.com/sslconn/sslconn/internal/tlsinfo"
 	"github.com/sslconn/sslconn/mongossl"
 	"github.com/sslconn/sslconn/mssqlssl"
 	"github.com/sslconn/sslconn/mysqlssl"
@@ -319,7 +321,7 @@ type Report struct {
 }
 
 // dsnParams returns the DSN's parameters (URL query or ADO/ODBC pairs),
-// the shared ones under their canonical names (sslconn.CanonicalParam),
+// the shared ones under their canonical names (core.CanonicalParam),
 // the drivers' own lowercased without '-', '_' and spaces.
 func dsnParams(dsn string) map[string]string {
 	p := map[string]string{}
@@ -332,7 +334,7 @@ func dsnParams(dsn string) map[string]string {
 		if !ok {
 			continue
 		}
-		if canon, ok := sslconn.CanonicalParam(k); ok {
+		if canon, ok := core.CanonicalParam(k); ok {
 			k = canon
 		} else {
 			k = strings.NewReplacer("-", "", "_", "", " ", "").Replace(strings.ToLower(k))
@@ -345,47 +347,36 @@ func dsnParams(dsn string) map[string]string {
 	return p
 }
 
-// fromDSN fills the options the user left out from the DSN's own ssl-*
-// parameters (and the drivers' names for a CA file), so that the chain is
-// judged against the CA the connection uses, and the requested mode is the
-// one the contract's precedence gives: ssl-mode, else VERIFY_CA when a CA is
-// given, else PREFERRED. (A driver's own TLS switch, like tls=true, is not
-// read: give --mode.)
-func fromDSN(dsn string, o *Options) error {
+// fromDSN returns the CA file and server name a DSN gives (the shared
+// parameters or a driver's own), for the report; the connections read them
+// through the adapters.
+func fromDSN(dsn string) (ca, serverName string) {
 	p := dsnParams(dsn)
-	pick := func(keys ...string) string {
-		for _, k := range keys {
-			if v := p[k]; v != "" {
-				return v
-			}
-		}
-		return ""
-	}
-	if o.CAFile == "" {
-		// The shared ssl-ca, else the drivers' own names for a CA file.
-		ca := pick(sslconn.ParamCA, "tlscafile", "sslcertificateauthorityfile", "certificate")
-		o.CAFile = strings.TrimPrefix(strings.TrimPrefix(ca, "file://"), "file:")
-	}
-	if o.CAPassword == "" {
-		o.CAPassword = pick(sslconn.ParamCAPassword)
-	}
-	if o.ServerName == "" {
-		o.ServerName = pick(sslconn.ParamServerName, "hostnameincertificate")
-	}
-	if o.Mode == 0 {
-		o.Mode = sslconn.Preferred
-		if o.CAFile != "" {
-			o.Mode = sslconn.VerifyCA
-		}
-		if m := pick(sslconn.ParamMode); m != "" {
-			mode, err := sslconn.ParseMode(m)
-			if err != nil {
-				return err
-			}
-			o.Mode = mode
+	for _, k := range []string{core.ParamCA, "tlscafile", "sslcertificateauthorityfile", "certificate"} {
+		if v := p[k]; v != "" && ca == "" {
+			ca = strings.TrimPrefix(strings.TrimPrefix(v, "file://"), "file:")
 		}
 	}
-	return nil
+	for _, k := range []string{core.ParamServerName, "hostnameincertificate"} {
+		if v := p[k]; v != "" && serverName == "" {
+			serverName = v
+		}
+	}
+	return ca, serverName
+}
+
+// resolve reads the DSN as the adapter that connects with it does: the
+// Config the chain is judged with, and the mode requested (--mode, else the
+// adapter's resolution of the DSN).
+func resolve(e Engine, dsn string, o Options, opts ...sslconn.Option) (*core.Config, sslconn.Mode, error) {
+	cfg, err := core.ResolveDSN(string(e), dsn, opts...)
+	if err != nil {
+		return nil, 0, err
+	}
+	if o.Mode != 0 {
+		return cfg, o.Mode, nil
+	}
+	return cfg, cfg.Mode(), nil
 }
 
 // Run checks the endpoint in every mode, at once.
@@ -397,10 +388,6 @@ func Run(ctx context.Context, dsn string, o Options) (*Report, error) {
 			return nil, err
 		}
 	}
-	if err := fromDSN(dsn, &o); err != nil {
-		return nil, err
-	}
-	requested := o.Mode
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
@@ -415,30 +402,38 @@ func Run(ctx context.Context, dsn string, o Options) (*Report, error) {
 	if o.ServerName != "" {
 		base = append(base, sslconn.WithServerName(o.ServerName))
 	}
-	// Bad input (CA file, password) fails the same in every mode: report
-	// it once, before connecting. The Config also judges the chain.
-	judge, err := sslconn.New(base...)
+	// Bad input fails the same in every mode: report it once, before
+	// connecting. The Config also judges the chain.
+	judge, requested, err := resolve(e, dsn, o, base...)
 	if err != nil {
 		return nil, err
+	}
+	if ca, name := fromDSN(dsn); o.CAFile == "" || o.ServerName == "" {
+		if o.CAFile == "" {
+			o.CAFile = ca
+		}
+		if o.ServerName == "" {
+			o.ServerName = name
+		}
 	}
 
 	var (
 		mu    sync.Mutex
 		peers []*x509.Certificate
 	)
-	observe := sslconn.WithHandshakeObserver(func(_ string, cs tls.ConnectionState) {
+	observe := core.WithObserver(func(_ string, cs tls.ConnectionState) {
 		mu.Lock()
 		defer mu.Unlock()
 		if peers == nil && len(cs.PeerCertificates) > 0 {
 			peers = cs.PeerCertificates
 		}
 	})
-	r := &Report{Engine: e, Address: Endpoint(e, dsn), Requested: requested.String(), Modes: make([]ModeResult, len(sslconn.Modes))}
+	r := &Report{Engine: e, Address: Endpoint(e, dsn), Requested: requested.String(), Modes: make([]ModeResult, len(core.Modes))}
 	var (
 		wg         sync.WaitGroup
 		configErrs []error
 	)
-	for i, m := range sslconn.Modes {
+	for i, m := range core.Modes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -461,7 +456,7 @@ func Run(ctx context.Context, dsn string, o Options) (*Report, error) {
 	// A DSN the adapter cannot parse fails every mode alike: that is bad
 	// input, not a finding. (One mode alone can be invalid: encrypt=strict
 	// cannot be DISABLED.)
-	if len(configErrs) == len(sslconn.Modes) {
+	if len(configErrs) == len(core.Modes) {
 		return nil, configErrs[0]
 	}
 	if peers != nil {
@@ -471,7 +466,7 @@ func Run(ctx context.Context, dsn string, o Options) (*Report, error) {
 	return r, nil
 }
 
-func analyse(peers []*x509.Certificate, judge *sslconn.Config, o Options, addr string) *Chain {
+func analyse(peers []*x509.Certificate, judge *core.Config, o Options, addr string) *Chain {
 	now := time.Now()
 	ch := &Chain{CA: "system roots", Host: o.ServerName}
 	if o.CAFile != "" {
@@ -492,10 +487,10 @@ func analyse(peers []*x509.Certificate, judge *sslconn.Config, o Options, addr s
 	} else {
 		ch.CAVerifies = true
 	}
-	if err := sslconn.VerifyHostname(peers[0], ch.Host); err != nil {
+	if err := tlsinfo.VerifyHostname(peers[0], ch.Host); err != nil {
 		ch.HostError = err.Error()
 	} else {
-		ch.HostOK, ch.HostViaCN = true, !sslconn.HasSAN(peers[0])
+		ch.HostOK, ch.HostViaCN = true, !tlsinfo.HasSAN(peers[0])
 	}
 	return ch
 }

@@ -1,8 +1,20 @@
 package check
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/sslconn/sslconn/mssqlssl"
+	"github.com/sslconn/sslconn/mysqlssl"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
@@ -40,21 +52,87 @@ func TestDetectEngineAndEndpoint(t *testing.T) {
 	}
 }
 
-func TestRequestedModeFromDSN(t *testing.T) {
+// TestRequestedModeMatchesAdapters: the command resolves the mode a DSN
+// asks for exactly as the adapter that would connect with it.
+func TestRequestedModeMatchesAdapters(t *testing.T) {
+	ca := writeCA(t)
 	tests := []struct {
 		dsn  string
 		want sslconn.Mode
 	}{
 		{"app:pw@tcp(h:3306)/db", sslconn.Preferred},
-		{"app:pw@tcp(h:3306)/db?ssl-ca=/ca.pem", sslconn.VerifyCA},
-		{"app:pw@tcp(h:3306)/db?ssl-ca=/ca.pem&sslMode=required", sslconn.Required},
-		{"mongodb://h/?tlsCAFile=/ca.pem", sslconn.VerifyCA},
+		{"app:pw@tcp(h:3306)/db?ssl-ca=" + ca, sslconn.VerifyCA},
+		{"app:pw@tcp(h:3306)/db?ssl-ca=" + ca + "&sslMode=required", sslconn.Required},
+		{"app:pw@tcp(h:3306)/db?tls=true&ssl-ca=" + ca, sslconn.VerifyIdentity},
+		{"app:pw@tcp(h:3306)/db?tls=true&ssl-mode=VERIFY_CA&ssl-ca=" + ca, sslconn.VerifyCA},
+		{"app:pw@tcp(h:3306)/db?tls=skip-verify", sslconn.Required},
+		{"app:pw@tcp(h:3306)/db?tls=preferred&ssl-ca=" + ca, sslconn.Preferred},
+		{"redis://:pw@h:6379/0", sslconn.Preferred},
+		{"redis://:pw@h:6379/0?ssl-ca=" + ca, sslconn.VerifyCA},
+		{"rediss://:pw@h:6380/0?ssl-ca=" + ca, sslconn.VerifyIdentity},
+		{"rediss://:pw@h:6380/0?skip_verify=true", sslconn.Required},
+		{"rediss://:pw@h:6380/0?ssl-mode=VERIFY_CA&ssl-ca=" + ca, sslconn.VerifyCA},
+		{"mongodb://h/", sslconn.Preferred},
+		{"mongodb://h/?tlsCAFile=" + ca, sslconn.VerifyIdentity},
+		{"mongodb://h/?tls=true&tlsAllowInvalidHostnames=true&tlsCAFile=" + ca, sslconn.VerifyCA},
+		{"mongodb://h/?tls=false", sslconn.Disabled},
 		{"server=h;password=x;ssl_mode=verify-full", sslconn.VerifyIdentity},
+		{"sqlserver://sa:pw@h?encrypt=true&TrustServerCertificate=true", sslconn.Required},
+		{"sqlserver://sa:pw@h?encrypt=disable", sslconn.Disabled},
+		{"sqlserver://sa:pw@h?encrypt=false", sslconn.Preferred},
 	}
 	for _, tt := range tests {
-		var o Options
-		if err := fromDSN(tt.dsn, &o); err != nil || o.Mode != tt.want {
-			t.Errorf("%s: %v %v, want %v", tt.dsn, o.Mode, err, tt.want)
-		}
+		t.Run(tt.dsn, func(t *testing.T) {
+			e, err := DetectEngine(tt.dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, got, err := resolve(e, tt.dsn, Options{})
+			if err != nil || got != tt.want {
+				t.Fatalf("the command resolves %v (%v), want %v", got, err, tt.want)
+			}
+			// The adapters that expose their Config must agree; the others
+			// register the very function they connect with.
+			var adapter sslconn.Mode
+			switch e {
+			case MySQL:
+				c, err := mysqlssl.NewConnector(tt.dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				adapter = c.Config().Mode()
+			case MSSQL:
+				c, err := mssqlssl.NewConnector(tt.dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				adapter = c.Config().Mode()
+			default:
+				return
+			}
+			if adapter != got {
+				t.Fatalf("the adapter resolves %v, the command %v", adapter, got)
+			}
+		})
 	}
+}
+
+func writeCA(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

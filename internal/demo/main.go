@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/sslconn/sslconn/internal/check"
+	"github.com/sslconn/sslconn/internal/core"
 	"github.com/sslconn/sslconn/internal/matrix"
 	"github.com/sslconn/sslconn/internal/tdsserver"
 	"github.com/sslconn/sslconn/internal/testenv"
@@ -114,7 +115,7 @@ func run() error {
 		fmt.Printf("\n%s, ssl-ca=ApsaraDB-CA-Chain.pem:\n", e.title)
 		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprint(tw, "  scenario")
-		for _, m := range sslconn.Modes {
+		for _, m := range core.Modes {
 			fmt.Fprint(tw, "\t", m)
 		}
 		fmt.Fprintln(tw)
@@ -122,7 +123,7 @@ func run() error {
 		var cwg sync.WaitGroup
 		var mu sync.Mutex
 		for sc := range 8 {
-			for mi, m := range sslconn.Modes {
+			for mi, m := range core.Modes {
 				cwg.Add(1)
 				go func() {
 					defer cwg.Done()
@@ -280,7 +281,7 @@ func runChecks(engines []*engine, certs *testenv.Certs) error {
 	fmt.Println("\nsslconn check against every engine (TLS optional, certificate from the CA), engine × mode:")
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprint(tw, "  engine")
-	for _, m := range sslconn.Modes {
+	for _, m := range core.Modes {
 		fmt.Fprint(tw, "\t", m)
 	}
 	fmt.Fprintln(tw, "\tstrongest")

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/sslconn/sslconn/internal/core"
 	"github.com/sslconn/sslconn/internal/mitm"
 	"github.com/sslconn/sslconn/internal/testenv"
 	"github.com/sslconn/sslconn/sslconn"
@@ -114,7 +115,7 @@ func RunAttacks(t *testing.T, tg Target) {
 	for _, a := range []mitm.Attack{mitm.Relay, mitm.StripTLS, mitm.ForeignCA, mitm.OtherHost, mitm.TLS10, mitm.CutHandshake} {
 		t.Run(a.String(), func(t *testing.T) {
 			p := tg.proxy(t, a)
-			for _, mode := range sslconn.Modes {
+			for _, mode := range core.Modes {
 				w, ok := want[a][mode]
 				if !ok {
 					continue
@@ -185,7 +186,7 @@ func RunHostile(t *testing.T, tg Target) {
 	for _, a := range []mitm.Attack{mitm.Stall, mitm.Flood, mitm.HugeChain, mitm.LongChain} {
 		t.Run(a.String(), func(t *testing.T) {
 			p := tg.proxy(t, a)
-			for _, mode := range sslconn.Modes {
+			for _, mode := range core.Modes {
 				if a != mitm.Stall && mode == sslconn.Disabled {
 					continue // nothing to attack: no TLS handshake
 				}

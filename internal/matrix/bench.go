@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/sslconn/sslconn/internal/core"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
@@ -88,7 +89,7 @@ func BenchResume(b *testing.B, loop func(b *testing.B, opts ...sslconn.Option)) 
 	}{{"cache=none", nil}, {"cache=shared", tls.NewLRUClientSessionCache(0)}} {
 		b.Run(tt.name, func(b *testing.B) {
 			var resumed atomic.Int64
-			loop(b, sslconn.WithSessionCache(tt.cache), sslconn.WithHandshakeObserver(func(_ string, cs tls.ConnectionState) {
+			loop(b, sslconn.WithSessionCache(tt.cache), core.WithObserver(func(_ string, cs tls.ConnectionState) {
 				if cs.DidResume {
 					resumed.Add(1)
 				}

@@ -2,9 +2,11 @@ package matrix
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -55,11 +57,73 @@ func Transitions(c *testenv.Certs, onPlainPort bool) []Transition {
 	}
 }
 
+// Time limits of RunRestarts. Each step has its own. A single 3-minute
+// context used to bound the whole transition: the workload's operations,
+// each of which the client may retry for its own 3-minute budget
+// (sslconn.DefaultRetryBudget), the wait for them to finish, and then
+// Count and Status. One operation left retrying after the restart spent
+// the whole of it, wg.Wait waited for that, and Count then failed at once
+// with "context deadline exceeded", far from the cause; and the serial
+// waits alone (stop 20 s, down time, start-up 60 s, recovery 60 s) left
+// a slow machine little of it. The usual durations below are for a loaded
+// 2-core machine; each limit leaves room for one twice as slow, and ends a
+// hang with a message naming the step.
+const (
+	// opTimeout bounds one workload operation. One that starts as the
+	// server stops rides out the stop, the down time (at most 12 s), the
+	// start and the client's backoff: 15-30 s.
+	opTimeout = 2 * time.Minute
+	// stopTimeout and startTimeout bound the stop and start callbacks
+	// (testenv's own limits: 30 s to stop, 120 s to be ready; usually
+	// under a second and a few seconds).
+	stopTimeout  = time.Minute
+	startTimeout = 3 * time.Minute
+	// recoverOps operations must succeed within recoverTimeout of the
+	// server being back (usually within 4 s).
+	recoverOps     = 20
+	recoverTimeout = 90 * time.Second
+	// drainTimeout bounds the workers finishing their current operation
+	// once told to stop, with the server back and the client recovered
+	// (usually milliseconds, at most a backoff delay and a handshake). An
+	// operation still running then is stuck: it is cancelled and the test
+	// fails, rather than waiting out opTimeout.
+	drainTimeout = 30 * time.Second
+	// abortTimeout bounds the wait for the workers after that cancellation.
+	abortTimeout = 15 * time.Second
+	// checkTimeout bounds each check after the workload, Count and Status,
+	// each with a context of its own.
+	checkTimeout = time.Minute
+)
+
 type op struct {
 	start, end time.Time
 	write      bool
 	id         int64
 	err        error
+	aborted    bool // cancelled by RunRestarts because the workers were stuck
+}
+
+func (o op) String() string {
+	if o.write {
+		return fmt.Sprintf("write %d", o.id)
+	}
+	return "read"
+}
+
+// within runs f and fails the test if it does not return within limit.
+func within(t *testing.T, what string, limit time.Duration, f func() error) error {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() { errc <- f() }()
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	select {
+	case err := <-errc:
+		return err
+	case <-timer.C:
+		t.Fatalf("%s did not return within %v", what, limit)
+		return nil
+	}
 }
 
 // RunRestarts runs Transitions(c, onPlainPort) in turn against one server: a workload
@@ -89,21 +153,32 @@ func RunRestarts(t *testing.T, c *testenv.Certs, onPlainPort bool,
 				t.Fatal(err)
 			}
 			defer w.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-			defer cancel()
-			if err := w.Write(ctx, nextID.Add(1)); err != nil {
+			// Every workload operation has its own deadline, under workCtx,
+			// which is cancelled only if the workers are stuck, or when the
+			// subtest ends.
+			workCtx, abort := context.WithCancel(context.Background())
+			defer abort()
+			do := func(f func(context.Context) error) error {
+				ctx, cancel := context.WithTimeout(workCtx, opTimeout)
+				defer cancel()
+				return f(ctx)
+			}
+			if err := do(func(ctx context.Context) error { return w.Write(ctx, nextID.Add(1)) }); err != nil {
 				t.Fatalf("before the restart: %v", err)
 			}
 
 			var (
-				mu      sync.Mutex
-				ops     []op
-				running = make(chan struct{})
-				wg      sync.WaitGroup
-				upAt    atomic.Int64 // unix nanos when the server was back
-				afterOK atomic.Int32 // successful operations after the restart
+				mu       sync.Mutex
+				ops      []op
+				inFlight = map[int]op{} // each worker's current operation
+				running  = make(chan struct{})
+				wg       sync.WaitGroup
+				upAt     atomic.Int64 // unix nanos when the server was back
+				afterOK  atomic.Int32 // successful operations after the restart
 			)
-			worker := func(write bool) {
+			stopWorkers := sync.OnceFunc(func() { close(running) })
+			defer stopWorkers() // also when a step fails the test
+			worker := func(n int, write bool) {
 				defer wg.Done()
 				for {
 					select {
@@ -114,27 +189,34 @@ func RunRestarts(t *testing.T, c *testenv.Certs, onPlainPort bool,
 					o := op{start: time.Now(), write: write}
 					if write {
 						o.id = nextID.Add(1)
-						o.err = w.Write(ctx, o.id)
+					}
+					mu.Lock()
+					inFlight[n] = o
+					mu.Unlock()
+					if write {
+						o.err = do(func(ctx context.Context) error { return w.Write(ctx, o.id) })
 					} else {
-						o.err = w.Read(ctx)
+						o.err = do(w.Read)
 					}
 					o.end = time.Now()
+					o.aborted = o.err != nil && workCtx.Err() != nil
 					if o.err == nil && upAt.Load() != 0 && o.start.UnixNano() > upAt.Load() {
 						afterOK.Add(1)
 					}
 					mu.Lock()
+					delete(inFlight, n)
 					ops = append(ops, o)
 					mu.Unlock()
 					time.Sleep(5 * time.Millisecond)
 				}
 			}
-			for _, write := range []bool{true, true, false, false} {
+			for n, write := range []bool{true, true, false, false} {
 				wg.Add(1)
-				go worker(write)
+				go worker(n, write)
 			}
 			time.Sleep(300 * time.Millisecond)
 			stopBegin := time.Now()
-			if err := stop(); err != nil {
+			if err := within(t, "stopping the server", stopTimeout, stop); err != nil {
 				t.Fatal(err)
 			}
 			stoppedAt := time.Now()
@@ -144,21 +226,47 @@ func RunRestarts(t *testing.T, c *testenv.Certs, onPlainPort bool,
 				}
 			}
 			time.Sleep(tr.Down)
-			if err := start(tr.To); err != nil {
+			startBegin := time.Now()
+			if err := within(t, "starting the server", startTimeout, func() error { return start(tr.To) }); err != nil {
 				t.Fatal(err)
 			}
 			up := time.Now()
 			upAt.Store(up.UnixNano())
-			deadline := time.Now().Add(time.Minute)
-			for afterOK.Load() < 20 && time.Now().Before(deadline) {
+			deadline := up.Add(recoverTimeout)
+			for afterOK.Load() < recoverOps && time.Now().Before(deadline) {
 				time.Sleep(20 * time.Millisecond)
 			}
-			close(running)
-			wg.Wait()
-
-			if afterOK.Load() < 20 {
-				t.Errorf("only %d operations succeeded within a minute of the restart", afterOK.Load())
+			if n := afterOK.Load(); n < recoverOps {
+				t.Errorf("only %d operations succeeded within %v of the restart", n, recoverTimeout)
 			}
+
+			// Stop the workload, and wait for the operations in flight,
+			// bounded: one still running long after the client recovered
+			// is stuck, and is cancelled.
+			stopWorkers()
+			drained := make(chan struct{})
+			go func() { wg.Wait(); close(drained) }()
+			select {
+			case <-drained:
+			case <-time.After(drainTimeout):
+				mu.Lock()
+				var stuck []string
+				for _, o := range inFlight {
+					stuck = append(stuck, fmt.Sprintf("%s started %v after the server was back",
+						o, o.start.Sub(up).Round(time.Millisecond)))
+				}
+				mu.Unlock()
+				sort.Strings(stuck)
+				t.Errorf("operations still running %v after the workload was told to stop (the server back for %v), cancelled: %s",
+					drainTimeout, time.Since(up).Round(time.Millisecond), strings.Join(stuck, "; "))
+				abort()
+				select {
+				case <-drained:
+				case <-time.After(abortTimeout):
+					t.Fatalf("the workload's operations ignored their cancelled context for %v", abortTimeout)
+				}
+			}
+
 			var first time.Time
 			acked, unknown := map[int64]bool{}, map[int64]bool{}
 			for _, o := range ops {
@@ -168,16 +276,28 @@ func RunRestarts(t *testing.T, c *testenv.Certs, onPlainPort bool,
 				case o.write:
 					unknown[o.id] = true
 				}
-				if o.err != nil && !o.start.Before(stoppedAt) {
-					t.Errorf("an operation that started %v after the server stopped failed: %v", o.start.Sub(stoppedAt), o.err)
+				if o.err != nil && !o.aborted && !o.start.Before(stoppedAt) {
+					t.Errorf("an operation that started %v after the server stopped failed after %v: %v",
+						o.start.Sub(stoppedAt).Round(time.Millisecond), o.end.Sub(o.start).Round(time.Millisecond), o.err)
 				}
 				if o.err == nil && o.start.After(up) && (first.IsZero() || o.end.Before(first)) {
 					first = o.end
 				}
 			}
-			counts, err := w.Count(ctx)
+			// The checks run with the workload stopped, each with its own
+			// deadline, so no slow step before them can leave them none.
+			check := func(f func(context.Context) error) error {
+				ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+				defer cancel()
+				return f(ctx)
+			}
+			var counts map[int64]int
+			err = check(func(ctx context.Context) (err error) {
+				counts, err = w.Count(ctx)
+				return err
+			})
 			if err != nil {
-				t.Fatalf("count: %v", err)
+				t.Fatalf("count, %v after the server was back: %v", time.Since(up).Round(time.Millisecond), err)
 			}
 			for id := range acked {
 				if counts[id] != 1 {
@@ -194,12 +314,17 @@ func RunRestarts(t *testing.T, c *testenv.Certs, onPlainPort bool,
 				}
 			}
 			sort.Slice(lost, func(i, j int) bool { return lost[i] < lost[j] })
-			st, err := w.Status(ctx)
+			var st sslconn.Status
+			err = check(func(ctx context.Context) (err error) {
+				st, err = w.Status(ctx)
+				return err
+			})
 			if err != nil || st.Encrypted != tr.Encrypted {
 				t.Errorf("after the restart: %+v %v, want encrypted=%t", st, err, tr.Encrypted)
 			}
-			t.Logf("%d ops, %d writes acknowledged, %d with unknown outcome (%d not applied); stop took %v; recovery %v",
-				len(ops), len(acked), len(unknown), len(lost), stoppedAt.Sub(stopBegin).Round(time.Millisecond), first.Sub(up).Round(time.Millisecond))
+			t.Logf("%d ops, %d writes acknowledged, %d with unknown outcome (%d not applied); stop took %v; start %v; recovery %v",
+				len(ops), len(acked), len(unknown), len(lost), stoppedAt.Sub(stopBegin).Round(time.Millisecond),
+				up.Sub(startBegin).Round(time.Millisecond), first.Sub(up).Round(time.Millisecond))
 		})
 	}
 }

@@ -71,7 +71,7 @@ func RunSecrets(t *testing.T, tg SecretsTarget) {
 
 // PingSQL is SecretsTarget.Connect for database/sql adapters: it opens a
 // *sql.DB on the connector newConnector returns, pings, and closes it.
-func PingSQL(newConnector func(dsn string, opts ...sslconn.Option) (driver.Connector, error)) func(string, ...sslconn.Option) ([]any, error) {
+func PingSQL[C driver.Connector](newConnector func(dsn string, opts ...sslconn.Option) (C, error)) func(string, ...sslconn.Option) ([]any, error) {
 	return func(dsn string, opts ...sslconn.Option) ([]any, error) {
 		c, err := newConnector(dsn, opts...)
 		if err != nil {
@@ -82,7 +82,7 @@ func PingSQL(newConnector func(dsn string, opts ...sslconn.Option) (driver.Conne
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		built := []any{c}
-		if cc, ok := c.(interface{ Config() *sslconn.Config }); ok {
+		if cc, ok := any(c).(interface{ Config() *sslconn.Config }); ok {
 			built = append(built, cc.Config())
 		}
 		return built, db.PingContext(ctx)

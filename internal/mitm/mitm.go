@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -89,17 +90,30 @@ type Config struct {
 	Cert        *tls.Certificate // what the intercepting attacks present
 }
 
+// Time limits of the proxy.
+const (
+	// StopTimeout bounds how long Stop (and Close) wait for the connection
+	// handlers to end once every connection is closed: milliseconds, unless
+	// one is stuck.
+	StopTimeout = 10 * time.Second
+	// dialTimeout bounds connecting to the upstream server.
+	dialTimeout = 10 * time.Second
+	// handshakeTimeout bounds the proxy's TLS handshakes, either side.
+	handshakeTimeout = 10 * time.Second
+)
+
 // Proxy is a running proxy.
 type Proxy struct {
 	cfg Config
 	ln  net.Listener
-	wg  sync.WaitGroup
+	wg  sync.WaitGroup // the accept loop and the handlers; Add only under mu while !closed
 
 	mu          sync.Mutex
 	seen        bytes.Buffer // client bytes the attacker could read
 	intercepted int          // TLS sessions the client accepted from the proxy
 	flooded     int64        // bytes sent by Flood
 	active      map[net.Conn]struct{}
+	upstream    map[net.Conn]struct{} // connections to the server, closed by Stop too
 	closed      bool
 }
 
@@ -109,7 +123,7 @@ func Start(cfg Config) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{cfg: cfg, ln: ln, active: map[net.Conn]struct{}{}}
+	p := &Proxy{cfg: cfg, ln: ln, active: map[net.Conn]struct{}{}, upstream: map[net.Conn]struct{}{}}
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
@@ -157,16 +171,43 @@ func (p *Proxy) Reset() {
 	p.intercepted, p.flooded = 0, 0
 }
 
-// Close stops the proxy and every connection through it.
-func (p *Proxy) Close() {
+// Stop stops the proxy: it closes the listener and every connection
+// through it, client and server side, and waits for the handlers to end,
+// at most StopTimeout; then it returns an error saying how many are left.
+// Stopping a stopped proxy only waits again.
+func (p *Proxy) Stop() error {
 	p.mu.Lock()
 	p.closed = true
 	for c := range p.active {
 		c.Close()
 	}
+	for c := range p.upstream {
+		c.Close()
+	}
 	p.mu.Unlock()
 	p.ln.Close()
-	p.wg.Wait()
+
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	timer := time.NewTimer(StopTimeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-timer.C:
+		p.mu.Lock()
+		n := len(p.active)
+		p.mu.Unlock()
+		return fmt.Errorf("%s: %d connection handler(s) still running %v after Stop", p, n, StopTimeout)
+	}
+}
+
+// Close is Stop for t.Cleanup and defer: a Stop error, a stuck handler, is
+// reported on standard error.
+func (p *Proxy) Close() {
+	if err := p.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "mitm:", err)
+	}
 }
 
 func (p *Proxy) accept() {
@@ -174,8 +215,19 @@ func (p *Proxy) accept() {
 	for {
 		c, err := p.ln.Accept()
 		if err != nil {
-			return
+			p.mu.Lock()
+			closed := p.closed
+			p.mu.Unlock()
+			if closed || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond) // EMFILE and the like: try again
+			continue
 		}
+		// Register and count the handler under the lock Stop takes to set
+		// closed: Stop either sees the connection and closes it, or the
+		// connection sees closed and is closed here; no wg.Add follows
+		// Stop's Wait.
 		p.mu.Lock()
 		if p.closed {
 			p.mu.Unlock()
@@ -183,8 +235,8 @@ func (p *Proxy) accept() {
 			return
 		}
 		p.active[c] = struct{}{}
-		p.mu.Unlock()
 		p.wg.Add(1)
+		p.mu.Unlock()
 		go func() {
 			defer p.wg.Done()
 			defer p.forget(c)
@@ -198,6 +250,29 @@ func (p *Proxy) forget(c net.Conn) {
 	p.mu.Lock()
 	delete(p.active, c)
 	p.mu.Unlock()
+}
+
+// dial connects to the server. The connection is closed by Stop, or by
+// the returned release, which the handler defers.
+func (p *Proxy) dial() (net.Conn, func(), error) {
+	c, err := net.DialTimeout("tcp", p.cfg.Upstream, dialTimeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		c.Close()
+		return nil, nil, net.ErrClosed
+	}
+	p.upstream[c] = struct{}{}
+	p.mu.Unlock()
+	return c, func() {
+		c.Close()
+		p.mu.Lock()
+		delete(p.upstream, c)
+		p.mu.Unlock()
+	}, nil
 }
 
 func (p *Proxy) handle(client net.Conn) {
@@ -229,7 +304,7 @@ func (p *Proxy) serverTLS() *tls.Config {
 // the records) and reports whether the client accepted it.
 func (p *Proxy) intercept(rw net.Conn) (*tls.Conn, bool) {
 	tc := tls.Server(rw, p.serverTLS())
-	_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+	_ = tc.SetDeadline(time.Now().Add(handshakeTimeout))
 	if err := tc.Handshake(); err != nil {
 		return nil, false
 	}
@@ -249,7 +324,11 @@ func (p *Proxy) countIntercept() {
 // attacker does not care who the server is.
 func upstreamTLS(c net.Conn) (*tls.Conn, error) {
 	tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS10})
-	return tc, tc.Handshake()
+	_ = c.SetDeadline(time.Now().Add(handshakeTimeout))
+	if err := tc.Handshake(); err != nil {
+		return tc, err
+	}
+	return tc, c.SetDeadline(time.Time{})
 }
 
 // relay copies both ways until either side ends, recording what the client
@@ -339,8 +418,22 @@ func (p *Proxy) flood(w io.Writer, frame func([]byte) []byte) {
 
 // wholeTLS handles Redis and MongoDB, where TLS wraps the connection.
 func (p *Proxy) wholeTLS(client net.Conn) {
+	var releases []func()
+	defer func() {
+		for _, r := range releases {
+			r()
+		}
+	}()
+	dialRaw := func() (net.Conn, error) {
+		c, release, err := p.dial()
+		if err != nil {
+			return nil, err
+		}
+		releases = append(releases, release)
+		return c, nil
+	}
 	dialUp := func() (net.Conn, error) {
-		c, err := net.Dial("tcp", p.cfg.Upstream)
+		c, err := dialRaw()
 		if err != nil || !p.cfg.UpstreamTLS {
 			return c, err
 		}
@@ -353,7 +446,7 @@ func (p *Proxy) wholeTLS(client net.Conn) {
 	}
 	switch p.cfg.Attack {
 	case Relay, CutHandshake:
-		up, err := net.Dial("tcp", p.cfg.Upstream)
+		up, err := dialRaw()
 		if err != nil {
 			return
 		}
@@ -435,11 +528,11 @@ func greetingCaps(pkt []byte) (int, error) {
 }
 
 func (p *Proxy) mysql(client net.Conn) {
-	up, err := net.Dial("tcp", p.cfg.Upstream)
+	up, release, err := p.dial()
 	if err != nil {
 		return
 	}
-	defer up.Close()
+	defer release()
 	greet, err := readMySQLPacket(up)
 	if err != nil {
 		return
@@ -491,11 +584,11 @@ func (p *Proxy) mysql(client net.Conn) {
 }
 
 func (p *Proxy) tds(client net.Conn) {
-	up, err := net.Dial("tcp", p.cfg.Upstream)
+	up, release, err := p.dial()
 	if err != nil {
 		return
 	}
-	defer up.Close()
+	defer release()
 	hello, _, err := tdsserver.ReadMessage(client)
 	if err != nil || len(hello) < 8 || hello[0] != 0x12 {
 		return // TDS 8 strict (TLS first) is not attacked here

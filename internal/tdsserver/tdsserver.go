@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode/utf16"
 
 	"github.com/sslconn/sslconn/internal/testenv"
@@ -53,16 +54,19 @@ type Config struct {
 	Password   string
 }
 
+// StopTimeout bounds how long Stop waits for the sessions it closed to end.
+// They end within milliseconds of their connection closing; one still
+// running after this long is stuck, and Stop says so instead of hanging.
+const StopTimeout = 10 * time.Second
+
 // Server listens on a loopback port; Stop and Start keep the port.
 type Server struct {
 	addr string
 
-	mu    sync.Mutex
-	cfg   Config
-	l     net.Listener
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
-	spid  atomic.Uint32
+	mu   sync.Mutex
+	cfg  Config
+	run  *run // the listener now serving; nil when stopped
+	spid atomic.Uint32
 
 	// writes is the one table, kept across restarts like a database's data:
 	// INSERT INTO writes (id) VALUES (n) appends, SELECT id FROM writes reads.
@@ -72,11 +76,14 @@ type Server struct {
 
 // Start listens on a free loopback port with cfg.
 func Start(cfg Config) (*Server, error) {
-	s := &Server{addr: "127.0.0.1:0", cfg: cfg}
-	if err := s.listen(); err != nil {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		return nil, err
 	}
-	s.addr = s.l.Addr().String()
+	s := &Server{addr: l.Addr().String(), cfg: cfg}
+	if err := s.serve(l); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -90,60 +97,121 @@ func (s *Server) Port() int {
 	return n
 }
 
+// run is one listening period, from listen to Stop. Each has its own
+// connections and WaitGroup, so a session of an old run that outlives a
+// bounded Stop cannot disturb the next one.
+type run struct {
+	l      net.Listener
+	conns  map[net.Conn]struct{}
+	closed bool           // Stop has begun: accepted connections are closed at once
+	wg     sync.WaitGroup // the accept loop and every session; Add only under Server.mu while !closed
+}
+
 func (s *Server) listen() error {
 	l, err := net.Listen("tcp", s.addr)
 	if err != nil {
 		return err
 	}
+	return s.serve(l)
+}
+
+// serve starts a run accepting on l.
+func (s *Server) serve(l net.Listener) error {
+	r := &run{l: l, conns: map[net.Conn]struct{}{}}
+	r.wg.Add(1)
 	s.mu.Lock()
-	s.l, s.conns = l, map[net.Conn]struct{}{}
+	if s.run != nil {
+		s.mu.Unlock()
+		l.Close()
+		return fmt.Errorf("tdsserver %s: already listening", s.addr)
+	}
+	s.run = r
 	cfg := s.cfg
 	s.mu.Unlock()
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.conns[c] = struct{}{}
-			s.mu.Unlock()
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer func() {
-					c.Close()
-					s.mu.Lock()
-					delete(s.conns, c)
-					s.mu.Unlock()
-				}()
-				sess := &session{srv: s, cfg: cfg, raw: c, spid: uint16(s.spid.Add(1) + 50)}
-				_ = sess.serve()
-			}()
-		}
-	}()
+	go s.accept(r, cfg)
 	return nil
 }
 
-// Stop closes the listener and every connection, as a server going down does.
-func (s *Server) Stop() {
-	s.mu.Lock()
-	if s.l != nil {
-		s.l.Close()
-		s.l = nil
+func (s *Server) accept(r *run, cfg Config) {
+	defer r.wg.Done()
+	for {
+		c, err := r.l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := r.closed
+			s.mu.Unlock()
+			if closed || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond) // EMFILE and the like: try again
+			continue
+		}
+		// Register the connection and count its session under the lock
+		// Stop takes to set closed: either Stop sees the connection and
+		// closes it, or the connection sees closed and is closed here; and
+		// no wg.Add follows Stop's Wait.
+		s.mu.Lock()
+		if r.closed {
+			s.mu.Unlock()
+			c.Close()
+			return
+		}
+		r.conns[c] = struct{}{}
+		r.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer r.wg.Done()
+			defer func() {
+				c.Close()
+				s.mu.Lock()
+				delete(r.conns, c)
+				s.mu.Unlock()
+			}()
+			sess := &session{srv: s, cfg: cfg, raw: c, spid: uint16(s.spid.Add(1) + 50)}
+			_ = sess.serve()
+		}()
 	}
-	for c := range s.conns {
+}
+
+// Stop closes the listener and every connection, as a server going down
+// does, and waits for the sessions to end, at most StopTimeout: after that
+// it returns an error saying how many sessions are still running. Stopping a
+// stopped server does nothing.
+func (s *Server) Stop() error {
+	s.mu.Lock()
+	r := s.run
+	if r == nil {
+		s.mu.Unlock()
+		return nil
+	}
+	s.run = nil
+	r.closed = true
+	r.l.Close()
+	for c := range r.conns {
 		c.Close()
 	}
 	s.mu.Unlock()
-	s.wg.Wait()
+
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	timer := time.NewTimer(StopTimeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-timer.C:
+		s.mu.Lock()
+		n := len(r.conns)
+		s.mu.Unlock()
+		return fmt.Errorf("tdsserver %s: Stop gave up after %v with %d session(s) still running", s.addr, StopTimeout, n)
+	}
 }
 
 // Restart stops the server and starts it on the same port with cfg.
 func (s *Server) Restart(cfg Config) error {
-	s.Stop()
+	if err := s.Stop(); err != nil {
+		return err
+	}
 	return s.Listen(cfg)
 }
 

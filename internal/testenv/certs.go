@@ -5,6 +5,7 @@
 package testenv
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -110,10 +111,17 @@ func TempDir(name string) (string, error) {
 	return d, nil
 }
 
-// Cleanup stops every server the harness started and removes its files.
-// TestMain calls it after m.Run.
+// Cleanup stops every server the harness started, including those a
+// Lazy started on a test's first Get (and closes the Lazy values that have
+// a Close or Stop method), and removes their files. TestMain calls it after
+// m.Run. Every stop is bounded (see KillTimeout); a server that would not
+// stop is reported on standard error.
 func Cleanup() {
-	stopAll()
+	err := cleanupLazies()
+	err = errors.Join(err, stopAll())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "testenv: cleanup: %v\n", err)
+	}
 	tmpMu.Lock()
 	defer tmpMu.Unlock()
 	for _, d := range tmpDirs {

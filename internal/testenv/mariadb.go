@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -88,13 +89,16 @@ func makeMariaDBTemplate() (string, error) {
 	return root, nil
 }
 
-// MySQL runs SQL as root over the instance's socket with the mariadb client.
+// MySQL runs SQL as root over the instance's socket with the mariadb
+// client, for at most CommandTimeout.
 func (s *Server) MySQL(sql string) (string, error) {
 	client, err := LookPath("mariadb")
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.Command(client, "--no-defaults", "--socket="+filepath.Join(s.Dir, "mysqld.sock"), "-uroot", "-N", "-B", "-e", sql)
+	ctx, cancel := context.WithTimeout(context.Background(), CommandTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, client, "--no-defaults", "--socket="+filepath.Join(s.Dir, "mysqld.sock"), "-uroot", "-N", "-B", "-e", sql)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

@@ -14,6 +14,10 @@ import (
 // RedisPassword is the requirepass of every test Redis (a test fixture).
 const RedisPassword = "Redis-Secret-pw1"
 
+// clusterTimeout bounds forming a cluster, and a Sentinel set-up agreeing
+// (a second or two on an idle machine).
+const clusterTimeout = 2 * time.Minute
+
 // StartRedisDurable starts a private Redis that keeps its data across
 // restarts (appendonly, fsync on every write), for the restart tests.
 func StartRedisDurable(t TLS) (*Server, error) {
@@ -135,22 +139,21 @@ func StartRedisCluster(n int, t TLS, c *Certs) ([]*Server, error) {
 	}
 	args = append(args, "--cluster-replicas", "0", "--cluster-yes", "--tls", "--cacert", c.CA,
 		"--cert", c.Client.Cert, "--key", c.Client.Key, "-a", RedisPassword, "--no-auth-warning")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("redis-cli --cluster create: %v\n%s", err, out)
 	}
-	// Wait until every node agrees the cluster is up.
-	deadline := time.Now().Add(30 * time.Second)
+	// Wait until every node agrees the cluster is up (a second or two).
+	deadline := time.Now().Add(clusterTimeout)
 	for _, s := range nodes {
 		for {
-			out, _ := exec.Command("redis-cli", "-p", strconv.Itoa(s.TLSPort), "--tls", "--cacert", c.CA,
-				"--cert", c.Client.Cert, "--key", c.Client.Key, "-a", RedisPassword, "--no-auth-warning", "CLUSTER", "INFO").CombinedOutput()
-			if strings.Contains(string(out), "cluster_state:ok") {
+			out, _ := RedisCLI(s, TLS{CA: c.CA}, "--cert", c.Client.Cert, "--key", c.Client.Key, "CLUSTER", "INFO")
+			if strings.Contains(out, "cluster_state:ok") {
 				break
 			}
 			if time.Now().After(deadline) {
-				return nil, fmt.Errorf("cluster not ok after 30s: %s", out)
+				return nil, fmt.Errorf("cluster not ok after %v: %s", clusterTimeout, out)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -194,7 +197,7 @@ func StartRedisSentinel(t TLS) (master, replica, sentinel *Server, err error) {
 		return nil, nil, nil, err
 	}
 	// Ready when the replica is in sync and the Sentinel has found it.
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(clusterTimeout)
 	for {
 		out, _ := RedisCLI(sentinel, t, "SENTINEL", "REPLICAS", SentinelMaster)
 		info, _ := RedisCLI(replica, t, "INFO", "replication")
@@ -202,7 +205,7 @@ func StartRedisSentinel(t TLS) (master, replica, sentinel *Server, err error) {
 			return master, replica, sentinel, nil
 		}
 		if time.Now().After(deadline) {
-			return nil, nil, nil, fmt.Errorf("sentinel sees no replica after 30s: %s\n%s", out, sentinel.Log())
+			return nil, nil, nil, fmt.Errorf("sentinel sees no replica after %v: %s\n%s", clusterTimeout, out, sentinel.Log())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -244,9 +247,10 @@ sentinel failover-timeout %s 10000
 	}
 }
 
-// RedisCLI runs redis-cli against a TLS-only server s set up with t.
+// RedisCLI runs redis-cli against a TLS-only server s set up with t,
+// for at most CommandTimeout.
 func RedisCLI(s *Server, t TLS, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), CommandTimeout)
 	defer cancel()
 	argv := append([]string{"-p", strconv.Itoa(s.TLSPort), "--tls", "--cacert", t.CA, "-a", RedisPassword, "--no-auth-warning"}, args...)
 	out, err := exec.CommandContext(ctx, "redis-cli", argv...).CombinedOutput()

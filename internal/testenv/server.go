@@ -11,8 +11,24 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+)
+
+// Time limits of the harness. A server is ready in about a second and
+// stops in milliseconds on an idle machine, and within a few seconds on a
+// loaded 2-core box running other test packages; these leave room for a
+// machine twice as slow as that, and still end a real hang with an error.
+const (
+	// ReadyTimeout bounds a server's start-up, until it accepts connections.
+	ReadyTimeout = 120 * time.Second
+	// TermTimeout is how long Stop waits after SIGTERM before SIGKILL.
+	TermTimeout = 20 * time.Second
+	// KillTimeout is how long Stop waits after SIGKILL before it gives up
+	// and returns an error naming the server and its pid.
+	KillTimeout = 10 * time.Second
+	// CommandTimeout bounds one client command the harness runs (redis-cli,
+	// mariadb): milliseconds, unless the server hangs.
+	CommandTimeout = 30 * time.Second
 )
 
 // TLS describes a server's TLS set-up: the scenarios of the contract are
@@ -89,13 +105,24 @@ func register(s *Server) {
 	serversMu.Unlock()
 }
 
-func stopAll() {
+// stopAll stops every registered server, all at once (each Stop is
+// bounded), and reports the ones that did not stop.
+func stopAll() error {
 	serversMu.Lock()
-	defer serversMu.Unlock()
-	for _, s := range servers {
-		_ = s.Stop()
-	}
+	list := servers
 	servers = nil
+	serversMu.Unlock()
+	errs := make([]error, len(list))
+	var wg sync.WaitGroup
+	for i, s := range list {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Stop()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 var (
@@ -150,8 +177,8 @@ func (s *Server) Start() error {
 	cmd.Dir = s.Dir
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.Env = append(os.Environ(), env...)
-	// Its own process group, and killed if the test binary dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// Its own process group, and on Linux killed if the test binary dies.
+	setProcessGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		log.Close()
 		return fmt.Errorf("start %s: %w", s.Name, err)
@@ -160,7 +187,7 @@ func (s *Server) Start() error {
 	go func() { cmd.Wait(); log.Close(); close(done) }()
 	s.cmd, s.done = cmd, done
 
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(ReadyTimeout)
 	for {
 		select {
 		case <-done:
@@ -172,14 +199,19 @@ func (s *Server) Start() error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			s.stopLocked()
-			return fmt.Errorf("%s not ready after 60s: %v; log:\n%s", s.Name, err, tail(s.logFile))
+			if serr := s.stopLocked(); serr != nil {
+				err = errors.Join(err, serr)
+			}
+			return fmt.Errorf("%s not ready after %v: %v; log:\n%s", s.Name, ReadyTimeout, err, tail(s.logFile))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-// Stop terminates the process (SIGTERM, then SIGKILL after 20 s) and waits.
+// Stop terminates the process (SIGTERM, then SIGKILL after TermTimeout;
+// on Windows it is killed at once) and waits for it to exit, at most
+// KillTimeout after the kill: then it returns an error naming the server
+// and its pid, and the server counts as still running.
 func (s *Server) Stop() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -190,15 +222,26 @@ func (s *Server) stopLocked() error {
 	if s.cmd == nil {
 		return nil
 	}
-	_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGTERM)
+	_ = terminate(s.cmd)
+	term := time.NewTimer(TermTimeout)
+	defer term.Stop()
 	select {
 	case <-s.done:
-	case <-time.After(20 * time.Second):
-		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		<-s.done
+		s.cmd = nil
+		return nil
+	case <-term.C:
 	}
-	s.cmd = nil
-	return nil
+	_ = kill(s.cmd)
+	killed := time.NewTimer(KillTimeout)
+	defer killed.Stop()
+	select {
+	case <-s.done:
+		s.cmd = nil
+		return nil
+	case <-killed.C:
+		return fmt.Errorf("testenv: %s (pid %d) still running %v after SIGTERM and %v after SIGKILL",
+			s.Name, s.cmd.Process.Pid, TermTimeout, KillTimeout)
+	}
 }
 
 // Restart stops the server and starts it on the same ports with tls.

@@ -1,4 +1,4 @@
-package sslconn
+package core
 
 import (
 	"context"
@@ -22,4 +22,4 @@ func (f *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
 	return nil
 }
 
-func withClock(c clock) Option { return func(s *settings) { s.clock = c } }
+func withClock(c *fakeClock) Option { return WithClock(c.Now, c.Sleep) }

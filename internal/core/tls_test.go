@@ -1,13 +1,12 @@
-package sslconn
+package core
 
 import (
 	"context"
-	"crypto"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/internal/tlsinfo"
+	"github.com/sslconn/sslconn/sslconn"
 )
 
 // testServer serves one scenario on a loopback port: TLS with a certificate,
@@ -186,7 +187,7 @@ func TestLegacyTLSByOption(t *testing.T) {
 	legacy := serverConf(t, c.SAN)
 	legacy.MinVersion, legacy.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
 	srv := startTLSServer(t, legacy, 0)
-	lo, hi, err := parseVersionList("TLSv1,TLSv1.1,TLSv1.2")
+	lo, hi, err := tlsinfo.ParseVersionList("TLSv1,TLSv1.1,TLSv1.2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,10 +291,10 @@ func TestCAReloadAndResumption(t *testing.T) {
 func TestClientCertificate(t *testing.T) {
 	c := testenv.GetCerts(t)
 	conf := serverConf(t, c.SAN)
-	ca, _ := ReadCAChain(c.CA, "")
-	conf.ClientAuth, conf.ClientCAs = tls.RequireAndVerifyClientCert, poolOf(ca)
+	ca, _ := sslconn.ReadCAChain(c.CA, "")
+	conf.ClientAuth, conf.ClientCAs = tls.RequireAndVerifyClientCert, certPool(ca)
 	for _, max := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
-		t.Run(VersionName(max), func(t *testing.T) {
+		t.Run(tlsinfo.VersionName(max), func(t *testing.T) {
 			srv := startTLSServer(t, conf, 0)
 			cfg, _ := New(WithMode(VerifyIdentity), WithCAFile(c.CA), WithTLSVersions(0, max))
 			conn, err := cfg.Dial(context.Background(), "tcp", srv.addr(), nil)
@@ -323,49 +324,10 @@ func TestClientCertificate(t *testing.T) {
 	}
 }
 
-// TestEncryptedClientKey: keys encrypted by openssl (PKCS#8 and the legacy
-// PEM form) load with their password, and a missing or wrong password is
-// an error that names ssl-key-password and never holds the password.
-func TestEncryptedClientKey(t *testing.T) {
-	c := testenv.GetCerts(t)
-	plain, err := New(WithClientCertFiles(c.Client.Cert, c.Client.Key))
-	if err != nil {
-		t.Fatal(err)
+func certPool(certs []*x509.Certificate) *x509.CertPool {
+	p := x509.NewCertPool()
+	for _, c := range certs {
+		p.AddCert(c)
 	}
-	want := plain.clientCert.PrivateKey
-	for name, key := range map[string]string{"PKCS#8": c.ClientKeyPKCS8, "legacy PEM": c.ClientKeyLegacy} {
-		t.Run(name, func(t *testing.T) {
-			cfg, err := New(WithClientCertFiles(c.Client.Cert, key), WithClientKeyPassword(testenv.KeyPassword))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if k, ok := cfg.clientCert.PrivateKey.(interface{ Equal(crypto.PrivateKey) bool }); !ok || !k.Equal(want) {
-				t.Fatal("decrypted key differs from the plain one")
-			}
-			keyPEM, _ := os.ReadFile(key)
-			certPEM, _ := os.ReadFile(c.Client.Cert)
-			if _, err := New(WithClientCertPEM(certPEM, keyPEM), WithClientKeyPassword(testenv.KeyPassword)); err != nil {
-				t.Fatalf("from PEM bytes: %v", err)
-			}
-			for _, pw := range []string{"", "Wrong-pw-" + testenv.KeyPassword} {
-				_, err := New(WithClientCertFiles(c.Client.Cert, key), WithClientKeyPassword(pw))
-				if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), ParamKeyPassword) {
-					t.Fatalf("password %q: %v", pw, err)
-				}
-				if pw != "" && strings.Contains(err.Error(), pw) {
-					t.Fatalf("password in %q", err)
-				}
-			}
-		})
-	}
-	// As a DSN parameter, with libpq's name too.
-	for _, name := range []string{"ssl-key-password", "sslpassword"} {
-		p, err := TakeParams(url.Values{"ssl-cert": {c.Client.Cert}, "ssl-key": {c.ClientKeyPKCS8}, name: {testenv.KeyPassword}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := New(p.Options...); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-	}
+	return p
 }

@@ -1,4 +1,4 @@
-package sslconn
+package core
 
 import (
 	"io"

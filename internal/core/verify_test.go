@@ -1,4 +1,4 @@
-package sslconn
+package core
 
 import (
 	"bytes"
@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/internal/tlsinfo"
+	"github.com/sslconn/sslconn/sslconn"
 )
 
 func TestVerifyHostname(t *testing.T) {
@@ -44,7 +46,7 @@ func TestVerifyHostname(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := VerifyHostname(tt.cert, tt.host)
+			err := tlsinfo.VerifyHostname(tt.cert, tt.host)
 			if (err == nil) != tt.ok {
 				t.Fatalf("VerifyHostname(%q) = %v, want ok=%v", tt.host, err, tt.ok)
 			}
@@ -91,7 +93,7 @@ func TestExpiryWarnings(t *testing.T) {
 	var got []ExpiryWarning
 	var logs bytes.Buffer
 	cfg, err := New(WithMode(VerifyIdentity), WithCA([]byte(ca.pem())), WithServerName("localhost"),
-		WithExpiryCallback(func(w ExpiryWarning) { got = append(got, w) }),
+		WithExpiryWarning(0, func(w ExpiryWarning) { got = append(got, w) }),
 		WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +185,7 @@ func TestIsPermanent(t *testing.T) {
 func TestVerifyChain(t *testing.T) {
 	c := testenv.GetCerts(t)
 	leaf := func(p testenv.Pair) []*x509.Certificate {
-		certs, err := ReadCAChain(p.Cert, "") // a PEM certificate reads like a CA file
+		certs, err := sslconn.ReadCAChain(p.Cert, "") // a PEM certificate reads like a CA file
 		if err != nil {
 			t.Fatal(err)
 		}

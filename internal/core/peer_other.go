@@ -1,6 +1,6 @@
 //go:build !linux
 
-package sslconn
+package core
 
 import "net"
 

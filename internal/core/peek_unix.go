@@ -1,0 +1,36 @@
+//go:build unix
+
+package core
+
+import (
+	"errors"
+	"io"
+	"net"
+	"syscall"
+)
+
+// peek reads one byte without consuming it or blocking: none and no error
+// means the server sent FIN.
+func peek(conn net.Conn) error {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	var closed error
+	_ = rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch {
+		case n == 0 && err == nil:
+			closed = io.EOF
+		case errors.Is(err, syscall.ECONNRESET):
+			closed = syscall.ECONNRESET
+		}
+		return true
+	})
+	return closed
+}

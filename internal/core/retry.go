@@ -1,0 +1,112 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+// FirstContactBudget bounds the retrying of an address that has never
+// completed a connection for this Config: a typo in the host or port, or a
+// firewall, should surface in seconds, while a server that has answered
+// before gets the whole retry budget to come back from a restart.
+const FirstContactBudget = 30 * time.Second
+
+// answeredSet is the set of addresses that completed a connection.
+type answeredSet struct{ m sync.Map }
+
+// MarkAnswered records that addr completed a connection.
+func (c *Config) MarkAnswered(addr string) { c.answered.m.Store(addr, struct{}{}) }
+
+func (c *Config) hasAnswered(addr string) bool {
+	_, ok := c.answered.m.Load(addr)
+	return ok
+}
+
+// Retry runs connect until it succeeds, returns a permanent error (see
+// IsPermanent), the retry budget is spent, or ctx ends. A success marks
+// addr as answered. Each retry is logged and passed to the retry callback.
+// When the budget or ctx ends, the error is sslconn.ErrUnavailable with
+// mode, addr, the attempts and the last cause. It is meant for new
+// connections only: an operation whose outcome is unknown must never be
+// handed to Retry.
+func (c *Config) Retry(ctx context.Context, addr string, connect func(context.Context) error) error {
+	attempts, elapsed, err, exhausted := c.retry(ctx, addr, connect, func(err error) bool { return !IsPermanent(err) }, true)
+	if err == nil {
+		c.MarkAnswered(addr)
+		return nil
+	}
+	if !exhausted {
+		if cerr := ctx.Err(); cerr != nil && KindOf(err) == nil {
+			// The caller's context ended before any typed outcome.
+			last := cerr
+			if !errors.Is(err, cerr) {
+				last = fmt.Errorf("%w (last error: %w)", cerr, err)
+			}
+			return c.unavailable(addr, attempts, elapsed, "the context ended while connecting", last)
+		}
+		return err
+	}
+	detail := "the retry budget ran out"
+	if !c.hasAnswered(addr) {
+		detail = "the address has not answered since the client was created; check the host and port"
+	}
+	return c.unavailable(addr, attempts, elapsed, detail, err)
+}
+
+func (c *Config) unavailable(addr string, attempts int, elapsed time.Duration, detail string, last error) error {
+	e := NewError(sslconn.ErrUnavailable, c.Mode(), addr, detail, last)
+	e.Attempts, e.Elapsed = attempts, elapsed
+	return e
+}
+
+// RetrySafe runs op again while it fails with an error that safe says
+// proves the operation was not executed (ErrNotSent, a Redis LOADING
+// reply), with the same budget, backoff, log and callback as Retry. Any
+// other result, and the last error when the budget is spent, is returned
+// unchanged, so callers comparing errors with == still can.
+func (c *Config) RetrySafe(ctx context.Context, addr string, op func(context.Context) error, safe func(error) bool) error {
+	_, _, err, _ := c.retry(ctx, addr, op, safe, false)
+	return err
+}
+
+// retry is the loop behind Retry and RetrySafe. exhausted says the budget
+// ran out (not ctx, not a permanent error).
+func (c *Config) retry(ctx context.Context, addr string, op func(context.Context) error, again func(error) bool, connecting bool) (attempts int, elapsed time.Duration, err error, exhausted bool) {
+	start := c.e.Now()
+	budget := c.e.RetryBudget()
+	if connecting && budget > FirstContactBudget && !c.hasAnswered(addr) {
+		budget = FirstContactBudget
+	}
+	for attempt := 1; ; attempt++ {
+		err := op(ctx)
+		elapsed := c.e.Now().Sub(start)
+		if err == nil || !again(err) || ctx.Err() != nil {
+			return attempt, elapsed, err, false
+		}
+		if budget < 0 {
+			return attempt, elapsed, err, true
+		}
+		delay := c.e.Delay(attempt)
+		if elapsed+delay > budget {
+			return attempt, elapsed, err, true
+		}
+		// The first retry is news; the rest of a long outage is detail,
+		// with a reminder every tenth attempt.
+		level := slog.LevelDebug
+		if attempt == 1 || attempt%10 == 0 {
+			level = slog.LevelInfo
+		}
+		c.e.Logger().LogAttrs(ctx, level, "sslconn: retrying",
+			slog.String("addr", addr), slog.Int("attempt", attempt), slog.Duration("delay", delay), slog.Any("error", err))
+		c.e.OnRetry(sslconn.RetryEvent{Addr: addr, Attempt: attempt, Delay: delay, Elapsed: elapsed, Err: err})
+		if serr := c.e.Sleep(ctx, delay); serr != nil {
+			return attempt, c.e.Now().Sub(start), err, false
+		}
+	}
+}

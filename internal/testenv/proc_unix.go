@@ -1,0 +1,21 @@
+//go:build unix && !linux
+
+package testenv
+
+import (
+	"os/exec"
+	"syscall"
+)
+
+// setProcessGroup puts the server in its own process group, so Stop reaches
+// the children it forks too. These systems have no Pdeathsig: a server
+// outlives a test binary that dies without running Cleanup.
+func setProcessGroup(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+}
+
+// terminate asks the server's process group to shut down (SIGTERM).
+func terminate(cmd *exec.Cmd) error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+
+// kill ends the server's process group at once (SIGKILL).
+func kill(cmd *exec.Cmd) error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }

@@ -1,0 +1,42 @@
+package sslconn
+
+import (
+	"crypto"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/sslconn/sslconn/internal/testenv"
+)
+
+// TestEncryptedClientKey: keys encrypted by openssl (PKCS#8 and the legacy
+// PEM form) load with their password, and a missing or wrong password is
+// an error that names ssl-key-password and never holds the password.
+func TestEncryptedClientKey(t *testing.T) {
+	c := testenv.GetCerts(t)
+	plain, err := New(WithClientCertFiles(c.Client.Cert, c.Client.Key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := plain.clientCert.PrivateKey
+	for name, key := range map[string]string{"PKCS#8": c.ClientKeyPKCS8, "legacy PEM": c.ClientKeyLegacy} {
+		t.Run(name, func(t *testing.T) {
+			cfg, err := New(WithClientCertFiles(c.Client.Cert, key), WithClientKeyPassword(testenv.KeyPassword))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k, ok := cfg.clientCert.PrivateKey.(interface{ Equal(crypto.PrivateKey) bool }); !ok || !k.Equal(want) {
+				t.Fatal("decrypted key differs from the plain one")
+			}
+			for _, pw := range []string{"", "Wrong-pw-" + testenv.KeyPassword} {
+				_, err := New(WithClientCertFiles(c.Client.Cert, key), WithClientKeyPassword(pw))
+				if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "ssl-key-password") {
+					t.Fatalf("password %q: %v", pw, err)
+				}
+				if pw != "" && strings.Contains(err.Error(), pw) {
+					t.Fatalf("password in %q", err)
+				}
+			}
+		})
+	}
+}

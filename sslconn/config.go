@@ -47,7 +47,7 @@ type Config struct {
 	handshakeTimeout time.Duration
 	clock            clock
 	sessions         tls.ClientSessionCache
-	explicit         Mode // the mode set by WithMode or ssl-mode, or 0
+	explicit         Mode     // the mode set by WithMode or ssl-mode, or 0
 	reported         sync.Map // certificate fingerprint -> struct{}: expiry reported once
 }
 

@@ -17,12 +17,13 @@ import (
 // hand for the same mode, in one run; sub-benchmarks are named impl=bare and
 // impl=sslconn so that benchstat -col /impl prints the ratio (scripts/bench.sh).
 
-func benchURI(params string) string {
-	return mongoURI("localhost", servers[1].TLSPort, "maxPoolSize=1&"+params)
+func benchURI(b *testing.B, params string) string {
+	return mongoURI("localhost", scenarios.Get(b).servers[1].TLSPort, "maxPoolSize=1&"+params)
 }
 
 func bareClient(b *testing.B, ctx context.Context, mode sslconn.Mode) *mongo.Client {
-	c, err := mongo.Connect(options.Client().ApplyURI(benchURI("")).SetTLSConfig(matrix.BareTLS(b, certs.CA, mode, "localhost")))
+	certs := scenarios.Get(b).certs
+	c, err := mongo.Connect(options.Client().ApplyURI(benchURI(b, "")).SetTLSConfig(matrix.BareTLS(b, certs.CA, mode, "localhost")))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -30,7 +31,8 @@ func bareClient(b *testing.B, ctx context.Context, mode sslconn.Mode) *mongo.Cli
 }
 
 func libClient(b *testing.B, ctx context.Context, mode sslconn.Mode, opts ...sslconn.Option) *mongo.Client {
-	c, err := Connect(ctx, benchURI("ssl-mode="+mode.String()+"&ssl-ca="+certs.CA), opts...)
+	certs := scenarios.Get(b).certs
+	c, err := Connect(ctx, benchURI(b, "ssl-mode="+mode.String()+"&ssl-ca="+certs.CA), opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -56,6 +58,7 @@ func connectLoop(b *testing.B, newClient func(context.Context) *mongo.Client) {
 //
 //	go test -run '^$' -bench Connect -benchmem ./mongossl
 func BenchmarkConnect(b *testing.B) {
+	servers := scenarios.Get(b).servers
 	for _, mode := range matrix.BenchModes {
 		b.Run(mode.String()+"/impl=bare", func(b *testing.B) {
 			connectLoop(b, func(ctx context.Context) *mongo.Client { return bareClient(b, ctx, mode) })
@@ -86,6 +89,7 @@ func BenchmarkConnect(b *testing.B) {
 // BenchmarkResume: a new client with a session cache shared across
 // clients against none; resumed/op counts resumed handshakes per client.
 func BenchmarkResume(b *testing.B) {
+	scenarios.Get(b)
 	matrix.BenchResume(b, func(b *testing.B, opts ...sslconn.Option) {
 		connectLoop(b, func(ctx context.Context) *mongo.Client { return libClient(b, ctx, sslconn.VerifyIdentity, opts...) })
 	})
@@ -94,6 +98,7 @@ func BenchmarkResume(b *testing.B) {
 // BenchmarkQuery: a ping command on one open TLS connection, library
 // against bare mongo-driver: the library must add nothing per operation.
 func BenchmarkQuery(b *testing.B) {
+	scenarios.Get(b)
 	ctx := context.Background()
 	for _, impl := range []string{"bare", "sslconn"} {
 		b.Run("impl="+impl, func(b *testing.B) {

@@ -18,12 +18,11 @@ import (
 //
 //	go test -run '^$' -bench Recovery -benchtime 5x ./mongossl
 func BenchmarkRecovery(b *testing.B) {
-	conf := testenv.Scenario(certs, 1)
-	conf.OnPlainPort = true
-	s, err := testenv.StartFerretDB(conf)
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, s := startOwn(b, func(c *testenv.Certs) testenv.TLS {
+		conf := testenv.Scenario(c, 1)
+		conf.OnPlainPort = true
+		return conf
+	})
 	ping := func(c *mongo.Client) func(context.Context) error {
 		return func(ctx context.Context) error { return c.Ping(ctx, nil) }
 	}

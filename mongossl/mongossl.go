@@ -78,6 +78,7 @@ func (u *uri) String() string {
 // driverTLS is what the driver's own TLS options said.
 type driverTLS struct {
 	said                        []string // the settings as written, for errors
+	implied                     []string // options that turn TLS on without tls=true, as written
 	tls, tlsSet                 bool
 	insecure, invalidHosts      bool
 	caFile, certKeyFile         string
@@ -88,7 +89,7 @@ type driverTLS struct {
 // behave, except that tlsAllowInvalidHostnames, which the driver parses and
 // then ignores, is honoured: it means VERIFY_CA.
 func (d *driverTLS) mode(srv bool) sslconn.Mode {
-	enabled := d.tls || (!d.tlsSet && (srv || d.caFile != "" || d.certKeyFile != "" || d.insecure))
+	enabled := d.tls || (!d.tlsSet && (srv || len(d.implied) > 0 || d.insecure))
 	switch {
 	case d.tlsSet && !d.tls:
 		return sslconn.Disabled
@@ -146,12 +147,17 @@ func take(u *uri) (url.Values, *driverTLS, error) {
 			d.invalidHosts = b
 		case "tlscafile", "sslcertificateauthorityfile":
 			d.caFile = uv
+			d.implied = append(d.implied, k)
 		case "tlscertificatekeyfile", "sslclientcertificatekeyfile":
 			d.certKeyFile = uv
+			d.implied = append(d.implied, k)
 		case "tlscertificatefile":
+			// Like the driver, a client certificate turns TLS on.
 			d.certFile = uv
+			d.implied = append(d.implied, k)
 		case "tlsprivatekeyfile":
 			d.keyFile = uv
+			d.implied = append(d.implied, k)
 		case "tlscertificatekeyfilepassword", "sslclientcertificatekeypassword":
 			d.password = uv
 		case "tlsdisableocspendpointcheck", "tlsdisablecertificaterevocationcheck":
@@ -174,7 +180,12 @@ func take(u *uri) (url.Values, *driverTLS, error) {
 
 // spec is what the driver's TLS options say, for the resolver.
 func (d *driverTLS) spec(srv bool) core.Native {
-	n := core.Native{Mode: d.mode(srv), Setting: strings.Join(d.said, "&")}
+	said := d.said
+	if !d.tlsSet {
+		// TLS is implied: errors name the options that imply it.
+		said = append(append([]string(nil), d.implied...), said...)
+	}
+	n := core.Native{Mode: d.mode(srv), Setting: strings.Join(said, "&")}
 	if srv && n.Setting == "" {
 		n.Setting = "mongodb+srv://"
 	}

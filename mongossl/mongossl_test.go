@@ -2,7 +2,6 @@ package mongossl
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -21,31 +20,87 @@ import (
 	"github.com/sslconn/sslconn/sslconn"
 )
 
-// One FerretDB per scenario S0-S7, started once for the package. FerretDB,
-// like Redis, keeps plaintext and TLS on separate ports: DISABLED uses the
-// plaintext port, or the TLS port where there is no other (S2, TLS forced);
-// the modes that encrypt use the TLS port, or the plaintext port of S0.
-var (
+// One FerretDB per scenario S0-S7, started on the first test that needs
+// them and shared by the package's tests. FerretDB, like Redis, keeps
+// plaintext and TLS on separate ports: DISABLED uses the plaintext port, or
+// the TLS port where there is no other (S2, TLS forced); the modes that
+// encrypt use the TLS port, or the plaintext port of S0.
+type scenarioSet struct {
 	certs   *testenv.Certs
 	servers [8]*testenv.Server
-)
+}
 
-func TestMain(m *testing.M) {
-	flag.Parse()
-	if !testenv.ServersNeeded() {
-		os.Exit(m.Run()) // fuzzing: the parsers need no server
+var scenarios = testenv.NewLazy(func() (*scenarioSet, error) {
+	c, err := loadCerts()
+	if err != nil {
+		return nil, err
 	}
-	slog.SetDefault(slog.New(slog.DiscardHandler))
-	code := func() int {
-		defer testenv.Cleanup()
-		certs = testenv.GetCerts(testenv.Must{})
-		var err error
-		if servers, err = matrix.StartScenarios(certs, testenv.StartFerretDB); err != nil {
-			fmt.Fprintln(os.Stderr, "start FerretDB:", err)
-			return 1
+	s, err := matrix.StartScenarios(c, testenv.StartFerretDB)
+	if err != nil {
+		return nil, fmt.Errorf("start FerretDB: %w", err)
+	}
+	return &scenarioSet{certs: c, servers: s}, nil
+})
+
+// mutualTLS is a FerretDB with TLS optional that requires client
+// certificates from the CA (TestMutualTLS).
+var mutualTLS = testenv.NewLazy(func() (*certServer, error) {
+	c, err := loadCerts()
+	if err != nil {
+		return nil, err
+	}
+	conf := testenv.Scenario(c, 1)
+	conf.ClientAuth = true
+	s, err := testenv.StartFerretDB(conf)
+	if err != nil {
+		return nil, err
+	}
+	return &certServer{certs: c, s: s}, nil
+})
+
+type certServer struct {
+	certs *testenv.Certs
+	s     *testenv.Server
+}
+
+// serverCerts are the certificates of the tests that start a server of
+// their own (see startOwn): a Lazy, so that its Get skips them under -short.
+var serverCerts = testenv.NewLazy(loadCerts)
+
+// startOwn starts a FerretDB that only the calling test or benchmark uses,
+// because it restarts or reconfigures it: a fresh one on every run, stopped
+// when the test ends. Like a Lazy's Get it skips under -short.
+func startOwn(t testing.TB, conf func(*testenv.Certs) testenv.TLS) (*testenv.Certs, *testenv.Server) {
+	t.Helper()
+	c := serverCerts.Get(t)
+	s, err := testenv.StartFerretDB(conf(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Error(err)
 		}
-		return m.Run()
+	})
+	return c, s
+}
+
+// loadCerts is testenv.GetCerts for a Lazy's start: an error, not a panic.
+func loadCerts() (c *testenv.Certs, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
 	}()
+	return testenv.GetCerts(testenv.Must{}), nil
+}
+
+// TestMain starts no server: the tests that need one start it on first use
+// (see scenarios), and -short runs only those that need none.
+func TestMain(m *testing.M) {
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	code := m.Run()
+	testenv.Cleanup()
 	os.Exit(code)
 }
 
@@ -96,6 +151,8 @@ func verifyWithPort(ctx context.Context, c *mongo.Client) (sslconn.Status, int, 
 }
 
 func TestMatrix(t *testing.T) {
+	env := scenarios.Get(t)
+	certs, servers := env.certs, env.servers
 	want := matrix.Want()
 	for sc, s := range servers {
 		for _, mode := range core.Modes {
@@ -124,6 +181,8 @@ func TestMatrix(t *testing.T) {
 }
 
 func TestCAFormats(t *testing.T) {
+	env := scenarios.Get(t)
+	certs, servers := env.certs, env.servers
 	for name, ca := range matrix.CAFiles(certs) {
 		t.Run(name, func(t *testing.T) {
 			got, _, _, err := result(t, mongoURI("localhost", servers[1].TLSPort, "ssl-mode=VERIFY_IDENTITY&ssl-ca="+ca))
@@ -137,6 +196,8 @@ func TestCAFormats(t *testing.T) {
 // TestModeFromURI: the driver's own TLS options, with
 // tlsAllowInvalidHostnames doing what it says.
 func TestModeFromURI(t *testing.T) {
+	env := scenarios.Get(t)
+	certs, servers := env.certs, env.servers
 	tests := []struct {
 		name   string
 		server int
@@ -164,6 +225,7 @@ func TestModeFromURI(t *testing.T) {
 }
 
 func TestBadURI(t *testing.T) {
+	certs := shortPKI(t) // no server, and no gencerts.sh, so it runs under -short
 	const pw = "Uri-Secret-55"
 	tests := []struct{ name, uri, says string }{
 		{"unknown mode", "mongodb://u:" + pw + "@localhost:27017/?ssl-mode=VERIFY", "VERIFY_IDENTITY"},
@@ -184,12 +246,8 @@ func TestBadURI(t *testing.T) {
 
 // TestMutualTLS: FerretDB with a CA requires client certificates.
 func TestMutualTLS(t *testing.T) {
-	conf := testenv.Scenario(certs, 1)
-	conf.ClientAuth = true
-	s, err := testenv.StartFerretDB(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := mutualTLS.Get(t)
+	certs, s := env.certs, env.s
 	base := "ssl-mode=VERIFY_IDENTITY&ssl-ca=" + certs.CA
 	if got, _, _, err := result(t, mongoURI("localhost", s.TLSPort, base+"&ssl-cert="+certs.Client.Cert+"&ssl-key="+certs.Client.Key)); got != "TLS" {
 		t.Fatalf("with ssl-cert: %s %v", got, err)
@@ -210,6 +268,8 @@ func TestMutualTLS(t *testing.T) {
 // TestReplicaSetHosts: several seed hosts, each dialled and verified in the
 // same mode; one unreachable seed does not stop the client.
 func TestReplicaSetHosts(t *testing.T) {
+	env := scenarios.Get(t)
+	certs, servers := env.certs, env.servers
 	dead, _ := testenv.FreePort()
 	uri := fmt.Sprintf("mongodb://127.0.0.1:%d,localhost:%d/?ssl-mode=VERIFY_IDENTITY&ssl-ca=%s", dead, servers[1].TLSPort, certs.CA)
 	co, err := ClientOptions(uri)
@@ -233,10 +293,7 @@ func TestReplicaSetHosts(t *testing.T) {
 // TestPreferredAfterEnablingSSL: PREFERRED connections are encrypted once
 // the endpoint is restarted with TLS, riding out the restart.
 func TestPreferredAfterEnablingSSL(t *testing.T) {
-	s, err := testenv.StartFerretDB(testenv.Scenario(certs, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
+	certs, s := startOwn(t, func(c *testenv.Certs) testenv.TLS { return testenv.Scenario(c, 0) })
 	ctx := context.Background()
 	c, err := Connect(ctx, mongoURI("localhost", s.Port, ""))
 	if err != nil {

@@ -58,10 +58,7 @@ func (w mongoWorkload) Close() error                                       { ret
 // TestRestarts: a workload rides out every SSL-triggered restart; see
 // matrix.RunRestarts. The driver's own retryable reads and writes stay on.
 func TestRestarts(t *testing.T) {
-	s, err := testenv.StartFerretDB(testenv.TLS{Off: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	certs, s := startOwn(t, func(*testenv.Certs) testenv.TLS { return testenv.TLS{Off: true} })
 	open := func(mode sslconn.Mode, ca string) (matrix.Workload, error) {
 		c, err := Connect(context.Background(), mongoURI("localhost", s.Port, ""), sslconn.WithMode(mode), sslconn.WithCAFile(ca))
 		if err != nil {

@@ -14,7 +14,9 @@ import (
 	"github.com/sslconn/sslconn/sslconn"
 )
 
-func target() matrix.Target {
+func target(t *testing.T) matrix.Target {
+	env := scenarios.Get(t)
+	certs, servers := env.certs, env.servers
 	return matrix.Target{
 		Engine:      mitm.Mongo,
 		Upstream:    testenv.Addr(servers[1].TLSPort),
@@ -33,16 +35,18 @@ func target() matrix.Target {
 }
 
 // TestAttacks: a man in the middle against every mode (see matrix.RunAttacks).
-func TestAttacks(t *testing.T) { matrix.RunAttacks(t, target()) }
+func TestAttacks(t *testing.T) { matrix.RunAttacks(t, target(t)) }
 
 // TestHostileServer: a server that stalls or floods the handshake costs a
 // bounded time and memory (see matrix.RunHostile).
-func TestHostileServer(t *testing.T) { matrix.RunHostile(t, target()) }
+func TestHostileServer(t *testing.T) { matrix.RunHostile(t, target(t)) }
 
 // TestNoLeaks: concurrent clients and operations, then Disconnect, leave no
 // goroutine and no open connection behind.
 func TestNoLeaks(t *testing.T) {
-	matrix.RunNoLeaks(t, target(), 4, func(ctx context.Context, addr string) (func(context.Context) error, func() error, error) {
+	tg := target(t)
+	certs := tg.Certs
+	matrix.RunNoLeaks(t, tg, 4, func(ctx context.Context, addr string) (func(context.Context) error, func() error, error) {
 		c, err := Connect(ctx, "mongodb://"+addr+"/?ssl-mode=VERIFY_IDENTITY&ssl-ca="+certs.CA)
 		if err != nil {
 			return nil, nil, err
@@ -61,6 +65,8 @@ func TestNoLeaks(t *testing.T) {
 // matrix.RunSecrets). FerretDB runs without authentication here, so the
 // URI's password is only ever wrong.
 func TestSecrets(t *testing.T) {
+	env := scenarios.Get(t)
+	certs, servers := env.certs, env.servers
 	uri := func(addr, pw, params string) string {
 		if pw == "" {
 			return "mongodb://" + addr + "/?" + params

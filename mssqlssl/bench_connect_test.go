@@ -19,7 +19,7 @@ import (
 // issues no session tickets (nor does SQL Server): no resumption here.
 
 func bareConnector(b *testing.B, tc *tls.Config) driver.Connector {
-	cfg, err := msdsn.Parse(urlDSN(servers[1], "localhost", "encrypt=true"))
+	cfg, err := msdsn.Parse(urlDSN(scenarios.Get(b).servers[1], "localhost", "encrypt=true"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -28,7 +28,8 @@ func bareConnector(b *testing.B, tc *tls.Config) driver.Connector {
 }
 
 func libConnector(b *testing.B, mode sslconn.Mode) driver.Connector {
-	c, err := NewConnector(urlDSN(servers[1], "localhost", "ssl-mode="+mode.String()+"&ssl-ca="+certs.CA))
+	env := scenarios.Get(b)
+	c, err := NewConnector(urlDSN(env.servers[1], "localhost", "ssl-mode="+mode.String()+"&ssl-ca="+env.certs.CA))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -40,6 +41,8 @@ func libConnector(b *testing.B, mode sslconn.Mode) driver.Connector {
 //
 //	go test -run '^$' -bench Connect -benchmem ./mssqlssl
 func BenchmarkConnect(b *testing.B) {
+	env := scenarios.Get(b)
+	certs, servers := env.certs, env.servers
 	for _, mode := range matrix.BenchModes {
 		b.Run(mode.String()+"/impl=bare", func(b *testing.B) {
 			matrix.BenchConnect(b, bareConnector(b, matrix.BareTLS(b, certs.CA, mode, "localhost")))
@@ -63,6 +66,7 @@ func BenchmarkConnect(b *testing.B) {
 // BenchmarkQuery: SELECT 1 on one open TLS connection, library against the
 // bare driver: the library must add nothing per operation.
 func BenchmarkQuery(b *testing.B) {
+	certs := scenarios.Get(b).certs
 	b.Run("impl=bare", func(b *testing.B) {
 		matrix.BenchQuery(b, bareConnector(b, matrix.BareTLS(b, certs.CA, sslconn.VerifyIdentity, "localhost")))
 	})

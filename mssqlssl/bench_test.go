@@ -20,6 +20,7 @@ import (
 //
 //	go test -run '^$' -bench Recovery -benchtime 5x ./mssqlssl
 func BenchmarkRecovery(b *testing.B) {
+	certs := serverCerts.Get(b)
 	conf := serverConfig(testenv.Scenario(certs, 1))
 	s, err := tdsserver.Start(conf)
 	if err != nil {

@@ -2,7 +2,6 @@ package mssqlssl
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -22,12 +21,59 @@ const (
 	password = "Tds-Secret-pw1"
 )
 
-// One TDS test server per scenario S0-S7. TDS negotiates TLS in-band
-// (PRELOGIN), so every mode uses the same port, as with SQL Server.
-var (
+// testServers: one TDS test server per scenario S0-S7, with the
+// certificates they use. TDS negotiates TLS in-band (PRELOGIN), so every
+// mode uses the same port, as with SQL Server.
+type testServers struct {
 	certs   *testenv.Certs
 	servers [8]*tdsserver.Server
-)
+}
+
+// Stop stops the servers; testenv.Cleanup calls it.
+func (e *testServers) Stop() {
+	for _, s := range e.servers {
+		if s != nil {
+			_ = s.Stop()
+		}
+	}
+}
+
+// scenarios starts on the first test that needs it, once per package.
+var scenarios = testenv.NewLazy(func() (*testServers, error) {
+	c, err := makeCerts()
+	if err != nil {
+		return nil, err
+	}
+	e := &testServers{certs: c}
+	for i := range e.servers {
+		conf, err := tdsserver.ForScenario(testenv.Scenario(c, i), user, password)
+		if err == nil {
+			e.servers[i], err = tdsserver.Start(conf)
+		}
+		if err != nil {
+			e.Stop()
+			return nil, fmt.Errorf("start TDS server %s: %w", testenv.ScenarioNames[i], err)
+		}
+	}
+	return e, nil
+})
+
+// serverCerts are the certificates alone, for the tests that start their
+// own TDS server; like scenarios, Get skips under -short.
+var serverCerts = testenv.NewLazy(makeCerts)
+
+// certsErr is a testenv.TB that keeps GetCerts's failure as an error.
+type certsErr struct{ err error }
+
+func (c *certsErr) Helper() {}
+
+func (c *certsErr) Fatalf(format string, args ...any) { c.err = fmt.Errorf(format, args...) }
+
+func makeCerts() (*testenv.Certs, error) {
+	var tb certsErr
+	c := testenv.GetCerts(&tb)
+	return c, tb.err
+}
 
 // serverConfig maps a scenario onto the TDS test server.
 func serverConfig(t testenv.TLS) tdsserver.Config {
@@ -39,25 +85,9 @@ func serverConfig(t testenv.TLS) tdsserver.Config {
 }
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if !testenv.ServersNeeded() {
-		os.Exit(m.Run()) // fuzzing: the parsers need no server
-	}
 	slog.SetDefault(slog.New(slog.DiscardHandler))
-	code := func() int {
-		defer testenv.Cleanup()
-		certs = testenv.GetCerts(testenv.Must{})
-		for i := range servers {
-			s, err := tdsserver.Start(serverConfig(testenv.Scenario(certs, i)))
-			if err != nil {
-				fmt.Fprintln(os.Stderr, "start TDS server:", err)
-				return 1
-			}
-			defer s.Stop()
-			servers[i] = s
-		}
-		return m.Run()
-	}()
+	code := m.Run()
+	testenv.Cleanup()
 	os.Exit(code)
 }
 
@@ -92,12 +122,13 @@ func result(t *testing.T, dsn string, opts ...sslconn.Option) (string, sslconn.S
 // Verify (the server's encrypt_option, the client's version and cipher) or
 // the sentinel error.
 func TestMatrix(t *testing.T) {
+	env := scenarios.Get(t)
 	want := matrix.Want()
-	for sc, s := range servers {
+	for sc, s := range env.servers {
 		for _, mode := range core.Modes {
 			t.Run(testenv.ScenarioNames[sc]+"/"+mode.String(), func(t *testing.T) {
 				t.Parallel()
-				got, st, err := result(t, urlDSN(s, "localhost", "ssl-mode="+mode.String()+"&ssl-ca="+certs.CA))
+				got, st, err := result(t, urlDSN(s, "localhost", "ssl-mode="+mode.String()+"&ssl-ca="+env.certs.CA))
 				if got != want[sc][mode] {
 					t.Fatalf("got %s (%+v %v), want %s", got, st, err, want[sc][mode])
 				}
@@ -115,10 +146,11 @@ func TestMatrix(t *testing.T) {
 // TestAddresses: by IP and by name, in each mode that encrypts (the
 // session cache once made go-mssqldb panic for IP literals).
 func TestAddresses(t *testing.T) {
+	env := scenarios.Get(t)
 	for _, host := range []string{"127.0.0.1", "localhost"} {
 		for _, mode := range []sslconn.Mode{sslconn.Preferred, sslconn.VerifyIdentity} {
 			t.Run(host+"/"+mode.String(), func(t *testing.T) {
-				got, st, err := result(t, urlDSN(servers[1], host, "ssl-mode="+mode.String()+"&ssl-ca="+certs.CA))
+				got, st, err := result(t, urlDSN(env.servers[1], host, "ssl-mode="+mode.String()+"&ssl-ca="+env.certs.CA))
 				if got != matrix.TLSOK {
 					t.Fatalf("%s %v %v", got, st, err)
 				}
@@ -128,7 +160,8 @@ func TestAddresses(t *testing.T) {
 }
 
 func TestDSNSyntaxes(t *testing.T) {
-	s := servers[1]
+	env := scenarios.Get(t)
+	s, certs := env.servers[1], env.certs
 	for name, dsn := range map[string]string{
 		"URL":  urlDSN(s, "localhost", "ssl-mode=VERIFY_IDENTITY&ssl-ca="+certs.CA),
 		"ADO":  fmt.Sprintf("server=localhost;port=%d;user id=%s;password=%s;ssl-mode=VERIFY_IDENTITY;ssl-ca=%s", s.Port(), user, password, certs.CA),
@@ -147,9 +180,10 @@ func TestDSNSyntaxes(t *testing.T) {
 }
 
 func TestCAFormats(t *testing.T) {
-	for name, ca := range matrix.CAFiles(certs) {
+	env := scenarios.Get(t)
+	for name, ca := range matrix.CAFiles(env.certs) {
 		t.Run(name, func(t *testing.T) {
-			if got, _, err := result(t, urlDSN(servers[1], "localhost", "ssl-mode=VERIFY_IDENTITY&ssl-ca="+ca)); got != matrix.TLSOK {
+			if got, _, err := result(t, urlDSN(env.servers[1], "localhost", "ssl-mode=VERIFY_IDENTITY&ssl-ca="+ca)); got != matrix.TLSOK {
 				t.Fatalf("%s %v", got, err)
 			}
 		})
@@ -159,6 +193,8 @@ func TestCAFormats(t *testing.T) {
 // TestModeFromDSN: go-mssqldb's own encrypt, TrustServerCertificate,
 // certificate and hostNameInCertificate.
 func TestModeFromDSN(t *testing.T) {
+	env := scenarios.Get(t)
+	certs := env.certs
 	tests := []struct {
 		name   string
 		server int
@@ -179,7 +215,7 @@ func TestModeFromDSN(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, st, err := result(t, urlDSN(servers[tt.server], "localhost", tt.params))
+			got, st, err := result(t, urlDSN(env.servers[tt.server], "localhost", tt.params))
 			if got != tt.want {
 				t.Fatalf("%s (%+v %v), want %s", got, st, err, tt.want)
 			}
@@ -189,14 +225,18 @@ func TestModeFromDSN(t *testing.T) {
 
 func TestBadDSN(t *testing.T) {
 	const pw = "Dsn-Secret-99"
+	pinned := certFile(t)
 	tests := []struct{ name, dsn, says string }{
 		{"unknown mode", "sqlserver://sa:" + pw + "@localhost?ssl-mode=VERIFY", "VERIFY_IDENTITY"},
 		{"encrypt=disable with REQUIRED", "sqlserver://sa:" + pw + "@localhost?encrypt=disable&ssl-mode=REQUIRED", "ssl-mode"},
-		{"encrypt=true with PREFERRED", "sqlserver://sa:" + pw + "@localhost?encrypt=true&ssl-mode=PREFERRED", "ssl-mode"},
+		// encrypt=true with PREFERRED is no contradiction under the one
+		// conflict rule (an explicit mode refines the driver's setting):
+		// see TestConflictTable.
+		{"encrypt=true with DISABLED", "sqlserver://sa:" + pw + "@localhost?encrypt=true&ssl-mode=DISABLED", "ssl-mode"},
 		{"bad encrypt", "sqlserver://sa:" + pw + "@localhost?encrypt=maybe", "invalid SQL Server DSN"},
-		{"bad tlsmin", "sqlserver://sa:" + pw + "@localhost?tlsmin=2.0", "tls-version"},
+		{"bad tlsmin", "sqlserver://sa:" + pw + "@localhost?tlsmin=2.0", "tlsmin"},
 		{"missing CA", "sqlserver://sa:" + pw + "@localhost?ssl-ca=/nonexistent.pem", "ssl-ca"},
-		{"serverCertificate pinning", "sqlserver://sa:" + pw + "@localhost?encrypt=true&serverCertificate=" + certs.ChainPEM, "serverCertificate"},
+		{"serverCertificate pinning", "sqlserver://sa:" + pw + "@localhost?encrypt=true&serverCertificate=" + pinned, "serverCertificate"},
 		{"ADO with bad mode", "server=localhost;user id=sa;password=" + pw + ";ssl-mode=sometimes", "ssl-mode"},
 	}
 	for _, tt := range tests {
@@ -206,15 +246,19 @@ func TestBadDSN(t *testing.T) {
 		})
 	}
 	// A wrong password is the server's error, permanent and without the password.
-	_, _, err := result(t, strings.Replace(urlDSN(servers[1], "localhost", "ssl-mode=REQUIRED"), password, "Wrong-pw-777", 1))
-	if err == nil || !strings.Contains(err.Error(), "Login failed") || strings.Contains(err.Error(), "Wrong-pw-777") || !core.IsPermanent(err) {
-		t.Fatalf("wrong password: %v", err)
-	}
+	t.Run("wrong password", func(t *testing.T) {
+		env := scenarios.Get(t)
+		_, _, err := result(t, strings.Replace(urlDSN(env.servers[1], "localhost", "ssl-mode=REQUIRED"), password, "Wrong-pw-777", 1))
+		if err == nil || !strings.Contains(err.Error(), "Login failed") || strings.Contains(err.Error(), "Wrong-pw-777") || !core.IsPermanent(err) {
+			t.Fatalf("wrong password: %v", err)
+		}
+	})
 }
 
 // TestPreferredAfterEnablingSSL: the server is restarted from no TLS to TLS
 // forced on the same port; a PREFERRED pool's new connections are encrypted.
 func TestPreferredAfterEnablingSSL(t *testing.T) {
+	certs := serverCerts.Get(t)
 	s, err := tdsserver.Start(serverConfig(testenv.Scenario(certs, 0)))
 	if err != nil {
 		t.Fatal(err)

@@ -49,6 +49,7 @@ func (w mssqlWorkload) Close() error                                       { ret
 // test server, which keeps its one table across restarts; see
 // matrix.RunRestarts.
 func TestRestarts(t *testing.T) {
+	certs := serverCerts.Get(t)
 	s, err := tdsserver.Start(serverConfig(testenv.TLS{Off: true}))
 	if err != nil {
 		t.Fatal(err)

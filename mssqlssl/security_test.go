@@ -12,10 +12,13 @@ import (
 	"github.com/sslconn/sslconn/sslconn"
 )
 
-func target() matrix.Target {
+// target needs the scenario servers: it skips the test under -short.
+func target(t testing.TB) matrix.Target {
+	env := scenarios.Get(t)
+	certs := env.certs
 	return matrix.Target{
 		Engine:   mitm.TDS,
-		Upstream: servers[1].Addr(),
+		Upstream: env.servers[1].Addr(),
 		Certs:    certs,
 		Connect: func(ctx context.Context, addr string, mode sslconn.Mode, marker string, opts ...sslconn.Option) error {
 			db, err := Open("sqlserver://"+user+":"+password+"@"+addr+"?database=master&ssl-mode="+mode.String()+"&ssl-ca="+certs.CA, opts...)
@@ -38,16 +41,18 @@ func target() matrix.Target {
 }
 
 // TestAttacks: a man in the middle against every mode (see matrix.RunAttacks).
-func TestAttacks(t *testing.T) { matrix.RunAttacks(t, target()) }
+func TestAttacks(t *testing.T) { matrix.RunAttacks(t, target(t)) }
 
 // TestHostileServer: a server that stalls or floods the handshake costs a
 // bounded time and memory (see matrix.RunHostile).
-func TestHostileServer(t *testing.T) { matrix.RunHostile(t, target()) }
+func TestHostileServer(t *testing.T) { matrix.RunHostile(t, target(t)) }
 
 // TestNoLeaks: concurrent connects and queries, then Close, leave no
 // goroutine and no open connection behind.
 func TestNoLeaks(t *testing.T) {
-	matrix.RunNoLeaks(t, target(), 8, func(ctx context.Context, addr string) (func(context.Context) error, func() error, error) {
+	tg := target(t)
+	certs := tg.Certs
+	matrix.RunNoLeaks(t, tg, 8, func(ctx context.Context, addr string) (func(context.Context) error, func() error, error) {
 		db, err := Open("sqlserver://" + user + ":" + password + "@" + addr + "?database=master&ssl-mode=VERIFY_IDENTITY&ssl-ca=" + certs.CA)
 		if err != nil {
 			return nil, nil, err
@@ -62,6 +67,8 @@ func TestNoLeaks(t *testing.T) {
 // TestSecrets: no password in errors, logs, printed values or panics, in
 // URL, ADO and ODBC DSNs (see matrix.RunSecrets).
 func TestSecrets(t *testing.T) {
+	env := scenarios.Get(t)
+	certs, servers := env.certs, env.servers
 	connect := matrix.PingSQL(NewConnector)
 	good := servers[1].Addr()
 	ado := strings.Replace(good, ":", ",", 1)

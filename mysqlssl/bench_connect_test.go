@@ -33,8 +33,8 @@ func bareConnector(b *testing.B, port int, tc *tls.Config) driver.Connector {
 
 func hostPort(port int) string { return net.JoinHostPort("localhost", strconv.Itoa(port)) }
 
-func libConnector(b *testing.B, port int, mode sslconn.Mode, opts ...sslconn.Option) driver.Connector {
-	c, err := NewConnector(dsn(testenv.MySQLUser, testenv.MySQLPassword, "localhost", port, "ssl-mode="+mode.String()+"&ssl-ca="+certs.CA), opts...)
+func libConnector(b *testing.B, port int, ca string, mode sslconn.Mode, opts ...sslconn.Option) driver.Connector {
+	c, err := NewConnector(dsn(testenv.MySQLUser, testenv.MySQLPassword, "localhost", port, "ssl-mode="+mode.String()+"&ssl-ca="+ca), opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -47,18 +47,19 @@ func libConnector(b *testing.B, port int, mode sslconn.Mode, opts ...sslconn.Opt
 //
 //	go test -run '^$' -bench Connect -benchmem ./mysqlssl
 func BenchmarkConnect(b *testing.B) {
-	port := servers[1].Port
+	env := scenarios.Get(b)
+	certs, port := env.certs, env.servers[1].Port
 	for _, mode := range matrix.BenchModes {
 		b.Run(mode.String()+"/impl=bare", func(b *testing.B) {
 			matrix.BenchConnect(b, bareConnector(b, port, matrix.BareTLS(b, certs.CA, mode, "localhost")))
 		})
 		// As shipped: reconnects resume TLS sessions where the server allows.
 		b.Run(mode.String()+"/impl=sslconn", func(b *testing.B) {
-			matrix.BenchConnect(b, libConnector(b, port, mode))
+			matrix.BenchConnect(b, libConnector(b, port, certs.CA, mode))
 		})
 		// Resumption off, like the bare driver: the like-for-like cost.
 		b.Run(mode.String()+"/impl=sslconn-noresume", func(b *testing.B) {
-			matrix.BenchConnect(b, libConnector(b, port, mode, sslconn.WithSessionCache(nil)))
+			matrix.BenchConnect(b, libConnector(b, port, certs.CA, mode, sslconn.WithSessionCache(nil)))
 		})
 	}
 	// The floor: the TLS handshake alone, with crypto/tls (last, so that
@@ -76,19 +77,21 @@ func BenchmarkConnect(b *testing.B) {
 // BenchmarkResume: reconnecting with the library's shared session cache
 // (its default) against none; resumed/op says how many handshakes resumed.
 func BenchmarkResume(b *testing.B) {
+	env := scenarios.Get(b)
 	matrix.BenchResume(b, func(b *testing.B, opts ...sslconn.Option) {
-		matrix.BenchConnect(b, libConnector(b, servers[1].Port, sslconn.VerifyIdentity, opts...))
+		matrix.BenchConnect(b, libConnector(b, env.servers[1].Port, env.certs.CA, sslconn.VerifyIdentity, opts...))
 	})
 }
 
 // BenchmarkQuery: SELECT 1 on one open TLS connection, library against the
 // bare driver: the library must add nothing per operation.
 func BenchmarkQuery(b *testing.B) {
-	port := servers[1].Port
+	env := scenarios.Get(b)
+	certs, port := env.certs, env.servers[1].Port
 	b.Run("impl=bare", func(b *testing.B) {
 		matrix.BenchQuery(b, bareConnector(b, port, matrix.BareTLS(b, certs.CA, sslconn.VerifyIdentity, "localhost")))
 	})
-	b.Run("impl=sslconn", func(b *testing.B) { matrix.BenchQuery(b, libConnector(b, port, sslconn.VerifyIdentity)) })
+	b.Run("impl=sslconn", func(b *testing.B) { matrix.BenchQuery(b, libConnector(b, port, certs.CA, sslconn.VerifyIdentity)) })
 }
 
 // mysqlTLSFloor does the least a MySQL TLS connection needs: read the

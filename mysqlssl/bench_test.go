@@ -18,6 +18,7 @@ import (
 //
 //	go test -run '^$' -bench Recovery -benchtime 5x ./mysqlssl
 func BenchmarkRecovery(b *testing.B) {
+	certs := certsForServers.Get(b)
 	s, err := testenv.StartMariaDB(testenv.Scenario(certs, 1))
 	if err != nil {
 		b.Fatal(err)

@@ -46,6 +46,7 @@ func (w mysqlWorkload) Close() error                                       { ret
 // TestRestarts: a workload rides out every SSL-triggered restart; see
 // matrix.RunRestarts for what is checked.
 func TestRestarts(t *testing.T) {
+	certs := certsForServers.Get(t)
 	s, err := testenv.StartMariaDB(testenv.TLS{Off: true})
 	if err != nil {
 		t.Fatal(err)

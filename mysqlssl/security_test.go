@@ -10,10 +10,14 @@ import (
 	"github.com/sslconn/sslconn/sslconn"
 )
 
-func target() matrix.Target {
+// target is the S1 server as the shared attack tests see it; it starts the
+// scenario servers, or skips t under -short.
+func target(t testing.TB) matrix.Target {
+	env := scenarios.Get(t)
+	certs := env.certs
 	return matrix.Target{
 		Engine:   mitm.MySQL,
-		Upstream: testenv.Addr(servers[1].Port),
+		Upstream: testenv.Addr(env.servers[1].Port),
 		Certs:    certs,
 		Connect: func(ctx context.Context, addr string, mode sslconn.Mode, marker string, opts ...sslconn.Option) error {
 			db, err := Open(appDSNAt(addr, "ssl-mode="+mode.String()+"&ssl-ca="+certs.CA), opts...)
@@ -32,16 +36,18 @@ func appDSNAt(addr, params string) string {
 }
 
 // TestAttacks: a man in the middle against every mode (see matrix.RunAttacks).
-func TestAttacks(t *testing.T) { matrix.RunAttacks(t, target()) }
+func TestAttacks(t *testing.T) { matrix.RunAttacks(t, target(t)) }
 
 // TestHostileServer: a server that stalls or floods the handshake costs a
 // bounded time and memory (see matrix.RunHostile).
-func TestHostileServer(t *testing.T) { matrix.RunHostile(t, target()) }
+func TestHostileServer(t *testing.T) { matrix.RunHostile(t, target(t)) }
 
 // TestNoLeaks: concurrent connects and queries, then Close, leave no
 // goroutine and no open connection behind.
 func TestNoLeaks(t *testing.T) {
-	matrix.RunNoLeaks(t, target(), 8, func(ctx context.Context, addr string) (func(context.Context) error, func() error, error) {
+	tg := target(t)
+	certs := tg.Certs
+	matrix.RunNoLeaks(t, tg, 8, func(ctx context.Context, addr string) (func(context.Context) error, func() error, error) {
 		db, err := Open(appDSNAt(addr, "ssl-mode=VERIFY_IDENTITY&ssl-ca="+certs.CA))
 		if err != nil {
 			return nil, nil, err
@@ -56,6 +62,8 @@ func TestNoLeaks(t *testing.T) {
 // TestSecrets: no password in errors, logs, printed values or panics (see
 // matrix.RunSecrets).
 func TestSecrets(t *testing.T) {
+	env := scenarios.Get(t)
+	certs, servers := env.certs, env.servers
 	matrix.RunSecrets(t, matrix.SecretsTarget{
 		Certs: certs, Good: testenv.Addr(servers[1].Port), Foreign: testenv.Addr(servers[4].Port), Password: testenv.MySQLPassword,
 		DSN: func(addr, pw, params string) string {

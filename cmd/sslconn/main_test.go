@@ -32,40 +32,44 @@ var (
 func TestMain(m *testing.M) {
 	slog.SetDefault(slog.New(slog.DiscardHandler))
 	check.SilenceDrivers()
-	code := func() int {
-		defer testenv.Cleanup()
-		certs = testenv.GetCerts(testenv.Must{})
-		starts := []struct {
-			dst   **testenv.Server
-			start func(testenv.TLS) (*testenv.Server, error)
-			sc    int
-		}{
-			{&maria1, testenv.StartMariaDB, 1}, {&maria5, testenv.StartMariaDB, 5},
-			{&redis0, testenv.StartRedis, 0}, {&redis6, testenv.StartRedis, 6}, {&redis1, testenv.StartRedis, 1},
-			{&ferret1, testenv.StartFerretDB, 1},
-		}
-		errs := make([]error, len(starts))
-		var wg sync.WaitGroup
-		for i, s := range starts {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				*s.dst, errs[i] = s.start(testenv.Scenario(certs, s.sc))
-			}()
-		}
-		wg.Wait()
-		conf, err := tdsserver.ForScenario(testenv.Scenario(certs, 1), "sa", "Tds-Secret-pw1")
-		if err == nil {
-			tds1, err = tdsserver.Start(conf)
-		}
-		if err := errors.Join(append(errs, err)...); err != nil {
-			fmt.Fprintln(os.Stderr, "start servers:", err)
-			return 1
-		}
-		defer tds1.Stop()
-		return m.Run()
-	}()
+	code := m.Run()
+	testenv.Cleanup()
 	os.Exit(code)
+}
+
+// endpoints starts the servers on the first test that needs them (not with -short).
+var endpoints = testenv.NewLazy(func() (*tdsserver.Server, error) {
+	starts := []struct {
+		dst   **testenv.Server
+		start func(testenv.TLS) (*testenv.Server, error)
+		sc    int
+	}{
+		{&maria1, testenv.StartMariaDB, 1}, {&maria5, testenv.StartMariaDB, 5},
+		{&redis0, testenv.StartRedis, 0}, {&redis6, testenv.StartRedis, 6}, {&redis1, testenv.StartRedis, 1},
+		{&ferret1, testenv.StartFerretDB, 1},
+	}
+	errs := make([]error, len(starts))
+	var wg sync.WaitGroup
+	for i, s := range starts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			*s.dst, errs[i] = s.start(testenv.Scenario(certs, s.sc))
+		}()
+	}
+	wg.Wait()
+	conf, err := tdsserver.ForScenario(testenv.Scenario(certs, 1), "sa", "Tds-Secret-pw1")
+	if err == nil {
+		tds1, err = tdsserver.Start(conf)
+	}
+	return tds1, errors.Join(append(errs, err)...)
+})
+
+// servers makes the certificates and, unless -short, starts the endpoints.
+func servers(t *testing.T) {
+	t.Helper()
+	certs = testenv.GetCerts(t)
+	endpoints.Get(t)
 }
 
 // cli runs the command and checks that no password reached its output.
@@ -92,6 +96,7 @@ func redisURL(port int) string {
 // TestCheckEngines: each engine, told apart by its DSN syntax, connects in
 // every mode against a server with TLS optional and a SAN certificate.
 func TestCheckEngines(t *testing.T) {
+	servers(t)
 	tests := []struct {
 		engine check.Engine
 		dsn    string
@@ -131,6 +136,7 @@ func TestCheckEngines(t *testing.T) {
 
 // TestCheckText: the table, the chain and the verdict as people read them.
 func TestCheckText(t *testing.T) {
+	servers(t)
 	code, out, _ := cli(t, nil, "check", mysqlDSN(maria1, "ssl-ca="+certs.CA))
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, out)
@@ -152,6 +158,7 @@ func TestCheckText(t *testing.T) {
 // TestCheckCNOnly: the guide's CN-only certificate passes VERIFY_IDENTITY
 // on its CN, and the verdict says so and what to fix.
 func TestCheckCNOnly(t *testing.T) {
+	servers(t)
 	dsn := fmt.Sprintf("%s:%s@tcp(localhost:%d)/%s", testenv.MySQLUser, testenv.MySQLPassword, maria5.Port, testenv.MySQLDatabase)
 	code, out, _ := cli(t, nil, "check", "--mode", "verify-full", "--ca", certs.ChainPEM, dsn)
 	if code != 0 {
@@ -167,6 +174,7 @@ func TestCheckCNOnly(t *testing.T) {
 // TestCheckExpired: the expired certificate fails the verifying modes with
 // ErrCertExpired; the exit status follows the requested mode.
 func TestCheckExpired(t *testing.T) {
+	servers(t)
 	dsn := redisURL(redis6.TLSPort) + "?ssl-ca=" + certs.P7B
 	code, out, _ := cli(t, nil, "check", "--mode", "VERIFY_IDENTITY", dsn)
 	if code != 1 {
@@ -184,6 +192,7 @@ func TestCheckExpired(t *testing.T) {
 
 // TestCheckNoTLS: a server without TLS; the DSN comes from SSLCONN_DSN.
 func TestCheckNoTLS(t *testing.T) {
+	servers(t)
 	env := map[string]string{"SSLCONN_DSN": redisURL(redis0.Port)}
 	code, out, _ := cli(t, env, "check", "--timeout", "1s")
 	if code != 0 {
@@ -202,8 +211,10 @@ func TestCheckNoTLS(t *testing.T) {
 // TestBadInput: usage errors and bad files exit 2 with a message naming
 // what to fix, and never print a password.
 func TestBadInput(t *testing.T) {
+	certs = testenv.GetCerts(t)
 	const pw = "Cli-Secret-551"
-	dsn := mysqlDSN(maria1, "")
+	// Bad input fails before any connection: no server is needed.
+	dsn := fmt.Sprintf("%s:%s@tcp(127.0.0.1:1)/%s", testenv.MySQLUser, testenv.MySQLPassword, testenv.MySQLDatabase)
 	tests := []struct {
 		name string
 		args []string
@@ -242,6 +253,7 @@ func TestBadInput(t *testing.T) {
 // TestCA: inspect reads every format of the console's download; convert
 // writes each format that inspect, and keytool's JKS reader, read back.
 func TestCA(t *testing.T) {
+	certs = testenv.GetCerts(t)
 	for name, file := range map[string]string{"PEM": certs.ChainPEM, "DER": certs.CADER, "P7B": certs.P7B, "P7B-DER": certs.P7BDER, "JKS": certs.JKS, "zip": certs.Zip} {
 		t.Run("inspect/"+name, func(t *testing.T) {
 			code, out, errOut := cli(t, nil, "ca", "inspect", file)

@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -36,7 +35,7 @@ func (c *Config) hasAnswered(addr string) bool {
 // connections only: an operation whose outcome is unknown must never be
 // handed to Retry.
 func (c *Config) Retry(ctx context.Context, addr string, connect func(context.Context) error) error {
-	attempts, elapsed, err, exhausted := c.retry(ctx, addr, connect, func(err error) bool { return !IsPermanent(err) }, true)
+	attempts, elapsed, err, capped, exhausted := c.retry(ctx, addr, connect, func(err error) bool { return !IsPermanent(err) }, true)
 	if err == nil {
 		c.MarkAnswered(addr)
 		return nil
@@ -44,20 +43,26 @@ func (c *Config) Retry(ctx context.Context, addr string, connect func(context.Co
 	if !exhausted {
 		if cerr := ctx.Err(); cerr != nil && KindOf(err) == nil {
 			// The caller's context ended before any typed outcome.
-			last := cerr
+			last := err
 			if !errors.Is(err, cerr) {
-				last = fmt.Errorf("%w (last error: %w)", cerr, err)
+				last = &ctxEnded{last: err, ctx: cerr}
 			}
-			return c.unavailable(addr, attempts, elapsed, "the context ended while connecting", last)
+			return c.unavailable(addr, attempts, elapsed, "the context ended while connecting ("+cerr.Error()+")", last)
 		}
 		return err
 	}
 	detail := "the retry budget ran out"
-	if !c.hasAnswered(addr) {
-		detail = "the address has not answered since the client was created; check the host and port"
+	if capped {
+		detail = "the address has not answered since the client was created (retried for at most " + FirstContactBudget.String() + "); check the host and port"
 	}
 	return c.unavailable(addr, attempts, elapsed, detail, err)
 }
+
+// ctxEnded is the last attempt's error, also matching the context's.
+type ctxEnded struct{ last, ctx error }
+
+func (e *ctxEnded) Error() string   { return e.last.Error() }
+func (e *ctxEnded) Unwrap() []error { return []error{e.last, e.ctx} }
 
 func (c *Config) unavailable(addr string, attempts int, elapsed time.Duration, detail string, last error) error {
 	e := NewError(sslconn.ErrUnavailable, c.Mode(), addr, detail, last)
@@ -71,30 +76,31 @@ func (c *Config) unavailable(addr string, attempts int, elapsed time.Duration, d
 // other result, and the last error when the budget is spent, is returned
 // unchanged, so callers comparing errors with == still can.
 func (c *Config) RetrySafe(ctx context.Context, addr string, op func(context.Context) error, safe func(error) bool) error {
-	_, _, err, _ := c.retry(ctx, addr, op, safe, false)
+	_, _, err, _, _ := c.retry(ctx, addr, op, safe, false)
 	return err
 }
 
-// retry is the loop behind Retry and RetrySafe. exhausted says the budget
-// ran out (not ctx, not a permanent error).
-func (c *Config) retry(ctx context.Context, addr string, op func(context.Context) error, again func(error) bool, connecting bool) (attempts int, elapsed time.Duration, err error, exhausted bool) {
+// retry is the loop behind Retry and RetrySafe. capped says the budget was
+// cut to FirstContactBudget; exhausted that the budget ran out (not ctx,
+// not a permanent error).
+func (c *Config) retry(ctx context.Context, addr string, op func(context.Context) error, again func(error) bool, connecting bool) (attempts int, elapsed time.Duration, err error, capped, exhausted bool) {
 	start := c.e.Now()
 	budget := c.e.RetryBudget()
 	if connecting && budget > FirstContactBudget && !c.hasAnswered(addr) {
-		budget = FirstContactBudget
+		budget, capped = FirstContactBudget, true
 	}
 	for attempt := 1; ; attempt++ {
 		err := op(ctx)
 		elapsed := c.e.Now().Sub(start)
 		if err == nil || !again(err) || ctx.Err() != nil {
-			return attempt, elapsed, err, false
+			return attempt, elapsed, err, capped, false
 		}
 		if budget < 0 {
-			return attempt, elapsed, err, true
+			return attempt, elapsed, err, capped, true
 		}
 		delay := c.e.Delay(attempt)
 		if elapsed+delay > budget {
-			return attempt, elapsed, err, true
+			return attempt, elapsed, err, capped, true
 		}
 		// The first retry is news; the rest of a long outage is detail,
 		// with a reminder every tenth attempt.
@@ -106,7 +112,7 @@ func (c *Config) retry(ctx context.Context, addr string, op func(context.Context
 			slog.String("addr", addr), slog.Int("attempt", attempt), slog.Duration("delay", delay), slog.Any("error", err))
 		c.e.OnRetry(sslconn.RetryEvent{Addr: addr, Attempt: attempt, Delay: delay, Elapsed: elapsed, Err: err})
 		if serr := c.e.Sleep(ctx, delay); serr != nil {
-			return attempt, c.e.Now().Sub(start), err, false
+			return attempt, c.e.Now().Sub(start), err, capped, false
 		}
 	}
 }

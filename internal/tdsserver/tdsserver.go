@@ -397,8 +397,33 @@ func (s *session) answer(sql string) []byte {
 		}
 		host, port, _ := net.SplitHostPort(s.raw.RemoteAddr().String())
 		p, _ := strconv.Atoi(port)
-		return resultSet([]column{{"encrypt_option", nvarchar}, {"client_net_address", nvarchar}, {"client_tcp_port", intn}},
-			[]any{enc, host, int32(p)})
+		known := map[string]struct {
+			col column
+			val any
+		}{
+			"encrypt_option":     {column{"encrypt_option", nvarchar}, enc},
+			"client_net_address": {column{"client_net_address", nvarchar}, host},
+			"client_tcp_port":    {column{"client_tcp_port", intn}, int32(p)},
+		}
+		// Answer with the columns the query names, in its order, as SQL
+		// Server would; "*" (or nothing recognised) gives all three.
+		names := []string{"encrypt_option", "client_net_address", "client_tcp_port"}
+		if list, _, ok := strings.Cut(strings.TrimPrefix(q, "select "), " from "); ok && strings.TrimSpace(list) != "*" {
+			var named []string
+			for _, n := range strings.Split(list, ",") {
+				if _, ok := known[strings.TrimSpace(n)]; ok {
+					named = append(named, strings.TrimSpace(n))
+				}
+			}
+			if len(named) > 0 {
+				names = named
+			}
+		}
+		cols, row := make([]column, len(names)), make([]any, len(names))
+		for i, n := range names {
+			cols[i], row[i] = known[n].col, known[n].val
+		}
+		return resultSet(cols, row)
 	case strings.Contains(q, "@@version"):
 		return resultSet([]column{{"", nvarchar}}, []any{"Microsoft SQL Server 2022 (tdsserver, a test stand-in speaking TDS 7.4)"})
 	case strings.Contains(q, "@@spid"):

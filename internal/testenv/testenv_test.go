@@ -38,6 +38,7 @@ func tlsState(t *testing.T, c *Certs, addr string) (uint16, error) {
 // TestMariaDB starts MariaDB in TLS-off, optional and forced set-ups and
 // connects with the mariadb client, as a user following the guide would.
 func TestMariaDB(t *testing.T) {
+	skipShort(t)
 	c := GetCerts(t)
 	s, err := StartMariaDB(Scenario(c, 1))
 	if err != nil {
@@ -85,6 +86,7 @@ func TestMariaDB(t *testing.T) {
 }
 
 func TestRedis(t *testing.T) {
+	skipShort(t)
 	c := GetCerts(t)
 	s, err := StartRedis(Scenario(c, 1))
 	if err != nil {
@@ -118,6 +120,7 @@ func TestRedis(t *testing.T) {
 }
 
 func TestFerretDB(t *testing.T) {
+	skipShort(t)
 	c := GetCerts(t)
 	s, err := StartFerretDB(Scenario(c, 1))
 	if err != nil {
@@ -135,3 +138,11 @@ func TestFerretDB(t *testing.T) {
 }
 
 var netDialer = net.Dialer{Timeout: 5 * time.Second}
+
+// skipShort skips a test that starts servers when the tests run with -short.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if Short() {
+		t.Skip("needs database servers; not run with -short")
+	}
+}

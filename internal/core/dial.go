@@ -282,4 +282,3 @@ func isTLSAnswer(err error) bool {
 	var e *sslconn.Error
 	return errors.As(err, &e) && e.Kind != sslconn.ErrServerNoTLS
 }
-

@@ -22,11 +22,13 @@ import (
 // per connect against Redis 7.0, which has no such command, and the
 // comparison would flatter the library.
 func bareClient(b *testing.B, mode sslconn.Mode) *redis.Client {
+	certs, servers := env(b)
 	return redis.NewClient(&redis.Options{Addr: testenv.Addr(servers[1].TLSPort), Password: testenv.RedisPassword, TLSConfig: matrix.BareTLS(b, certs.CA, mode, "localhost"), PoolSize: 1,
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}})
 }
 
 func libClient(b *testing.B, mode sslconn.Mode, opts ...sslconn.Option) *redis.Client {
+	certs, servers := env(b)
 	c, err := NewClient(redisURL("localhost", servers[1].TLSPort, "pool_size=1&ssl-mode="+mode.String()+"&ssl-ca="+certs.CA), opts...)
 	if err != nil {
 		b.Fatal(err)
@@ -53,6 +55,7 @@ func connectLoop(b *testing.B, newClient func() *redis.Client) {
 //
 //	go test -run '^$' -bench Connect -benchmem ./redisssl
 func BenchmarkConnect(b *testing.B) {
+	env(b) // the servers start here, not in a timed loop
 	for _, mode := range matrix.BenchModes {
 		b.Run(mode.String()+"/impl=bare", func(b *testing.B) {
 			connectLoop(b, func() *redis.Client { return bareClient(b, mode) })
@@ -69,6 +72,7 @@ func BenchmarkConnect(b *testing.B) {
 	// The floor: the TLS handshake alone, with crypto/tls (last, so that
 	// benchstat compares it with the bare driver).
 	b.Run("REQUIRED/impl=tls-floor", func(b *testing.B) {
+		_, servers := env(b)
 		b.ReportAllocs()
 		for b.Loop() {
 			c, err := tls.Dial("tcp", testenv.Addr(servers[1].TLSPort), &tls.Config{InsecureSkipVerify: true})
@@ -83,6 +87,7 @@ func BenchmarkConnect(b *testing.B) {
 // BenchmarkResume: reconnecting with a shared session cache (the
 // library's default) against none; resumed/op says how many resumed.
 func BenchmarkResume(b *testing.B) {
+	env(b) // the servers start here, not in a timed loop
 	matrix.BenchResume(b, func(b *testing.B, opts ...sslconn.Option) {
 		connectLoop(b, func() *redis.Client { return libClient(b, sslconn.VerifyIdentity, opts...) })
 	})
@@ -91,6 +96,7 @@ func BenchmarkResume(b *testing.B) {
 // BenchmarkQuery: PING on one open TLS connection, library against bare
 // go-redis: the library must add nothing per command.
 func BenchmarkQuery(b *testing.B) {
+	env(b) // the servers start here, not in a timed loop
 	for _, impl := range []string{"bare", "sslconn"} {
 		b.Run("impl="+impl, func(b *testing.B) {
 			c := bareClient(b, sslconn.VerifyIdentity)

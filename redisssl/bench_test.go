@@ -12,17 +12,24 @@ import (
 	"github.com/sslconn/sslconn/sslconn"
 )
 
+// recoveryServer is TLS-only on its one port; BenchmarkRecovery stops and
+// starts it with the same set-up.
+var recoveryServer = testenv.NewLazy(func() (*testenv.Server, error) {
+	certs, err := newCerts()
+	if err != nil {
+		return nil, err
+	}
+	conf := testenv.Scenario(certs, 1)
+	conf.OnPlainPort = true
+	return testenv.StartRedis(conf)
+})
+
 // BenchmarkRecovery: REQUIRED through redisssl against bare go-redis with
 // InsecureSkipVerify, across restarts of a TLS server.
 //
 //	go test -run '^$' -bench Recovery -benchtime 5x ./redisssl
 func BenchmarkRecovery(b *testing.B) {
-	conf := testenv.Scenario(certs, 1)
-	conf.OnPlainPort = true
-	s, err := testenv.StartRedis(conf)
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := recoveryServer.Get(b)
 	ping := func(c *redis.Client) func(context.Context) error {
 		return func(ctx context.Context) error { return c.Ping(ctx).Err() }
 	}

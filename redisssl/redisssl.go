@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strconv"
 	"sync"
 	"time"
 
@@ -55,14 +54,21 @@ func parse(raw string) (*parsed, error) {
 	switch u.Scheme {
 	case "rediss":
 		p.spec.Native = core.Native{Mode: sslconn.VerifyIdentity, Setting: "rediss://"}
-		if v, _ := strconv.ParseBool(q.Get("skip_verify")); v {
+		// go-redis's reading of the value: true/1, false/0/empty, else an error.
+		switch v := q.Get("skip_verify"); v {
+		case "true", "1":
 			p.spec.Native = core.Native{Mode: sslconn.Required, Setting: "rediss://...?skip_verify=true"}
+		case "false", "0", "":
+		default:
+			return nil, core.InvalidOption("skip_verify", fmt.Sprintf("skip_verify=%s is no boolean: use true or false", v), nil)
 		}
 	case "redis":
-		q.Del("skip_verify") // meaningless without TLS; go-redis would reject it
+		// Meaningless without TLS.
 	default:
 		return nil, core.InvalidOption("url", fmt.Sprintf("unsupported scheme %q: use redis:// or rediss://", u.Scheme), nil)
 	}
+	// TLS is the dialer's, and go-redis's ParseClusterURL rejects skip_verify.
+	q.Del("skip_verify")
 	p.hasRetries = q.Has("max_retries")
 	p.hasDialTimout = q.Has("dial_timeout")
 	u.RawQuery = q.Encode()
@@ -81,16 +87,123 @@ func init() {
 }
 
 func (p *parsed) config(opts []sslconn.Option) (*core.Config, error) {
-	return core.Resolve(p.spec, opts...)
+	cfg, err := core.Resolve(p.spec, opts...)
+	if err != nil {
+		return nil, p.conflictHint(err, opts)
+	}
+	return cfg, nil
 }
 
-// dialer returns go-redis's Dialer: every node, seed or discovered through
+// conflictHint adds to a conflict between the URL's TLS setting and an
+// explicit mode (core.Conflict) the change to the URL that resolves it.
+func (p *parsed) conflictHint(err error, opts []sslconn.Option) error {
+	var se *sslconn.Error
+	if p.spec.Native.Mode == 0 || !errors.As(err, &se) || se.Kind != sslconn.ErrInvalidOption ||
+		se.Option != core.ParamMode || se.Hint != "" {
+		return err
+	}
+	// The explicit mode alone, without the URL's setting.
+	alone, aerr := core.Resolve(core.Spec{Params: p.spec.Params, Secrets: p.spec.Secrets}, opts...)
+	if aerr != nil {
+		return err
+	}
+	cp := *se
+	switch {
+	case alone.ExplicitMode() == sslconn.Disabled:
+		cp.Hint = "use redis:// for plaintext, or drop ssl-mode=DISABLED"
+	case alone.ExplicitMode() >= sslconn.VerifyCA:
+		cp.Hint = "drop skip_verify=true to verify, or use ssl-mode=REQUIRED"
+	default:
+		return err
+	}
+	return &cp
+}
+
+// dialer is go-redis's Dialer for one client (and its cluster nodes or
+// Sentinel-announced servers): every node, seed or discovered through
 // CLUSTER SLOTS, MOVED or ASK, is dialled and verified in the same mode
 // against the name it is reached by (or the ssl-server-name override).
-func dialer(cfg *core.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return cfg.Dial(ctx, network, addr, nil)
+//
+// go-redis v9 dials in a goroutine of its own, on a context detached from
+// the command's: when the command's context ends first, the command gets a
+// bare context error and the dial goes on. The dialer therefore keeps
+// track of the dials in progress, so that retryHook can report such an end
+// as sslconn.ErrUnavailable with the address, the attempts and the last
+// cause, as core.Config.Retry does when it sees the caller's context.
+type dialer struct {
+	cfg *core.Config
+	mu  sync.Mutex
+	cur map[*dialing]struct{}
+}
+
+// dialing is one dial in progress, across its attempts.
+type dialing struct {
+	addr     string
+	start    time.Time
+	attempts int   // started
+	last     error // of the last attempt that ended
+}
+
+func newDialer(cfg *core.Config) *dialer {
+	return &dialer{cfg: cfg, cur: map[*dialing]struct{}{}}
+}
+
+// dial is core.Config.Dial, attempt by attempt on the record.
+func (d *dialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	st := &dialing{addr: addr, start: time.Now()}
+	d.mu.Lock()
+	d.cur[st] = struct{}{}
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		delete(d.cur, st)
+		d.mu.Unlock()
+	}()
+	var conn net.Conn
+	err := d.cfg.Retry(ctx, addr, func(ctx context.Context) error {
+		d.mu.Lock()
+		st.attempts++
+		d.mu.Unlock()
+		c, err := d.cfg.DialMode(ctx, d.cfg.Mode(), network, addr, nil)
+		d.mu.Lock()
+		st.last = err
+		d.mu.Unlock()
+		conn = c
+		return err
+	})
+	return conn, err
+}
+
+// explain returns err, unless it is ctx's end reported while a dial of
+// this client was in progress (go-redis waited for a new connection): then
+// the sslconn.ErrUnavailable error that says so, naming the address, the
+// attempts so far and the last cause.
+func (d *dialer) explain(ctx context.Context, err error) error {
+	cerr := ctx.Err()
+	var se *sslconn.Error
+	if err == nil || cerr == nil || !errors.Is(err, cerr) || errors.As(err, &se) {
+		return err
 	}
+	d.mu.Lock()
+	var oldest *dialing
+	for st := range d.cur {
+		if oldest == nil || st.start.Before(oldest.start) {
+			oldest = st
+		}
+	}
+	if oldest == nil {
+		d.mu.Unlock()
+		return err
+	}
+	addr, attempts, last, start := oldest.addr, oldest.attempts, oldest.last, oldest.start
+	d.mu.Unlock()
+	cause := cerr
+	if last != nil && !errors.Is(last, cerr) {
+		cause = fmt.Errorf("%w (last error: %w)", cerr, last)
+	}
+	e := core.NewError(sslconn.ErrUnavailable, d.cfg.Mode(), addr, "the context ended while connecting", cause)
+	e.Attempts, e.Elapsed = max(attempts, 1), time.Since(start)
+	return e
 }
 
 // NewClient returns a go-redis client for a redis:// or rediss:// URL with
@@ -109,7 +222,8 @@ func NewClient(rawURL string, opts ...sslconn.Option) (*redis.Client, error) {
 		return nil, err
 	}
 	ro.TLSConfig = nil // TLS is the dialer's
-	ro.Dialer = dialer(cfg)
+	d := newDialer(cfg)
+	ro.Dialer = d.dial
 	ro.DialerRetries = 1 // the dialer retries, with the core's budget and backoff
 	if !p.hasDialTimout {
 		ro.DialTimeout = dialBudget(cfg)
@@ -119,7 +233,7 @@ func NewClient(rawURL string, opts ...sslconn.Option) (*redis.Client, error) {
 	}
 	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	c := redis.NewClient(ro)
-	c.AddHook(retryHook{cfg})
+	c.AddHook(retryHook{cfg, d})
 	return c, nil
 }
 
@@ -140,7 +254,8 @@ func NewClusterClient(rawURL string, opts ...sslconn.Option) (*redis.ClusterClie
 		return nil, err
 	}
 	co.TLSConfig = nil
-	co.Dialer = dialer(cfg)
+	d := newDialer(cfg)
+	co.Dialer = d.dial
 	co.DialerRetries = 1
 	if !p.hasDialTimout {
 		co.DialTimeout = dialBudget(cfg)
@@ -155,7 +270,7 @@ func NewClusterClient(rawURL string, opts ...sslconn.Option) (*redis.ClusterClie
 		return n
 	}
 	c := redis.NewClusterClient(co)
-	c.AddHook(retryHook{cfg})
+	c.AddHook(retryHook{cfg, d})
 	return c, nil
 }
 
@@ -184,7 +299,8 @@ func NewFailoverClient(rawURL string, opts ...sslconn.Option) (*redis.Client, er
 		return nil, err
 	}
 	fo.TLSConfig = nil
-	fo.Dialer = dialer(cfg)
+	d := newDialer(cfg)
+	fo.Dialer = d.dial
 	fo.DialerRetries = 1
 	if !p.hasDialTimout {
 		fo.DialTimeout = dialBudget(cfg)
@@ -193,7 +309,7 @@ func NewFailoverClient(rawURL string, opts ...sslconn.Option) (*redis.Client, er
 		fo.MaxRetries = -1
 	}
 	c := redis.NewFailoverClient(fo)
-	c.AddHook(retryHook{cfg})
+	c.AddHook(retryHook{cfg, d})
 	return c, nil
 }
 

@@ -3,7 +3,6 @@ package redisssl
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,38 +24,82 @@ import (
 	"github.com/sslconn/sslconn/sslconn"
 )
 
-// One Redis per scenario S0-S7, started once for the package. Redis keeps
-// plaintext and TLS on separate ports, so the scenarios map onto ports:
-// DISABLED uses the plaintext port (the non-SSL endpoint), or the TLS port
-// where the server has no other (S2, TLS forced); the modes that encrypt use
-// the TLS port, or the plaintext port of S0, the server without TLS.
+// The servers start on the first test that needs them, once for the
+// package, and not at all under -short (see testenv.Lazy). One Redis per
+// scenario S0-S7: Redis keeps plaintext and TLS on separate ports, so the
+// scenarios map onto ports: DISABLED uses the plaintext port (the non-SSL
+// endpoint), or the TLS port where the server has no other (S2, TLS
+// forced); the modes that encrypt use the TLS port, or the plaintext port
+// of S0, the server without TLS.
 var (
-	certs   *testenv.Certs
-	servers [8]*testenv.Server
-	cluster []*testenv.Server
+	// lazyCerts are the test certificates; every test that needs a server
+	// needs them, so they skip under -short as the servers do.
+	lazyCerts = testenv.NewLazy(newCerts)
+	scenarios = testenv.NewLazy(func() ([8]*testenv.Server, error) {
+		c, err := newCerts()
+		if err != nil {
+			return [8]*testenv.Server{}, err
+		}
+		return matrix.StartScenarios(c, testenv.StartRedis)
+	})
+	// lazyCluster is a three-node TLS cluster, only read from (TestCluster).
+	lazyCluster = testenv.NewLazy(func() ([]*testenv.Server, error) {
+		c, err := newCerts()
+		if err != nil {
+			return nil, err
+		}
+		return testenv.StartRedisCluster(3, testenv.Scenario(c, 1), c)
+	})
+	// mtlsServer requires client certificates (TestMutualTLS).
+	mtlsServer = testenv.NewLazy(func() (*testenv.Server, error) {
+		c, err := newCerts()
+		if err != nil {
+			return nil, err
+		}
+		conf := testenv.Scenario(c, 1)
+		conf.ClientAuth = true
+		return testenv.StartRedis(conf)
+	})
+	// enableSSLServer starts as S0 and is restarted with TLS by
+	// TestPreferredAfterEnablingSSL, which puts it back first.
+	enableSSLServer = testenv.NewLazy(func() (*testenv.Server, error) {
+		c, err := newCerts()
+		if err != nil {
+			return nil, err
+		}
+		return testenv.StartRedis(testenv.Scenario(c, 0))
+	})
 )
 
+// env returns the certificates and the scenario servers, starting them on
+// first use; it skips the test under -short.
+func env(t testing.TB) (*testenv.Certs, [8]*testenv.Server) {
+	t.Helper()
+	return lazyCerts.Get(t), scenarios.Get(t)
+}
+
+// newCerts makes the certificates once per test binary (testenv.GetCerts),
+// as an error rather than a failed test, for a Lazy's start function.
+func newCerts() (*testenv.Certs, error) {
+	var tb errTB
+	c := testenv.GetCerts(&tb)
+	return c, tb.err
+}
+
+// errTB is a testenv.TB that keeps the failure.
+type errTB struct{ err error }
+
+func (*errTB) Helper() {}
+
+func (e *errTB) Fatalf(format string, args ...any) { e.err = fmt.Errorf(format, args...) }
+
+// TestMain starts no server: the lazies above do, for the tests that need
+// them; Cleanup stops whatever they started.
 func TestMain(m *testing.M) {
-	flag.Parse()
-	if !testenv.ServersNeeded() {
-		os.Exit(m.Run()) // fuzzing: the parsers need no server
-	}
 	slog.SetDefault(slog.New(slog.DiscardHandler))
 	redis.SetLogger(quiet{})
-	code := func() int {
-		defer testenv.Cleanup()
-		certs = testenv.GetCerts(testenv.Must{})
-		var err error
-		servers, err = matrix.StartScenarios(certs, testenv.StartRedis)
-		if err == nil {
-			cluster, err = testenv.StartRedisCluster(3, testenv.Scenario(certs, 1), certs)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "start Redis:", err)
-			return 1
-		}
-		return m.Run()
-	}()
+	code := m.Run()
+	testenv.Cleanup()
 	os.Exit(code)
 }
 
@@ -95,6 +138,7 @@ func result(t *testing.T, u string, opts ...sslconn.Option) (string, sslconn.Sta
 // Verify, through the port the server says was reached (CLIENT INFO laddr),
 // and through the sentinel error.
 func TestMatrix(t *testing.T) {
+	certs, servers := env(t)
 	want := matrix.Want()
 	for sc, s := range servers {
 		for _, mode := range core.Modes {
@@ -122,6 +166,7 @@ func TestMatrix(t *testing.T) {
 }
 
 func TestCAFormats(t *testing.T) {
+	certs, servers := env(t)
 	for name, ca := range matrix.CAFiles(certs) {
 		t.Run(name, func(t *testing.T) {
 			got, _, _, err := result(t, redisURL("localhost", servers[1].TLSPort, "ssl-mode=VERIFY_IDENTITY&ssl-ca="+ca))
@@ -135,6 +180,7 @@ func TestCAFormats(t *testing.T) {
 // TestModeFromURL: rediss:// means VERIFY_IDENTITY, skip_verify REQUIRED,
 // redis:// PREFERRED, and a CA alone VERIFY_CA.
 func TestModeFromURL(t *testing.T) {
+	certs, servers := env(t)
 	rediss := func(s *testenv.Server, params string) string {
 		return strings.Replace(redisURL("localhost", s.TLSPort, params), "redis://", "rediss://", 1)
 	}
@@ -169,6 +215,8 @@ func TestBadURL(t *testing.T) {
 		{"unknown go-redis parameter", "redis://:" + pw + "@localhost:6379?pool_sighs=3", "invalid Redis URL"},
 		{"bad escape", "redis://:" + pw + "@localhost:6379/%zz", "invalid Redis URL"},
 		{"missing CA", "redis://:" + pw + "@localhost:6379?ssl-ca=/nonexistent.pem", "ssl-ca"},
+		{"skip_verify not a boolean", "rediss://:" + pw + "@localhost:6379?skip_verify=yes", "skip_verify"},
+		{"skip_verify with VERIFY_CA", "rediss://:" + pw + "@localhost:6379?skip_verify=true&ssl-mode=VERIFY_CA", "drop skip_verify=true"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -180,12 +228,7 @@ func TestBadURL(t *testing.T) {
 
 // TestMutualTLS against tls-auth-clients yes.
 func TestMutualTLS(t *testing.T) {
-	tlsConf := testenv.Scenario(certs, 1)
-	tlsConf.ClientAuth = true
-	s, err := testenv.StartRedis(tlsConf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	certs, s := lazyCerts.Get(t), mtlsServer.Get(t)
 	base := "ssl-mode=VERIFY_IDENTITY&ssl-ca=" + certs.CA
 	if got, _, _, err := result(t, redisURL("localhost", s.TLSPort, base+"&ssl-cert="+certs.Client.Cert+"&ssl-key="+certs.Client.Key)); got != "TLS" {
 		t.Fatalf("with a client certificate: %s %v", got, err)
@@ -200,6 +243,7 @@ func TestMutualTLS(t *testing.T) {
 // spread over all slots, each node verified against the name it is
 // reached by or the override.
 func TestCluster(t *testing.T) {
+	certs, cluster := lazyCerts.Get(t), lazyCluster.Get(t)
 	seed := fmt.Sprintf("redis://:%s@127.0.0.1:%d?addr=127.0.0.1:%d", testenv.RedisPassword, cluster[0].TLSPort, cluster[1].TLSPort)
 	tests := []struct {
 		name, params string
@@ -263,9 +307,12 @@ func TestCluster(t *testing.T) {
 // is encrypted, connection by connection, once the endpoint is restarted
 // with TLS (the console's "enable SSL"), riding out the restart.
 func TestPreferredAfterEnablingSSL(t *testing.T) {
-	s, err := testenv.StartRedis(testenv.Scenario(certs, 0))
-	if err != nil {
-		t.Fatal(err)
+	certs, s := lazyCerts.Get(t), enableSSLServer.Get(t)
+	// An earlier run (-count) left it with TLS on.
+	if s.TLS != testenv.Scenario(certs, 0) {
+		if err := s.Restart(testenv.Scenario(certs, 0)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var retries int
 	var mu sync.Mutex

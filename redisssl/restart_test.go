@@ -48,12 +48,44 @@ func (w redisWorkload) Count(ctx context.Context) (map[int64]int, error) {
 func (w redisWorkload) Status(ctx context.Context) (sslconn.Status, error) { return Verify(ctx, w.c) }
 func (w redisWorkload) Close() error                                       { return w.c.Close() }
 
+var (
+	// durableServer keeps its data across restarts; TestRestarts takes it
+	// through every SSL-triggered restart, from and back to no TLS.
+	durableServer = testenv.NewLazy(func() (*testenv.Server, error) {
+		return testenv.StartRedisDurable(testenv.TLS{Off: true})
+	})
+	// restartCluster is a three-node TLS cluster of which
+	// TestClusterNodeRestart restarts one node (TestCluster's stays up).
+	restartCluster = testenv.NewLazy(func() ([]*testenv.Server, error) {
+		c, err := newCerts()
+		if err != nil {
+			return nil, err
+		}
+		return testenv.StartRedisCluster(3, testenv.Scenario(c, 1), c)
+	})
+)
+
 // TestRestarts: a workload rides out every SSL-triggered restart, TLS
 // served on the one port the client knows; see matrix.RunRestarts.
 func TestRestarts(t *testing.T) {
-	s, err := testenv.StartRedisDurable(testenv.TLS{Off: true})
-	if err != nil {
-		t.Fatal(err)
+	certs, s := lazyCerts.Get(t), durableServer.Get(t)
+	// The server is shared by runs of this test (-count): start from no
+	// TLS and no writes, as a fresh one would.
+	if s.TLS != (testenv.TLS{Off: true}) {
+		if err := s.Restart(testenv.TLS{Off: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	{
+		c, err := NewClient(redisURL("localhost", s.Port, "ssl-mode=DISABLED"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.Del(context.Background(), "writes").Err()
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	open := func(mode sslconn.Mode, ca string) (matrix.Workload, error) {
 		c, err := NewClient(redisURL("localhost", s.Port, ""), sslconn.WithMode(mode), sslconn.WithCAFile(ca))
@@ -70,10 +102,9 @@ func TestRestarts(t *testing.T) {
 // client writes keys across all slots; the client follows it back, and no
 // acknowledged write is lost or doubled.
 func TestClusterNodeRestart(t *testing.T) {
-	nodes, err := testenv.StartRedisCluster(3, testenv.Scenario(certs, 1), certs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	certs, nodes := lazyCerts.Get(t), restartCluster.Get(t)
+	// Keys of their own per run (-count reuses the cluster).
+	run := time.Now().UnixNano()
 	seed := fmt.Sprintf("redis://:%s@127.0.0.1:%d?ssl-mode=VERIFY_IDENTITY&ssl-ca=%s", testenv.RedisPassword, nodes[0].TLSPort, certs.CA)
 	c, err := NewClusterClient(seed)
 	if err != nil {
@@ -93,7 +124,7 @@ func TestClusterNodeRestart(t *testing.T) {
 				return
 			default:
 			}
-			key := fmt.Sprintf("k:%d", i)
+			key := fmt.Sprintf("k:%d:%d", run, i)
 			if err := c.Incr(ctx, key).Err(); err == nil {
 				acked[key] = true
 			} else {

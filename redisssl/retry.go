@@ -44,7 +44,12 @@ func pipelineNotSent(err error) bool {
 // retryHook re-runs commands that were not executed, with the core's budget
 // and backoff, and nothing else: a command whose connection died after it
 // was sent is reported to the caller, never replayed.
-type retryHook struct{ cfg *core.Config }
+// A context that ends while go-redis waits for a new connection becomes
+// sslconn.ErrUnavailable (see dialer).
+type retryHook struct {
+	cfg *core.Config
+	d   *dialer
+}
 
 func (retryHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
@@ -52,21 +57,46 @@ func (h retryHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		// The first attempt runs bare: a hook on every command must cost
 		// nothing when nothing fails (BenchmarkQuery).
-		if err := next(ctx, cmd); err == nil || !notExecuted(err) {
-			return err
+		err := next(ctx, cmd)
+		if err == nil {
+			return nil
 		}
-		return h.cfg.RetrySafe(ctx, "redis", func(ctx context.Context) error { return next(ctx, cmd) }, notExecuted)
+		if notExecuted(err) {
+			err = h.cfg.RetrySafe(ctx, "redis", func(ctx context.Context) error { return next(ctx, cmd) }, notExecuted)
+		}
+		return h.explain(ctx, err, cmd)
 	}
 }
 
 func (h retryHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		// Only a pipeline none of whose commands went out is safe to resend.
-		if err := next(ctx, cmds); err == nil || !pipelineNotSent(err) {
-			return err
+		err := next(ctx, cmds)
+		if err == nil {
+			return nil
 		}
-		return h.cfg.RetrySafe(ctx, "redis", func(ctx context.Context) error { return next(ctx, cmds) }, pipelineNotSent)
+		if pipelineNotSent(err) {
+			err = h.cfg.RetrySafe(ctx, "redis", func(ctx context.Context) error { return next(ctx, cmds) }, pipelineNotSent)
+		}
+		return h.explain(ctx, err, cmds...)
 	}
+}
+
+// explain replaces a context error that hides a failing dial, in the
+// result and in the commands that carry it.
+func (h retryHook) explain(ctx context.Context, err error, cmds ...redis.Cmder) error {
+	if ctx.Err() == nil || h.d == nil {
+		return err
+	}
+	e := h.d.explain(ctx, err)
+	if e != err {
+		for _, cmd := range cmds {
+			if cmd.Err() == err {
+				cmd.SetErr(e)
+			}
+		}
+	}
+	return e
 }
 
 // outcomeHook runs on every node client of a cluster. go-redis's cluster

@@ -11,7 +11,8 @@ import (
 	"github.com/sslconn/sslconn/sslconn"
 )
 
-func target() matrix.Target {
+func target(t testing.TB) matrix.Target {
+	certs, servers := env(t)
 	return matrix.Target{
 		Engine:      mitm.Redis,
 		Upstream:    testenv.Addr(servers[1].TLSPort),
@@ -29,16 +30,17 @@ func target() matrix.Target {
 }
 
 // TestAttacks: a man in the middle against every mode (see matrix.RunAttacks).
-func TestAttacks(t *testing.T) { matrix.RunAttacks(t, target()) }
+func TestAttacks(t *testing.T) { matrix.RunAttacks(t, target(t)) }
 
 // TestHostileServer: a server that stalls or floods the handshake costs a
 // bounded time and memory (see matrix.RunHostile).
-func TestHostileServer(t *testing.T) { matrix.RunHostile(t, target()) }
+func TestHostileServer(t *testing.T) { matrix.RunHostile(t, target(t)) }
 
 // TestNoLeaks: concurrent clients and commands, then Close, leave no
 // goroutine and no open connection behind.
 func TestNoLeaks(t *testing.T) {
-	matrix.RunNoLeaks(t, target(), 8, func(ctx context.Context, addr string) (func(context.Context) error, func() error, error) {
+	certs := lazyCerts.Get(t)
+	matrix.RunNoLeaks(t, target(t), 8, func(ctx context.Context, addr string) (func(context.Context) error, func() error, error) {
 		c, err := NewClient("redis://:" + testenv.RedisPassword + "@" + addr + "/0?ssl-mode=VERIFY_IDENTITY&ssl-ca=" + certs.CA)
 		if err != nil {
 			return nil, nil, err
@@ -50,6 +52,7 @@ func TestNoLeaks(t *testing.T) {
 // TestSecrets: no password in errors, logs, printed values or panics (see
 // matrix.RunSecrets).
 func TestSecrets(t *testing.T) {
+	certs, servers := env(t)
 	matrix.RunSecrets(t, matrix.SecretsTarget{
 		Certs: certs, Good: testenv.Addr(servers[1].TLSPort), Foreign: testenv.Addr(servers[4].TLSPort), Password: testenv.RedisPassword,
 		DSN:       func(addr, pw, params string) string { return "redis://:" + pw + "@" + addr + "/0?" + params },

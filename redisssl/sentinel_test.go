@@ -16,13 +16,32 @@ import (
 	"github.com/sslconn/sslconn/sslconn"
 )
 
+// sentinelSet is a TLS-only master, its replica and a Sentinel.
+type sentinelSet struct{ master, replica, sentinel *testenv.Server }
+
+var sentinels = testenv.NewLazy(func() (sentinelSet, error) {
+	c, err := newCerts()
+	if err != nil {
+		return sentinelSet{}, err
+	}
+	m, r, s, err := testenv.StartRedisSentinel(testenv.Scenario(c, 1))
+	return sentinelSet{m, r, s}, err
+})
+
+// startSentinel returns the Sentinel set-up, started on first use, with the
+// node the Sentinel names as master first: a failover in an earlier run
+// (-count) swapped the roles.
 func startSentinel(t *testing.T) (master, replica, sentinel *testenv.Server) {
 	t.Helper()
-	master, replica, sentinel, err := testenv.StartRedisSentinel(testenv.Scenario(certs, 1))
+	certs, set := lazyCerts.Get(t), sentinels.Get(t)
+	master, replica, sentinel = set.master, set.replica, set.sentinel
+	out, err := testenv.RedisCLI(sentinel, testenv.Scenario(certs, 1), "SENTINEL", "GET-MASTER-ADDR-BY-NAME", testenv.SentinelMaster)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("SENTINEL GET-MASTER-ADDR-BY-NAME: %v %s", err, out)
 	}
-	t.Cleanup(func() { master.Stop(); replica.Stop(); sentinel.Stop() })
+	if strings.Contains(out, strconv.Itoa(replica.TLSPort)) {
+		master, replica = replica, master
+	}
 	return master, replica, sentinel
 }
 
@@ -36,6 +55,7 @@ func failoverURL(sentinel *testenv.Server, params string) string {
 // by IP (the Sentinel announces 127.0.0.1), and a failover moves the
 // client to the new master without losing a write a replica acknowledged.
 func TestFailoverClient(t *testing.T) {
+	certs := lazyCerts.Get(t)
 	master, replica, sentinel := startSentinel(t)
 	for _, mode := range []sslconn.Mode{sslconn.Preferred, sslconn.Required, sslconn.VerifyCA, sslconn.VerifyIdentity} {
 		t.Run(mode.String(), func(t *testing.T) {
@@ -71,6 +91,7 @@ func TestFailoverClient(t *testing.T) {
 }
 
 func runFailover(t *testing.T, master, replica, sentinel *testenv.Server) {
+	certs := lazyCerts.Get(t)
 	c, err := NewFailoverClient(failoverURL(sentinel, "ssl-mode=VERIFY_IDENTITY&ssl-ca="+certs.CA))
 	if err != nil {
 		t.Fatal(err)

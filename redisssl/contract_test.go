@@ -1,0 +1,302 @@
+package redisssl
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sslconn/sslconn/internal/core"
+	"github.com/sslconn/sslconn/internal/matrix"
+	"github.com/sslconn/sslconn/internal/mitm"
+	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+// closedPort returns a loopback address that refuses connections: a port
+// that was listened on and closed.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestConflictTable: every TLS setting of a go-redis URL against every
+// ssl-mode (and none), through the public constructors, without
+// connecting. An explicit mode refines the URL's setting and is an error
+// only when they contradict: rediss:// (TLS on) with DISABLED, and
+// skip_verify=true (verification off) with DISABLED or a verifying mode.
+func TestConflictTable(t *testing.T) {
+	const pw = "Conflict-Secret-42"
+	addr := closedPort(t)
+	natives := []struct {
+		name    string // how the URL says it, for the error text
+		url     string
+		mode    sslconn.Mode // what it means without ssl-mode
+		tlsOn   bool
+		verifOn bool
+	}{
+		{"redis://", "redis://:" + pw + "@" + addr + "/0?", sslconn.Preferred, false, false},
+		{"rediss://", "rediss://:" + pw + "@" + addr + "/0?", sslconn.VerifyIdentity, true, true},
+		{"skip_verify=true", "rediss://:" + pw + "@" + addr + "/0?skip_verify=true&", sslconn.Required, true, false},
+	}
+	constructors := map[string]func(string) (interface{ Close() error }, error){
+		"NewClient": func(u string) (interface{ Close() error }, error) { return NewClient(u, sslconn.WithRetryBudget(-1)) },
+		"NewClusterClient": func(u string) (interface{ Close() error }, error) {
+			return NewClusterClient(u, sslconn.WithRetryBudget(-1))
+		},
+		"NewFailoverClient": func(u string) (interface{ Close() error }, error) {
+			return NewFailoverClient(u+"&master_name=mymaster", sslconn.WithRetryBudget(-1))
+		},
+	}
+	for _, n := range natives {
+		for _, explicit := range append([]sslconn.Mode{0}, core.Modes...) {
+			u, name := n.url, n.name+"/no-ssl-mode"
+			if explicit != 0 {
+				u += "ssl-mode=" + explicit.String()
+				name = n.name + "/" + explicit.String()
+			}
+			// The rule: TLS on and DISABLED, or verification off and a
+			// verifying mode, contradict; anything else refines.
+			conflict := explicit != 0 && ((n.tlsOn && explicit == sslconn.Disabled) ||
+				(n.tlsOn && !n.verifOn && explicit >= sslconn.VerifyCA))
+			want := n.mode
+			if explicit != 0 {
+				want = explicit
+			}
+			t.Run(name, func(t *testing.T) {
+				for cname, construct := range constructors {
+					c, err := construct(u)
+					if !conflict {
+						if err != nil {
+							t.Fatalf("%s: %v", cname, err)
+						}
+						c.Close()
+						continue
+					}
+					if err == nil {
+						c.Close()
+						t.Fatalf("%s: no error, want a conflict between %s and ssl-mode=%s", cname, n.name, explicit)
+					}
+					checkConflict(t, cname, err, n.name, explicit, pw)
+				}
+				// The mode the constructors resolved (the same resolver).
+				cfg, err := core.ResolveDSN("redis", u)
+				if conflict {
+					checkConflict(t, "ResolveDSN", err, n.name, explicit, pw)
+					return
+				}
+				if err != nil {
+					t.Fatalf("ResolveDSN: %v", err)
+				}
+				if cfg.Mode() != want {
+					t.Fatalf("mode %s, want %s", cfg.Mode(), want)
+				}
+			})
+		}
+	}
+}
+
+func checkConflict(t *testing.T, who string, err error, setting string, mode sslconn.Mode, pw string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s: no error", who)
+	}
+	var se *sslconn.Error
+	if !errors.Is(err, sslconn.ErrInvalidOption) || !errors.As(err, &se) || se.Option != "ssl-mode" {
+		t.Fatalf("%s: %v (%#v), want ErrInvalidOption on ssl-mode", who, err, se)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, setting) || !strings.Contains(msg, "ssl-mode="+mode.String()) {
+		t.Errorf("%s: %q does not name both %s and ssl-mode=%s", who, msg, setting, mode)
+	}
+	if strings.Contains(msg, pw) {
+		t.Errorf("%s: password in %q", who, msg)
+	}
+}
+
+// TestUnavailable: a port nobody listens on ends, once the retry budget or
+// the caller's context runs out, in ErrUnavailable with the mode, the
+// address, the attempts made and the last cause (connection refused).
+func TestUnavailable(t *testing.T) {
+	const pw = "Unavailable-Secret-7"
+	tests := []struct {
+		name     string
+		scheme   string
+		params   string
+		mode     sslconn.Mode
+		opts     []sslconn.Option
+		deadline time.Duration // 0: none
+	}{
+		{"retry budget", "redis", "", sslconn.Preferred, []sslconn.Option{sslconn.WithRetryBudget(1500 * time.Millisecond)}, 0},
+		{"context deadline", "rediss", "skip_verify=true", sslconn.Required, nil, time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			addr := closedPort(t)
+			_, port, _ := net.SplitHostPort(addr)
+			c, err := NewClient(fmt.Sprintf("%s://:%s@%s/0?%s", tt.scheme, pw, addr, tt.params), tt.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			ctx := context.Background()
+			if tt.deadline > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.deadline)
+				defer cancel()
+			}
+			start := time.Now()
+			done := make(chan error, 1)
+			go func() { done <- c.Ping(ctx).Err() }()
+			select {
+			case err = <-done:
+			case <-time.After(20 * time.Second):
+				t.Fatal("no answer after 20s")
+			}
+			t.Logf("after %v: %v", time.Since(start).Round(time.Millisecond), err)
+			if !errors.Is(err, sslconn.ErrUnavailable) {
+				t.Fatalf("%v, want ErrUnavailable", err)
+			}
+			var se *sslconn.Error
+			if !errors.As(err, &se) {
+				t.Fatalf("%T is no *sslconn.Error", err)
+			}
+			if se.Mode != tt.mode {
+				t.Errorf("mode %s, want %s", se.Mode, tt.mode)
+			}
+			if !strings.Contains(se.Host, port) {
+				t.Errorf("host %q does not name %s", se.Host, addr)
+			}
+			if se.Attempts < 1 {
+				t.Errorf("%d attempts", se.Attempts)
+			}
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Errorf("the last cause is lost: %v", err)
+			}
+			if tt.deadline > 0 && !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("%v does not match context.DeadlineExceeded", err)
+			}
+			if strings.Contains(err.Error(), pw) {
+				t.Errorf("password in %q", err)
+			}
+		})
+	}
+}
+
+// TestVerifyThroughProxy: Verify finds the connection that carried its
+// ECHO by the connection itself, so it reports the truth through a TCP
+// proxy, where the server sees the proxy's address, not the client's.
+func TestVerifyThroughProxy(t *testing.T) {
+	certs, servers := env(t)
+	tests := []struct {
+		name      string
+		port      int // of S1: its TLS or its plaintext port
+		tls       bool
+		mode      sslconn.Mode
+		encrypted bool
+	}{
+		{"VERIFY_IDENTITY", servers[1].TLSPort, true, sslconn.VerifyIdentity, true},
+		{"REQUIRED", servers[1].TLSPort, true, sslconn.Required, true},
+		{"PREFERRED on the TLS port", servers[1].TLSPort, true, sslconn.Preferred, true},
+		{"PREFERRED on the plaintext port", servers[1].Port, false, sslconn.Preferred, false},
+		{"DISABLED", servers[1].Port, false, sslconn.Disabled, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p, err := mitm.Start(mitm.Config{Engine: mitm.Redis, Attack: mitm.Relay, Upstream: testenv.Addr(tt.port), UpstreamTLS: tt.tls})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			c, err := NewClient("redis://:"+testenv.RedisPassword+"@"+p.Addr()+"/0?ssl-mode="+tt.mode.String()+"&ssl-ca="+certs.CA,
+				sslconn.WithRetryBudget(-1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			st, err := Verify(ctx, c)
+			if err != nil {
+				c.Close()
+				t.Fatal(err)
+			}
+			checkStatus(t, st, tt.encrypted)
+			// The connection Verify asked went through the proxy, and in
+			// plaintext the proxy read the probe.
+			if p.Active() == 0 {
+				t.Error("no connection through the proxy")
+			}
+			if seen := bytes.Contains(p.Seen(), []byte("sslconn_verify_")); seen == tt.encrypted {
+				t.Errorf("the proxy read the probe: %v; encrypted: %v", seen, tt.encrypted)
+			}
+			c.Close()
+			matrix.WaitNoConns(t, p)
+		})
+	}
+	// A cluster client reached through a proxy to its seed: Verify checks
+	// a connection to every master, found by the probe as well.
+	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
+		nodes := lazyCluster.Get(t)
+		p, err := mitm.Start(mitm.Config{Engine: mitm.Redis, Attack: mitm.Relay, Upstream: testenv.Addr(nodes[0].TLSPort), UpstreamTLS: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		c, err := NewClusterClient("redis://:"+testenv.RedisPassword+"@"+p.Addr()+"?ssl-mode=VERIFY_IDENTITY&ssl-ca="+certs.CA,
+			sslconn.WithRetryBudget(-1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		st, err := Verify(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkStatus(t, st, true)
+		// And on each master's own client.
+		err = c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
+			st, err := Verify(ctx, n)
+			if err != nil {
+				return err
+			}
+			if !st.Encrypted {
+				return fmt.Errorf("%s: %+v", n.Options().Addr, st)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func checkStatus(t *testing.T, st sslconn.Status, encrypted bool) {
+	t.Helper()
+	if st.Encrypted != encrypted {
+		t.Fatalf("status %+v, want encrypted %v", st, encrypted)
+	}
+	if encrypted && (!strings.HasPrefix(st.Version, "TLSv1.") || !strings.HasPrefix(st.Cipher, "TLS_")) {
+		t.Fatalf("status %+v: no TLS version or cipher", st)
+	}
+	if !encrypted && (st.Version != "" || st.Cipher != "") {
+		t.Fatalf("plaintext status %+v names a version or cipher", st)
+	}
+}

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs the servers, checks
-# formatting, vet and staticcheck, runs every test with the race detector against real
-# MariaDB, Redis and FerretDB instances it starts itself, then runs each fuzz
-# target briefly. Longer fuzzing: go test -fuzz=NAME -fuzztime=10m ./PKG
+# formatting, go.mod, vet on every platform and staticcheck, runs every test
+# with the race detector against real MariaDB, Redis and FerretDB instances
+# the tests start themselves, then runs each fuzz target briefly.
+# Without servers: go test -short ./...
+# Longer fuzzing: go test -fuzz=NAME -fuzztime=10m ./PKG
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -11,7 +13,12 @@ unformatted=$(gofmt -l . | grep -v '^internal/ferretdb/' || true)
 if [ -n "$unformatted" ]; then
   echo "gofmt needed:"; echo "$unformatted"; exit 1
 fi
-go vet ./...
+go mod tidy -diff
+(cd internal/ferretdb && go mod tidy -diff)
+# The library and its tests build on every platform users develop on.
+for target in linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64; do
+  GOOS=${target%/*} GOARCH=${target#*/} go vet ./...
+done
 (cd internal/ferretdb && go vet ./...)
 staticcheck="go run honnef.co/go/tools/cmd/staticcheck@v0.8.2"
 $staticcheck ./...

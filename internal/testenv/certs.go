@@ -82,9 +82,23 @@ type TB interface {
 	Fatalf(format string, args ...any)
 }
 
-// GetCerts makes the certificates once per test process.
+// certTools are what gencerts.sh runs: the tools a user follows the guides with.
+var certTools = []string{"bash", "openssl", "keytool", "zip"}
+
+// GetCerts makes the certificates once per test process. On a machine
+// without the tools (a Windows laptop, say) a test skips, under -short
+// only: scripts/test.sh installs them, and there a missing tool is a failure.
 func GetCerts(t TB) *Certs {
 	t.Helper()
+	if Short() {
+		for _, tool := range certTools {
+			if _, err := exec.LookPath(tool); err != nil {
+				if s, ok := t.(interface{ Skipf(string, ...any) }); ok {
+					s.Skipf("needs %s to make the test certificates as the guides do; scripts/test.sh installs it", tool)
+				}
+			}
+		}
+	}
 	certsOnce.Do(func() {
 		dir, err := TempDir("certs")
 		if err != nil {

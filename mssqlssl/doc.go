@@ -15,8 +15,16 @@
 // certificate= is the CA (a .pem or .der file, as the driver reads it;
 // ssl-ca reads every format), hostNameInCertificate= the server-name
 // override, and tlsmin= the lowest TLS version. A DSN with none of them
-// gets PREFERRED. An ssl-mode that contradicts encrypt= is an error, and
-// serverCertificate= (pinning) is refused rather than silently dropped.
+// gets PREFERRED. An ssl-mode refines encrypt= and is an error only when it
+// contradicts it (see package sslconn: DISABLED with encrypt=true, a
+// verifying mode with TrustServerCertificate=true, any encrypting mode with
+// encrypt=disable), and serverCertificate= (pinning) is refused rather than
+// silently dropped.
+//
+// sql.Open("mssqlssl", dsn), Open and NewConnector accept the same DSNs.
+// Verify and VerifyConn report a connection's TLS state: whether it is
+// encrypted is the server's word (sys.dm_exec_connections.encrypt_option);
+// the version and cipher come from the client's side of that connection.
 //
 // Note that the driver's encrypt=false encrypts only the login packet.
 // PREFERRED here asks for encryption of the whole session and falls back to

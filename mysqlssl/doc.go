@@ -13,9 +13,13 @@
 // preferred PREFERRED, skip-verify REQUIRED, true VERIFY_IDENTITY); a CA
 // given alone means VERIFY_CA; and a DSN with neither gets PREFERRED, MySQL's
 // own default. Note that this differs from go-sql-driver/mysql, whose default
-// is no TLS at all. tls= and ssl-mode that disagree are an error, and configs
-// registered with mysql.RegisterTLSConfig are not used: every connector has
-// its own TLS configuration.
+// is no TLS at all. An ssl-mode refines tls= and is an error only when it
+// contradicts it (DISABLED with tls=true, a verifying mode with
+// tls=skip-verify, any encrypting mode with tls=false); configs registered
+// with mysql.RegisterTLSConfig are not used: every connector has its own TLS
+// configuration. A parameter that looks like one of ours but is misspelled
+// (ssl-mdoe) is an error, where the driver would send it to the server as a
+// session variable.
 //
 // VERIFY_CA, which the driver cannot express, checks the chain but not the
 // host name. PREFERRED falls back to plaintext per connection, only when the

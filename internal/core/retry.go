@@ -35,27 +35,27 @@ func (c *Config) hasAnswered(addr string) bool {
 // connections only: an operation whose outcome is unknown must never be
 // handed to Retry.
 func (c *Config) Retry(ctx context.Context, addr string, connect func(context.Context) error) error {
-	attempts, elapsed, err, capped, exhausted := c.retry(ctx, addr, connect, func(err error) bool { return !IsPermanent(err) }, true)
+	r, err := c.retry(ctx, addr, connect, func(err error) bool { return !IsPermanent(err) }, true)
 	if err == nil {
 		c.MarkAnswered(addr)
 		return nil
 	}
-	if !exhausted {
+	if !r.exhausted {
 		if cerr := ctx.Err(); cerr != nil && KindOf(err) == nil {
 			// The caller's context ended before any typed outcome.
 			last := err
 			if !errors.Is(err, cerr) {
 				last = &ctxEnded{last: err, ctx: cerr}
 			}
-			return c.unavailable(addr, attempts, elapsed, "the context ended while connecting ("+cerr.Error()+")", last)
+			return c.unavailable(addr, r, "the context ended while connecting ("+cerr.Error()+")", last)
 		}
 		return err
 	}
 	detail := "the retry budget ran out"
-	if capped {
+	if r.capped {
 		detail = "the address has not answered since the client was created (retried for at most " + FirstContactBudget.String() + "); check the host and port"
 	}
-	return c.unavailable(addr, attempts, elapsed, detail, err)
+	return c.unavailable(addr, r, detail, err)
 }
 
 // ctxEnded is the last attempt's error, also matching the context's.
@@ -64,9 +64,9 @@ type ctxEnded struct{ last, ctx error }
 func (e *ctxEnded) Error() string   { return e.last.Error() }
 func (e *ctxEnded) Unwrap() []error { return []error{e.last, e.ctx} }
 
-func (c *Config) unavailable(addr string, attempts int, elapsed time.Duration, detail string, last error) error {
+func (c *Config) unavailable(addr string, r retried, detail string, last error) error {
 	e := NewError(sslconn.ErrUnavailable, c.Mode(), addr, detail, last)
-	e.Attempts, e.Elapsed = attempts, elapsed
+	e.Attempts, e.Elapsed = r.attempts, r.elapsed
 	return e
 }
 
@@ -76,31 +76,37 @@ func (c *Config) unavailable(addr string, attempts int, elapsed time.Duration, d
 // other result, and the last error when the budget is spent, is returned
 // unchanged, so callers comparing errors with == still can.
 func (c *Config) RetrySafe(ctx context.Context, addr string, op func(context.Context) error, safe func(error) bool) error {
-	_, _, err, _, _ := c.retry(ctx, addr, op, safe, false)
+	_, err := c.retry(ctx, addr, op, safe, false)
 	return err
 }
 
-// retry is the loop behind Retry and RetrySafe. capped says the budget was
-// cut to FirstContactBudget; exhausted that the budget ran out (not ctx,
-// not a permanent error).
-func (c *Config) retry(ctx context.Context, addr string, op func(context.Context) error, again func(error) bool, connecting bool) (attempts int, elapsed time.Duration, err error, capped, exhausted bool) {
+// retried says how a retry loop ended: after how many attempts over how
+// long; capped, that the budget was cut to FirstContactBudget; exhausted,
+// that the budget ran out (not ctx, not a permanent error).
+type retried struct {
+	attempts          int
+	elapsed           time.Duration
+	capped, exhausted bool
+}
+
+// retry is the loop behind Retry and RetrySafe.
+func (c *Config) retry(ctx context.Context, addr string, op func(context.Context) error, again func(error) bool, connecting bool) (retried, error) {
 	start := c.e.Now()
+	var r retried
 	budget := c.e.RetryBudget()
 	if connecting && budget > FirstContactBudget && !c.hasAnswered(addr) {
-		budget, capped = FirstContactBudget, true
+		budget, r.capped = FirstContactBudget, true
 	}
 	for attempt := 1; ; attempt++ {
 		err := op(ctx)
-		elapsed := c.e.Now().Sub(start)
+		r.attempts, r.elapsed = attempt, c.e.Now().Sub(start)
 		if err == nil || !again(err) || ctx.Err() != nil {
-			return attempt, elapsed, err, capped, false
-		}
-		if budget < 0 {
-			return attempt, elapsed, err, capped, true
+			return r, err
 		}
 		delay := c.e.Delay(attempt)
-		if elapsed+delay > budget {
-			return attempt, elapsed, err, capped, true
+		if budget < 0 || r.elapsed+delay > budget {
+			r.exhausted = true
+			return r, err
 		}
 		// The first retry is news; the rest of a long outage is detail,
 		// with a reminder every tenth attempt.
@@ -110,9 +116,10 @@ func (c *Config) retry(ctx context.Context, addr string, op func(context.Context
 		}
 		c.e.Logger().LogAttrs(ctx, level, "sslconn: retrying",
 			slog.String("addr", addr), slog.Int("attempt", attempt), slog.Duration("delay", delay), slog.Any("error", err))
-		c.e.OnRetry(sslconn.RetryEvent{Addr: addr, Attempt: attempt, Delay: delay, Elapsed: elapsed, Err: err})
+		c.e.OnRetry(sslconn.RetryEvent{Addr: addr, Attempt: attempt, Delay: delay, Elapsed: r.elapsed, Err: err})
 		if serr := c.e.Sleep(ctx, delay); serr != nil {
-			return attempt, c.e.Now().Sub(start), err, capped, false
+			r.elapsed = c.e.Now().Sub(start)
+			return r, err
 		}
 	}
 }

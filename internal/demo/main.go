@@ -89,6 +89,9 @@ func run() error {
 	fmt.Println()
 
 	engines := []*engine{mysqlEngine(), redisEngine(), mongoEngine(), mssqlEngine()}
+	if err := testenv.PrepareFerretDB(os.Stdout); err != nil {
+		return err
+	}
 	fmt.Println("  starting 8 servers per engine, one per scenario of the contract, on loopback ports:")
 	var wg sync.WaitGroup
 	errs := make([]error, len(engines))

@@ -4,10 +4,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 var (
@@ -16,25 +18,61 @@ var (
 	ferretErr  error
 )
 
+// ferretCached reports whether the FerretDB test server is already built.
+func ferretCached() bool {
+	bin, err := ferretPath()
+	if err != nil {
+		return false
+	}
+	_, err = os.Stat(bin)
+	return err == nil
+}
+
+// PrepareFerretDB builds the MongoDB-wire test server now unless it is
+// cached, saying so on progress first: the first build takes a minute or two.
+func PrepareFerretDB(progress io.Writer) error {
+	if ferretCached() {
+		return nil
+	}
+	start := time.Now()
+	fmt.Fprint(progress, "  building the MongoDB-wire test server (FerretDB 1.24, a module of its own) once; a minute or two the first time ... ")
+	_, err := ferretBinary()
+	if err == nil {
+		fmt.Fprintf(progress, "done (%.0fs)\n", time.Since(start).Seconds())
+	} else {
+		fmt.Fprintln(progress, "failed")
+	}
+	return err
+}
+
+// ferretPath is where the build for the current sources is cached.
+func ferretPath() (string, error) {
+	src := filepath.Join(Root(), "internal", "ferretdb")
+	h := sha256.New()
+	for _, f := range []string{"main.go", "go.mod", "go.sum"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err != nil {
+			return "", err
+		}
+		h.Write(b)
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	return filepath.Join(cache, "sslconn-test", "ferretdb-test-"+hex.EncodeToString(h.Sum(nil))[:16]), nil
+}
+
 // ferretBinary builds internal/ferretdb (its own module) once, into the user
 // cache keyed by its sources, so only the first run pays the build (~1 min).
 func ferretBinary() (string, error) {
 	ferretOnce.Do(func() {
 		src := filepath.Join(Root(), "internal", "ferretdb")
-		h := sha256.New()
-		for _, f := range []string{"main.go", "go.mod", "go.sum"} {
-			b, err := os.ReadFile(filepath.Join(src, f))
-			if err != nil {
-				ferretErr = err
-				return
-			}
-			h.Write(b)
-		}
-		cache, err := os.UserCacheDir()
+		bin, err := ferretPath()
 		if err != nil {
-			cache = os.TempDir()
+			ferretErr = err
+			return
 		}
-		bin := filepath.Join(cache, "sslconn-test", "ferretdb-test-"+hex.EncodeToString(h.Sum(nil))[:16])
 		if _, err := os.Stat(bin); err == nil {
 			ferretBin = bin
 			return

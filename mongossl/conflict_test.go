@@ -2,14 +2,11 @@ package mongossl
 
 import (
 	"context"
-	"errors"
-	"net"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/sslconn/sslconn/internal/core"
+	"github.com/sslconn/sslconn/internal/matrix"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
@@ -71,8 +68,8 @@ func TestConflictTable(t *testing.T) {
 					if err == nil {
 						t.Fatalf("no error; resolved %v", cfg.Mode())
 					}
-					checkConflict(t, err, n.says, explicit, pw)
-					checkConflict(t, rerr, n.says, explicit, pw)
+					matrix.CheckConflict(t, err, n.says, explicit, pw)
+					matrix.CheckConflict(t, rerr, n.says, explicit, pw)
 					return
 				}
 				if err != nil {
@@ -96,104 +93,21 @@ func TestConflictTable(t *testing.T) {
 	}
 }
 
-// checkConflict asserts the conflict error: ErrInvalidOption on ssl-mode,
-// naming the driver's setting and the mode, without the password.
-func checkConflict(t *testing.T, err error, says string, mode sslconn.Mode, pw string) {
-	t.Helper()
-	if !errors.Is(err, sslconn.ErrInvalidOption) {
-		t.Fatalf("not ErrInvalidOption: %v", err)
-	}
-	var se *sslconn.Error
-	if !errors.As(err, &se) || se.Option != "ssl-mode" {
-		t.Fatalf("option %q, want ssl-mode: %v", se.Option, err)
-	}
-	msg := err.Error()
-	if !strings.Contains(msg, says) || !strings.Contains(msg, "ssl-mode="+mode.String()) {
-		t.Errorf("%q does not name both %q and ssl-mode=%s", msg, says, mode)
-	}
-	if strings.Contains(msg, pw) {
-		t.Errorf("password in %q", msg)
-	}
-}
-
-// closedPort returns a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
-
 // TestUnavailable: a server that refuses every connection ends Connect in
 // ErrUnavailable, with the mode, the address, the attempts and the last
-// cause, when the retry budget or the caller's context runs out.
+// cause, when the retry budget or the caller's context runs out. PREFERRED,
+// the default, stays out of the URI.
 func TestUnavailable(t *testing.T) {
 	const pw = "Unavailable-Secret-31"
-	tests := []struct {
-		name     string
-		params   string
-		mode     sslconn.Mode
-		opts     []sslconn.Option
-		deadline time.Duration // 0: none
-	}{
-		{"retry budget", "ssl-mode=REQUIRED", sslconn.Required, []sslconn.Option{sslconn.WithRetryBudget(1500 * time.Millisecond)}, 0},
-		{"context deadline", "", sslconn.Preferred, nil, time.Second},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			addr := closedPort(t)
-			ctx := context.Background()
-			if tt.deadline > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, tt.deadline)
-				defer cancel()
-			}
-			done := make(chan error, 1)
-			go func() {
-				c, err := Connect(ctx, "mongodb://app:"+pw+"@"+addr+"/?"+tt.params, tt.opts...)
-				if err == nil {
-					_ = c.Disconnect(context.Background())
-				}
-				done <- err
-			}()
-			var err error
-			select {
-			case err = <-done:
-			case <-time.After(20 * time.Second):
-				t.Fatal("Connect to a closed port still running after 20 s")
-			}
-			if !errors.Is(err, sslconn.ErrUnavailable) {
-				t.Fatalf("not ErrUnavailable: %v", err)
-			}
-			var se *sslconn.Error
-			if !errors.As(err, &se) {
-				t.Fatalf("not an *sslconn.Error: %v", err)
-			}
-			if se.Mode != tt.mode {
-				t.Errorf("mode %v, want %v", se.Mode, tt.mode)
-			}
-			if !strings.Contains(se.Host, addr) {
-				t.Errorf("host %q does not name %s", se.Host, addr)
-			}
-			if se.Attempts < 1 {
-				t.Errorf("attempts %d", se.Attempts)
-			}
-			if !errors.Is(err, syscall.ECONNREFUSED) {
-				t.Errorf("last cause lost: %v", err)
-			}
-			if tt.deadline > 0 && !errors.Is(err, context.DeadlineExceeded) {
-				t.Errorf("does not match context.DeadlineExceeded: %v", err)
-			}
-			if strings.Contains(err.Error(), pw) {
-				t.Errorf("password in %q", err)
-			}
-		})
-	}
+	matrix.RunUnavailable(t, pw, func(ctx context.Context, addr string, mode sslconn.Mode, opts ...sslconn.Option) error {
+		var params string
+		if mode != sslconn.Preferred {
+			params = "ssl-mode=" + mode.String()
+		}
+		c, err := Connect(ctx, "mongodb://app:"+pw+"@"+addr+"/?"+params, opts...)
+		if err == nil {
+			_ = c.Disconnect(context.Background())
+		}
+		return err
+	})
 }

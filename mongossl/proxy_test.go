@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sslconn/sslconn/internal/matrix"
 	"github.com/sslconn/sslconn/internal/mitm"
 	"github.com/sslconn/sslconn/internal/testenv"
 	"github.com/sslconn/sslconn/sslconn"
@@ -57,15 +58,7 @@ func TestVerifyThroughProxy(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Verify: %v", err)
 			}
-			if st.Encrypted != tt.encrypted {
-				t.Fatalf("Verify says %+v, want encrypted=%v", st, tt.encrypted)
-			}
-			if tt.encrypted && (st.Version == "" || st.Cipher == "") {
-				t.Errorf("encrypted without version or cipher: %+v", st)
-			}
-			if !tt.encrypted && (st.Version != "" || st.Cipher != "") {
-				t.Errorf("plaintext with a version or cipher: %+v", st)
-			}
+			matrix.CheckStatus(t, "Verify", st, tt.encrypted)
 			// The connection that carried the probe is the client's own,
 			// to the proxy.
 			_, port, err := verifyWithPort(ctx, c)

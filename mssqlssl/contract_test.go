@@ -11,15 +11,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sslconn/sslconn/internal/matrix"
 	"github.com/sslconn/sslconn/internal/mitm"
 	"github.com/sslconn/sslconn/sslconn"
 )
@@ -49,19 +48,6 @@ func certFile(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return name
-}
-
-// closedPort returns a loopback address where nothing listens: it listened
-// there a moment ago.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 // TestConflictTable: every go-mssqldb TLS setting against every ssl-mode
@@ -125,7 +111,12 @@ func TestConflictTable(t *testing.T) {
 				}
 				c, err := NewConnector(dsn)
 				switch want {
-				case conflict, strict:
+				case conflict:
+					if err == nil {
+						t.Fatalf("resolved to %s, want an error", c.Config().Mode())
+					}
+					matrix.CheckConflict(t, err, row.native, mode, pw)
+				case strict:
 					if err == nil {
 						t.Fatalf("resolved to %s, want an error", c.Config().Mode())
 					}
@@ -133,14 +124,10 @@ func TestConflictTable(t *testing.T) {
 					if !errors.Is(err, sslconn.ErrInvalidOption) || !errors.As(err, &e) {
 						t.Fatalf("not an ErrInvalidOption *sslconn.Error: %v", err)
 					}
-					option, names := "ssl-mode", []string{row.native, "ssl-mode=" + mode.String()}
-					if want == strict {
-						option, names = "encrypt", []string{"encrypt=strict", mode.String()}
+					if e.Option != "encrypt" {
+						t.Errorf("Option %q, want encrypt: %v", e.Option, err)
 					}
-					if e.Option != option {
-						t.Errorf("Option %q, want %q: %v", e.Option, option, err)
-					}
-					for _, s := range names {
+					for _, s := range []string{"encrypt=strict", mode.String()} {
 						if !strings.Contains(err.Error(), s) {
 							t.Errorf("%q does not name %q", err, s)
 						}
@@ -166,58 +153,14 @@ func TestConflictTable(t *testing.T) {
 // the mode and the address, counts the attempts and keeps the last cause.
 func TestUnavailable(t *testing.T) {
 	const pw = "Unavailable-Secret-5"
-	addr := closedPort(t)
-	dsn := "sqlserver://sa:" + pw + "@" + addr + "?database=master&ssl-mode=REQUIRED"
-	tests := []struct {
-		name     string
-		opts     []sslconn.Option
-		deadline time.Duration
-	}{
-		{"retry budget", []sslconn.Option{sslconn.WithRetryBudget(1500 * time.Millisecond)}, 0},
-		{"context deadline", nil, time.Second},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			db, err := Open(dsn, tt.opts...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			ctx := context.Background()
-			if tt.deadline > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, tt.deadline)
-				defer cancel()
-			}
-			done := make(chan error, 1)
-			go func() { done <- db.PingContext(ctx) }()
-			select {
-			case err = <-done:
-			case <-time.After(20 * time.Second):
-				t.Fatal("still connecting after 20 s")
-			}
-			if !errors.Is(err, sslconn.ErrUnavailable) {
-				t.Fatalf("not ErrUnavailable: %v", err)
-			}
-			var e *sslconn.Error
-			if !errors.As(err, &e) {
-				t.Fatalf("not an *sslconn.Error: %v", err)
-			}
-			if e.Mode != sslconn.Required || !strings.Contains(e.Host, addr) || e.Attempts < 1 {
-				t.Errorf("Mode %s, Host %q, Attempts %d; want REQUIRED, %s, >= 1", e.Mode, e.Host, e.Attempts, addr)
-			}
-			if !errors.Is(err, syscall.ECONNREFUSED) {
-				t.Errorf("last cause lost: %v", err)
-			}
-			if tt.deadline > 0 && !errors.Is(err, context.DeadlineExceeded) {
-				t.Errorf("does not match context.DeadlineExceeded: %v", err)
-			}
-			if strings.Contains(err.Error(), pw) {
-				t.Errorf("password in %q", err)
-			}
-		})
-	}
+	matrix.RunUnavailable(t, pw, func(ctx context.Context, addr string, mode sslconn.Mode, opts ...sslconn.Option) error {
+		db, err := Open("sqlserver://sa:"+pw+"@"+addr+"?database=master&ssl-mode="+mode.String(), opts...)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return db.PingContext(ctx)
+	})
 }
 
 // TestVerifyThroughProxy: Verify and VerifyConn report the state of the
@@ -258,15 +201,7 @@ func TestVerifyThroughProxy(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", what, err)
 				}
-				if st.Encrypted != tt.encrypted {
-					t.Fatalf("%s: %+v, want encrypted=%t", what, st, tt.encrypted)
-				}
-				if tt.encrypted && (!strings.HasPrefix(st.Version, "TLSv1.") || !strings.HasPrefix(st.Cipher, "TLS_")) {
-					t.Fatalf("%s: encrypted without a version and cipher: %+v", what, st)
-				}
-				if !tt.encrypted && (st.Version != "" || st.Cipher != "") {
-					t.Fatalf("%s: plaintext with a version or cipher: %+v", what, st)
-				}
+				matrix.CheckStatus(t, what, st, tt.encrypted)
 			}
 			st, err := Verify(ctx, db)
 			check("Verify", st, err)

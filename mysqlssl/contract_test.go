@@ -2,15 +2,12 @@ package mysqlssl
 
 import (
 	"context"
-	"errors"
-	"net"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sslconn/sslconn/internal/core"
+	"github.com/sslconn/sslconn/internal/matrix"
 	"github.com/sslconn/sslconn/internal/mitm"
 	"github.com/sslconn/sslconn/internal/testenv"
 	"github.com/sslconn/sslconn/sslconn"
@@ -71,108 +68,30 @@ func TestConflictTable(t *testing.T) {
 					}
 					return
 				}
-				if !errors.Is(err, sslconn.ErrInvalidOption) {
-					t.Fatalf("%s: %v, want ErrInvalidOption", d, err)
-				}
-				var e *sslconn.Error
-				if !errors.As(err, &e) || e.Option != "ssl-mode" {
-					t.Fatalf("%s: %#v, want an *sslconn.Error on option ssl-mode", d, err)
-				}
-				msg := err.Error()
-				for _, s := range []string{"tls=" + tt.tls, "ssl-mode=" + explicit.String()} {
-					if !strings.Contains(msg, s) {
-						t.Errorf("%q does not name %q", msg, s)
-					}
-				}
-				if strings.Contains(msg, pw) {
-					t.Errorf("password in %q", msg)
-				}
+				matrix.CheckConflict(t, err, "tls="+tt.tls, explicit, pw)
 			})
 		}
 	}
 }
 
-// closedPort returns a loopback port nothing listens on.
-func closedPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	if err := ln.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return port
-}
-
 // TestUnavailable: a server that never answers ends in ErrUnavailable with
 // the mode, the address, the attempts and the refused connection kept,
-// whether the retry budget or the caller's deadline ran out.
+// whether the retry budget or the caller's deadline ran out. PREFERRED, the
+// default, stays out of the DSN.
 func TestUnavailable(t *testing.T) {
 	const pw = "Unavail-Secret-pw7"
-	tests := []struct {
-		name     string
-		params   string
-		mode     sslconn.Mode
-		opts     []sslconn.Option
-		deadline time.Duration // 0: none
-	}{
-		{"retry budget", "ssl-mode=REQUIRED", sslconn.Required, []sslconn.Option{sslconn.WithRetryBudget(1500 * time.Millisecond)}, 0},
-		{"context deadline", "", sslconn.Preferred, nil, time.Second},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			port := closedPort(t)
-			addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-			db, err := Open("app:"+pw+"@tcp("+addr+")/db?"+tt.params, tt.opts...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			ctx := context.Background()
-			if tt.deadline > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, tt.deadline)
-				defer cancel()
-			}
-			done := make(chan error, 1)
-			start := time.Now()
-			go func() { done <- db.PingContext(ctx) }()
-			select {
-			case err = <-done:
-			case <-time.After(20 * time.Second):
-				t.Fatalf("Ping still running after 20s against a closed port")
-			}
-			t.Logf("after %v: %v", time.Since(start).Round(time.Millisecond), err)
-			if !errors.Is(err, sslconn.ErrUnavailable) {
-				t.Fatalf("%v, want ErrUnavailable", err)
-			}
-			var e *sslconn.Error
-			if !errors.As(err, &e) {
-				t.Fatalf("%#v is not an *sslconn.Error", err)
-			}
-			if e.Mode != tt.mode {
-				t.Errorf("Mode = %s, want %s", e.Mode, tt.mode)
-			}
-			if !strings.Contains(e.Host, strconv.Itoa(port)) {
-				t.Errorf("Host = %q, want the address %s", e.Host, addr)
-			}
-			if e.Attempts < 1 {
-				t.Errorf("Attempts = %d", e.Attempts)
-			}
-			if !errors.Is(err, syscall.ECONNREFUSED) {
-				t.Errorf("the last cause is lost: %v", err)
-			}
-			if tt.deadline > 0 && !errors.Is(err, context.DeadlineExceeded) {
-				t.Errorf("does not match context.DeadlineExceeded: %v", err)
-			}
-			if strings.Contains(err.Error(), pw) {
-				t.Errorf("password in %q", err)
-			}
-		})
-	}
+	matrix.RunUnavailable(t, pw, func(ctx context.Context, addr string, mode sslconn.Mode, opts ...sslconn.Option) error {
+		var params string
+		if mode != sslconn.Preferred {
+			params = "ssl-mode=" + mode.String()
+		}
+		db, err := Open("app:"+pw+"@tcp("+addr+")/db?"+params, opts...)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return db.PingContext(ctx)
+	})
 }
 
 // TestVerifyThroughProxy: Verify and VerifyConn find the state of the
@@ -211,15 +130,7 @@ func TestVerifyThroughProxy(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", what, err)
 				}
-				if st.Encrypted != tt.encrypted {
-					t.Fatalf("%s: %+v, want encrypted=%t", what, st, tt.encrypted)
-				}
-				if tt.encrypted && (!strings.HasPrefix(st.Version, "TLSv1.") || !strings.HasPrefix(st.Cipher, "TLS_")) {
-					t.Fatalf("%s: status %+v lacks a TLS version or cipher", what, st)
-				}
-				if !tt.encrypted && (st.Version != "" || st.Cipher != "") {
-					t.Fatalf("%s: plaintext status %+v", what, st)
-				}
+				matrix.CheckStatus(t, what, st, tt.encrypted)
 			}
 			st, err := Verify(ctx, db)
 			check("Verify", st, err)

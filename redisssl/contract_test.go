@@ -3,11 +3,7 @@ package redisssl
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,19 +16,6 @@ import (
 	"github.com/sslconn/sslconn/sslconn"
 )
 
-// closedPort returns a loopback address that refuses connections: a port
-// that was listened on and closed.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // TestConflictTable: every TLS setting of a go-redis URL against every
 // ssl-mode (and none), through the public constructors, without
 // connecting. An explicit mode refines the URL's setting and is an error
@@ -40,7 +23,7 @@ func closedPort(t *testing.T) string {
 // skip_verify=true (verification off) with DISABLED or a verifying mode.
 func TestConflictTable(t *testing.T) {
 	const pw = "Conflict-Secret-42"
-	addr := closedPort(t)
+	addr := matrix.ClosedAddr(t)
 	natives := []struct {
 		name    string // how the URL says it, for the error text
 		url     string
@@ -78,24 +61,25 @@ func TestConflictTable(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				for cname, construct := range constructors {
-					c, err := construct(u)
-					if !conflict {
-						if err != nil {
-							t.Fatalf("%s: %v", cname, err)
+					t.Run(cname, func(t *testing.T) {
+						c, err := construct(u)
+						if !conflict {
+							if err != nil {
+								t.Fatal(err)
+							}
+							c.Close()
+							return
 						}
-						c.Close()
-						continue
-					}
-					if err == nil {
-						c.Close()
-						t.Fatalf("%s: no error, want a conflict between %s and ssl-mode=%s", cname, n.name, explicit)
-					}
-					checkConflict(t, cname, err, n.name, explicit, pw)
+						if err == nil {
+							c.Close()
+						}
+						matrix.CheckConflict(t, err, n.name, explicit, pw)
+					})
 				}
 				// The mode the constructors resolved (the same resolver).
 				cfg, err := core.ResolveDSN("redis", u)
 				if conflict {
-					checkConflict(t, "ResolveDSN", err, n.name, explicit, pw)
+					matrix.CheckConflict(t, err, n.name, explicit, pw)
 					return
 				}
 				if err != nil {
@@ -109,92 +93,30 @@ func TestConflictTable(t *testing.T) {
 	}
 }
 
-func checkConflict(t *testing.T, who string, err error, setting string, mode sslconn.Mode, pw string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("%s: no error", who)
-	}
-	var se *sslconn.Error
-	if !errors.Is(err, sslconn.ErrInvalidOption) || !errors.As(err, &se) || se.Option != "ssl-mode" {
-		t.Fatalf("%s: %v (%#v), want ErrInvalidOption on ssl-mode", who, err, se)
-	}
-	msg := err.Error()
-	if !strings.Contains(msg, setting) || !strings.Contains(msg, "ssl-mode="+mode.String()) {
-		t.Errorf("%s: %q does not name both %s and ssl-mode=%s", who, msg, setting, mode)
-	}
-	if strings.Contains(msg, pw) {
-		t.Errorf("%s: password in %q", who, msg)
-	}
-}
-
 // TestUnavailable: a port nobody listens on ends, once the retry budget or
 // the caller's context runs out, in ErrUnavailable with the mode, the
-// address, the attempts made and the last cause (connection refused).
+// address, the attempts made and the last cause (connection refused). The
+// URL says the mode in go-redis's own terms: redis:// is PREFERRED,
+// rediss:// with skip_verify=true REQUIRED.
 func TestUnavailable(t *testing.T) {
 	const pw = "Unavailable-Secret-7"
-	tests := []struct {
-		name     string
-		scheme   string
-		params   string
-		mode     sslconn.Mode
-		opts     []sslconn.Option
-		deadline time.Duration // 0: none
-	}{
-		{"retry budget", "redis", "", sslconn.Preferred, []sslconn.Option{sslconn.WithRetryBudget(1500 * time.Millisecond)}, 0},
-		{"context deadline", "rediss", "skip_verify=true", sslconn.Required, nil, time.Second},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			addr := closedPort(t)
-			_, port, _ := net.SplitHostPort(addr)
-			c, err := NewClient(fmt.Sprintf("%s://:%s@%s/0?%s", tt.scheme, pw, addr, tt.params), tt.opts...)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			ctx := context.Background()
-			if tt.deadline > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, tt.deadline)
-				defer cancel()
-			}
-			start := time.Now()
-			done := make(chan error, 1)
-			go func() { done <- c.Ping(ctx).Err() }()
-			select {
-			case err = <-done:
-			case <-time.After(20 * time.Second):
-				t.Fatal("no answer after 20s")
-			}
-			t.Logf("after %v: %v", time.Since(start).Round(time.Millisecond), err)
-			if !errors.Is(err, sslconn.ErrUnavailable) {
-				t.Fatalf("%v, want ErrUnavailable", err)
-			}
-			var se *sslconn.Error
-			if !errors.As(err, &se) {
-				t.Fatalf("%T is no *sslconn.Error", err)
-			}
-			if se.Mode != tt.mode {
-				t.Errorf("mode %s, want %s", se.Mode, tt.mode)
-			}
-			if !strings.Contains(se.Host, port) {
-				t.Errorf("host %q does not name %s", se.Host, addr)
-			}
-			if se.Attempts < 1 {
-				t.Errorf("%d attempts", se.Attempts)
-			}
-			if !errors.Is(err, syscall.ECONNREFUSED) {
-				t.Errorf("the last cause is lost: %v", err)
-			}
-			if tt.deadline > 0 && !errors.Is(err, context.DeadlineExceeded) {
-				t.Errorf("%v does not match context.DeadlineExceeded", err)
-			}
-			if strings.Contains(err.Error(), pw) {
-				t.Errorf("password in %q", err)
-			}
-		})
-	}
+	matrix.RunUnavailable(t, pw, func(ctx context.Context, addr string, mode sslconn.Mode, opts ...sslconn.Option) error {
+		var u string
+		switch mode {
+		case sslconn.Preferred:
+			u = "redis://:" + pw + "@" + addr + "/0"
+		case sslconn.Required:
+			u = "rediss://:" + pw + "@" + addr + "/0?skip_verify=true"
+		default:
+			u = "redis://:" + pw + "@" + addr + "/0?ssl-mode=" + mode.String()
+		}
+		c, err := NewClient(u, opts...)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return c.Ping(ctx).Err()
+	})
 }
 
 // TestVerifyThroughProxy: Verify finds the connection that carried its
@@ -235,7 +157,7 @@ func TestVerifyThroughProxy(t *testing.T) {
 				c.Close()
 				t.Fatal(err)
 			}
-			checkStatus(t, st, tt.encrypted)
+			matrix.CheckStatus(t, "Verify", st, tt.encrypted)
 			// The connection Verify asked went through the proxy, and in
 			// plaintext the proxy read the probe.
 			if p.Active() == 0 {
@@ -270,7 +192,7 @@ func TestVerifyThroughProxy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkStatus(t, st, true)
+		matrix.CheckStatus(t, "Verify", st, true)
 		// And on each master's own client.
 		err = c.ForEachMaster(ctx, func(ctx context.Context, n *redis.Client) error {
 			st, err := Verify(ctx, n)
@@ -286,17 +208,4 @@ func TestVerifyThroughProxy(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-}
-
-func checkStatus(t *testing.T, st sslconn.Status, encrypted bool) {
-	t.Helper()
-	if st.Encrypted != encrypted {
-		t.Fatalf("status %+v, want encrypted %v", st, encrypted)
-	}
-	if encrypted && (!strings.HasPrefix(st.Version, "TLSv1.") || !strings.HasPrefix(st.Cipher, "TLS_")) {
-		t.Fatalf("status %+v: no TLS version or cipher", st)
-	}
-	if !encrypted && (st.Version != "" || st.Cipher != "") {
-		t.Fatalf("plaintext status %+v names a version or cipher", st)
-	}
 }

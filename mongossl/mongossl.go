@@ -29,6 +29,9 @@ type uri struct {
 }
 
 func splitURI(s string) (*uri, error) {
+	if err := core.CheckLength(s); err != nil {
+		return nil, err
+	}
 	scheme, rest, ok := strings.Cut(s, "://")
 	if !ok || (scheme != "mongodb" && scheme != "mongodb+srv") {
 		return nil, core.InvalidOption("uri", "a MongoDB URI starts with mongodb:// or mongodb+srv://", nil)

@@ -97,6 +97,9 @@ func Open(dsn string, opts ...sslconn.Option) (*sql.DB, error) {
 }
 
 func newConnector(dsn string, opts []sslconn.Option) (*Connector, error) {
+	if err := core.CheckLength(dsn); err != nil {
+		return nil, err
+	}
 	cfg, err := msdsn.Parse(dsn)
 	if err != nil {
 		return nil, core.Redact(core.InvalidOption("dsn", "invalid SQL Server DSN", err), cfg.Password, dsnPassword(dsn))

@@ -226,6 +226,9 @@ func parseDSN(dsn string) (*mysql.Config, core.Spec, error) {
 		spec   core.Spec
 		tlsVal string
 	)
+	if err := core.CheckLength(dsn); err != nil {
+		return nil, spec, err
+	}
 	// Parameters start at the first '?' after the last '@': a password may
 	// hold '?' and '/', and file paths in ssl-ca need no escaping this way
 	// (the driver itself reads parameters after the last '/').

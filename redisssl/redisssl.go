@@ -25,6 +25,9 @@ type parsed struct {
 }
 
 func parse(raw string) (*parsed, error) {
+	if err := core.CheckLength(raw); err != nil {
+		return nil, err
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		// url.Error quotes the URL, password and all: say less.

@@ -231,6 +231,9 @@ func CheckUnknown(keys []string, known func(string) bool) error {
 // key looks like one at all.
 func suspect(key string) (string, bool) {
 	n := normParam(key)
+	if len(n) > 64 {
+		n = n[:64] // no parameter name is that long; bound the quadratic distance
+	}
 	best, bestD, near := "", 1<<30, false
 	for alias, canon := range paramKeys {
 		d := editDistance(n, alias)
@@ -286,4 +289,17 @@ func ResolveDSN(engine, dsn string, opts ...sslconn.Option) (*Config, error) {
 		panic("BUG: no resolver registered for " + engine)
 	}
 	return f.(func(string, ...sslconn.Option) (*Config, error))(dsn, opts...)
+}
+
+// MaxDSN bounds the length of a DSN: real ones are a few hundred bytes, and
+// some drivers' parsers take time quadratic in it (go-mssqldb's odbc: parser
+// needs seconds for 100 KB).
+const MaxDSN = 16 << 10
+
+// CheckLength rejects a DSN longer than MaxDSN, before any parser sees it.
+func CheckLength(dsn string) error {
+	if len(dsn) > MaxDSN {
+		return InvalidOption("dsn", fmt.Sprintf("the DSN is %d bytes long; at most %d are accepted", len(dsn), MaxDSN), nil)
+	}
+	return nil
 }

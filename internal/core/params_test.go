@@ -211,3 +211,14 @@ func TestKeyPasswordParam(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckLength(t *testing.T) {
+	if err := CheckLength(strings.Repeat("a", MaxDSN)); err != nil {
+		t.Fatal(err)
+	}
+	err := CheckLength(strings.Repeat("a", MaxDSN+1))
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != ErrInvalidOption || e.Option != "dsn" {
+		t.Fatalf("err = %v", err)
+	}
+}

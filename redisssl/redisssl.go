@@ -200,13 +200,7 @@ func (d *dialer) explain(ctx context.Context, err error) error {
 	}
 	addr, attempts, last, start := oldest.addr, oldest.attempts, oldest.last, oldest.start
 	d.mu.Unlock()
-	cause := cerr
-	if last != nil && !errors.Is(last, cerr) {
-		cause = fmt.Errorf("%w (last error: %w)", cerr, last)
-	}
-	e := core.NewError(sslconn.ErrUnavailable, d.cfg.Mode(), addr, "the context ended while connecting", cause)
-	e.Attempts, e.Elapsed = max(attempts, 1), time.Since(start)
-	return e
+	return d.cfg.ContextEnded(addr, attempts, time.Since(start), cerr, last)
 }
 
 // NewClient returns a go-redis client for a redis:// or rediss:// URL with

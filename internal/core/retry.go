@@ -43,11 +43,7 @@ func (c *Config) Retry(ctx context.Context, addr string, connect func(context.Co
 	if !r.exhausted {
 		if cerr := ctx.Err(); cerr != nil && KindOf(err) == nil {
 			// The caller's context ended before any typed outcome.
-			last := err
-			if !errors.Is(err, cerr) {
-				last = &ctxEnded{last: err, ctx: cerr}
-			}
-			return c.unavailable(addr, r, "the context ended while connecting ("+cerr.Error()+")", last)
+			return c.ContextEnded(addr, r.attempts, r.elapsed, cerr, err)
 		}
 		return err
 	}
@@ -56,6 +52,17 @@ func (c *Config) Retry(ctx context.Context, addr string, connect func(context.Co
 		detail = "the address has not answered since the client was created (retried for at most " + FirstContactBudget.String() + "); check the host and port"
 	}
 	return c.unavailable(addr, r, detail, err)
+}
+
+// ContextEnded is the sslconn.ErrUnavailable error for connection attempts
+// to addr that the caller's context (cerr) ended: it matches cerr and keeps
+// the last attempt's error (last, may be nil) for errors.Is and errors.As.
+func (c *Config) ContextEnded(addr string, attempts int, elapsed time.Duration, cerr, last error) error {
+	cause := cerr
+	if last != nil && !errors.Is(last, cerr) {
+		cause = &ctxEnded{last: last, ctx: cerr}
+	}
+	return c.unavailable(addr, retried{attempts: max(attempts, 1), elapsed: elapsed}, "the context ended while connecting ("+cerr.Error()+")", cause)
 }
 
 // ctxEnded is the last attempt's error, also matching the context's.

@@ -194,7 +194,7 @@ func TestCheckExpired(t *testing.T) {
 func TestCheckNoTLS(t *testing.T) {
 	servers(t)
 	env := map[string]string{"SSLCONN_DSN": redisURL(redis0.Port)}
-	code, out, _ := cli(t, env, "check", "--timeout", "1s")
+	code, out, _ := cli(t, env, "check", "--timeout", "2s")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
@@ -203,7 +203,7 @@ func TestCheckNoTLS(t *testing.T) {
 			t.Errorf("no %q in\n%s", want, out)
 		}
 	}
-	if code, _, _ := cli(t, env, "check", "--timeout", "1s", "--mode", "REQUIRED"); code != 1 {
+	if code, _, _ := cli(t, env, "check", "--timeout", "2s", "--mode", "REQUIRED"); code != 1 {
 		t.Errorf("REQUIRED against no TLS: exit %d, want 1", code)
 	}
 }

@@ -437,7 +437,11 @@ func Run(ctx context.Context, dsn string, o Options) (*Report, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cctx, cancel := context.WithTimeout(ctx, 2*o.Timeout)
+			// The handshake has its own bound (o.Timeout); this one is for
+			// the whole attempt, login and query included, with room for a
+			// busy machine (a PREFERRED fallback waits out the handshake
+			// bound before it connects again in plaintext).
+			cctx, cancel := context.WithTimeout(ctx, 2*o.Timeout+10*time.Second)
 			defer cancel()
 			opts := append(append([]sslconn.Option{}, base...), observe, sslconn.WithMode(m))
 			st, err := Connect(cctx, e, dsn, opts...)

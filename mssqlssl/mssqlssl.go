@@ -299,8 +299,7 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode) (driver.
 		loginBy time.Time
 	)
 	conn.Dialer = dialerFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
-		var d net.Dialer
-		nc, err := d.DialContext(ctx, network, addr)
+		nc, err := c.ssl.Dialer()(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/sslconn/sslconn/mysqlssl"
 	"github.com/sslconn/sslconn/sslconn"
 )
@@ -55,3 +56,27 @@ func Example_sqlOpen() {
 	}
 	defer db.Close()
 }
+
+// A config built in code keeps its hooks: here a BeforeConnect that puts a
+// fresh IAM token into every new connection, as RDS and Azure ask.
+func ExampleNewConnectorFromConfig() {
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Net, cfg.Addr, cfg.DBName = "app", "tcp", "rm-bp1xxxx.mysql.rds.aliyuncs.com:3306", "shop"
+	err := cfg.Apply(mysql.BeforeConnect(func(ctx context.Context, c *mysql.Config) error {
+		token, err := fetchToken(ctx) // your credentials provider
+		c.Passwd = token
+		return err
+	}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	connector, err := mysqlssl.NewConnectorFromConfig(cfg,
+		sslconn.WithMode(sslconn.VerifyIdentity), sslconn.WithCAFile("/etc/ssl/ApsaraDB-CA-Chain.pem"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	db := sql.OpenDB(connector)
+	defer db.Close()
+}
+
+func fetchToken(context.Context) (string, error) { return "token", nil }

@@ -52,10 +52,9 @@ var _ driver.DriverContext = Driver{}
 // Connector is a driver.Connector that connects in the configured SSL mode,
 // retrying while the server is down or restarting.
 type Connector struct {
-	cfg   *mysql.Config // the driver's config, TLS set per connection
-	inner driver.Connector
-	ssl   *core.Config
-	pass  string // only to keep it out of error texts
+	cfg  *mysql.Config // the driver's config as given, its TLS decided per connection
+	ssl  *core.Config
+	pass string // only to keep it out of error texts
 }
 
 // NewConnector parses a go-sql-driver/mysql DSN with the shared ssl-*
@@ -66,26 +65,96 @@ func NewConnector(dsn string, opts ...sslconn.Option) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newConnector(cfg, spec, opts)
+}
+
+// NewConnectorFromConfig returns a connector for a driver config built in
+// code (mysql.NewConfig, or ParseDSN and changes). cfg is copied, and all of
+// it keeps working: a BeforeConnect hook set with cfg.Apply runs for every
+// new connection and may change it (a fresh password or IAM token per
+// connection), and so do DialFunc, Logger, timeouts and the rest. Only TLS
+// is decided by the connector, per connection: cfg.TLSConfig ("true",
+// "skip-verify", "preferred", "false" or a name registered with
+// mysql.RegisterTLSConfig) and cfg.TLS map onto a mode as tls= does in a
+// DSN, and a *tls.Config's RootCAs, Certificates, ServerName, MinVersion,
+// MaxVersion and CipherSuites become the equivalent options, which opts
+// override.
+func NewConnectorFromConfig(cfg *mysql.Config, opts ...sslconn.Option) (*Connector, error) {
+	if cfg == nil {
+		return nil, core.InvalidOption("config", "the *mysql.Config is nil", nil)
+	}
+	c := cfg.Clone()
+	native, err := nativeTLS(c)
+	if err != nil {
+		return nil, core.Redact(err, c.Passwd)
+	}
+	c.TLS, c.TLSConfig, c.AllowFallbackToPlaintext = nil, "", false
+	return newConnector(c, core.Spec{Native: native, Secrets: []string{c.Passwd}}, opts)
+}
+
+// nativeTLS reads the TLS settings of a driver config onto a mode and options.
+func nativeTLS(cfg *mysql.Config) (core.Native, error) {
+	var n core.Native
+	name := strings.ToLower(cfg.TLSConfig)
+	tc := cfg.TLS
+	if tc == nil && name != "" {
+		if m, ok := nativeModes[name]; ok {
+			return core.Native{Mode: m, Setting: "TLSConfig=" + cfg.TLSConfig}, nil
+		}
+		// A name registered with mysql.RegisterTLSConfig: the driver
+		// resolves it when it parses a DSN.
+		reg, err := mysql.ParseDSN("tcp(h:1)/?tls=" + url.QueryEscape(cfg.TLSConfig))
+		if err != nil || reg.TLS == nil {
+			return n, core.InvalidOption("tls", fmt.Sprintf("TLSConfig=%q is not one of false, preferred, skip-verify, true, nor a name registered with mysql.RegisterTLSConfig", cfg.TLSConfig), err)
+		}
+		tc = reg.TLS
+	}
+	if tc == nil {
+		return n, nil
+	}
+	n.Setting = "TLS (a *tls.Config)"
+	switch {
+	case cfg.AllowFallbackToPlaintext:
+		n.Mode = sslconn.Preferred
+		n.Setting += " with AllowFallbackToPlaintext"
+	case tc.InsecureSkipVerify:
+		n.Mode = sslconn.Required
+		n.Setting += " with InsecureSkipVerify"
+	default:
+		n.Mode = sslconn.VerifyIdentity
+	}
+	n.Options = core.FromTLSConfig(tc)
+	return n, nil
+}
+
+func newConnector(cfg *mysql.Config, spec core.Spec, opts []sslconn.Option) (*Connector, error) {
 	ssl, err := core.Resolve(spec, opts...)
 	if err != nil {
 		return nil, err
 	}
-	c := &Connector{ssl: ssl, pass: cfg.Passwd}
-	// The driver shares one Config across a connector's connections unless
-	// BeforeConnect is set, and its own PREFERRED sets that shared Config's
-	// TLS to nil on the first fallback, turning the whole pool plaintext.
-	// BeforeConnect gives every connection a fresh copy: the fallback is
-	// decided per connection.
-	if err := cfg.Apply(mysql.BeforeConnect(c.beforeConnect)); err != nil {
-		return nil, err
-	}
 	cfg.CheckConnLiveness = true // drop pooled connections a restart killed
-	inner, err := mysql.NewConnector(cfg)
-	if err != nil {
+	// Validate now, as the driver would: a bad config is an error here,
+	// not at the first connection.
+	if _, err := mysql.NewConnector(cfg.Clone()); err != nil {
 		return nil, core.Redact(core.InvalidOption("dsn", "invalid DSN", err), cfg.Passwd)
 	}
-	c.cfg, c.inner = cfg, inner
-	return c, nil
+	return &Connector{cfg: cfg, ssl: ssl, pass: cfg.Passwd}, nil
+}
+
+// driverConnector is the driver's connector for one new connection, with
+// TLS set for mode. Each connection gets its own copy of the config: the
+// driver's own PREFERRED sets a shared config's TLS to nil on the first
+// fallback, turning the whole pool plaintext, while here the fallback is
+// decided per connection. The user's BeforeConnect, kept in the copy, runs
+// after this, as the driver calls it.
+func (c *Connector) driverConnector(mode sslconn.Mode) (driver.Connector, error) {
+	cfg := c.cfg.Clone()
+	cfg.TLS = c.ssl.TLSConfigMode(mode, cfg.Addr)
+	cfg.AllowFallbackToPlaintext = mode == sslconn.Preferred
+	if d := c.ssl.UserDialer(); d != nil {
+		cfg.DialFunc = d
+	}
+	return mysql.NewConnector(cfg)
 }
 
 // Open returns a *sql.DB for the DSN; see NewConnector.
@@ -117,12 +186,6 @@ func (c *Connector) Driver() driver.Driver { return Driver{} }
 // release; it exists so that stays true if that changes.
 func (c *Connector) Close() error { return nil }
 
-func (c *Connector) beforeConnect(_ context.Context, cfg *mysql.Config) error {
-	cfg.TLS = c.ssl.TLSConfigMode(c.ssl.Mode(), cfg.Addr)
-	cfg.AllowFallbackToPlaintext = c.ssl.Mode() == sslconn.Preferred
-	return nil
-}
-
 // Connect implements driver.Connector: it connects in the configured mode,
 // retrying refused and reset connections within the retry budget, and maps
 // failures onto sslconn's errors.
@@ -136,8 +199,11 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	err := c.ssl.Retry(ctx, c.cfg.Addr, func(ctx context.Context) error {
 		actx, cancel := context.WithTimeout(ctx, bound)
 		defer cancel()
-		var err error
-		conn, err = c.inner.Connect(actx)
+		inner, err := c.driverConnector(c.ssl.Mode())
+		if err != nil {
+			return core.Permanent(err)
+		}
+		conn, err = inner.Connect(actx)
 		switch {
 		case err == nil:
 			return nil
@@ -189,16 +255,9 @@ func (c *Connector) classify(ctx context.Context, err error) error {
 // DISABLED: it tries the same login once over TLS, without verifying, and
 // reports whether the server accepted it.
 func (c *Connector) acceptsTLSLogin(ctx context.Context) bool {
-	// The connector's own Config gives the REQUIRED tls.Config, client
-	// certificate and versions included: nothing new to build or validate.
-	probe := c.cfg.Clone()
-	if err := probe.Apply(mysql.BeforeConnect(func(_ context.Context, cfg *mysql.Config) error {
-		cfg.TLS = c.ssl.TLSConfigMode(sslconn.Required, cfg.Addr)
-		return nil
-	})); err != nil {
-		return false
-	}
-	conn, err := mysql.NewConnector(probe)
+	// The same config in REQUIRED: the user's BeforeConnect runs too, so
+	// the login is the one that was refused.
+	conn, err := c.driverConnector(sslconn.Required)
 	if err != nil {
 		return false
 	}

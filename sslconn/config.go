@@ -47,7 +47,8 @@ type Config struct {
 	handshakeTimeout time.Duration
 	clock            clock
 	sessions         tls.ClientSessionCache
-	explicit         Mode     // the mode set by WithMode or ssl-mode, or 0
+	explicit         Mode // the mode set by WithMode or ssl-mode, or 0
+	dialer           DialFunc
 	reported         sync.Map // certificate fingerprint -> struct{}: expiry reported once
 }
 
@@ -75,6 +76,7 @@ func New(opts ...Option) (*Config, error) {
 		handshakeTimeout: s.handshakeTimeout,
 		sessions:         s.sessions,
 		explicit:         s.mode,
+		dialer:           s.dialer,
 		clock:            realClock,
 	}
 	if s.clock != nil {
@@ -121,6 +123,8 @@ func New(opts ...Option) (*Config, error) {
 			return nil, err
 		}
 		c.ca = staticCA(certs)
+	case s.rootPool != nil:
+		c.ca = &caSource{roots: s.rootPool}
 	}
 
 	cert, err := loadClientCert(&s)
@@ -372,6 +376,9 @@ func poolOf(certs []*x509.Certificate) *x509.CertPool {
 func (s *caSource) describe() string {
 	if s.path != "" {
 		return s.path
+	}
+	if s.certs == nil {
+		return "the driver's RootCAs"
 	}
 	return fmt.Sprintf("%d certificate(s)", len(s.certs))
 }

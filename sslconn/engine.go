@@ -40,6 +40,7 @@ func (e engine) OnRetry(ev RetryEvent) {
 }
 func (e engine) HasClientCert() bool { return e.c.clientCert != nil }
 func (e engine) ExplicitMode() Mode  { return e.c.explicit }
+func (e engine) Dialer() DialFunc    { return e.c.dialer }
 
 // options are the Options only adapters and tests set.
 type options struct{}
@@ -51,6 +52,10 @@ func (options) DefaultMode(m Mode) Option { return func(s *settings) { s.default
 func (options) Observer(f func(host string, cs tls.ConnectionState)) Option {
 	return func(s *settings) { s.observe = f }
 }
+
+// RootPool trusts a certificate pool taken from a driver's tls.Config
+// (RootCAs), where no CA file or bytes are given.
+func (options) RootPool(p *x509.CertPool) Option { return func(s *settings) { s.rootPool = p } }
 
 // Clock replaces time for the retry tests.
 func (options) Clock(now func() time.Time, sleep func(context.Context, time.Duration) error) Option {

@@ -1,8 +1,11 @@
 package sslconn
 
 import (
+	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"log/slog"
+	"net"
 	"time"
 )
 
@@ -18,6 +21,7 @@ type settings struct {
 	caFile            string
 	caBytes           []byte
 	caPassword        string
+	rootPool          *x509.CertPool // from a driver's tls.Config
 	certFile, keyFile string
 	keyPassword       string
 	clientCert        *tls.Certificate
@@ -36,6 +40,7 @@ type settings struct {
 	expiryWindow      time.Duration
 	handshakeTimeout  time.Duration
 	clock             *clock
+	dialer            DialFunc
 }
 
 // WithMode sets the SSL mode explicitly (the ssl-mode parameter does the
@@ -149,3 +154,13 @@ func WithSessionCache(c tls.ClientSessionCache) Option {
 func WithHandshakeTimeout(d time.Duration) Option {
 	return func(s *settings) { s.handshakeTimeout = d }
 }
+
+// DialFunc makes one plain TCP connection, like net.Dialer.DialContext.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// WithDialer sets how the TCP connection under every connection is made:
+// through an SSH bastion, a SOCKS proxy or a PrivateLink endpoint. Every
+// adapter uses it for every connection it opens, MySQL and SQL Server
+// included; TLS, when the mode asks for it, runs on top. Default: a
+// net.Dialer.
+func WithDialer(d DialFunc) Option { return func(s *settings) { s.dialer = d } }

@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/sslconn/sslconn/internal/bridge"
@@ -29,12 +30,14 @@ type engine interface {
 	OnRetry(sslconn.RetryEvent)
 	HasClientCert() bool
 	ExplicitMode() sslconn.Mode
+	Dialer() sslconn.DialFunc
 }
 
 type optionMaker interface {
 	DefaultMode(sslconn.Mode) sslconn.Option
 	Observer(func(host string, cs tls.ConnectionState)) sslconn.Option
 	Clock(now func() time.Time, sleep func(context.Context, time.Duration) error) sslconn.Option
+	RootPool(*x509.CertPool) sslconn.Option
 }
 
 var options = bridge.Options.(optionMaker)
@@ -46,6 +49,29 @@ func WithDefaultMode(m sslconn.Mode) sslconn.Option { return options.DefaultMode
 // verification (the sslconn command reports chains that a mode rejects).
 func WithObserver(f func(host string, cs tls.ConnectionState)) sslconn.Option {
 	return options.Observer(f)
+}
+
+// FromTLSConfig reads what a driver's *tls.Config says into options: its
+// RootCAs, first certificate, ServerName, versions and cipher suites.
+// (InsecureSkipVerify is a mode, the adapter's to read.)
+func FromTLSConfig(tc *tls.Config) []sslconn.Option {
+	var opts []sslconn.Option
+	if tc.RootCAs != nil {
+		opts = append(opts, options.RootPool(tc.RootCAs))
+	}
+	if len(tc.Certificates) > 0 {
+		opts = append(opts, sslconn.WithClientCertificate(tc.Certificates[0]))
+	}
+	if tc.ServerName != "" {
+		opts = append(opts, sslconn.WithServerName(tc.ServerName))
+	}
+	if tc.MinVersion != 0 || tc.MaxVersion != 0 {
+		opts = append(opts, sslconn.WithTLSVersions(tc.MinVersion, tc.MaxVersion))
+	}
+	if len(tc.CipherSuites) > 0 {
+		opts = append(opts, sslconn.WithCipherSuites(tc.CipherSuites...))
+	}
+	return opts
 }
 
 // WithClock replaces time, for tests of retrying.
@@ -91,6 +117,19 @@ func (c *Config) RetryBudget() time.Duration { return c.e.RetryBudget() }
 
 // Logger is the configured logger.
 func (c *Config) Logger() *slog.Logger { return c.e.Logger() }
+
+// Dialer is the TCP dial for every connection: WithDialer's, else a
+// net.Dialer with a connect timeout and keep-alives.
+func (c *Config) Dialer() DialFunc {
+	if d := c.e.Dialer(); d != nil {
+		return d
+	}
+	d := net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	return d.DialContext
+}
+
+// UserDialer is WithDialer's dial, or nil.
+func (c *Config) UserDialer() DialFunc { return c.e.Dialer() }
 
 // ExplicitMode is the mode set by WithMode or ssl-mode, or 0.
 func (c *Config) ExplicitMode() sslconn.Mode { return c.e.ExplicitMode() }

@@ -16,7 +16,7 @@ import (
 )
 
 // DialFunc dials one plain connection, like net.Dialer.DialContext.
-type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+type DialFunc = sslconn.DialFunc
 
 const (
 	// firstByteTimeout is how long a handshake waits for the server's first
@@ -40,7 +40,7 @@ const (
 // there: it answers the ClientHello in plaintext, closes the connection, or
 // stays silent; a handshake that starts and fails is an error, never a
 // downgrade. Errors are classified (see Classify) and name addr. dial may be
-// nil for a net.Dialer.
+// nil for the Config's dialer (WithDialer, else a net.Dialer).
 //
 // The connection returned is a *Conn.
 func (c *Config) Dial(ctx context.Context, network, addr string, dial DialFunc) (net.Conn, error) {
@@ -56,8 +56,7 @@ func (c *Config) Dial(ctx context.Context, network, addr string, dial DialFunc) 
 // DialMode makes one connection attempt in the given mode, without retrying.
 func (c *Config) DialMode(ctx context.Context, mode sslconn.Mode, network, addr string, dial DialFunc) (net.Conn, error) {
 	if dial == nil {
-		d := net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
-		dial = d.DialContext
+		dial = c.Dialer()
 	}
 	raw, err := dial(ctx, network, addr)
 	if err != nil {

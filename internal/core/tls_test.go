@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -330,4 +331,35 @@ func certPool(certs []*x509.Certificate) *x509.CertPool {
 		p.AddCert(c)
 	}
 	return p
+}
+
+// TestWithDialer: every connection's TCP connection comes from the
+// configured dialer (a bastion, a SOCKS proxy), TLS on top, in every mode.
+func TestWithDialer(t *testing.T) {
+	c := testenv.GetCerts(t)
+	srv := startTLSServer(t, serverConf(t, c.SAN), 0)
+	var dials atomic.Int32
+	via := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
+	for _, m := range []Mode{Required, VerifyIdentity} {
+		cfg, err := New(WithMode(m), WithCAFile(c.CA), WithServerName("localhost"), sslconn.WithDialer(via))
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := dials.Load()
+		conn, err := cfg.Dial(context.Background(), "tcp", srv.addr(), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", m, err)
+		}
+		if st := conn.(*Conn).Status(); !st.Encrypted {
+			t.Fatalf("%s: plaintext", m)
+		}
+		conn.Close()
+		if dials.Load() != before+1 {
+			t.Fatalf("%s: the dialer was used %d times for one connection", m, dials.Load()-before)
+		}
+	}
 }

@@ -1,0 +1,200 @@
+package mysqlssl
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+// TestFromConfigBeforeConnect: the IAM pattern. A BeforeConnect hook set on
+// the driver's config puts the current password into every new connection;
+// the password changes on the server between connections, and every
+// connection, in VERIFY_IDENTITY, logs in with the password of its time.
+func TestFromConfigBeforeConnect(t *testing.T) {
+	env := scenarios.Get(t)
+	s := env.servers[1]
+	const user = "iam_user"
+	passwords := []string{"Iam-Token-0001", "Iam-Token-0002", "Iam-Token-0003"}
+	if _, err := s.MySQL(fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'%%' IDENTIFIED BY '%s'; GRANT ALL ON %s.* TO '%s'@'%%'",
+		user, passwords[0], testenv.MySQLDatabase, user)); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		current atomic.Value // the token a credentials provider would hand out now
+		calls   atomic.Int32
+	)
+	current.Store(passwords[0])
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Net, cfg.Addr, cfg.DBName = user, "tcp", testenv.Addr(s.Port), testenv.MySQLDatabase
+	if err := cfg.Apply(mysql.BeforeConnect(func(_ context.Context, c *mysql.Config) error {
+		calls.Add(1)
+		c.Passwd = current.Load().(string)
+		return nil
+	})); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := NewConnectorFromConfig(cfg, sslconn.WithMode(sslconn.VerifyIdentity), sslconn.WithCAFile(env.certs.CA), sslconn.WithServerName("localhost"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(conn)
+	defer db.Close()
+	db.SetMaxIdleConns(0) // every query on a new connection
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i, pw := range passwords {
+		if i > 0 {
+			if _, err := s.MySQL(fmt.Sprintf("ALTER USER '%s'@'%%' IDENTIFIED BY '%s'", user, pw)); err != nil {
+				t.Fatal(err)
+			}
+			current.Store(pw)
+		}
+		st, err := Verify(ctx, db)
+		if err != nil {
+			t.Fatalf("password %d: %v", i, err)
+		}
+		if !st.Encrypted {
+			t.Fatalf("password %d: plaintext", i)
+		}
+	}
+	if n := calls.Load(); n < int32(len(passwords)) {
+		t.Fatalf("BeforeConnect ran %d times for %d connections", n, len(passwords))
+	}
+	// A stale token is the server's refusal, at once, without the token in it.
+	current.Store("Iam-Token-stale")
+	err = db.PingContext(ctx)
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) || me.Number != 1045 || strings.Contains(err.Error(), "Iam-Token-stale") {
+		t.Fatalf("stale token: %v", err)
+	}
+}
+
+// TestFromConfigTLS: the driver config's own TLS settings map onto modes,
+// as tls= does in a DSN, and its *tls.Config is read, not dropped.
+func TestFromConfigTLS(t *testing.T) {
+	certs := testenv.GetCerts(t)
+	pem, err := os.ReadFile(certs.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	base := func(mut func(*mysql.Config)) *mysql.Config {
+		c := mysql.NewConfig()
+		c.User, c.Passwd, c.Addr = "app", "Cfg-Secret-pw1", "db.example.com:3306"
+		mut(c)
+		return c
+	}
+	registerOnce.Do(func() {
+		if err := mysql.RegisterTLSConfig("sslconn-test", &tls.Config{RootCAs: pool, ServerName: "db.internal"}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	tests := []struct {
+		name string
+		cfg  *mysql.Config
+		opts []sslconn.Option
+		want sslconn.Mode
+		says []string // in the Config's String
+		err  string   // an ErrInvalidOption naming this
+	}{
+		{name: "nothing", cfg: base(func(*mysql.Config) {}), want: sslconn.Preferred},
+		{name: "TLSConfig=true", cfg: base(func(c *mysql.Config) { c.TLSConfig = "true" }), want: sslconn.VerifyIdentity},
+		{name: "TLSConfig=skip-verify", cfg: base(func(c *mysql.Config) { c.TLSConfig = "skip-verify" }), want: sslconn.Required},
+		{name: "TLSConfig=preferred", cfg: base(func(c *mysql.Config) { c.TLSConfig = "preferred" }), want: sslconn.Preferred},
+		{name: "TLSConfig=false", cfg: base(func(c *mysql.Config) { c.TLSConfig = "false" }), want: sslconn.Disabled},
+		{name: "tls.Config read", cfg: base(func(c *mysql.Config) {
+			c.TLS = &tls.Config{RootCAs: pool, ServerName: "db.internal", MinVersion: tls.VersionTLS13}
+		}), want: sslconn.VerifyIdentity, says: []string{`server-name="db.internal"`, "tls=TLSv1.3", "RootCAs"}},
+		{name: "registered name", cfg: base(func(c *mysql.Config) { c.TLSConfig = "sslconn-test" }),
+			want: sslconn.VerifyIdentity, says: []string{`server-name="db.internal"`, "RootCAs"}},
+		{name: "options override", cfg: base(func(c *mysql.Config) { c.TLS = &tls.Config{ServerName: "db.internal"} }),
+			opts: []sslconn.Option{sslconn.WithServerName("other.internal"), sslconn.WithMode(sslconn.VerifyCA)},
+			want: sslconn.VerifyCA, says: []string{`server-name="other.internal"`}},
+		{name: "verification off and VERIFY_CA", cfg: base(func(c *mysql.Config) { c.TLS = &tls.Config{InsecureSkipVerify: true} }),
+			opts: []sslconn.Option{sslconn.WithMode(sslconn.VerifyCA)}, err: "InsecureSkipVerify"},
+		{name: "TLS off and REQUIRED", cfg: base(func(c *mysql.Config) { c.TLSConfig = "false" }),
+			opts: []sslconn.Option{sslconn.WithMode(sslconn.Required)}, err: "TLSConfig=false"},
+		{name: "unknown name", cfg: base(func(c *mysql.Config) { c.TLSConfig = "nope" }), err: "nope"},
+		{name: "nil", cfg: nil, err: "nil"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := NewConnectorFromConfig(tt.cfg, tt.opts...)
+			if tt.err != "" {
+				if !errors.Is(err, sslconn.ErrInvalidOption) || !strings.Contains(err.Error(), tt.err) || strings.Contains(err.Error(), "Cfg-Secret-pw1") {
+					t.Fatalf("err = %v, want ErrInvalidOption naming %s", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Config().Mode(); got != tt.want {
+				t.Errorf("mode %v, want %v", got, tt.want)
+			}
+			for _, s := range tt.says {
+				if !strings.Contains(c.Config().String(), s) {
+					t.Errorf("%s does not say %s", c.Config(), s)
+				}
+			}
+			if tt.cfg != nil && tt.cfg.TLS != nil && tt.cfg.TLS.ServerName != "db.internal" {
+				t.Errorf("the caller's config was changed")
+			}
+		})
+	}
+}
+
+var registerOnce sync.Once
+
+// TestFromConfigConnects: a config built in code, its RootCAs and server
+// name in a *tls.Config, connects verified; the DSN path and this one agree.
+func TestFromConfigConnects(t *testing.T) {
+	env := scenarios.Get(t)
+	pem, err := os.ReadFile(env.certs.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = testenv.MySQLUser, testenv.MySQLPassword, "tcp", testenv.Addr(env.servers[1].Port), testenv.MySQLDatabase
+	cfg.TLS = &tls.Config{RootCAs: pool, ServerName: "localhost"}
+	c, err := NewConnectorFromConfig(cfg, sslconn.WithRetryBudget(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st, err := Verify(ctx, db)
+	if err != nil || !st.Encrypted {
+		t.Fatalf("%+v %v", st, err)
+	}
+	// The same pool, but a name the certificate does not hold: verified, so refused.
+	cfg.TLS = &tls.Config{RootCAs: pool, ServerName: "not-this-host.example"}
+	c, err = NewConnectorFromConfig(cfg, sslconn.WithRetryBudget(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db2 := sql.OpenDB(c)
+	defer db2.Close()
+	if err := db2.PingContext(ctx); !errors.Is(err, sslconn.ErrHostnameMismatch) {
+		t.Fatalf("wrong server name: %v, want ErrHostnameMismatch", err)
+	}
+}

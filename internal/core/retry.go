@@ -48,6 +48,9 @@ func (c *Config) Retry(ctx context.Context, addr string, connect func(context.Co
 		return err
 	}
 	detail := "the retry budget ran out"
+	if c.e.RetryBudget() < 0 {
+		detail = "retrying is off"
+	}
 	if r.capped {
 		detail = "the address has not answered since the client was created (retried for at most " + FirstContactBudget.String() + "); check the host and port"
 	}

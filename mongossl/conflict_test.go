@@ -48,6 +48,11 @@ func TestConflictTable(t *testing.T) {
 		{"tlsCAFile alone", "tlsCAFile=" + ca, sslconn.VerifyIdentity, "tlsCAFile", only(sslconn.Disabled)},
 		{"client certificate alone", "tlsCertificateFile=" + pki.Client.Cert + "&tlsPrivateKeyFile=" + pki.Client.Key, sslconn.VerifyIdentity,
 			"tlsCertificateFile", only(sslconn.Disabled)},
+		// Like the driver, the revocation options turn TLS on, whatever their value.
+		{"tlsDisableOCSPEndpointCheck alone", "tlsDisableOCSPEndpointCheck=true", sslconn.VerifyIdentity,
+			"tlsDisableOCSPEndpointCheck", only(sslconn.Disabled)},
+		{"tlsDisableCertificateRevocationCheck alone", "tlsDisableCertificateRevocationCheck=false", sslconn.VerifyIdentity,
+			"tlsDisableCertificateRevocationCheck", only(sslconn.Disabled)},
 	}
 	for _, n := range natives {
 		for _, explicit := range append([]sslconn.Mode{0}, core.Modes...) {

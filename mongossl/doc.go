@@ -10,12 +10,13 @@
 //	mongodb://app:secret@dds-bp1xxxx.mongodb.rds.aliyuncs.com:3717/admin?replicaSet=mgset-1&ssl-mode=VERIFY_IDENTITY&ssl-ca=/etc/ApsaraDB-CA-Chain.pem
 //
 // Without ssl-mode, the driver's own TLS options map onto a mode: tls=false
-// DISABLED; tls=true, tlsCAFile, tlsCertificateKeyFile or mongodb+srv://
-// VERIFY_IDENTITY; tlsInsecure or tlsAllowInvalidCertificates REQUIRED; and
-// tlsAllowInvalidHostnames VERIFY_CA (the driver parses that one and then
-// ignores it; here it does what it says). A URI with none of them gets
-// PREFERRED, or VERIFY_CA when ssl-ca is given. tlsCAFile may be in any
-// format sslconn reads (PEM, JKS, P7B, the console's zip).
+// DISABLED; tls=true, tlsCAFile, tlsCertificateKeyFile, the revocation
+// options below, or mongodb+srv:// VERIFY_IDENTITY; tlsInsecure or
+// tlsAllowInvalidCertificates REQUIRED; and tlsAllowInvalidHostnames
+// VERIFY_CA (the driver parses that one and then ignores it; here it does
+// what it says). A URI with none of them gets PREFERRED, or VERIFY_CA when
+// ssl-ca is given. tlsCAFile may be in any format sslconn reads (PEM, JKS,
+// P7B, the console's zip).
 //
 // TLS is done by the dialer the package installs, for every host the driver
 // connects to, seeds and replica-set members alike, each verified against
@@ -23,10 +24,29 @@
 // which the driver cannot express, tries TLS and falls back to plaintext on
 // that connection only when the server does not speak TLS on the port.
 //
-// Connect opens one connection before returning the client, so that a
-// certificate or TLS error comes back within seconds as an sslconn error,
-// not as the driver's "server selection error" after 30 s; a server that is
-// restarting is waited for up to the retry budget.
+// Options built in code: ConnectOptions takes the driver's own
+// *options.ClientOptions and keeps all of it (monitors, OpenTelemetry's
+// otelmongo among them, Auth, ServerAPIOptions, pool settings, AppName);
+// only TLS moves into the package's dialer. A TLSConfig set on them turns
+// TLS on, VERIFY_IDENTITY (REQUIRED with InsecureSkipVerify), and its
+// RootCAs, certificate, ServerName and versions are used; a Dialer set on
+// them makes the TCP connection under TLS, unless sslconn.WithDialer is
+// given, which wins. Options from ClientOptions may be extended and passed
+// to ConnectOptions too; Connect is ClientOptions, then ConnectOptions.
+//
+// Revocation: in VERIFY_CA and VERIFY_IDENTITY, the server's stapled OCSP
+// response is checked as mongo-driver checks it for its own TLS: a revoked
+// certificate, an unusable staple, or a Must-Staple certificate without
+// one is refused with ErrUnknownAuthority, the message saying why.
+// Only stapled responses are checked: the OCSP responders named in the
+// certificate are never asked, so tlsDisableOCSPEndpointCheck=true changes
+// nothing here, and tlsDisableCertificateRevocationCheck=true (or
+// SetDisableCertificateRevocationCheck) turns the check off.
+//
+// Connect and ConnectOptions open one connection before returning the
+// client, so that a certificate or TLS error comes back within seconds as
+// an sslconn error, not as the driver's "server selection error" after
+// 30 s; a server that is restarting is waited for up to the retry budget.
 //
 // Restarts: new connections are dialled with the core's retry budget and
 // backoff. Retryable reads and writes stay as the driver defines them

@@ -2,6 +2,7 @@ package mongossl
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -84,8 +85,13 @@ type driverTLS struct {
 	implied                     []string // options that turn TLS on without tls=true, as written
 	tls, tlsSet                 bool
 	insecure, invalidHosts      bool
+	insecureKey                 string // tlsInsecure or a synonym, as written, if present
 	caFile, certKeyFile         string
 	certFile, keyFile, password string
+	// tlsDisableOCSPEndpointCheck and tlsDisableCertificateRevocationCheck,
+	// when present: the driver's ClientOptions fields.
+	noEndpoint, noRevocation *bool
+	noEndpointKey, noRevKey  string
 }
 
 // mode maps the driver's TLS options onto a mode, as the driver would
@@ -142,6 +148,9 @@ func take(u *uri) (url.Values, *driverTLS, error) {
 				return nil, nil, err
 			}
 			d.insecure = d.insecure || b
+			if d.insecureKey == "" {
+				d.insecureKey = k
+			}
 		case "tlsallowinvalidhostnames", "sslallowinvalidhostnames":
 			b, err := boolean()
 			if err != nil {
@@ -164,7 +173,17 @@ func take(u *uri) (url.Values, *driverTLS, error) {
 		case "tlscertificatekeyfilepassword", "sslclientcertificatekeypassword":
 			d.password = uv
 		case "tlsdisableocspendpointcheck", "tlsdisablecertificaterevocationcheck":
-			// The dialer does not check OCSP: nothing to disable.
+			// Like the driver, either turns TLS on, whatever its value.
+			b, err := strconv.ParseBool(uv)
+			if err != nil {
+				return nil, nil, core.InvalidOption(k, fmt.Sprintf("%s=%s is not true or false", k, uv), nil)
+			}
+			d.implied = append(d.implied, k)
+			if strings.EqualFold(k, "tlsDisableOCSPEndpointCheck") {
+				d.noEndpoint, d.noEndpointKey = &b, k
+			} else {
+				d.noRevocation, d.noRevKey = &b, k
+			}
 		default:
 			if core.IsParam(k) {
 				ours.Set(k, uv)
@@ -176,6 +195,15 @@ func take(u *uri) (url.Values, *driverTLS, error) {
 	}
 	if err := core.CheckUnknown(keys, nil); err != nil {
 		return nil, nil, err
+	}
+	// The driver's own rules for the revocation options, which it no
+	// longer sees.
+	switch {
+	case d.noEndpoint != nil && d.noRevocation != nil:
+		return nil, nil, core.InvalidOption(d.noRevKey, d.noEndpointKey+" cannot be used with "+d.noRevKey+" (the driver's rule): drop one of them", nil)
+	case d.insecureKey != "" && (d.noEndpoint != nil || d.noRevocation != nil):
+		rev := d.noEndpointKey + d.noRevKey
+		return nil, nil, core.InvalidOption(rev, d.insecureKey+" cannot be used with "+rev+" (the driver's rule): without verification there is no revocation to check", nil)
 	}
 	u.opts = keep
 	return ours, d, nil
@@ -210,7 +238,8 @@ func (d *driverTLS) spec(srv bool) core.Native {
 // ClientOptions parses a mongodb:// or mongodb+srv:// URI with the shared
 // ssl-* parameters and returns the driver's options, with a dialer that does
 // TLS in the resolved mode for every host. opts are applied after the URI's
-// parameters, so they win.
+// parameters, so they win. Set monitors, pool settings and the rest on the
+// result as usual; ConnectOptions connects it with Connect's fast errors.
 func ClientOptions(rawURI string, opts ...sslconn.Option) (*options.ClientOptions, error) {
 	co, _, err := clientOptions(rawURI, opts)
 	return co, err
@@ -218,12 +247,15 @@ func ClientOptions(rawURI string, opts ...sslconn.Option) (*options.ClientOption
 
 func init() {
 	core.RegisterResolver("mongo", func(uri string, opts ...sslconn.Option) (*core.Config, error) {
-		_, cfg, err := clientOptions(uri, opts)
-		return cfg, err
+		_, d, err := clientOptions(uri, opts)
+		if err != nil {
+			return nil, err
+		}
+		return d.cfg, nil
 	})
 }
 
-func clientOptions(rawURI string, opts []sslconn.Option) (*options.ClientOptions, *core.Config, error) {
+func clientOptions(rawURI string, opts []sslconn.Option) (*options.ClientOptions, *dialer, error) {
 	u, err := splitURI(rawURI)
 	if err != nil {
 		return nil, nil, err
@@ -233,7 +265,8 @@ func clientOptions(rawURI string, opts []sslconn.Option) (*options.ClientOptions
 	if err != nil {
 		return nil, nil, core.Redact(err, pw)
 	}
-	cfg, err := core.Resolve(core.Spec{Native: d.spec(u.scheme == "mongodb+srv"), Params: params, Secrets: []string{pw, d.password}}, opts...)
+	spec := core.Spec{Native: d.spec(u.scheme == "mongodb+srv"), Params: params, Secrets: []string{pw, d.password}}
+	cfg, err := core.Resolve(spec, opts...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -241,18 +274,149 @@ func clientOptions(rawURI string, opts []sslconn.Option) (*options.ClientOptions
 	if err := co.Validate(); err != nil {
 		return nil, nil, core.Redact(core.InvalidOption("uri", "invalid MongoDB URI", err), pw)
 	}
-	co.TLSConfig = nil // TLS is the dialer's (mongodb+srv turns it on by default)
-	co.SetDialer(dialer{cfg})
-	return co, cfg, nil
+	co.DisableOCSPEndpointCheck, co.DisableCertificateRevocationCheck = d.noEndpoint, d.noRevocation
+	dl := install(co, cfg, spec, opts, nil)
+	return co, dl, nil
 }
 
-type dialer struct{ cfg *core.Config }
+// ConnectOptions returns a client connected with the driver's own options,
+// built in code, with TLS in the SSL modes on top. co is copied, never
+// changed, and all of it keeps working: Monitor, PoolMonitor and
+// ServerMonitor (OpenTelemetry's otelmongo monitor among them), Auth,
+// ServerAPIOptions, pool settings, AppName, timeouts and the rest.
+//
+// TLS is the package's dialer's: co.TLSConfig, when set, turns TLS on and
+// maps onto a mode as the URI's options do: VERIFY_IDENTITY, or REQUIRED
+// with InsecureSkipVerify; its RootCAs, first certificate, ServerName,
+// MinVersion, MaxVersion and CipherSuites become the equivalent options,
+// which opts override. An explicit mode that contradicts it
+// (InsecureSkipVerify and VERIFY_CA, say) is ErrInvalidOption. Without
+// TLSConfig, the mode is the library's default: PREFERRED, or VERIFY_CA
+// with a CA. co.Dialer, when set, makes the TCP connection under TLS (an
+// SSH tunnel, a SOCKS proxy); sslconn.WithDialer, when given, wins over it.
+// Options that ClientOptions returned connect with their URI's settings,
+// opts added.
+//
+// Like Connect, it opens one connection before returning, so that an error
+// retrying cannot fix comes back at once as the matching sslconn error.
+func ConnectOptions(ctx context.Context, co *options.ClientOptions, opts ...sslconn.Option) (*mongo.Client, error) {
+	c, d, err := fromOptions(co, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := preflight(ctx, d, c.Hosts); err != nil {
+		return nil, err
+	}
+	return mongo.Connect(c)
+}
+
+// fromOptions copies co and installs the TLS dialer on the copy.
+func fromOptions(co *options.ClientOptions, opts []sslconn.Option) (*options.ClientOptions, *dialer, error) {
+	if co == nil {
+		return nil, nil, core.InvalidOption("options", "the *options.ClientOptions is nil", nil)
+	}
+	c := *co // the caller's stays as it is; only c's TLSConfig and Dialer change
+	var pw string
+	if c.Auth != nil {
+		pw = c.Auth.Password
+	}
+	if err := c.Validate(); err != nil {
+		return nil, nil, core.Redact(core.InvalidOption("options", "invalid client options", err), pw)
+	}
+	if prev, ok := c.Dialer.(*dialer); ok {
+		// Options from ClientOptions (or a copy made here): the TLS
+		// settings are the dialer's.
+		if c.TLSConfig != nil {
+			return nil, nil, core.InvalidOption("TLSConfig", "these options come from mongossl.ClientOptions, whose dialer does TLS: set TLS with the URI's parameters or sslconn options, not with TLSConfig", nil)
+		}
+		spec := prev.spec
+		spec.Secrets = append(append([]string(nil), spec.Secrets...), pw)
+		if len(opts) == 0 {
+			return &c, install(&c, prev.cfg, spec, prev.opts, prev.user), nil
+		}
+		all := append(append([]sslconn.Option(nil), prev.opts...), opts...)
+		cfg, err := core.Resolve(spec, all...)
+		if err != nil {
+			return nil, nil, err
+		}
+		return &c, install(&c, cfg, spec, all, prev.user), nil
+	}
+	spec := core.Spec{Native: nativeTLS(c.TLSConfig), Secrets: []string{pw}}
+	cfg, err := core.Resolve(spec, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &c, install(&c, cfg, spec, opts, c.Dialer), nil
+}
+
+// nativeTLS reads a *tls.Config set on the driver's options onto a mode and
+// options. (The driver's own tlsAllowInvalidHostnames leaves no trace in
+// it: use sslconn.WithMode(sslconn.VerifyCA).)
+func nativeTLS(tc *tls.Config) core.Native {
+	if tc == nil {
+		return core.Native{}
+	}
+	n := core.Native{Mode: sslconn.VerifyIdentity, Setting: "TLSConfig (a *tls.Config)", Options: core.FromTLSConfig(tc)}
+	if tc.InsecureSkipVerify {
+		n.Mode, n.Setting = sslconn.Required, n.Setting+" with InsecureSkipVerify"
+	}
+	return n
+}
+
+// install makes co's connections go through a TLS dialer for cfg: TLS is
+// the dialer's, the driver's own is switched off. spec and opts are what cfg
+// was resolved from, user the user's ContextDialer or nil.
+func install(co *options.ClientOptions, cfg *core.Config, spec core.Spec, opts []sslconn.Option, user options.ContextDialer) *dialer {
+	d := &dialer{
+		cfg: cfg, spec: spec, opts: append([]sslconn.Option(nil), opts...), user: user,
+		revocation: co.DisableCertificateRevocationCheck == nil || !*co.DisableCertificateRevocationCheck,
+	}
+	co.TLSConfig = nil // TLS is the dialer's (mongodb+srv turns it on by default)
+	co.Dialer = d
+	return d
+}
+
+// dialer is the ContextDialer the package installs.
+type dialer struct {
+	cfg *core.Config
+	// user is the ContextDialer set on the options before, which makes the
+	// TCP connection unless sslconn.WithDialer was given; nil: the Config's.
+	user options.ContextDialer
+	// revocation: check stapled OCSP responses in VERIFY_CA and
+	// VERIFY_IDENTITY (tlsDisableCertificateRevocationCheck turns it off).
+	revocation bool
+	// What cfg was resolved from, for ConnectOptions with more options.
+	// spec holds passwords: the dialer prints as String says.
+	spec core.Spec
+	opts []sslconn.Option
+}
 
 // DialContext dials every host, seed or discovered from a replica set's
 // hello, in the same mode, verified against the name it is reached by.
-func (d dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	return d.cfg.Dial(ctx, network, addr, nil)
+func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	var raw core.DialFunc
+	if d.user != nil && d.cfg.UserDialer() == nil {
+		raw = d.user.DialContext
+	}
+	c, err := d.cfg.Dial(ctx, network, addr, raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.checkRevocation(c, addr); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
+
+// String describes the dialer without the passwords it keeps, so that
+// printing the options (with %v, %+v or %#v) cannot leak them.
+func (d *dialer) String() string {
+	return fmt.Sprintf("mongossl.dialer{%s user-dialer=%t revocation-check=%t}", d.cfg, d.user != nil, d.revocation)
+}
+
+// GoString is String, for %#v.
+func (d *dialer) GoString() string { return d.String() }
 
 // Connect returns a connected client. Before handing the client over, it
 // opens one connection to the seed hosts, so that an error retrying cannot
@@ -260,19 +424,17 @@ func (d dialer) DialContext(ctx context.Context, network, addr string) (net.Conn
 // without TLS under REQUIRED and stronger) comes back now, as the matching
 // sslconn error, rather than as a server-selection timeout 30 s later; a
 // server that is restarting is waited for up to the retry budget and ctx.
+// It is ClientOptions, then ConnectOptions.
 func Connect(ctx context.Context, rawURI string, opts ...sslconn.Option) (*mongo.Client, error) {
-	co, cfg, err := clientOptions(rawURI, opts)
+	co, err := ClientOptions(rawURI, opts...)
 	if err != nil {
 		return nil, err
 	}
-	if err := preflight(ctx, cfg, co.Hosts); err != nil {
-		return nil, err
-	}
-	return mongo.Connect(co)
+	return ConnectOptions(ctx, co)
 }
 
 // preflight dials the seeds in parallel and succeeds as soon as one does.
-func preflight(ctx context.Context, cfg *core.Config, hosts []string) error {
+func preflight(ctx context.Context, d *dialer, hosts []string) error {
 	if len(hosts) == 0 {
 		return nil // mongodb+srv: the driver resolves the hosts
 	}
@@ -284,7 +446,7 @@ func preflight(ctx context.Context, cfg *core.Config, hosts []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := hello(ctx, cfg, h)
+			err := hello(ctx, d, h)
 			if err == nil {
 				cancel()
 			}
@@ -308,9 +470,10 @@ func preflight(ctx context.Context, cfg *core.Config, hosts []string) error {
 // hello opens one connection to host and exchanges a hello with it: a
 // server that rejects the connection only once it sees the first message
 // (a TLS port reading plaintext, a TLS 1.3 server wanting a client
-// certificate) does so here, where the error is still ours to explain.
-func hello(ctx context.Context, cfg *core.Config, host string) error {
-	c, err := cfg.Dial(ctx, "tcp", host, nil)
+// certificate) does so here, where the error is still ours to explain. It
+// dials through d, as the driver will: the user's dialer, the OCSP check.
+func hello(ctx context.Context, d *dialer, host string) error {
+	c, err := d.DialContext(ctx, "tcp", host)
 	if err != nil {
 		return err
 	}
@@ -318,7 +481,7 @@ func hello(ctx context.Context, cfg *core.Config, host string) error {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
 	} else {
-		_ = c.SetDeadline(time.Now().Add(cfg.HandshakeTimeout()))
+		_ = c.SetDeadline(time.Now().Add(d.cfg.HandshakeTimeout()))
 	}
 	body, err := bson.Marshal(bson.D{{Key: "hello", Value: 1}, {Key: "$db", Value: "admin"}})
 	if err != nil {
@@ -355,7 +518,7 @@ func Verify(ctx context.Context, c *mongo.Client) (sslconn.Status, error) {
 	}
 	st, ok := p.Status()
 	if !ok {
-		return sslconn.Status{}, errors.New("mongossl: the client's connection was not made by mongossl (use mongossl.Connect or ClientOptions)")
+		return sslconn.Status{}, errors.New("mongossl: the client's connection was not made by mongossl (use mongossl.Connect, ConnectOptions or ClientOptions)")
 	}
 	return st, nil
 }

@@ -235,6 +235,9 @@ func TestBadURI(t *testing.T) {
 		{"encrypted key, wrong password", "mongodb://u:" + pw + "@localhost/?tlsCertificateFile=" + certs.Client.Cert + "&tlsPrivateKeyFile=" + certs.ClientKeyPKCS8 + "&tlsCertificateKeyFilePassword=" + pw, "decrypt"},
 		{"missing CA", "mongodb://u:" + pw + "@localhost/?ssl-ca=/nonexistent.pem", "ssl-ca"},
 		{"driver rejects an option", "mongodb://u:" + pw + "@localhost/?maxPoolSize=lots", "invalid MongoDB URI"},
+		{"both revocation options (the driver's rule)", "mongodb://u:" + pw + "@localhost/?tlsDisableOCSPEndpointCheck=true&tlsDisableCertificateRevocationCheck=true", "tlsDisableOCSPEndpointCheck cannot be used with tlsDisableCertificateRevocationCheck"},
+		{"tlsInsecure and a revocation option (the driver's rule)", "mongodb://u:" + pw + "@localhost/?tlsInsecure=true&tlsDisableCertificateRevocationCheck=true", "tlsInsecure cannot be used with tlsDisableCertificateRevocationCheck"},
+		{"bad revocation option value", "mongodb://u:" + pw + "@localhost/?tlsDisableOCSPEndpointCheck=maybe", "tlsDisableOCSPEndpointCheck=maybe"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -285,7 +288,7 @@ func TestReplicaSetHosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := preflight(ctx, cfg, co.Hosts); err != nil {
+	if err := preflight(ctx, &dialer{cfg: cfg}, co.Hosts); err != nil {
 		t.Fatalf("preflight with one live seed: %v", err)
 	}
 }

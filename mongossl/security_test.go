@@ -2,11 +2,13 @@ package mongossl
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/sslconn/sslconn/internal/matrix"
 	"github.com/sslconn/sslconn/internal/mitm"
@@ -62,8 +64,9 @@ func TestNoLeaks(t *testing.T) {
 }
 
 // TestSecrets: no password in errors, logs, printed values or panics (see
-// matrix.RunSecrets). FerretDB runs without authentication here, so the
-// URI's password is only ever wrong.
+// matrix.RunSecrets), through Connect, ConnectOptions (the password in the
+// driver's Auth) and ClientOptions. FerretDB runs without authentication
+// here, so the password is only ever wrong.
 func TestSecrets(t *testing.T) {
 	env := scenarios.Get(t)
 	certs, servers := env.certs, env.servers
@@ -83,6 +86,21 @@ func TestSecrets(t *testing.T) {
 		defer c.Disconnect(context.Background())
 		return []any{c}, c.Ping(ctx, nil)
 	}
+	connectOptions := func(co *options.ClientOptions, opts ...sslconn.Option) ([]any, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		c, err := ConnectOptions(ctx, co, opts...)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Disconnect(context.Background())
+		return []any{c}, c.Ping(ctx, nil)
+	}
+	// withAuth is the driver's options for addr with the password in Auth.
+	withAuth := func(addr string, tc *tls.Config) *options.ClientOptions {
+		return options.Client().SetHosts([]string{addr}).SetTLSConfig(tc).
+			SetAuth(options.Credential{Username: "app", Password: matrix.SecretDSN})
+	}
 	good := testenv.Addr(servers[1].TLSPort)
 	matrix.RunSecrets(t, matrix.SecretsTarget{
 		Certs: certs, Good: good, Foreign: testenv.Addr(servers[4].TLSPort),
@@ -93,6 +111,33 @@ func TestSecrets(t *testing.T) {
 			"wrong key password, driver's name": func(log *slog.Logger) ([]any, error) {
 				return connect(uri(good, matrix.SecretDSN, "tlsCertificateFile="+certs.Client.Cert+"&tlsPrivateKeyFile="+certs.ClientKeyPKCS8+
 					"&tlsCertificateKeyFilePassword="+matrix.SecretKey), sslconn.WithLogger(log))
+			},
+			"ConnectOptions, wrong password": func(log *slog.Logger) ([]any, error) {
+				return connectOptions(withAuth(good, nil), sslconn.WithMode(sslconn.VerifyIdentity), sslconn.WithCAFile(certs.CA), sslconn.WithLogger(log))
+			},
+			"ConnectOptions, foreign certificate": func(log *slog.Logger) ([]any, error) {
+				return connectOptions(withAuth(testenv.Addr(servers[4].TLSPort), &tls.Config{}), sslconn.WithCAFile(certs.CA), sslconn.WithLogger(log))
+			},
+			"ConnectOptions, conflict": func(log *slog.Logger) ([]any, error) {
+				return connectOptions(withAuth(good, &tls.Config{InsecureSkipVerify: true}), sslconn.WithMode(sslconn.VerifyCA), sslconn.WithLogger(log))
+			},
+			"ConnectOptions, invalid options": func(log *slog.Logger) ([]any, error) {
+				return connectOptions(options.Client().ApplyURI("mongodb://app:"+matrix.SecretDSN+"@[127.0.0.1:1/?x"), sslconn.WithLogger(log))
+			},
+			"ConnectOptions, wrong key password": func(log *slog.Logger) ([]any, error) {
+				return connectOptions(withAuth(good, &tls.Config{}), sslconn.WithCAFile(certs.CA), sslconn.WithLogger(log),
+					sslconn.WithClientCertFiles(certs.Client.Cert, certs.ClientKeyPKCS8), sslconn.WithClientKeyPassword(matrix.SecretKey))
+			},
+			"ClientOptions and its dialer, printed": func(log *slog.Logger) ([]any, error) {
+				co, err := ClientOptions(uri(good, matrix.SecretDSN, "ssl-mode=VERIFY_IDENTITY&ssl-ca="+certs.CA+
+					"&ssl-cert="+certs.Client.Cert+"&ssl-key="+certs.ClientKeyLegacy+"&ssl-key-password="+testenv.KeyPassword), sslconn.WithLogger(log))
+				if err != nil {
+					return nil, err
+				}
+				// The dialer, which keeps the URI's passwords, prints none
+				// (the driver's own ClientOptions, printed with %s, shows
+				// its Auth: that is the driver's type).
+				return []any{co.Dialer}, nil
 			},
 		},
 	})

@@ -22,6 +22,26 @@
 // silently dropped.
 //
 // sql.Open("mssqlssl", dsn), Open and NewConnector accept the same DSNs.
+//
+// NewConnectorFromConfig takes a msdsn.Config built in code (or by
+// msdsn.Parse and changed) instead: its Encryption, TrustServerCertificate
+// and parameters map onto a mode as the DSN parameters do, and a
+// *tls.Config you set in TLSConfig is read, not discarded (RootCAs, first
+// certificate, ServerName, versions, cipher suites; InsecureSkipVerify means
+// REQUIRED). With Encryption left unset, a TLSConfig means VERIFY_IDENTITY.
+// Options passed to it override the config; a contradiction (Encryption
+// disabled and an encrypting mode, TrustServerCertificate or
+// InsecureSkipVerify and VERIFY_CA) is an ErrInvalidOption naming both.
+//
+// NewAccessTokenConnector logs every new connection in with a Microsoft
+// Entra ID access token, as go-mssqldb's own mssql.NewAccessTokenConnector
+// does: the provider is called for each connection, the token travels
+// inside TLS in the DSN's mode, and a provider that fails gives a
+// *TokenError at once, not retried. Tokens appear in no error, log or
+// printed value.
+//
+// sslconn.WithDialer's dial carries every connection and gets the host name
+// unresolved, so a bastion or proxy resolves it in its own network.
 // Verify and VerifyConn report a connection's TLS state: whether it is
 // encrypted is the server's word (sys.dm_exec_connections.encrypt_option);
 // the version and cipher come from the client's side of that connection.

@@ -64,6 +64,40 @@ type Connector struct {
 	ssl    *core.Config
 	strict bool // TDS 8: TLS first, ALPN tds/8.0
 	pass   string
+	// token, when set, logs every new connection in with the access token
+	// it returns (FEDAUTH, security token library) instead of a password.
+	token func(context.Context) (string, error)
+	// recent are the last tokens token returned, kept only to keep them
+	// out of the provider's own error texts.
+	recent recentTokens
+}
+
+// recentTokens remembers the last few distinct tokens a provider returned.
+type recentTokens struct {
+	mu     sync.Mutex
+	tokens []string
+}
+
+const keepTokens = 8
+
+func (r *recentTokens) add(tok string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range r.tokens {
+		if t == tok {
+			return
+		}
+	}
+	if len(r.tokens) == keepTokens {
+		r.tokens = r.tokens[1:]
+	}
+	r.tokens = append(r.tokens, tok)
+}
+
+func (r *recentTokens) all() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.tokens...)
 }
 
 // NewConnector parses a go-mssqldb DSN (sqlserver:// URL, ADO
@@ -71,8 +105,84 @@ type Connector struct {
 // parameters and returns a connector for sql.OpenDB. opts are applied after
 // the DSN's parameters, so they win.
 func NewConnector(dsn string, opts ...sslconn.Option) (*Connector, error) {
-	return newConnector(dsn, opts)
+	cfg, err := parseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return newConnector(cfg, opts)
 }
+
+// NewConnectorFromConfig returns a connector for a driver config built in
+// code (msdsn.Parse and changes, or a msdsn.Config literal). cfg is copied,
+// and what it says keeps its meaning; only TLS is decided by the connector,
+// per connection. cfg.Encryption maps onto a mode as encrypt= does in a
+// DSN (EncryptionDisabled DISABLED, an encrypt=false that Parse read
+// PREFERRED, EncryptionRequired or EncryptionStrict VERIFY_IDENTITY, or
+// REQUIRED when TrustServerCertificate is set or the TLSConfig has
+// InsecureSkipVerify). A *tls.Config you set in cfg.TLSConfig is read, not
+// discarded: its RootCAs, first certificate, ServerName, MinVersion,
+// MaxVersion and CipherSuites become the equivalent options, which opts
+// override; with Encryption left at its zero value it also selects
+// VERIFY_IDENTITY (REQUIRED with InsecureSkipVerify). The TLSConfig that
+// msdsn.Parse derives from the DSN's parameters says nothing more than
+// those parameters (certificate=, hostNameInCertificate=, tlsmin=,
+// TrustServerCertificate=), which are read as in NewConnector, with any
+// ssl-* parameters cfg.Parameters holds. A setting that contradicts an
+// explicit mode is an ErrInvalidOption naming both.
+func NewConnectorFromConfig(cfg msdsn.Config, opts ...sslconn.Option) (*Connector, error) {
+	if strings.TrimSpace(cfg.Host) == "" {
+		// msdsn.Parse makes an empty server "localhost"; a literal
+		// without a Host is a config not filled in.
+		return nil, core.InvalidOption("config", "the msdsn.Config has no Host", nil)
+	}
+	return newConnector(copyConfig(cfg), opts)
+}
+
+// NewAccessTokenConnector is NewConnector for Microsoft Entra ID (Azure AD)
+// access tokens, like go-mssqldb's own mssql.NewAccessTokenConnector: every
+// new connection calls token with the connection's context and logs in with
+// the token it returns (federated authentication, security token library),
+// inside TLS in the DSN's mode. A user id or password in the DSN is not
+// used. When token fails (or returns an empty token), Connect returns a
+// *TokenError holding its error and does not retry: the next connection
+// asks again. The token appears in no error, log or printed value.
+//
+// The token travels inside the TLS session: use VERIFY_IDENTITY (the
+// default with encrypt=true); in DISABLED, and in PREFERRED with a server
+// offering no TLS, it would be sent in plaintext.
+func NewAccessTokenConnector(dsn string, token func(context.Context) (string, error), opts ...sslconn.Option) (*Connector, error) {
+	if token == nil {
+		return nil, core.InvalidOption("token", "the access token provider is nil", nil)
+	}
+	c, err := NewConnector(dsn, opts...)
+	if err != nil {
+		return nil, err
+	}
+	c.token = token
+	return c, nil
+}
+
+// TokenError is the error of an access token provider (see
+// NewAccessTokenConnector), as Connect returns it: the connection was not
+// logged in, and it is not retried. Err is the provider's error; the tokens
+// the provider last returned are replaced in its text.
+type TokenError struct {
+	Err error
+}
+
+func (e *TokenError) Error() string {
+	return "mssqlssl: the access token provider failed: " + e.Err.Error()
+}
+
+// Unwrap returns the provider's error.
+func (e *TokenError) Unwrap() error { return e.Err }
+
+// errEmptyToken is the TokenError of a provider that returned "" and no error.
+var errEmptyToken = errors.New("it returned an empty token")
+
+// errTokenProvider is what the driver sees of a provider's failure: the
+// connector reports the provider's own error as a *TokenError.
+var errTokenProvider = errors.New("mssqlssl: the access token provider failed")
 
 // splitHostComma reads server=host,port (and tcp:host,port) in odbc: DSNs
 // as go-mssqldb's ADO parser does: its odbc: parser keeps the whole value
@@ -89,20 +199,61 @@ func splitHostComma(cfg *msdsn.Config) {
 
 // Open returns a *sql.DB for the DSN; see NewConnector.
 func Open(dsn string, opts ...sslconn.Option) (*sql.DB, error) {
-	c, err := newConnector(dsn, opts)
+	c, err := NewConnector(dsn, opts...)
 	if err != nil {
 		return nil, err
 	}
 	return sql.OpenDB(c), nil
 }
 
-func newConnector(dsn string, opts []sslconn.Option) (*Connector, error) {
+// parseDSN is go-mssqldb's msdsn.Parse, its password kept out of errors.
+// The TLSConfig Parse derives from the DSN's parameters is dropped:
+// newConnector reads the parameters themselves.
+func parseDSN(dsn string) (msdsn.Config, error) {
 	if err := core.CheckLength(dsn); err != nil {
-		return nil, err
+		return msdsn.Config{}, err
 	}
 	cfg, err := msdsn.Parse(dsn)
 	if err != nil {
-		return nil, core.Redact(core.InvalidOption("dsn", "invalid SQL Server DSN", err), cfg.Password, dsnPassword(dsn))
+		return msdsn.Config{}, core.Redact(core.InvalidOption("dsn", "invalid SQL Server DSN", err), cfg.Password, dsnPassword(dsn))
+	}
+	cfg.TLSConfig = nil
+	return cfg, nil
+}
+
+// copyConfig copies a caller's config deeply enough that neither side's
+// later changes reach the other, and gives a literal the defaults Parse
+// would have: the TCP protocol, maps to write to.
+func copyConfig(cfg msdsn.Config) msdsn.Config {
+	c := cfg
+	if cfg.TLSConfig != nil {
+		c.TLSConfig = cfg.TLSConfig.Clone()
+	}
+	if cfg.Parameters != nil {
+		c.Parameters = make(map[string]string, len(cfg.Parameters))
+		for k, v := range cfg.Parameters {
+			c.Parameters[k] = v
+		}
+	}
+	c.ProtocolParameters = make(map[string]interface{}, len(cfg.ProtocolParameters))
+	for k, v := range cfg.ProtocolParameters {
+		c.ProtocolParameters[k] = v
+	}
+	c.Protocols = append([]string(nil), cfg.Protocols...)
+	if len(c.Protocols) == 0 {
+		c.Protocols = []string{"tcp"}
+	}
+	c.ActivityID = append([]byte(nil), cfg.ActivityID...)
+	return c
+}
+
+// newConnector is the one path behind NewConnector and
+// NewConnectorFromConfig: cfg is the connector's own copy.
+func newConnector(cfg msdsn.Config, opts []sslconn.Option) (*Connector, error) {
+	secrets := []string{cfg.Password, cfg.ChangePassword, cfg.Parameters[msdsn.Password]}
+	native, strict, err := nativeSettings(cfg)
+	if err != nil {
+		return nil, core.Redact(err, secrets...)
 	}
 	splitHostComma(&cfg)
 	params := url.Values{}
@@ -115,18 +266,14 @@ func newConnector(dsn string, opts []sslconn.Option) (*Connector, error) {
 		}
 	}
 	if err := core.CheckUnknown(keys, func(k string) bool { return strings.EqualFold(k, "tlsmin") }); err != nil {
-		return nil, err
+		return nil, core.Redact(err, secrets...)
 	}
-	native, strict, err := nativeSettings(cfg)
-	if err != nil {
-		return nil, err
-	}
-	ssl, err := core.Resolve(core.Spec{Native: native, Params: params, Secrets: []string{cfg.Password}}, opts...)
+	ssl, err := core.Resolve(core.Spec{Native: native, Params: params, Secrets: secrets}, opts...)
 	if err != nil {
 		return nil, err
 	}
 	if strict && ssl.Mode() < sslconn.Required {
-		return nil, core.InvalidOption("encrypt", fmt.Sprintf("encrypt=strict (TDS 8) always encrypts; it cannot be %s", ssl.Mode()), nil)
+		return nil, core.InvalidOption("encrypt", fmt.Sprintf("%s (TDS 8) always encrypts; it cannot be %s", encryptionSetting(cfg), ssl.Mode()), nil)
 	}
 	return &Connector{base: cfg, ssl: ssl, strict: strict, pass: cfg.Password}, nil
 }
@@ -155,46 +302,177 @@ func dsnPassword(dsn string) string {
 	return ""
 }
 
-// nativeSettings maps go-mssqldb's own parameters onto a mode and options.
-// encrypt=false, which encrypts only the login packet, becomes PREFERRED:
-// the whole session encrypted when the server supports it.
-func nativeSettings(cfg msdsn.Config) (n core.Native, strict bool, err error) {
-	p := cfg.Parameters
-	trust := false
-	if v, ok := p["trustservercertificate"]; ok {
-		trust, _ = strconv.ParseBool(v)
+// parseBool reads a boolean parameter as go-mssqldb does (yes and no too).
+func parseBool(v string) (bool, error) {
+	switch {
+	case strings.EqualFold(v, "yes"):
+		return true, nil
+	case strings.EqualFold(v, "no"):
+		return false, nil
 	}
-	if v, ok := p["encrypt"]; ok {
-		n.Setting = "encrypt=" + v
-		switch cfg.Encryption {
-		case msdsn.EncryptionDisabled:
-			n.Mode = sslconn.Disabled
-		case msdsn.EncryptionOff:
-			n.Mode = sslconn.Preferred
-		case msdsn.EncryptionRequired, msdsn.EncryptionStrict:
-			n.Mode = sslconn.VerifyIdentity
-			if trust {
-				n.Mode = sslconn.Required
-				n.Setting += "&TrustServerCertificate=true"
-			}
-			strict = cfg.Encryption == msdsn.EncryptionStrict
+	return strconv.ParseBool(v)
+}
+
+// parsedEncryption is the Encryption msdsn.Parse reads from encrypt=v.
+func parsedEncryption(v string) (msdsn.Encryption, bool) {
+	switch strings.ToLower(v) {
+	case "mandatory", "yes", "1", "t", "true":
+		return msdsn.EncryptionRequired, true
+	case "disable":
+		return msdsn.EncryptionDisabled, true
+	case "strict":
+		return msdsn.EncryptionStrict, true
+	case "optional", "no", "0", "f", "false":
+		return msdsn.EncryptionOff, true
+	}
+	return 0, false
+}
+
+// encryptionSetting names cfg.Encryption as the user wrote it: encrypt=v
+// when the DSN's parameter says so, else the Go constant.
+func encryptionSetting(cfg msdsn.Config) string {
+	if v, ok := cfg.Parameters[msdsn.Encrypt]; ok {
+		if e, ok := parsedEncryption(v); ok && e == cfg.Encryption {
+			return "encrypt=" + v
 		}
 	}
-	if p["servercertificate"] != "" {
+	switch cfg.Encryption {
+	case msdsn.EncryptionOff:
+		return "Encryption=msdsn.EncryptionOff"
+	case msdsn.EncryptionRequired:
+		return "Encryption=msdsn.EncryptionRequired"
+	case msdsn.EncryptionDisabled:
+		return "Encryption=msdsn.EncryptionDisabled"
+	case msdsn.EncryptionStrict:
+		return "Encryption=msdsn.EncryptionStrict"
+	}
+	return fmt.Sprintf("Encryption=%d", cfg.Encryption)
+}
+
+// parsedTrust is the TrustServerCertificate msdsn.Parse derives from the
+// parameters: true without encrypt=, false with encrypt=strict, else the
+// parameter's value. ok is false when the parameter is not a boolean.
+func parsedTrust(p map[string]string) (trust, ok bool) {
+	_, hasEncrypt := p[msdsn.Encrypt]
+	trust = !hasEncrypt
+	if v, has := p[msdsn.TrustServerCertificate]; has {
+		var err error
+		if trust, err = parseBool(v); err != nil {
+			return false, false
+		}
+	}
+	if strings.EqualFold(p[msdsn.Encrypt], "strict") {
+		trust = false
+	}
+	return trust, true
+}
+
+// derivedTLS reports whether cfg.TLSConfig is the one msdsn.Parse built
+// from cfg.Parameters (certificate=, hostNameInCertificate=, tlsmin=,
+// TrustServerCertificate=), which say all it says, rather than one the
+// user set or changed.
+func derivedTLS(cfg msdsn.Config) bool {
+	tc, p := cfg.TLSConfig, cfg.Parameters
+	if tc == nil || p == nil || cfg.Encryption == msdsn.EncryptionDisabled {
+		return false
+	}
+	trust, ok := parsedTrust(p)
+	if !ok {
+		return false
+	}
+	host, ok := p[msdsn.HostNameInCertificate]
+	if !ok {
+		host = cfg.Host
+	}
+	want, err := msdsn.SetupTLS(p[msdsn.Certificate], p[msdsn.ServerCertificate], trust, host, p[msdsn.TLSMin])
+	if err != nil {
+		return false
+	}
+	sameRoots := (want.RootCAs == nil && tc.RootCAs == nil) ||
+		(want.RootCAs != nil && tc.RootCAs != nil && want.RootCAs.Equal(tc.RootCAs))
+	return sameRoots && tc.ServerName == want.ServerName && tc.InsecureSkipVerify == want.InsecureSkipVerify &&
+		tc.MinVersion == want.MinVersion && tc.MaxVersion == 0 && len(tc.Certificates) == 0 &&
+		tc.GetClientCertificate == nil && len(tc.CipherSuites) == 0 && tc.VerifyConnection == nil &&
+		(tc.VerifyPeerCertificate == nil) == (want.VerifyPeerCertificate == nil)
+}
+
+// nativeSettings maps go-mssqldb's own settings onto a mode and options:
+// cfg.Encryption (encrypt=), TrustServerCertificate, the TLSConfig the user
+// set, and certificate=, hostNameInCertificate= and tlsmin=. encrypt=false,
+// which encrypts only the login packet, becomes PREFERRED: the whole
+// session encrypted when the server supports it.
+func nativeSettings(cfg msdsn.Config) (n core.Native, strict bool, err error) {
+	p := cfg.Parameters
+	var tc *tls.Config // the user's, to read
+	if cfg.TLSConfig != nil && !derivedTLS(cfg) {
+		tc = cfg.TLSConfig
+	}
+	// Verification off: the DSN's TrustServerCertificate=, or, set in
+	// code, the TrustServerCertificate field (Parse sets it to true for a
+	// DSN without encrypt=, which does not count) or the user's TLSConfig's
+	// InsecureSkipVerify.
+	paramTrust := ""
+	if v, ok := p[msdsn.TrustServerCertificate]; ok {
+		if t, err := parseBool(v); err == nil && t {
+			paramTrust = "TrustServerCertificate=" + v
+		}
+	}
+	userTrust := ""
+	if def, ok := parsedTrust(p); cfg.TrustServerCertificate && (p == nil || !ok || !def) {
+		userTrust = "TrustServerCertificate=true"
+	} else if tc != nil && tc.InsecureSkipVerify {
+		userTrust = "TLSConfig.InsecureSkipVerify"
+	}
+	switch cfg.Encryption {
+	case msdsn.EncryptionDisabled:
+		n.Mode, n.Setting = sslconn.Disabled, encryptionSetting(cfg)
+	case msdsn.EncryptionOff:
+		_, hasEncrypt := p[msdsn.Encrypt]
+		switch {
+		case hasEncrypt:
+			// encrypt=false: login-only encryption, whatever the trust.
+			n.Mode, n.Setting = sslconn.Preferred, encryptionSetting(cfg)
+		case userTrust != "":
+			// Encryption left unset in code: encrypt, unverified.
+			n.Mode, n.Setting = sslconn.Required, userTrust
+		case tc != nil:
+			n.Mode, n.Setting = sslconn.VerifyIdentity, "TLSConfig (a *tls.Config)"
+		}
+	case msdsn.EncryptionRequired, msdsn.EncryptionStrict:
+		n.Mode, n.Setting = sslconn.VerifyIdentity, encryptionSetting(cfg)
+		switch {
+		case paramTrust != "" && strings.HasPrefix(n.Setting, "encrypt="):
+			n.Mode, n.Setting = sslconn.Required, n.Setting+"&"+paramTrust
+		case paramTrust != "":
+			n.Mode, n.Setting = sslconn.Required, n.Setting+" with "+paramTrust
+		case userTrust != "":
+			n.Mode, n.Setting = sslconn.Required, n.Setting+" with "+userTrust
+		}
+		strict = cfg.Encryption == msdsn.EncryptionStrict
+	default:
+		return n, false, core.InvalidOption("encrypt", fmt.Sprintf("%s is not one of go-mssqldb's Encryption values", encryptionSetting(cfg)), nil)
+	}
+	if p[msdsn.ServerCertificate] != "" {
 		return n, false, core.InvalidOption("serverCertificate", "pinning one server certificate is not supported; give its CA with ssl-ca and use VERIFY_CA or VERIFY_IDENTITY", nil)
 	}
-	if f := p["certificate"]; f != "" {
+	if f := p[msdsn.Certificate]; f != "" && (tc == nil || tc.RootCAs == nil) {
 		n.Options = append(n.Options, sslconn.WithCAFile(f))
 	}
-	if h := p["hostnameincertificate"]; h != "" {
+	if h := p[msdsn.HostNameInCertificate]; h != "" {
 		n.Options = append(n.Options, sslconn.WithServerName(h))
 	}
-	if v := p["tlsmin"]; v != "" {
+	if v := p[msdsn.TLSMin]; v != "" {
 		ver, err := tlsinfo.ParseVersion(v)
 		if err != nil {
 			return n, false, core.InvalidOption("tlsmin", err.Error(), nil)
 		}
 		n.Options = append(n.Options, sslconn.WithTLSVersions(ver, 0))
+	}
+	if tc != nil {
+		if tc.VerifyPeerCertificate != nil || tc.VerifyConnection != nil {
+			return n, false, core.InvalidOption("TLSConfig", "a TLSConfig with its own VerifyPeerCertificate or VerifyConnection cannot be honoured; give the CA in RootCAs (or ssl-ca) and use VERIFY_CA or VERIFY_IDENTITY", nil)
+		}
+		n.Options = append(n.Options, core.FromTLSConfig(tc)...)
 	}
 	return n, strict, nil
 }
@@ -220,7 +498,11 @@ func (c *Connector) addr() string {
 // String describes the connector without its password, so that logging
 // the connector (with %v, %+v or %#v) cannot leak it.
 func (c *Connector) String() string {
-	return fmt.Sprintf("mssqlssl.Connector{user=%s addr=%s db=%s strict=%t %s}", c.base.User, c.addr(), c.base.Database, c.strict, c.ssl)
+	auth := "user=" + c.base.User
+	if c.token != nil {
+		auth = "auth=access-token"
+	}
+	return fmt.Sprintf("mssqlssl.Connector{%s addr=%s db=%s strict=%t %s}", auth, c.addr(), c.base.Database, c.strict, c.ssl)
 }
 
 // GoString is String, for %#v.
@@ -228,20 +510,24 @@ func (c *Connector) GoString() string { return c.String() }
 
 // Connect implements driver.Connector.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
-	var conn driver.Conn
+	var (
+		conn   driver.Conn
+		tokens []string // the tokens this call's attempts logged in with
+	)
 	mode := c.ssl.Mode()
 	err := c.ssl.Retry(ctx, c.addr(), func(ctx context.Context) error {
 		var err error
-		conn, err = c.connectOnce(ctx, mode)
+		conn, err = c.connectOnce(ctx, mode, &tokens)
 		if mode == sslconn.Preferred && errors.Is(err, sslconn.ErrServerNoTLS) {
 			// The prelogin answer was ENCRYPT_NOT_SUP: this connection
 			// goes plaintext; the next one asks again.
-			conn, err = c.connectOnce(ctx, sslconn.Disabled)
+			conn, err = c.connectOnce(ctx, sslconn.Disabled, &tokens)
 		}
 		return err
 	})
 	if err != nil {
-		return nil, core.Redact(err, c.pass)
+		secrets := append(append([]string{c.pass}, tokens...), c.recent.all()...)
+		return nil, core.Redact(err, secrets...)
 	}
 	return conn, nil
 }
@@ -254,9 +540,10 @@ type attempt struct {
 	mu            sync.Mutex
 	state         *tls.ConnectionState
 	verifyErr     error
+	tokenErr      error // the token provider's, for a *TokenError
 }
 
-func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode) (driver.Conn, error) {
+func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode, tokens *[]string) (driver.Conn, error) {
 	a := &attempt{}
 	a.serverEncrypt.Store(-1)
 	cfg := c.base
@@ -293,12 +580,27 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode) (driver.
 		}
 		cfg.TLSConfig = tc
 	}
-	conn := mssql.NewConnectorConfig(cfg)
 	var (
 		raw     *sniffConn
 		loginBy time.Time
 	)
-	conn.Dialer = dialerFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
+	conn := mssql.NewConnectorConfig(cfg)
+	if c.token != nil {
+		// The provider's own time (a round trip to Entra ID) does not
+		// count against the server's: the login bound restarts after it.
+		resume := func() {
+			if raw != nil {
+				loginBy = time.Now().Add(c.ssl.HandshakeTimeout())
+				_ = raw.Conn.SetDeadline(loginBy)
+			}
+		}
+		var err error
+		conn, err = mssql.NewSecurityTokenConnector(cfg, c.tokenFor(a, tokens, resume))
+		if err != nil {
+			return nil, core.Permanent(err)
+		}
+	}
+	dial := dialerFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
 		nc, err := c.ssl.Dialer()(ctx, network, addr)
 		if err != nil {
 			return nil, err
@@ -311,9 +613,19 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode) (driver.
 		raw = &sniffConn{Conn: nc, peer: core.NewPeerCheck(nc), a: a, sniff: !c.strict}
 		return raw, nil
 	})
+	conn.Dialer = dial
+	if c.ssl.UserDialer() != nil {
+		// sslconn.WithDialer's dial (a bastion, a proxy) resolves the
+		// host name in its own network: the driver then passes it on
+		// instead of resolving it here.
+		conn.Dialer = hostDialer{dial, cfg.Host}
+	}
 	dc, err := conn.Connect(ctx)
 	if err != nil {
-		if ctx.Err() == nil && !loginBy.IsZero() && !time.Now().Before(loginBy) {
+		a.mu.Lock()
+		tokenFailed := a.tokenErr != nil
+		a.mu.Unlock()
+		if !tokenFailed && ctx.Err() == nil && !loginBy.IsZero() && !time.Now().Before(loginBy) {
 			return nil, core.NewError(sslconn.ErrHandshakeTimeout, mode, c.addr(),
 				"no PRELOGIN answer, TLS handshake and login within "+c.ssl.HandshakeTimeout().String(), os.ErrDeadlineExceeded)
 		}
@@ -332,11 +644,15 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode) (driver.
 func (c *Connector) classify(err error, mode sslconn.Mode, a *attempt) error {
 	addr := c.addr()
 	a.mu.Lock()
-	verr := a.verifyErr
+	verr, tokenErr := a.verifyErr, a.tokenErr
 	a.mu.Unlock()
 	server := a.serverEncrypt.Load()
 	var me mssql.Error
 	switch {
+	case tokenErr != nil:
+		// The provider's failure: asking again at once rarely helps, and a
+		// provider that needs time has its own retries.
+		return core.Permanent(&TokenError{Err: tokenErr})
 	case verr != nil:
 		// go-mssqldb reports handshake errors with %v: use ours, typed.
 		return core.Classify(verr, mode, addr)
@@ -355,6 +671,38 @@ type dialerFunc func(ctx context.Context, network, addr string) (net.Conn, error
 
 func (f dialerFunc) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	return f(ctx, network, addr)
+}
+
+// hostDialer is go-mssqldb's mssql.HostDialer: given one, the driver dials
+// host:port by name instead of resolving the name itself.
+type hostDialer struct {
+	dialerFunc
+	host string
+}
+
+func (h hostDialer) HostName() string { return h.host }
+
+// tokenFor wraps the user's token provider for one attempt: it records the
+// provider's error for classify (the driver sees only errTokenProvider) and
+// each token, to keep it out of errors, and calls resume when the provider
+// has answered.
+func (c *Connector) tokenFor(a *attempt, tokens *[]string, resume func()) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		tok, err := c.token(ctx)
+		resume()
+		if err == nil && tok == "" {
+			err = errEmptyToken
+		}
+		if err != nil {
+			a.mu.Lock()
+			a.tokenErr = core.Redact(err, append(c.recent.all(), tok)...)
+			a.mu.Unlock()
+			return "", errTokenProvider
+		}
+		*tokens = append(*tokens, tok)
+		c.recent.add(tok)
+		return tok, nil
+	}
 }
 
 // PRELOGIN ENCRYPT values ([MS-TDS] 2.2.6.5).

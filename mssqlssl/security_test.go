@@ -2,13 +2,25 @@ package mssqlssl
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"database/sql"
+	"errors"
 	"log/slog"
+	"net"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf16"
+
+	mssql "github.com/microsoft/go-mssqldb"
+	"github.com/microsoft/go-mssqldb/msdsn"
 
 	"github.com/sslconn/sslconn/internal/matrix"
 	"github.com/sslconn/sslconn/internal/mitm"
+	"github.com/sslconn/sslconn/internal/testenv"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
@@ -86,6 +98,116 @@ func TestSecrets(t *testing.T) {
 			"ODBC, wrong password": func(log *slog.Logger) ([]any, error) {
 				return connect("odbc:server="+ado+";user id="+user+";password={"+matrix.SecretDSN+"};ssl-mode=REQUIRED", sslconn.WithLogger(log))
 			},
+			"FromConfig, wrong password": fromConfig(good, matrix.SecretDSN, msdsn.EncryptionRequired, certs.CA),
+			"FromConfig, connected":      fromConfig(good, password, msdsn.EncryptionRequired, certs.CA),
+			"FromConfig, foreign certificate": fromConfig(servers[4].Addr(), password, msdsn.EncryptionOff, certs.CA,
+				sslconn.WithMode(sslconn.VerifyCA)),
+			"FromConfig, conflict": fromConfig(good, matrix.SecretDSN, msdsn.EncryptionDisabled, "", sslconn.WithMode(sslconn.Required)),
+			"FromConfig, parsed, wrong password": func(log *slog.Logger) ([]any, error) {
+				cfg, err := msdsn.Parse("sqlserver://" + user + ":" + matrix.SecretDSN + "@" + good + "?database=master&encrypt=true&TrustServerCertificate=true")
+				if err != nil {
+					return nil, err
+				}
+				return pingConnector(NewConnectorFromConfig(cfg, sslconn.WithLogger(log)))
+			},
 		},
+	})
+}
+
+// fromConfig is a secrets probe through NewConnectorFromConfig: a config
+// built in code for addr, its CA (if any) in a *tls.Config.
+func fromConfig(addr, pw string, enc msdsn.Encryption, ca string, opts ...sslconn.Option) matrix.Probe {
+	return func(log *slog.Logger) ([]any, error) {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		p, _ := strconv.ParseUint(port, 10, 16)
+		cfg := msdsn.Config{Host: host, Port: p, User: user, Password: pw, Database: "master", Encryption: enc}
+		if ca != "" {
+			pem, err := os.ReadFile(ca)
+			if err != nil {
+				return nil, err
+			}
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(pem)
+			cfg.TLSConfig = &tls.Config{RootCAs: pool, ServerName: "localhost"}
+		}
+		return pingConnector(NewConnectorFromConfig(cfg, append([]sslconn.Option{sslconn.WithLogger(log)}, opts...)...))
+	}
+}
+
+// pingConnector opens a pool on c, pings once and closes it, returning
+// what it built, to be printed.
+func pingConnector(c *Connector, err error) ([]any, error) {
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return []any{c, c.Config()}, db.PingContext(ctx)
+}
+
+// driverLog sends go-mssqldb's own log (every category the DSN's log=
+// asks for) to log, until the returned function is called.
+type driverLog struct{ log *slog.Logger }
+
+func (d driverLog) Log(ctx context.Context, category msdsn.Log, msg string) {
+	d.log.Debug("go-mssqldb", "category", uint64(category), "msg", msg)
+}
+
+// TestSecretsTokens: no access token, nor the DSN's password, in errors,
+// logs (ours and go-mssqldb's debug log), printed values or panics, through
+// NewAccessTokenConnector: connected, refused, a provider that fails and
+// echoes the token, exhausted retries, a bad DSN.
+func TestSecretsTokens(t *testing.T) {
+	const (
+		tokenGood  = "Entra-Good-Token-9901"
+		tokenWrong = "Entra-Wrong-Token-9902"
+	)
+	s, certs := tokenServer(t, tokenGood)
+	closed, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	returns := func(tok string) func(context.Context) (string, error) {
+		return func(context.Context) (string, error) { return tok, nil }
+	}
+	verified := "ssl-mode=VERIFY_IDENTITY&ssl-ca=" + certs.CA + "&log=255"
+	probe := func(dsn string, token func(context.Context) (string, error), opts ...sslconn.Option) matrix.Probe {
+		return func(log *slog.Logger) ([]any, error) {
+			mssql.SetContextLogger(driverLog{log})
+			defer mssql.SetContextLogger(nil)
+			return pingConnector(NewAccessTokenConnector(dsn, token, append([]sslconn.Option{sslconn.WithLogger(log)}, opts...)...))
+		}
+	}
+	matrix.ScanSecrets(t, []string{tokenGood, tokenWrong, matrix.SecretDSN}, map[string]matrix.Probe{
+		"connected":             probe(urlDSN(s, "localhost", verified), returns(tokenGood)),
+		"password in the DSN":   probe(strings.Replace(urlDSN(s, "localhost", verified), password, matrix.SecretDSN, 1), returns(tokenGood)),
+		"refused by the server": probe(urlDSN(s, "localhost", verified), returns(tokenWrong)),
+		"provider fails, echoing the token": func(log *slog.Logger) ([]any, error) {
+			calls := 0
+			token := func(context.Context) (string, error) {
+				if calls++; calls == 1 {
+					return tokenWrong, nil
+				}
+				return "", errors.New("cannot refresh " + tokenWrong)
+			}
+			c, err := NewAccessTokenConnector(urlDSN(s, "localhost", verified), token, sslconn.WithLogger(log))
+			if err != nil {
+				return nil, err
+			}
+			_, _ = pingConnector(c, nil) // refused: the first token
+			return pingConnector(c, nil)
+		},
+		"retries until the budget": probe("sqlserver://"+user+":"+matrix.SecretDSN+"@"+testenv.Addr(closed)+"?ssl-mode=REQUIRED",
+			returns(tokenGood), sslconn.WithRetryBudget(400*time.Millisecond)),
+		"malformed DSN":  probe("sqlserver://"+user+":"+matrix.SecretDSN+"@[127.0.0.1:1?x", returns(tokenGood)),
+		"conflict":       probe("sqlserver://"+user+":"+matrix.SecretDSN+"@localhost?encrypt=disable&ssl-mode=REQUIRED", returns(tokenGood)),
+		"nil provider":   probe("sqlserver://"+user+":"+matrix.SecretDSN+"@localhost", nil),
+		"empty token":    probe(urlDSN(s, "localhost", verified), returns("")),
+		"wrong CA (TLS)": probe(urlDSN(s, "localhost", "ssl-mode=VERIFY_CA&ssl-ca="+certFile(t)), returns(tokenGood)),
 	})
 }

@@ -3,7 +3,9 @@
 // protocol version 7.4 and TDS 8) to the unmodified go-mssqldb driver:
 // PRELOGIN with each ENCRYPT answer, the TLS handshake wrapped in TDS
 // packets, TDS 8 strict TLS-first with ALPN tds/8.0, LOGIN7 with a password
-// check, LOGINACK and ENVCHANGE, and SQL batches answering SELECT 1,
+// check or a federated authentication security token (FEDAUTH feature
+// extension, as Entra ID access tokens are sent), LOGINACK, FEATUREEXTACK
+// and ENVCHANGE, and SQL batches answering SELECT 1,
 // SELECT @@VERSION and the sys.dm_exec_connections query with proper result
 // sets. Test code only.
 package tdsserver
@@ -52,6 +54,10 @@ type Config struct {
 	MaxVersion uint16
 	User       string
 	Password   string
+	// Token is the access token a LOGIN7 with a FEDAUTH feature extension
+	// (security token library) must carry; empty, every token is refused.
+	// SetToken changes it for later logins without a restart.
+	Token string
 }
 
 // StopTimeout bounds how long Stop waits for the sessions it closed to end.
@@ -207,6 +213,21 @@ func (s *Server) Stop() error {
 	}
 }
 
+// SetToken sets the access token that logins from now on must carry (see
+// Config.Token), as a token's rotation does; sessions already logged in stay.
+func (s *Server) SetToken(token string) {
+	s.mu.Lock()
+	s.cfg.Token = token
+	s.mu.Unlock()
+}
+
+// token is the access token accepted now.
+func (s *Server) token() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.Token
+}
+
 // Restart stops the server and starts it on the same port with cfg.
 func (s *Server) Restart(cfg Config) error {
 	if err := s.Stop(); err != nil {
@@ -267,7 +288,11 @@ func (s *session) serve() error {
 	if s.encrypted {
 		answer, tlsMode = EncryptNotSup, tlsNone // already inside TLS
 	}
-	if err := s.writeMessage(packReply, preloginResponse(answer)); err != nil {
+	// A client that announces federated authentication (FEDAUTHREQUIRED)
+	// gets the option back, set, and must echo it in LOGIN7's FEDAUTH
+	// feature extension ([MS-TDS] 2.2.6.5, 2.2.6.4).
+	fedAuthAsked := preloginOffset(payload, preloginFedAuthRequired) >= 0
+	if err := s.writeMessage(packReply, preloginResponse(answer, fedAuthAsked)); err != nil {
 		return err
 	}
 	if tlsMode == tlsRefuse {
@@ -301,7 +326,22 @@ func (s *session) serve() error {
 	if err != nil {
 		return err
 	}
-	if user != s.cfg.User || password != s.cfg.Password {
+	fed, err := parseFedAuth(payload)
+	if err != nil {
+		return err
+	}
+	switch {
+	case fed != nil:
+		// Federated authentication: the token is the credential.
+		if fed.library != fedAuthLibrarySecurityToken || fed.echo != fedAuthAsked {
+			msg := "Login failed: unsupported federated authentication request."
+			return s.writeMessage(packReply, append(errorToken(18456, 14, msg), doneToken(0x0002, 0, 0)...))
+		}
+		if want := s.srv.token(); want == "" || fed.token != want {
+			msg := "Login failed for user '<token-identified principal>'."
+			return s.writeMessage(packReply, append(errorToken(18456, 14, msg), doneToken(0x0002, 0, 0)...))
+		}
+	case user != s.cfg.User || password != s.cfg.Password:
 		msg := fmt.Sprintf("Login failed for user '%s'.", user)
 		return s.writeMessage(packReply, append(errorToken(18456, 14, msg), doneToken(0x0002, 0, 0)...))
 	}
@@ -312,6 +352,9 @@ func (s *session) serve() error {
 	resp = append(resp, envChange(1, database, "master")...)
 	resp = append(resp, envChange(4, "4096", "4096")...)
 	resp = append(resp, loginAck()...)
+	if fed != nil {
+		resp = append(resp, featureExtAckFedAuth()...)
+	}
 	resp = append(resp, doneToken(0, 0, 0)...)
 	if err := s.writeMessage(packReply, resp); err != nil {
 		return err
@@ -604,7 +647,7 @@ func ReadMessage(r io.Reader) (wire, payload []byte, err error) {
 	}
 }
 
-func preloginResponse(encrypt byte) []byte {
+func preloginResponse(encrypt byte, fedAuth bool) []byte {
 	opts := []struct {
 		token byte
 		data  []byte
@@ -613,6 +656,12 @@ func preloginResponse(encrypt byte) []byte {
 		{0x01, []byte{encrypt}},                 // ENCRYPTION
 		{0x02, []byte{0}},                       // INSTOPT
 		{0x04, []byte{0}},                       // MARS off
+	}
+	if fedAuth {
+		opts = append(opts, struct {
+			token byte
+			data  []byte
+		}{preloginFedAuthRequired, []byte{1}})
 	}
 	var head, data []byte
 	off := len(opts)*5 + 1
@@ -658,6 +707,80 @@ func parseLogin7(b []byte) (user, password, database string, err error) {
 		clear[i] = c<<4 | c>>4
 	}
 	return fromUCS2(u), fromUCS2(clear), fromUCS2(d), nil
+}
+
+// Federated authentication ([MS-TDS] 2.2.6.4 FeatureExt, 2.2.7.11
+// FEATUREEXTACK).
+const (
+	preloginFedAuthRequired     byte = 0x06 // PRELOGIN option FEDAUTHREQUIRED
+	featureFedAuth              byte = 0x02 // FeatureId FEDAUTH
+	featureTerminator           byte = 0xFF
+	fedAuthLibrarySecurityToken byte = 0x01
+	fExtension                  byte = 0x10 // OptionFlags3: ibExtension points to FeatureExt
+)
+
+// fedAuth is a LOGIN7's FEDAUTH feature extension.
+type fedAuth struct {
+	library byte
+	echo    bool // fFedAuthEcho
+	token   string
+}
+
+// parseFedAuth reads the FEDAUTH feature extension of a LOGIN7 record, or
+// nil without one. The record's ibExtension points to a DWORD, the offset
+// of the FeatureExt block: FeatureId BYTE, FeatureDataLen DWORD, data,
+// repeated up to the 0xFF terminator. FEDAUTH's data is an options byte
+// (library << 1 | fFedAuthEcho) and, for the security token library, the
+// token's length in bytes (DWORD) and the token in UCS-2, then an
+// optional 32-byte nonce.
+func parseFedAuth(b []byte) (*fedAuth, error) {
+	if len(b) < 94 || b[27]&fExtension == 0 {
+		return nil, nil
+	}
+	ib := int(binary.LittleEndian.Uint16(b[56:]))
+	if int(binary.LittleEndian.Uint16(b[58:])) < 4 || ib+4 > len(b) {
+		return nil, errors.New("LOGIN7 extension out of range")
+	}
+	off := int(binary.LittleEndian.Uint32(b[ib:]))
+	for off < len(b) && b[off] != featureTerminator {
+		if off+5 > len(b) {
+			return nil, errors.New("LOGIN7 FeatureExt truncated")
+		}
+		id, n := b[off], int(binary.LittleEndian.Uint32(b[off+1:]))
+		off += 5
+		if n < 0 || off+n > len(b) {
+			return nil, errors.New("LOGIN7 feature data out of range")
+		}
+		data := b[off : off+n]
+		off += n
+		if id != featureFedAuth {
+			continue
+		}
+		if len(data) < 1 {
+			return nil, errors.New("FEDAUTH feature without options")
+		}
+		f := &fedAuth{library: data[0] >> 1, echo: data[0]&1 != 0}
+		if f.library == fedAuthLibrarySecurityToken {
+			if len(data) < 5 {
+				return nil, errors.New("FEDAUTH security token truncated")
+			}
+			tl := int(binary.LittleEndian.Uint32(data[1:]))
+			if tl < 0 || 5+tl > len(data) {
+				return nil, errors.New("FEDAUTH security token out of range")
+			}
+			f.token = fromUCS2(data[5 : 5+tl])
+		}
+		return f, nil
+	}
+	return nil, nil
+}
+
+// featureExtAckFedAuth is FEATUREEXTACK for a security token login: the
+// FEDAUTH feature acknowledged with no data (no nonce was sent).
+func featureExtAckFedAuth() []byte {
+	b := []byte{0xAE, featureFedAuth}
+	b = binary.LittleEndian.AppendUint32(b, 0)
+	return append(b, featureTerminator)
 }
 
 // sqlText skips ALL_HEADERS and decodes the batch text.

@@ -6,6 +6,8 @@ import (
 	"database/sql"
 	"fmt"
 	"os"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	mssql "github.com/microsoft/go-mssqldb"
@@ -62,5 +64,59 @@ func TestBareDriver(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestFedAuthToken: the unmodified driver's access token connector (the
+// FEDAUTH feature extension, security token library) logs in with the
+// configured token, encrypted, and not with another; SetToken rotates it.
+func TestFedAuthToken(t *testing.T) {
+	c := testenv.GetCerts(t)
+	cert, err := tls.LoadX509KeyPair(c.SAN.Cert, c.SAN.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Start(Config{Encrypt: EncryptOff, Cert: &cert, User: "sa", Password: "Pw-123456", Token: "Token-A-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	var token atomic.Value
+	conn, err := mssql.NewAccessTokenConnector(
+		fmt.Sprintf("sqlserver://%s?encrypt=true&certificate=%s&hostNameInCertificate=localhost", s.Addr(), c.ChainPEM),
+		func() (string, error) { return token.Load().(string), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(conn)
+	defer db.Close()
+	db.SetMaxIdleConns(0)
+	ping := func() (string, error) {
+		var enc string
+		err := db.QueryRowContext(context.Background(), "SELECT encrypt_option FROM sys.dm_exec_connections WHERE session_id = @@SPID").Scan(&enc)
+		return enc, err
+	}
+	token.Store("Token-A-1")
+	if enc, err := ping(); err != nil || enc != "TRUE" {
+		t.Fatalf("right token: %q %v", enc, err)
+	}
+	token.Store("Token-wrong")
+	if _, err := ping(); err == nil || !strings.Contains(err.Error(), "token-identified principal") {
+		t.Fatalf("wrong token: %v", err)
+	}
+	s.SetToken("Token-B-2")
+	token.Store("Token-B-2")
+	if _, err := ping(); err != nil {
+		t.Fatalf("rotated token: %v", err)
+	}
+	// A password login still works beside it.
+	pw, err := mssql.NewConnector(fmt.Sprintf("sqlserver://sa:Pw-123456@%s?encrypt=true&TrustServerCertificate=true", s.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pdb := sql.OpenDB(pw)
+	defer pdb.Close()
+	if err := pdb.Ping(); err != nil {
+		t.Fatalf("password login: %v", err)
 	}
 }

@@ -43,6 +43,40 @@
 // (LOADING, MASTERDOWN, TRYAGAIN, CLUSTERDOWN, and READONLY from a master a
 // Sentinel failover demoted) are retried within the budget.
 //
+// Options built in code: NewClientFromOptions, NewClusterClientFromOptions,
+// NewFailoverClientFromOptions and NewUniversalClientFromOptions take
+// go-redis's own option structs, copy them (the caller's are never
+// changed) and keep what they set: OnConnect, CredentialsProvider and its
+// siblings (a fresh password or token per connection), Limiter, Protocol,
+// pool settings, MaintNotificationsConfig, a cluster's NewClient (wrapped,
+// not replaced), and hooks added to the client later. The options' Dialer
+// makes the TCP connection the TLS runs over (an SSH tunnel, SOCKS); if
+// sslconn.WithDialer is given too, it wins. TLSConfig maps onto a mode as
+// rediss:// does: set means VERIFY_IDENTITY, or REQUIRED with
+// InsecureSkipVerify; nil says nothing (PREFERRED, or VERIFY_CA with a CA).
+// Its RootCAs, first certificate, ServerName, MinVersion, MaxVersion and
+// CipherSuites become the equivalent options, which the options given to
+// the constructor override; its other fields are not used. A mode that
+// contradicts it (InsecureSkipVerify and VERIFY_CA, or a TLSConfig and
+// DISABLED) is an sslconn.ErrInvalidOption error naming both, and nil
+// options are one too. MaxRetries, DialTimeout and DialerRetries are set as
+// for URLs (see Restarts), MaxRetries and DialTimeout only when left zero.
+// The URL constructors are the same path: the URL is parsed into go-redis's
+// options first.
+//
+// Maintenance notifications (go-redis's MaintNotificationsConfig; Redis
+// Enterprise and Cloud announce upgrades and moves) work through the
+// package's dialer and are left as set (go-redis's default, auto, for
+// URLs): go-redis dials the endpoint a MOVING notification names through
+// the client's Dialer, so that connection is made and verified like any
+// other. The one setting go-redis derives from its own TLSConfig, which the
+// dialer leaves nil, is the kind of endpoint it asks the server to
+// announce: an IP without TLS, a host name with TLS. In every mode but
+// DISABLED an endpoint type left to auto-detection is therefore detected
+// as go-redis does with TLS on, so that moved endpoints can be verified by
+// name. go-redis itself does not support them for Sentinel (failover)
+// clients.
+//
 // Sentinel: NewFailoverClient takes go-redis's failover URL (the host and
 // addr= are Sentinels, master_name= the master, password= its password) and
 // dials Sentinels, master and replicas in the same mode. Sentinel announces

@@ -2,8 +2,14 @@ package redisssl_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log"
+	"net"
+	"os"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/sslconn/sslconn/redisssl"
 	"github.com/sslconn/sslconn/sslconn"
@@ -49,3 +55,88 @@ func ExampleNewFailoverClient() {
 	}
 	defer rdb.Close()
 }
+
+// Options built in code keep what they set: here a CredentialsProvider
+// that hands every new connection a fresh token, and an OnConnect hook.
+// The TLSConfig maps onto VERIFY_IDENTITY, its RootCAs and ServerName are
+// used; the Dialer (an SSH tunnel, say) carries the TLS.
+func ExampleNewClientFromOptions() {
+	rdb, err := redisssl.NewClientFromOptions(&redis.Options{
+		Addr: "10.0.0.12:6380",
+		CredentialsProvider: func() (string, string) {
+			return "app", fetchToken() // your credentials provider
+		},
+		OnConnect: func(ctx context.Context, cn *redis.Conn) error {
+			return cn.ClientSetName(ctx, "checkout").Err()
+		},
+		TLSConfig: &tls.Config{RootCAs: caPool(), ServerName: "r-bp1xxxx.redis.rds.aliyuncs.com"},
+		Dialer:    tunnel.DialContext,
+		PoolSize:  20,
+	})
+	if err != nil {
+		log.Fatal(err) // e.g. InsecureSkipVerify with sslconn.WithMode(sslconn.VerifyCA)
+	}
+	defer rdb.Close()
+}
+
+// A cluster client from options: every node, seed or discovered, is
+// verified against the CA; a NewClient set in the options still builds the
+// node clients.
+func ExampleNewClusterClientFromOptions() {
+	rdb, err := redisssl.NewClusterClientFromOptions(&redis.ClusterOptions{
+		Addrs:    []string{"10.0.0.5:6380", "10.0.0.6:6380"},
+		Password: "secret",
+	}, sslconn.WithMode(sslconn.VerifyCA), sslconn.WithCAFile("/etc/ssl/ApsaraDB-CA-Chain.pem"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer rdb.Close()
+}
+
+// Redis behind Sentinel, from options: Sentinels, master and replicas
+// verified in the same mode.
+func ExampleNewFailoverClientFromOptions() {
+	rdb, err := redisssl.NewFailoverClientFromOptions(&redis.FailoverOptions{
+		MasterName:       "mymaster",
+		SentinelAddrs:    []string{"10.0.0.5:26380", "10.0.0.6:26380"},
+		SentinelPassword: "sentinel-secret",
+		Password:         "secret",
+	}, sslconn.WithMode(sslconn.VerifyIdentity), sslconn.WithCAFile("/etc/ssl/ca.pem"),
+		sslconn.WithServerName("redis.internal")) // Sentinel announces IPs
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer rdb.Close()
+}
+
+// The client go-redis's NewUniversalClient would pick: one address is a
+// standalone client, several a cluster client, MasterName a Sentinel one.
+func ExampleNewUniversalClientFromOptions() {
+	rdb, err := redisssl.NewUniversalClientFromOptions(&redis.UniversalOptions{
+		Addrs:    []string{"r-bp1xxxx.redis.rds.aliyuncs.com:6380"},
+		Password: "secret",
+	}, sslconn.WithCAFile("/etc/ssl/ApsaraDB-CA-Chain.pem"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer rdb.Close()
+	st, err := redisssl.Verify(context.Background(), rdb)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(st.Version, st.Cipher)
+}
+
+func fetchToken() string { return "token" }
+
+func caPool() *x509.CertPool {
+	pem, err := os.ReadFile("/etc/ssl/ApsaraDB-CA-Chain.pem")
+	if err != nil {
+		log.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return pool
+}
+
+var tunnel net.Dialer // stands for an SSH or SOCKS dialer

@@ -2,6 +2,7 @@ package redisssl
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -126,6 +127,8 @@ func (p *parsed) conflictHint(err error, opts []sslconn.Option) error {
 // Sentinel-announced servers): every node, seed or discovered through
 // CLUSTER SLOTS, MOVED or ASK, is dialled and verified in the same mode
 // against the name it is reached by (or the ssl-server-name override).
+// The TCP connection under TLS is made by raw: the Dialer the user set on
+// go-redis's options, unless sslconn.WithDialer was given, which wins.
 //
 // go-redis v9 dials in a goroutine of its own, on a context detached from
 // the command's: when the command's context ends first, the command gets a
@@ -135,6 +138,7 @@ func (p *parsed) conflictHint(err error, opts []sslconn.Option) error {
 // cause, as core.Config.Retry does when it sees the caller's context.
 type dialer struct {
 	cfg *core.Config
+	raw core.DialFunc // nil: the Config's (WithDialer, else a net.Dialer)
 	mu  sync.Mutex
 	cur map[*dialing]struct{}
 }
@@ -147,8 +151,14 @@ type dialing struct {
 	last     error // of the last attempt that ended
 }
 
-func newDialer(cfg *core.Config) *dialer {
-	return &dialer{cfg: cfg, cur: map[*dialing]struct{}{}}
+// newDialer returns the dialer for cfg over the go-redis Dialer the user
+// set (nil if none).
+func newDialer(cfg *core.Config, user func(ctx context.Context, network, addr string) (net.Conn, error)) *dialer {
+	d := &dialer{cfg: cfg, cur: map[*dialing]struct{}{}}
+	if user != nil && cfg.UserDialer() == nil {
+		d.raw = user
+	}
+	return d
 }
 
 // dial is core.Config.Dial, attempt by attempt on the record.
@@ -167,7 +177,7 @@ func (d *dialer) dial(ctx context.Context, network, addr string) (net.Conn, erro
 		d.mu.Lock()
 		st.attempts++
 		d.mu.Unlock()
-		c, err := d.cfg.DialMode(ctx, d.cfg.Mode(), network, addr, nil)
+		c, err := d.cfg.DialMode(ctx, d.cfg.Mode(), network, addr, d.raw)
 		d.mu.Lock()
 		st.last = err
 		d.mu.Unlock()
@@ -203,6 +213,31 @@ func (d *dialer) explain(ctx context.Context, err error) error {
 	return d.cfg.ContextEnded(addr, attempts, time.Since(start), cerr, last)
 }
 
+// userSet records which of the settings the constructors default the user
+// chose: a URL's max_retries= and dial_timeout=, or the non-zero fields of
+// go-redis's options.
+type userSet struct{ retries, dialTimeout bool }
+
+// nativeTLS reads the TLSConfig of go-redis's options onto a mode and
+// options: set means TLS on, verified (VERIFY_IDENTITY) unless
+// InsecureSkipVerify (REQUIRED); its RootCAs, first certificate,
+// ServerName, versions and cipher suites become options, which opts override.
+func nativeTLS(tc *tls.Config) core.Native {
+	if tc == nil {
+		return core.Native{}
+	}
+	n := core.Native{Mode: sslconn.VerifyIdentity, Setting: "TLSConfig (a *tls.Config)", Options: core.FromTLSConfig(tc)}
+	if tc.InsecureSkipVerify {
+		n.Mode = sslconn.Required
+		n.Setting += " with InsecureSkipVerify"
+	}
+	return n
+}
+
+func nilOptions(what string) error {
+	return core.InvalidOption("options", "the "+what+" is nil", nil)
+}
+
 // NewClient returns a go-redis client for a redis:// or rediss:// URL with
 // the shared ssl-* parameters (see package doc).
 func NewClient(rawURL string, opts ...sslconn.Option) (*redis.Client, error) {
@@ -218,20 +253,84 @@ func NewClient(rawURL string, opts ...sslconn.Option) (*redis.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	ro.TLSConfig = nil // TLS is the dialer's
-	d := newDialer(cfg)
+	// The URL's TLS setting was read by parse: rediss:// gave go-redis a
+	// TLSConfig that is not the user's.
+	ro.TLSConfig = nil
+	return newClient(ro, cfg, userSet{p.hasRetries, p.hasDialTimout}), nil
+}
+
+// NewClientFromOptions returns a go-redis client for options built in code.
+// o is copied, never changed, and what it sets keeps working: OnConnect,
+// CredentialsProvider, CredentialsProviderContext,
+// StreamingCredentialsProvider, Limiter, Protocol, pool settings,
+// MaintNotificationsConfig and the rest, and hooks added to the client
+// later. Its Dialer, if set, makes the TCP connection the TLS runs over
+// (sslconn.WithDialer, if also given, wins). Its TLSConfig maps onto a mode
+// as rediss:// does: set means VERIFY_IDENTITY, or REQUIRED with
+// InsecureSkipVerify; nil says nothing (PREFERRED, or VERIFY_CA with a CA).
+// Its RootCAs, first certificate, ServerName, MinVersion, MaxVersion and
+// CipherSuites become the equivalent options, which opts override; a mode
+// in opts that contradicts it (InsecureSkipVerify and VERIFY_CA, say) is an
+// sslconn.ErrInvalidOption error naming both.
+//
+// As for URLs, MaxRetries becomes -1 (no command re-sent after its
+// connection died) unless set, DialTimeout covers the retry budget unless
+// set, and DialerRetries is 1: the dialer retries, within the retry budget.
+func NewClientFromOptions(o *redis.Options, opts ...sslconn.Option) (*redis.Client, error) {
+	if o == nil {
+		return nil, nilOptions("*redis.Options")
+	}
+	ro := *o
+	cfg, err := core.Resolve(core.Spec{Native: nativeTLS(o.TLSConfig), Secrets: []string{o.Password}}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	ro.TLSConfig = nil // read into cfg
+	return newClient(&ro, cfg, userSet{o.MaxRetries != 0, o.DialTimeout != 0}), nil
+}
+
+// newClient is every standalone client: ro (the constructor's own copy)
+// gets the dialer and the defaults the user did not set.
+func newClient(ro *redis.Options, cfg *core.Config, set userSet) *redis.Client {
+	d := newDialer(cfg, ro.Dialer)
 	ro.Dialer = d.dial
 	ro.DialerRetries = 1 // the dialer retries, with the core's budget and backoff
-	if !p.hasDialTimout {
+	if !set.dialTimeout {
 		ro.DialTimeout = dialBudget(cfg)
 	}
-	if !p.hasRetries {
+	if !set.retries {
 		ro.MaxRetries = -1 // never re-send a command whose outcome is unknown
 	}
-	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	ro.MaintNotificationsConfig = maintConfig(ro.MaintNotificationsConfig, ro.Addr, cfg)
 	c := redis.NewClient(ro)
 	c.AddHook(retryHook{cfg, d})
-	return c, nil
+	return c
+}
+
+// maintConfig is mc for a client of addr whose connections the dialer
+// makes. Maintenance notifications work through it: go-redis dials the
+// endpoint a MOVING notification names through the client's dial hooks and
+// Dialer, so the new connection is made and verified like any other. Only
+// one thing go-redis decides from its own TLSConfig, which the dialer
+// leaves nil: the endpoint type it asks the server to announce, an IP
+// without TLS, a name with TLS (certificates name hosts, rarely IPs). In
+// the modes that may encrypt, an endpoint type left to auto-detection is
+// therefore detected as go-redis does with TLS on. Everything else in mc,
+// nil included, is left as it is.
+func maintConfig(mc *maintnotifications.Config, addr string, cfg *core.Config) *maintnotifications.Config {
+	if cfg.Mode() == sslconn.Disabled {
+		return mc
+	}
+	if mc != nil && (mc.Mode == maintnotifications.ModeDisabled ||
+		(mc.EndpointType != "" && mc.EndpointType != maintnotifications.EndpointTypeAuto)) {
+		return mc
+	}
+	var c maintnotifications.Config
+	if mc != nil {
+		c = *mc
+	}
+	c.EndpointType = maintnotifications.DetectEndpointType(addr, true)
+	return &c
 }
 
 // NewClusterClient returns a go-redis cluster client for a URL whose seed
@@ -250,25 +349,56 @@ func NewClusterClient(rawURL string, opts ...sslconn.Option) (*redis.ClusterClie
 	if err != nil {
 		return nil, err
 	}
+	co.TLSConfig = nil // read by parse
+	return newClusterClient(co, cfg, userSet{p.hasRetries, p.hasDialTimout}), nil
+}
+
+// NewClusterClientFromOptions is NewClientFromOptions for a cluster: o is
+// copied and kept as NewClientFromOptions keeps redis.Options, every node
+// is dialled and verified as NewClusterClient's are, and a NewClient
+// function set in o still builds the node clients (the package adds a hook
+// to each). MaxRedirects is kept: MOVED and ASK are followed.
+func NewClusterClientFromOptions(o *redis.ClusterOptions, opts ...sslconn.Option) (*redis.ClusterClient, error) {
+	if o == nil {
+		return nil, nilOptions("*redis.ClusterOptions")
+	}
+	co := *o
+	cfg, err := core.Resolve(core.Spec{Native: nativeTLS(o.TLSConfig), Secrets: []string{o.Password}}, opts...)
+	if err != nil {
+		return nil, err
+	}
 	co.TLSConfig = nil
-	d := newDialer(cfg)
+	return newClusterClient(&co, cfg, userSet{o.MaxRetries != 0, o.DialTimeout != 0}), nil
+}
+
+func newClusterClient(co *redis.ClusterOptions, cfg *core.Config, set userSet) *redis.ClusterClient {
+	d := newDialer(cfg, co.Dialer)
 	co.Dialer = d.dial
 	co.DialerRetries = 1
-	if !p.hasDialTimout {
+	if !set.dialTimeout {
 		co.DialTimeout = dialBudget(cfg)
 	}
-	if !p.hasRetries {
+	if !set.retries {
 		co.MaxRetries = -1 // MOVED and ASK are still followed: MaxRedirects
 	}
-	co.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	user := co.NewClient
 	co.NewClient = func(o *redis.Options) *redis.Client {
-		n := redis.NewClient(o)
-		n.AddHook(outcomeHook{})
+		// Each node asks for the endpoint type of its own address.
+		o.MaintNotificationsConfig = maintConfig(o.MaintNotificationsConfig, o.Addr, cfg)
+		var n *redis.Client
+		if user != nil {
+			n = user(o)
+		} else {
+			n = redis.NewClient(o)
+		}
+		if n != nil {
+			n.AddHook(outcomeHook{})
+		}
 		return n
 	}
 	c := redis.NewClusterClient(co)
 	c.AddHook(retryHook{cfg, d})
-	return c, nil
+	return c
 }
 
 // NewFailoverClient returns a go-redis client for a Redis behind Sentinel,
@@ -295,18 +425,97 @@ func NewFailoverClient(rawURL string, opts ...sslconn.Option) (*redis.Client, er
 	if err != nil {
 		return nil, err
 	}
+	fo.TLSConfig = nil // read by parse
+	return newFailoverClient(fo, cfg, userSet{p.hasRetries, p.hasDialTimout}), nil
+}
+
+// NewFailoverClientFromOptions is NewClientFromOptions for Redis behind
+// Sentinel: o is copied and kept, and Sentinels, master and replicas are
+// dialled and verified as NewFailoverClient's are (o.Dialer under TLS for
+// all of them). Its TLSConfig, if set, is read for all of them too, as
+// go-redis uses it: a ServerName in it is the name every one is verified
+// against.
+func NewFailoverClientFromOptions(o *redis.FailoverOptions, opts ...sslconn.Option) (*redis.Client, error) {
+	if o == nil {
+		return nil, nilOptions("*redis.FailoverOptions")
+	}
+	fo := *o
+	cfg, err := resolveFailover(o, opts)
+	if err != nil {
+		return nil, err
+	}
 	fo.TLSConfig = nil
-	d := newDialer(cfg)
+	return newFailoverClient(&fo, cfg, userSet{o.MaxRetries != 0, o.DialTimeout != 0}), nil
+}
+
+func resolveFailover(o *redis.FailoverOptions, opts []sslconn.Option) (*core.Config, error) {
+	return core.Resolve(core.Spec{Native: nativeTLS(o.TLSConfig), Secrets: []string{o.Password, o.SentinelPassword}}, opts...)
+}
+
+// tuneFailover installs the dialer and defaults on fo.
+func tuneFailover(fo *redis.FailoverOptions, cfg *core.Config, set userSet) *dialer {
+	d := newDialer(cfg, fo.Dialer)
 	fo.Dialer = d.dial
 	fo.DialerRetries = 1
-	if !p.hasDialTimout {
+	if !set.dialTimeout {
 		fo.DialTimeout = dialBudget(cfg)
 	}
-	if !p.hasRetries {
+	if !set.retries {
 		fo.MaxRetries = -1
 	}
+	return d
+}
+
+func newFailoverClient(fo *redis.FailoverOptions, cfg *core.Config, set userSet) *redis.Client {
+	d := tuneFailover(fo, cfg, set)
 	c := redis.NewFailoverClient(fo)
 	c.AddHook(retryHook{cfg, d})
+	return c
+}
+
+// NewUniversalClientFromOptions returns the client go-redis's
+// NewUniversalClient would, built as this package's constructors build
+// them: a failover client when MasterName is set (a cluster client over
+// Sentinel's master and replicas with RouteByLatency, RouteRandomly or
+// IsClusterMode), a cluster client for several addresses or IsClusterMode,
+// else a standalone client. o is copied, never changed; see
+// NewClientFromOptions for what is kept and how TLSConfig and Dialer are read.
+func NewUniversalClientFromOptions(o *redis.UniversalOptions, opts ...sslconn.Option) (redis.UniversalClient, error) {
+	if o == nil {
+		return nil, nilOptions("*redis.UniversalOptions")
+	}
+	uo := *o // Cluster() and Failover() fill in an empty Addrs
+	uo.Addrs = append([]string(nil), o.Addrs...)
+	switch {
+	case uo.MasterName != "" && (uo.RouteByLatency || uo.RouteRandomly || uo.IsClusterMode):
+		fo := uo.Failover()
+		cfg, err := resolveFailover(fo, opts)
+		if err != nil {
+			return nil, err
+		}
+		fo.TLSConfig = nil
+		d := tuneFailover(fo, cfg, userSet{o.MaxRetries != 0, o.DialTimeout != 0})
+		c := redis.NewFailoverClusterClient(fo)
+		// Its node clients are built inside go-redis; they are created
+		// lazily, on the first command, so every one gets the hook.
+		c.OnNewNode(func(n *redis.Client) { n.AddHook(outcomeHook{}) })
+		c.AddHook(retryHook{cfg, d})
+		return c, nil
+	case uo.MasterName != "":
+		return universal(NewFailoverClientFromOptions(uo.Failover(), opts...))
+	case len(uo.Addrs) > 1 || uo.IsClusterMode:
+		return universal(NewClusterClientFromOptions(uo.Cluster(), opts...))
+	default:
+		return universal(NewClientFromOptions(uo.Simple(), opts...))
+	}
+}
+
+// universal returns c as a redis.UniversalClient, and a nil interface, not
+// a nil pointer in one, with an error.
+func universal[C redis.UniversalClient](c C, err error) (redis.UniversalClient, error) {
+	if err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 

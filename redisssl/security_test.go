@@ -2,8 +2,12 @@ package redisssl
 
 import (
 	"context"
+	"crypto/tls"
+	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/sslconn/sslconn/internal/matrix"
 	"github.com/sslconn/sslconn/internal/mitm"
@@ -68,5 +72,78 @@ func TestSecrets(t *testing.T) {
 			// Not c.Options(): go-redis's own struct holds the password as the driver keeps it.
 			return []any{c}, c.Ping(ctx).Err()
 		},
+		Extra: optionsProbes(certs, testenv.Addr(servers[1].TLSPort), testenv.Addr(servers[4].TLSPort)),
 	})
+}
+
+// optionsProbes are TestSecrets' probes of the FromOptions constructors:
+// passwords in the options (the master's and the Sentinel's) or from a
+// CredentialsProvider, right and wrong, through conflicts, foreign
+// certificates, exhausted retries and a good connection.
+func optionsProbes(certs *testenv.Certs, good, foreign string) map[string]matrix.Probe {
+	closed, err := testenv.FreePort()
+	if err != nil {
+		panic(err)
+	}
+	verified := func(log *slog.Logger, extra ...sslconn.Option) []sslconn.Option {
+		return append([]sslconn.Option{sslconn.WithLogger(log), sslconn.WithMode(sslconn.VerifyIdentity), sslconn.WithCAFile(certs.CA)}, extra...)
+	}
+	ping := func(c redis.UniversalClient, err error) ([]any, error) {
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		// Not a *redis.ClusterClient: go-redis's own struct has no String
+		// method, and %s of it prints its options, password and all, as
+		// with go-redis alone (c.Options() likewise).
+		if _, ok := c.(*redis.ClusterClient); ok {
+			return nil, c.Ping(ctx).Err()
+		}
+		return []any{c}, c.Ping(ctx).Err()
+	}
+	skip := &tls.Config{InsecureSkipVerify: true}
+	return map[string]matrix.Probe{
+		"options: connected": func(log *slog.Logger) ([]any, error) {
+			return ping(universal(NewClientFromOptions(&redis.Options{Addr: good, Password: testenv.RedisPassword}, verified(log)...)))
+		},
+		"options: wrong password": func(log *slog.Logger) ([]any, error) {
+			return ping(universal(NewClientFromOptions(&redis.Options{Addr: good, Password: matrix.SecretDSN}, verified(log)...)))
+		},
+		"options: wrong password from a CredentialsProvider": func(log *slog.Logger) ([]any, error) {
+			return ping(universal(NewClientFromOptions(&redis.Options{Addr: good,
+				CredentialsProvider: func() (string, string) { return "default", matrix.SecretDSN }}, verified(log)...)))
+		},
+		"options: foreign certificate": func(log *slog.Logger) ([]any, error) {
+			return ping(universal(NewClientFromOptions(&redis.Options{Addr: foreign, Password: matrix.SecretDSN}, verified(log, sslconn.WithRetryBudget(-1))...)))
+		},
+		"options: retries until the budget": func(log *slog.Logger) ([]any, error) {
+			return ping(universal(NewClientFromOptions(&redis.Options{Addr: testenv.Addr(closed), Password: matrix.SecretDSN},
+				sslconn.WithLogger(log), sslconn.WithMode(sslconn.Required), sslconn.WithRetryBudget(400*time.Millisecond))))
+		},
+		"options: conflict": func(log *slog.Logger) ([]any, error) {
+			return ping(universal(NewClientFromOptions(&redis.Options{Addr: good, Password: matrix.SecretDSN, TLSConfig: skip}, verified(log)...)))
+		},
+		"cluster options: wrong password": func(log *slog.Logger) ([]any, error) {
+			return ping(universal(NewClusterClientFromOptions(&redis.ClusterOptions{Addrs: []string{good}, Password: matrix.SecretDSN}, verified(log)...)))
+		},
+		"cluster options: conflict": func(log *slog.Logger) ([]any, error) {
+			return ping(universal(NewClusterClientFromOptions(&redis.ClusterOptions{Addrs: []string{good}, Password: matrix.SecretDSN, TLSConfig: skip}, verified(log)...)))
+		},
+		"failover options: conflict": func(log *slog.Logger) ([]any, error) {
+			return ping(universal(NewFailoverClientFromOptions(&redis.FailoverOptions{SentinelAddrs: []string{good}, MasterName: "mymaster",
+				Password: matrix.SecretDSN, SentinelPassword: matrix.SecretDSN, TLSConfig: skip}, verified(log)...)))
+		},
+		"failover options: no such master": func(log *slog.Logger) ([]any, error) {
+			return ping(universal(NewFailoverClientFromOptions(&redis.FailoverOptions{SentinelAddrs: []string{good}, MasterName: "mymaster",
+				Password: matrix.SecretDSN, SentinelPassword: matrix.SecretDSN}, verified(log, sslconn.WithRetryBudget(-1))...)))
+		},
+		"universal options: wrong password": func(log *slog.Logger) ([]any, error) {
+			return ping(NewUniversalClientFromOptions(&redis.UniversalOptions{Addrs: []string{good}, Password: matrix.SecretDSN}, verified(log)...))
+		},
+		"universal options: conflict": func(log *slog.Logger) ([]any, error) {
+			return ping(NewUniversalClientFromOptions(&redis.UniversalOptions{Addrs: []string{good, good}, Password: matrix.SecretDSN, TLSConfig: skip}, verified(log)...))
+		},
+	}
 }

@@ -15,6 +15,7 @@ if [ -n "$unformatted" ]; then
 fi
 go mod tidy -diff
 (cd internal/ferretdb && go mod tidy -diff)
+(cd internal/integration && go mod tidy -diff)
 # The library and its tests build on every platform users develop on.
 for target in linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64; do
   GOOS=${target%/*} GOARCH=${target#*/} go vet ./...
@@ -23,8 +24,12 @@ done
 staticcheck="go run honnef.co/go/tools/cmd/staticcheck@v0.8.2"
 $staticcheck ./...
 (cd internal/ferretdb && $staticcheck ./...)
+(cd internal/integration && $staticcheck ./...)
 
 go test -race -count=1 -timeout 15m ./...
+# The ORMs and tracing libraries, in a module of their own so that none of
+# them enters the library's go.mod.
+(cd internal/integration && go vet ./... && go test -race -count=1 -timeout 15m ./...)
 
 # A count, not a duration: a duration can end while the fuzzer is still
 # gathering its baseline, which go test reports as "context deadline exceeded".

@@ -2,7 +2,6 @@ package mongossl
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -341,26 +340,12 @@ func fromOptions(co *options.ClientOptions, opts []sslconn.Option) (*options.Cli
 		}
 		return &c, install(&c, cfg, spec, all, prev.user), nil
 	}
-	spec := core.Spec{Native: nativeTLS(c.TLSConfig), Secrets: []string{pw}}
+	spec := core.Spec{TLS: c.TLSConfig, Secrets: []string{pw}}
 	cfg, err := core.Resolve(spec, opts...)
 	if err != nil {
 		return nil, nil, err
 	}
 	return &c, install(&c, cfg, spec, opts, c.Dialer), nil
-}
-
-// nativeTLS reads a *tls.Config set on the driver's options onto a mode and
-// options. (The driver's own tlsAllowInvalidHostnames leaves no trace in
-// it: use sslconn.WithMode(sslconn.VerifyCA).)
-func nativeTLS(tc *tls.Config) core.Native {
-	if tc == nil {
-		return core.Native{}
-	}
-	n := core.Native{Mode: sslconn.VerifyIdentity, Setting: "TLSConfig (a *tls.Config)", Options: core.FromTLSConfig(tc)}
-	if tc.InsecureSkipVerify {
-		n.Mode, n.Setting = sslconn.Required, n.Setting+" with InsecureSkipVerify"
-	}
-	return n
 }
 
 // install makes co's connections go through a TLS dialer for cfg: TLS is

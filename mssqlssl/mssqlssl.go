@@ -469,10 +469,11 @@ func nativeSettings(cfg msdsn.Config) (n core.Native, strict bool, err error) {
 		n.Options = append(n.Options, sslconn.WithTLSVersions(ver, 0))
 	}
 	if tc != nil {
-		if tc.VerifyPeerCertificate != nil || tc.VerifyConnection != nil {
-			return n, false, core.InvalidOption("TLSConfig", "a TLSConfig with its own VerifyPeerCertificate or VerifyConnection cannot be honoured; give the CA in RootCAs (or ssl-ca) and use VERIFY_CA or VERIFY_IDENTITY", nil)
+		tn, err := core.NativeTLS(tc, "TLSConfig")
+		if err != nil {
+			return n, false, err
 		}
-		n.Options = append(n.Options, core.FromTLSConfig(tc)...)
+		n.Options = append(n.Options, tn.Options...)
 	}
 	return n, strict, nil
 }

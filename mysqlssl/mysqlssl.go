@@ -94,7 +94,6 @@ func NewConnectorFromConfig(cfg *mysql.Config, opts ...sslconn.Option) (*Connect
 
 // nativeTLS reads the TLS settings of a driver config onto a mode and options.
 func nativeTLS(cfg *mysql.Config) (core.Native, error) {
-	var n core.Native
 	name := strings.ToLower(cfg.TLSConfig)
 	tc := cfg.TLS
 	if tc == nil && name != "" {
@@ -103,27 +102,24 @@ func nativeTLS(cfg *mysql.Config) (core.Native, error) {
 		}
 		// A name registered with mysql.RegisterTLSConfig: the driver
 		// resolves it when it parses a DSN.
-		reg, err := mysql.ParseDSN("tcp(h:1)/?tls=" + url.QueryEscape(cfg.TLSConfig))
+		const probe = "registered.sslconn.invalid"
+		reg, err := mysql.ParseDSN("tcp(" + probe + ":1)/?tls=" + url.QueryEscape(cfg.TLSConfig))
 		if err != nil || reg.TLS == nil {
-			return n, core.InvalidOption("tls", fmt.Sprintf("TLSConfig=%q is not one of false, preferred, skip-verify, true, nor a name registered with mysql.RegisterTLSConfig", cfg.TLSConfig), err)
+			return core.Native{}, core.InvalidOption("tls", fmt.Sprintf("TLSConfig=%q is not one of false, preferred, skip-verify, true, nor a name registered with mysql.RegisterTLSConfig", cfg.TLSConfig), err)
 		}
 		tc = reg.TLS
+		if tc.ServerName == probe {
+			tc.ServerName = "" // the driver's default, the host connected to
+		}
 	}
-	if tc == nil {
-		return n, nil
+	n, err := core.NativeTLS(tc, "TLS")
+	if err != nil || tc == nil {
+		return n, err
 	}
-	n.Setting = "TLS (a *tls.Config)"
-	switch {
-	case cfg.AllowFallbackToPlaintext:
+	if cfg.AllowFallbackToPlaintext {
 		n.Mode = sslconn.Preferred
 		n.Setting += " with AllowFallbackToPlaintext"
-	case tc.InsecureSkipVerify:
-		n.Mode = sslconn.Required
-		n.Setting += " with InsecureSkipVerify"
-	default:
-		n.Mode = sslconn.VerifyIdentity
 	}
-	n.Options = core.FromTLSConfig(tc)
 	return n, nil
 }
 

@@ -97,7 +97,7 @@ func TestFromOptionsTLS(t *testing.T) {
 				before = *tt.tc.Clone()
 			}
 			// The reading, as the constructors resolve it.
-			cfg, err := core.Resolve(core.Spec{Native: nativeTLS(tt.tc)}, tt.opts...)
+			cfg, err := core.Resolve(core.Spec{TLS: tt.tc}, tt.opts...)
 			if tt.err == nil {
 				if err != nil {
 					t.Fatal(err)

@@ -2,7 +2,6 @@ package redisssl
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -218,22 +217,6 @@ func (d *dialer) explain(ctx context.Context, err error) error {
 // go-redis's options.
 type userSet struct{ retries, dialTimeout bool }
 
-// nativeTLS reads the TLSConfig of go-redis's options onto a mode and
-// options: set means TLS on, verified (VERIFY_IDENTITY) unless
-// InsecureSkipVerify (REQUIRED); its RootCAs, first certificate,
-// ServerName, versions and cipher suites become options, which opts override.
-func nativeTLS(tc *tls.Config) core.Native {
-	if tc == nil {
-		return core.Native{}
-	}
-	n := core.Native{Mode: sslconn.VerifyIdentity, Setting: "TLSConfig (a *tls.Config)", Options: core.FromTLSConfig(tc)}
-	if tc.InsecureSkipVerify {
-		n.Mode = sslconn.Required
-		n.Setting += " with InsecureSkipVerify"
-	}
-	return n
-}
-
 func nilOptions(what string) error {
 	return core.InvalidOption("options", "the "+what+" is nil", nil)
 }
@@ -281,7 +264,7 @@ func NewClientFromOptions(o *redis.Options, opts ...sslconn.Option) (*redis.Clie
 		return nil, nilOptions("*redis.Options")
 	}
 	ro := *o
-	cfg, err := core.Resolve(core.Spec{Native: nativeTLS(o.TLSConfig), Secrets: []string{o.Password}}, opts...)
+	cfg, err := core.Resolve(core.Spec{TLS: o.TLSConfig, Secrets: []string{o.Password}}, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -363,7 +346,7 @@ func NewClusterClientFromOptions(o *redis.ClusterOptions, opts ...sslconn.Option
 		return nil, nilOptions("*redis.ClusterOptions")
 	}
 	co := *o
-	cfg, err := core.Resolve(core.Spec{Native: nativeTLS(o.TLSConfig), Secrets: []string{o.Password}}, opts...)
+	cfg, err := core.Resolve(core.Spec{TLS: o.TLSConfig, Secrets: []string{o.Password}}, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -449,7 +432,7 @@ func NewFailoverClientFromOptions(o *redis.FailoverOptions, opts ...sslconn.Opti
 }
 
 func resolveFailover(o *redis.FailoverOptions, opts []sslconn.Option) (*core.Config, error) {
-	return core.Resolve(core.Spec{Native: nativeTLS(o.TLSConfig), Secrets: []string{o.Password, o.SentinelPassword}}, opts...)
+	return core.Resolve(core.Spec{TLS: o.TLSConfig, Secrets: []string{o.Password, o.SentinelPassword}}, opts...)
 }
 
 // tuneFailover installs the dialer and defaults on fo.

@@ -51,27 +51,44 @@ func WithObserver(f func(host string, cs tls.ConnectionState)) sslconn.Option {
 	return options.Observer(f)
 }
 
-// FromTLSConfig reads what a driver's *tls.Config says into options: its
-// RootCAs, first certificate, ServerName, versions and cipher suites.
-// (InsecureSkipVerify is a mode, the adapter's to read.)
-func FromTLSConfig(tc *tls.Config) []sslconn.Option {
-	var opts []sslconn.Option
+// NativeTLS reads a *tls.Config a user set on a driver's config (nil: the
+// driver says nothing) the one way every adapter does: TLS on, verified
+// (VERIFY_IDENTITY) unless InsecureSkipVerify (REQUIRED); its RootCAs, first
+// certificate, ServerName, versions and cipher suites become options. A
+// config with its own VerifyPeerCertificate, VerifyConnection or
+// GetClientCertificate is ErrInvalidOption: the library verifies and picks
+// the certificate itself, and a check the user wrote must not vanish
+// silently. setting names the field for errors ("TLSConfig").
+func NativeTLS(tc *tls.Config, setting string) (Native, error) {
+	if tc == nil {
+		return Native{}, nil
+	}
+	switch {
+	case tc.VerifyPeerCertificate != nil, tc.VerifyConnection != nil:
+		return Native{}, InvalidOption(setting, "a *tls.Config with its own VerifyPeerCertificate or VerifyConnection cannot be honoured: give the CA in RootCAs (or ssl-ca) and use VERIFY_CA or VERIFY_IDENTITY", nil)
+	case tc.GetClientCertificate != nil:
+		return Native{}, InvalidOption(setting, "a *tls.Config with GetClientCertificate cannot be honoured: put the client certificate in Certificates (or ssl-cert and ssl-key)", nil)
+	}
+	n := Native{Mode: sslconn.VerifyIdentity, Setting: setting + " (a *tls.Config)"}
+	if tc.InsecureSkipVerify {
+		n.Mode, n.Setting = sslconn.Required, n.Setting+" with InsecureSkipVerify"
+	}
 	if tc.RootCAs != nil {
-		opts = append(opts, options.RootPool(tc.RootCAs))
+		n.Options = append(n.Options, options.RootPool(tc.RootCAs))
 	}
 	if len(tc.Certificates) > 0 {
-		opts = append(opts, sslconn.WithClientCertificate(tc.Certificates[0]))
+		n.Options = append(n.Options, sslconn.WithClientCertificate(tc.Certificates[0]))
 	}
 	if tc.ServerName != "" {
-		opts = append(opts, sslconn.WithServerName(tc.ServerName))
+		n.Options = append(n.Options, sslconn.WithServerName(tc.ServerName))
 	}
 	if tc.MinVersion != 0 || tc.MaxVersion != 0 {
-		opts = append(opts, sslconn.WithTLSVersions(tc.MinVersion, tc.MaxVersion))
+		n.Options = append(n.Options, sslconn.WithTLSVersions(tc.MinVersion, tc.MaxVersion))
 	}
 	if len(tc.CipherSuites) > 0 {
-		opts = append(opts, sslconn.WithCipherSuites(tc.CipherSuites...))
+		n.Options = append(n.Options, sslconn.WithCipherSuites(tc.CipherSuites...))
 	}
-	return opts
+	return n, nil
 }
 
 // WithClock replaces time, for tests of retrying.

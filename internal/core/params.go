@@ -1,6 +1,7 @@
 package core
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net/url"
 	"sort"
@@ -76,6 +77,9 @@ type Native struct {
 // Spec is everything a DSN or driver config says, as an adapter read it.
 type Spec struct {
 	Native Native
+	// TLS is a *tls.Config the user set on the driver's config (its
+	// TLSConfig field), read with NativeTLS when Native says nothing.
+	TLS *tls.Config
 	// Params are the shared ssl-* parameters the DSN carried, in any spelling.
 	Params url.Values
 	// Secrets are kept out of every error text (the DSN's passwords).
@@ -94,6 +98,13 @@ func Resolve(spec Spec, opts ...sslconn.Option) (*Config, error) {
 	params, err := takeParams(spec.Params)
 	if err != nil {
 		return nil, Redact(err, spec.Secrets...)
+	}
+	if spec.TLS != nil && spec.Native.Mode == 0 {
+		n, err := NativeTLS(spec.TLS, "TLSConfig")
+		if err != nil {
+			return nil, err
+		}
+		spec.Native = n
 	}
 	all := append([]sslconn.Option(nil), spec.Native.Options...)
 	if spec.Native.Mode != 0 {

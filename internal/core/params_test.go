@@ -2,6 +2,7 @@ package core
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net/url"
 	"os"
@@ -220,5 +221,42 @@ func TestCheckLength(t *testing.T) {
 	var e *Error
 	if !errors.As(err, &e) || e.Kind != ErrInvalidOption || e.Option != "dsn" {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestNativeTLS: a driver's *tls.Config is read, and the checks the library
+// cannot honour are refused rather than dropped.
+func TestNativeTLS(t *testing.T) {
+	pool := x509.NewCertPool()
+	tests := []struct {
+		name string
+		tc   *tls.Config
+		want Mode
+		err  string
+	}{
+		{"nil", nil, 0, ""},
+		{"verified", &tls.Config{RootCAs: pool, ServerName: "db.internal"}, VerifyIdentity, ""},
+		{"verification off", &tls.Config{InsecureSkipVerify: true}, Required, ""},
+		{"own VerifyPeerCertificate", &tls.Config{VerifyPeerCertificate: func([][]byte, [][]*x509.Certificate) error { return nil }}, 0, "VerifyPeerCertificate"},
+		{"own VerifyConnection", &tls.Config{VerifyConnection: func(tls.ConnectionState) error { return nil }}, 0, "VerifyConnection"},
+		{"GetClientCertificate", &tls.Config{GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return nil, nil }}, 0, "GetClientCertificate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Resolve(Spec{TLS: tt.tc})
+			if tt.err != "" {
+				var e *Error
+				if !errors.As(err, &e) || e.Kind != ErrInvalidOption || e.Option != "TLSConfig" || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.want != 0 && cfg.Mode() != tt.want {
+				t.Fatalf("mode %v, want %v", cfg.Mode(), tt.want)
+			}
+		})
 	}
 }

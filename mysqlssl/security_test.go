@@ -2,8 +2,10 @@ package mysqlssl
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/sslconn/sslconn/internal/matrix"
 	"github.com/sslconn/sslconn/internal/mitm"
 	"github.com/sslconn/sslconn/internal/testenv"
@@ -71,5 +73,29 @@ func TestSecrets(t *testing.T) {
 		},
 		Malformed: func(pw string) string { return testenv.MySQLUser + ":" + pw + "@tcp(127.0.0.1:1/db?x" },
 		Connect:   matrix.PingSQL(NewConnector),
+		Extra: map[string]matrix.Probe{
+			// A config built in code, its password set by a BeforeConnect
+			// hook (the IAM pattern): wrong, then right.
+			"FromConfig, hook sets a wrong password": fromConfigProbe(servers[1], matrix.SecretDSN),
+			"FromConfig, hook sets the password":     fromConfigProbe(servers[1], testenv.MySQLPassword),
+		},
 	})
+}
+
+// fromConfigProbe connects through NewConnectorFromConfig with a
+// BeforeConnect hook that sets pw, and returns what it built.
+func fromConfigProbe(s *testenv.Server, pw string) matrix.Probe {
+	return func(log *slog.Logger) ([]any, error) {
+		cfg := mysql.NewConfig()
+		cfg.User, cfg.Net, cfg.Addr, cfg.DBName = testenv.MySQLUser, "tcp", testenv.Addr(s.Port), testenv.MySQLDatabase
+		if err := cfg.Apply(mysql.BeforeConnect(func(_ context.Context, c *mysql.Config) error {
+			c.Passwd = pw
+			return nil
+		})); err != nil {
+			return nil, err
+		}
+		return matrix.PingSQL(func(string, ...sslconn.Option) (*Connector, error) {
+			return NewConnectorFromConfig(cfg, sslconn.WithLogger(log), sslconn.WithRetryBudget(-1))
+		})("")
+	}
 }

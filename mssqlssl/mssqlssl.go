@@ -482,7 +482,7 @@ func nativeSettings(cfg msdsn.Config) (n core.Native, strict bool, err error) {
 func (c *Connector) Config() *sslconn.Config { return c.ssl.Config }
 
 // Driver implements driver.Connector.
-func (c *Connector) Driver() driver.Driver { return &mssql.Driver{} }
+func (c *Connector) Driver() driver.Driver { return Driver{} }
 
 // Close implements io.Closer, called when the *sql.DB closes; the connector
 // holds nothing that needs releasing.

@@ -207,7 +207,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 			return core.NewError(sslconn.ErrHandshakeTimeout, c.ssl.Mode(), c.cfg.Addr,
 				"no greeting, TLS handshake and login within "+bound.String(), os.ErrDeadlineExceeded)
 		}
-		return c.classify(ctx, err)
+		return c.classify(actx, err)
 	})
 	if err != nil {
 		return nil, core.Redact(err, c.pass)

@@ -49,6 +49,7 @@ type Config struct {
 	sessions         tls.ClientSessionCache
 	explicit         Mode // the mode set by WithMode or ssl-mode, or 0
 	dialer           DialFunc
+	budgetSet        bool // WithRetryBudget was given
 	reported         sync.Map // certificate fingerprint -> struct{}: expiry reported once
 }
 
@@ -77,6 +78,7 @@ func New(opts ...Option) (*Config, error) {
 		sessions:         s.sessions,
 		explicit:         s.mode,
 		dialer:           s.dialer,
+		budgetSet:        s.retryBudget != 0,
 		clock:            realClock,
 	}
 	if s.clock != nil {

@@ -58,9 +58,9 @@
 // # Restarts
 //
 // New connections are retried with backoff and jitter while the server
-// refuses or does not answer: for the retry budget (WithRetryBudget, 3
-// minutes by default) at an address that has answered before, for at most
-// 30 seconds at one that never has (a typo in the host or port), and never
+// refuses or does not answer: by default for 3 minutes at an address that
+// has answered before and for 30 seconds at one that never has (a typo in
+// the host or port); with WithRetryBudget, for the budget given; never
 // beyond the caller's context. Then the error is ErrUnavailable, with the
 // attempts made and the last cause. A request that was never sent
 // (ErrNotSent) is retried; one whose outcome is unknown (ErrOutcomeUnknown)

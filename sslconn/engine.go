@@ -27,6 +27,7 @@ func (e engine) VerifyChain(mode Mode, host string, chain []*x509.Certificate) e
 
 func (e engine) HandshakeTimeout() time.Duration { return e.c.handshakeTimeout }
 func (e engine) RetryBudget() time.Duration      { return e.c.retryBudget }
+func (e engine) RetryBudgetSet() bool            { return e.c.budgetSet }
 func (e engine) Delay(attempt int) time.Duration { return e.c.backoff.jittered(attempt) }
 func (e engine) Now() time.Time                  { return e.c.clock.now() }
 func (e engine) Sleep(ctx context.Context, d time.Duration) error {

@@ -109,11 +109,12 @@ func WithCipherSuites(ids ...uint16) Option {
 	return func(s *settings) { s.cipherSuites = ids }
 }
 
-// WithRetryBudget bounds how long new connections to a server that has
-// answered before are retried while it is down or restarting (default 3
-// minutes). An address that has never answered since the client was made
-// (a typo in the host or port, a firewall) is retried for at most 30
-// seconds of it. Zero or less disables retrying.
+// WithRetryBudget bounds how long new connections are retried while the
+// server is down or restarting. Without it the budget is 3 minutes for an
+// address that has answered before, and 30 seconds for one that has not
+// answered since the client was made (a typo in the host or port should
+// show in seconds); with it, every address gets the budget given (a service
+// that may start before its database). Zero or less disables retrying.
 func WithRetryBudget(d time.Duration) Option {
 	if d <= 0 {
 		d = -1

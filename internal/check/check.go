@@ -181,32 +181,8 @@ func Connect(ctx context.Context, e Engine, dsn string, opts ...sslconn.Option) 
 	return sslconn.Status{}, fmt.Errorf("check: unknown engine %q", e)
 }
 
-// kinds names the sentinels for reports, in the words of the Go API.
-var kinds = []struct {
-	err  error
-	name string
-}{
-	{sslconn.ErrServerNoTLS, "ErrServerNoTLS"},
-	{sslconn.ErrServerRequiresTLS, "ErrServerRequiresTLS"},
-	{sslconn.ErrUnknownAuthority, "ErrUnknownAuthority"},
-	{sslconn.ErrHostnameMismatch, "ErrHostnameMismatch"},
-	{sslconn.ErrCertExpired, "ErrCertExpired"},
-	{sslconn.ErrTLSVersion, "ErrTLSVersion"},
-	{sslconn.ErrClientCertRequired, "ErrClientCertRequired"},
-	{sslconn.ErrHandshakeTimeout, "ErrHandshakeTimeout"},
-	{sslconn.ErrBadCA, "ErrBadCA"},
-	{sslconn.ErrInvalidOption, "ErrInvalidOption"},
-}
-
-// KindName names the sentinel err matches, or "".
-func KindName(err error) string {
-	for _, k := range kinds {
-		if errors.Is(err, k.err) {
-			return k.name
-		}
-	}
-	return ""
-}
+// KindName names the sentinel err matches ("ErrServerNoTLS"), or "".
+func KindName(err error) string { return core.KindName(err) }
 
 // Options are the check's settings besides the DSN.
 type Options struct {

@@ -23,6 +23,7 @@ type engine interface {
 	VerifyChain(mode sslconn.Mode, host string, chain []*x509.Certificate) error
 	HandshakeTimeout() time.Duration
 	RetryBudget() time.Duration
+	RetryBudgetSet() bool
 	Delay(attempt int) time.Duration
 	Now() time.Time
 	Sleep(ctx context.Context, d time.Duration) error

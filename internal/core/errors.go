@@ -1,7 +1,6 @@
 package core
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -13,8 +12,8 @@ import (
 	"github.com/sslconn/sslconn/sslconn"
 )
 
-// kind is everything the library knows about one sentinel: the short name
-// reports use, the option that changes the outcome, the advice, and whether
+// kind is everything the library knows about one sentinel: the name
+// reports use (the Go identifier), the option that changes the outcome, the advice, and whether
 // retrying can help.
 type kind struct {
 	name, option, hint string
@@ -23,19 +22,19 @@ type kind struct {
 
 // kinds is the one table of error kinds.
 var kinds = map[error]kind{
-	sslconn.ErrServerNoTLS:        {"no-tls", "ssl-mode", "enable SSL on the instance, or use ssl-mode=PREFERRED to fall back to plaintext", true},
-	sslconn.ErrServerRequiresTLS:  {"requires-tls", "ssl-mode", "the instance forces SSL: use ssl-mode=REQUIRED or stronger", true},
-	sslconn.ErrUnknownAuthority:   {"unknown-authority", "ssl-ca", "set ssl-ca to the instance's CA chain (e.g. ApsaraDB-CA-Chain.pem), or use ssl-mode=REQUIRED to encrypt without verifying", true},
-	sslconn.ErrHostnameMismatch:   {"hostname-mismatch", "ssl-server-name", "connect by the name in the certificate, set ssl-server-name to it, or use ssl-mode=VERIFY_CA to check the chain only", true},
-	sslconn.ErrCertExpired:        {"cert-expired", "ssl-mode", "renew the server certificate (check the machine's clock), or use ssl-mode=REQUIRED to encrypt without verifying", true},
-	sslconn.ErrTLSVersion:         {"tls-version", "tls-version", "legacy instances need an explicit tls-version (e.g. TLSv1,TLSv1.1,TLSv1.2) and perhaps ssl-cipher", true},
-	sslconn.ErrClientCertRequired: {"client-cert-required", "ssl-cert", "set ssl-cert and ssl-key to a client certificate the server's CA signed", true},
-	sslconn.ErrHandshakeTimeout:   {"handshake-timeout", "WithHandshakeTimeout", "check that the address is the database's port and reachable without a stalling proxy; sslconn.WithHandshakeTimeout sets the bound", false},
-	sslconn.ErrUnavailable:        {"unavailable", "WithRetryBudget", "check that the server is running and the host and port are right; sslconn.WithRetryBudget sets how long to wait", true},
-	sslconn.ErrBadCA:              {"bad-ca", "ssl-ca", "", true},
-	sslconn.ErrInvalidOption:      {"invalid-option", "", "", true},
-	sslconn.ErrNotSent:            {"not-sent", "", "", false},
-	sslconn.ErrOutcomeUnknown:     {"outcome-unknown", "", "", true},
+	sslconn.ErrServerNoTLS:        {"ErrServerNoTLS", "ssl-mode", "enable SSL on the instance, or use ssl-mode=PREFERRED to fall back to plaintext", true},
+	sslconn.ErrServerRequiresTLS:  {"ErrServerRequiresTLS", "ssl-mode", "the instance forces SSL: use ssl-mode=REQUIRED or stronger", true},
+	sslconn.ErrUnknownAuthority:   {"ErrUnknownAuthority", "ssl-ca", "set ssl-ca to the instance's CA chain (e.g. ApsaraDB-CA-Chain.pem), or use ssl-mode=REQUIRED to encrypt without verifying", true},
+	sslconn.ErrHostnameMismatch:   {"ErrHostnameMismatch", "ssl-server-name", "connect by the name in the certificate, set ssl-server-name to it, or use ssl-mode=VERIFY_CA to check the chain only", true},
+	sslconn.ErrCertExpired:        {"ErrCertExpired", "ssl-mode", "renew the server certificate (check the machine's clock), or use ssl-mode=REQUIRED to encrypt without verifying", true},
+	sslconn.ErrTLSVersion:         {"ErrTLSVersion", "tls-version", "legacy instances need an explicit tls-version (e.g. TLSv1,TLSv1.1,TLSv1.2) and perhaps ssl-cipher", true},
+	sslconn.ErrClientCertRequired: {"ErrClientCertRequired", "ssl-cert", "set ssl-cert and ssl-key to a client certificate the server's CA signed", true},
+	sslconn.ErrHandshakeTimeout:   {"ErrHandshakeTimeout", "WithHandshakeTimeout", "check that the address is the database's port and reachable without a stalling proxy; sslconn.WithHandshakeTimeout sets the bound", false},
+	sslconn.ErrUnavailable:        {"ErrUnavailable", "WithRetryBudget", "check that the server is running and the host and port are right; sslconn.WithRetryBudget sets how long to wait", true},
+	sslconn.ErrBadCA:              {"ErrBadCA", "ssl-ca", "", true},
+	sslconn.ErrInvalidOption:      {"ErrInvalidOption", "", "", true},
+	sslconn.ErrNotSent:            {"ErrNotSent", "", "", false},
+	sslconn.ErrOutcomeUnknown:     {"ErrOutcomeUnknown", "", "", true},
 }
 
 // Sentinels lists the sentinels in the order reports show them.
@@ -59,7 +58,7 @@ func KindOf(err error) error {
 	return nil
 }
 
-// KindName is the short name of the sentinel err matches ("unknown-authority"),
+// KindName is the name of the sentinel err matches ("ErrUnknownAuthority"),
 // or "" when it matches none.
 func KindName(err error) string { return kinds[KindOf(err)].name }
 
@@ -173,8 +172,8 @@ func alertKind(code uint8) error {
 }
 
 // IsPermanent reports whether retrying cannot help: the kinds the table
-// marks permanent, errors marked with Permanent, an ended context, and a
-// host name that does not exist.
+// marks permanent, errors marked with Permanent, and a host name that does
+// not exist.
 func IsPermanent(err error) bool {
 	if err == nil {
 		return false
@@ -183,9 +182,9 @@ func IsPermanent(err error) bool {
 	if errors.As(err, &p) {
 		return true
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return true
-	}
+	// An ended context is not checked here: a connect timeout also matches
+	// context.DeadlineExceeded, and is worth retrying. Retry stops when the
+	// caller's own context ends.
 	// A host name that does not exist (a typo, a deleted instance) does not
 	// come back by waiting; a DNS timeout or server failure might.
 	var de *net.DNSError

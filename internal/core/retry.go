@@ -11,9 +11,10 @@ import (
 )
 
 // FirstContactBudget bounds the retrying of an address that has never
-// completed a connection for this Config: a typo in the host or port, or a
-// firewall, should surface in seconds, while a server that has answered
-// before gets the whole retry budget to come back from a restart.
+// completed a connection for this Config, unless WithRetryBudget was given:
+// a typo in the host or port, or a firewall, should surface in seconds,
+// while a server that has answered before gets the whole default budget to
+// come back from a restart.
 const FirstContactBudget = 30 * time.Second
 
 // answeredSet is the set of addresses that completed a connection.
@@ -41,7 +42,7 @@ func (c *Config) Retry(ctx context.Context, addr string, connect func(context.Co
 		return nil
 	}
 	if !r.exhausted {
-		if cerr := ctx.Err(); cerr != nil && KindOf(err) == nil {
+		if cerr := ctx.Err(); cerr != nil && !IsPermanent(err) {
 			// The caller's context ended before any typed outcome.
 			return c.ContextEnded(addr, r.attempts, r.elapsed, cerr, err)
 		}
@@ -104,7 +105,7 @@ func (c *Config) retry(ctx context.Context, addr string, op func(context.Context
 	start := c.e.Now()
 	var r retried
 	budget := c.e.RetryBudget()
-	if connecting && budget > FirstContactBudget && !c.hasAnswered(addr) {
+	if connecting && !c.e.RetryBudgetSet() && budget > FirstContactBudget && !c.hasAnswered(addr) {
 		budget, r.capped = FirstContactBudget, true
 	}
 	for attempt := 1; ; attempt++ {

@@ -169,7 +169,10 @@ func TestIsPermanent(t *testing.T) {
 		{"unknown authority", NewError(ErrUnknownAuthority, VerifyCA, "h", "", nil), true},
 		{"handshake timeout", NewError(ErrHandshakeTimeout, Required, "h", "", os.ErrDeadlineExceeded), false},
 		{"marked", Permanent(errors.New("bad password")), true},
-		{"caller's context", context.Canceled, true},
+		// Retry stops on the caller's own context; the error alone says
+		// nothing (a connect timeout also matches context.DeadlineExceeded).
+		{"an ended context, by itself", context.Canceled, false},
+		{"connect timeout", &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -49,7 +49,7 @@ type Config struct {
 	sessions         tls.ClientSessionCache
 	explicit         Mode // the mode set by WithMode or ssl-mode, or 0
 	dialer           DialFunc
-	budgetSet        bool // WithRetryBudget was given
+	budgetSet        bool     // WithRetryBudget was given
 	reported         sync.Map // certificate fingerprint -> struct{}: expiry reported once
 }
 

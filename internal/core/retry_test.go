@@ -26,8 +26,8 @@ func TestRetry(t *testing.T) {
 		{name: "refused twice then up", errs: []error{errRefused, errRefused}, wantCalls: 3, wantSleeps: 2},
 		{name: "certificate error stops at once", errs: []error{NewError(ErrUnknownAuthority, VerifyCA, "h", "", nil)}, wantErr: ErrUnknownAuthority, wantCalls: 1},
 		{name: "marked permanent stops at once", errs: []error{Permanent(errors.New("access denied"))}, wantCalls: 1},
-		{name: "budget spent", errs: repeat(errRefused, 1000), budget: 10 * time.Second, wantErr: ErrUnavailable, wantCalls: 9, wantSleeps: 8}, // 0.1+0.2+0.4+0.8+1.6+2+2+2 = 9.1s; one more 2s would pass 10s
-		{name: "never answered: first-contact budget", errs: repeat(errRefused, 1000), wantErr: ErrUnavailable, wantCalls: 19, wantSleeps: 18}, // 3.1s, then 2s each up to 30s
+		{name: "budget spent", errs: repeat(errRefused, 1000), budget: 10 * time.Second, wantErr: ErrUnavailable, wantCalls: 9, wantSleeps: 8},                                   // 0.1+0.2+0.4+0.8+1.6+2+2+2 = 9.1s; one more 2s would pass 10s
+		{name: "never answered: first-contact budget", errs: repeat(errRefused, 1000), wantErr: ErrUnavailable, wantCalls: 19, wantSleeps: 18},                                   // 3.1s, then 2s each up to 30s
 		{name: "an explicit budget applies whole, answered or not", errs: repeat(errRefused, 1000), budget: time.Minute, wantErr: ErrUnavailable, wantCalls: 34, wantSleeps: 33}, // 3.1s, then 2s each up to 60s
 		{name: "retrying disabled", errs: []error{errRefused}, budget: -1, wantErr: ErrUnavailable, wantCalls: 1},
 	}

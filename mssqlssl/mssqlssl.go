@@ -744,9 +744,11 @@ func (s *sniffConn) Read(p []byte) (int, error) {
 // unknown.
 func (s *sniffConn) Write(p []byte) (int, error) {
 	if err := s.peer.Closed(); err != nil {
-		return 0, core.NotSent(s.Conn, err)
+		return 0, s.peer.WriteError(s.Conn, err)
 	}
-	return s.Conn.Write(p)
+	n, err := s.Conn.Write(p)
+	s.peer.Sent(n)
+	return n, err
 }
 
 func preloginEncrypt(b []byte) int {

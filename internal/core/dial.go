@@ -219,14 +219,16 @@ func (c *Conn) Read(p []byte) (int, error) {
 
 // Write refuses to write into a connection the server has already closed
 // (a restart): the request is then known not to have been sent, and the
-// error matches ErrNotSent, so the caller may retry it safely. Without this
-// check the bytes would go out, and the outcome would be unknown.
+// error matches ErrNotSent, so the caller may retry it safely — unless an
+// earlier write is still unanswered (a pipeline sent in parts), which makes
+// it ErrOutcomeUnknown. Without this check the bytes would go out, and the
+// outcome would be unknown.
 func (c *Conn) Write(p []byte) (int, error) {
 	if probing.Load() > 0 {
 		answerProbes(p, c)
 	}
 	if err := c.peer.Closed(); err != nil {
-		werr := NotSent(c, err)
+		werr := c.peer.WriteError(c, err)
 		if !c.read.Load() {
 			// Closed before its first answer: say why, if we can tell.
 			werr = c.firstError(werr)
@@ -234,6 +236,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return 0, werr
 	}
 	n, err := c.Conn.Write(p)
+	c.peer.Sent(n)
 	if err != nil && !c.read.Load() {
 		err = c.firstError(err)
 	}

@@ -211,12 +211,28 @@ func Permanent(err error) error {
 	return &permanentError{err}
 }
 
-// Redact returns err with every non-empty secret replaced by "xxxxx" in its
-// text, keeping the chain for errors.Is and errors.As. Adapters pass DSN
-// passwords through it, so no error they return contains one.
+// Redact returns err with every non-empty secret replaced by "xxxxx" in
+// the text that came from outside the library (the driver's and the
+// network's errors), keeping the chain for errors.Is and errors.As. The
+// library's own words in an *sslconn.Error are left alone: a short password
+// must not mangle them, nor show by which word was masked. Adapters pass
+// DSN passwords and tokens through it, so no error they return contains one.
 func Redact(err error, secrets ...string) error {
 	if err == nil {
 		return nil
+	}
+	var se *sslconn.Error
+	if errors.As(err, &se) && se == err {
+		if se.Err == nil {
+			return err
+		}
+		inner := Redact(se.Err, secrets...)
+		if inner == se.Err {
+			return err
+		}
+		cp := *se
+		cp.Err = inner
+		return &cp
 	}
 	msg := err.Error()
 	for _, s := range secrets {

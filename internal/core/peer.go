@@ -20,6 +20,9 @@ type PeerCheck struct {
 	conn     net.Conn
 	probe    *peerProbe
 	lastRead atomic.Int64 // since epoch, ns; 0: never
+	// unanswered: bytes were written since the last read, so the server
+	// may be acting on a request right now.
+	unanswered atomic.Bool
 }
 
 // RecentRead is how fresh a read must be for PeerCheck to skip the kernel.
@@ -32,7 +35,28 @@ var epoch = time.Now()
 func (p *PeerCheck) Received(n int) {
 	if n > 0 {
 		p.lastRead.Store(int64(time.Since(epoch)))
+		p.unanswered.Store(false)
 	}
+}
+
+// Sent records a write of n bytes.
+func (p *PeerCheck) Sent(n int) {
+	if n > 0 {
+		p.unanswered.Store(true)
+	}
+}
+
+// WriteError is the error for a write into a connection the server has
+// closed (cause, from Closed): sslconn.ErrNotSent when everything written
+// before was answered, so this request is known not to have been sent;
+// sslconn.ErrOutcomeUnknown when earlier writes are unanswered (the first
+// part of a large pipeline went out and may have run).
+func (p *PeerCheck) WriteError(conn net.Conn, cause error) error {
+	err := NotSent(conn, cause)
+	if p.unanswered.Load() {
+		return OutcomeUnknown(err)
+	}
+	return err
 }
 
 // NewPeerCheck prepares the check for conn, a TCP connection.

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -221,5 +222,26 @@ func TestVerifyChain(t *testing.T) {
 				t.Fatalf("got %v, want %v", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestWriteError: a write into a closed connection is known unsent only
+// when every earlier write was answered; after an unanswered write (the
+// first part of a pipeline) its outcome is unknown, and no retry replays it.
+func TestWriteError(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	p := NewPeerCheck(a)
+	if err := p.WriteError(a, io.EOF); !errors.Is(err, ErrNotSent) || errors.Is(err, sslconn.ErrOutcomeUnknown) {
+		t.Fatalf("nothing written: %v", err)
+	}
+	p.Sent(10)
+	if err := p.WriteError(a, io.EOF); !errors.Is(err, sslconn.ErrOutcomeUnknown) || errors.Is(err, ErrNotSent) {
+		t.Fatalf("after an unanswered write: %v", err)
+	}
+	p.Received(5)
+	if err := p.WriteError(a, io.EOF); !errors.Is(err, ErrNotSent) {
+		t.Fatalf("after the answer: %v", err)
 	}
 }

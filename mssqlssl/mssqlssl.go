@@ -581,18 +581,30 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode, tokens *
 		}
 		cfg.TLSConfig = tc
 	}
+	// go-mssqldb may dial every address of the host at once
+	// (MultiSubnetFailover, on by default) and keep the first to answer:
+	// each dial has its own state, and the survivors are found at the end.
 	var (
-		raw     *sniffConn
-		loginBy time.Time
+		dmu    sync.Mutex
+		dialed []*sniffConn
 	)
+	alive := func() (out []*sniffConn) {
+		dmu.Lock()
+		defer dmu.Unlock()
+		for _, r := range dialed {
+			if !r.closed.Load() {
+				out = append(out, r)
+			}
+		}
+		return out
+	}
 	conn := mssql.NewConnectorConfig(cfg)
 	if c.token != nil {
 		// The provider's own time (a round trip to Entra ID) does not
 		// count against the server's: the login bound restarts after it.
 		resume := func() {
-			if raw != nil {
-				loginBy = time.Now().Add(c.ssl.HandshakeTimeout())
-				_ = raw.Conn.SetDeadline(loginBy)
+			for _, r := range alive() {
+				r.setLoginBy(time.Now().Add(c.ssl.HandshakeTimeout()))
 			}
 		}
 		var err error
@@ -609,10 +621,12 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode, tokens *
 		// Without "connection timeout" the driver reads PRELOGIN, the TLS
 		// handshake and LOGINACK with no deadline: a server that accepts
 		// and stalls would hold the caller forever. Bound the login.
-		loginBy = time.Now().Add(c.ssl.HandshakeTimeout())
-		_ = nc.SetDeadline(loginBy)
-		raw = &sniffConn{Conn: nc, peer: core.NewPeerCheck(nc), a: a, sniff: !c.strict}
-		return raw, nil
+		r := &sniffConn{Conn: nc, peer: core.NewPeerCheck(nc), a: a, sniff: !c.strict}
+		r.setLoginBy(time.Now().Add(c.ssl.HandshakeTimeout()))
+		dmu.Lock()
+		dialed = append(dialed, r)
+		dmu.Unlock()
+		return r, nil
 	})
 	conn.Dialer = dial
 	if c.ssl.UserDialer() != nil {
@@ -626,18 +640,26 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode, tokens *
 		a.mu.Lock()
 		tokenFailed := a.tokenErr != nil
 		a.mu.Unlock()
-		if !tokenFailed && ctx.Err() == nil && !loginBy.IsZero() && !time.Now().Before(loginBy) {
+		timedOut := false
+		dmu.Lock()
+		for _, r := range dialed {
+			timedOut = timedOut || !time.Now().Before(r.loginBy())
+		}
+		dmu.Unlock()
+		if !tokenFailed && ctx.Err() == nil && timedOut {
 			return nil, core.NewError(sslconn.ErrHandshakeTimeout, mode, c.addr(),
 				"no PRELOGIN answer, TLS handshake and login within "+c.ssl.HandshakeTimeout().String(), os.ErrDeadlineExceeded)
 		}
 		return nil, c.classify(err, mode, a)
 	}
-	if raw != nil {
-		_ = raw.Conn.SetDeadline(time.Time{})
-		a.mu.Lock()
-		st := core.StatusOf(a.state)
-		a.mu.Unlock()
-		raw.register(dc, st)
+	a.mu.Lock()
+	st := core.StatusOf(a.state)
+	a.mu.Unlock()
+	for i, r := range alive() {
+		r.setLoginBy(time.Time{}) // logged in: no deadline any more
+		if i == 0 {
+			r.register(dc, st)
+		}
 	}
 	return dc, nil
 }
@@ -721,6 +743,26 @@ type sniffConn struct {
 	sniff bool
 	buf   []byte
 	dc    driver.Conn // the driver's connection on top, once logged in
+
+	closed atomic.Bool
+	by     atomic.Int64 // login deadline, unix ns; 0: none
+}
+
+// setLoginBy sets (or, with the zero time, lifts) the login deadline.
+func (s *sniffConn) setLoginBy(t time.Time) {
+	if t.IsZero() {
+		s.by.Store(0)
+	} else {
+		s.by.Store(t.UnixNano())
+	}
+	_ = s.Conn.SetDeadline(t)
+}
+
+func (s *sniffConn) loginBy() time.Time {
+	if n := s.by.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 func (s *sniffConn) Read(p []byte) (int, error) {
@@ -775,6 +817,7 @@ func (s *sniffConn) register(dc driver.Conn, st sslconn.Status) {
 }
 
 func (s *sniffConn) Close() error {
+	s.closed.Store(true)
 	if s.dc != nil {
 		live.Delete(s.dc)
 	}

@@ -198,3 +198,34 @@ func TestFromConfigConnects(t *testing.T) {
 		t.Fatalf("wrong server name: %v, want ErrHostnameMismatch", err)
 	}
 }
+
+// TestDSNAgreesWithConfig: a DSN and the driver config it parses to
+// resolve to the same mode, through NewConnector and NewConnectorFromConfig.
+func TestDSNAgreesWithConfig(t *testing.T) {
+	registerOnce.Do(func() {
+		if err := mysql.RegisterTLSConfig("sslconn-test", &tls.Config{ServerName: "db.internal"}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for _, params := range []string{"", "tls=true", "tls=1", "tls=false", "tls=skip-verify", "tls=preferred",
+		"tls=skip-verify&allowFallbackToPlaintext=true", "tls=true&allowFallbackToPlaintext=true", "tls=sslconn-test"} {
+		t.Run(params, func(t *testing.T) {
+			dsn := "app:Cfg-Secret-pw1@tcp(db.example.com:3306)/shop?" + params
+			byDSN, err := NewConnector(dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := mysql.ParseDSN(dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			byConfig, err := NewConnectorFromConfig(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a, b := byDSN.Config().Mode(), byConfig.Config().Mode(); a != b {
+				t.Fatalf("DSN %v, config %v", a, b)
+			}
+		})
+	}
+}

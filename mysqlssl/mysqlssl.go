@@ -84,7 +84,7 @@ func NewConnectorFromConfig(cfg *mysql.Config, opts ...sslconn.Option) (*Connect
 		return nil, core.InvalidOption("config", "the *mysql.Config is nil", nil)
 	}
 	c := cfg.Clone()
-	native, err := nativeTLS(c)
+	native, err := nativeTLS(c, "TLSConfig=")
 	if err != nil {
 		return nil, core.Redact(err, c.Passwd)
 	}
@@ -92,33 +92,42 @@ func NewConnectorFromConfig(cfg *mysql.Config, opts ...sslconn.Option) (*Connect
 	return newConnector(c, core.Spec{Native: native, Secrets: []string{c.Passwd}}, opts)
 }
 
-// nativeTLS reads the TLS settings of a driver config onto a mode and options.
-func nativeTLS(cfg *mysql.Config) (core.Native, error) {
+// nativeTLS reads the TLS settings of a driver config onto a mode and
+// options, as the driver itself would use them: a *tls.Config set in code
+// first; else cfg.TLSConfig, one of the four names (label says how it was
+// written, "tls=" or "TLSConfig=") or a name registered with
+// mysql.RegisterTLSConfig. AllowFallbackToPlaintext turns any of them into
+// PREFERRED.
+func nativeTLS(cfg *mysql.Config, label string) (core.Native, error) {
+	var (
+		n   core.Native
+		err error
+	)
 	name := strings.ToLower(cfg.TLSConfig)
-	tc := cfg.TLS
-	if tc == nil && name != "" {
-		if m, ok := nativeModes[name]; ok {
-			return core.Native{Mode: m, Setting: "TLSConfig=" + cfg.TLSConfig}, nil
-		}
+	switch m, known := nativeModes[name]; {
+	case cfg.TLS != nil:
+		n, err = core.NativeTLS(cfg.TLS, "TLS")
+	case known:
+		n = core.Native{Mode: m, Setting: label + cfg.TLSConfig}
+	case name != "":
 		// A name registered with mysql.RegisterTLSConfig: the driver
 		// resolves it when it parses a DSN.
 		const probe = "registered.sslconn.invalid"
-		reg, err := mysql.ParseDSN("tcp(" + probe + ":1)/?tls=" + url.QueryEscape(cfg.TLSConfig))
-		if err != nil || reg.TLS == nil {
-			return core.Native{}, core.InvalidOption("tls", fmt.Sprintf("TLSConfig=%q is not one of false, preferred, skip-verify, true, nor a name registered with mysql.RegisterTLSConfig", cfg.TLSConfig), err)
+		reg, perr := mysql.ParseDSN("tcp(" + probe + ":1)/?tls=" + url.QueryEscape(cfg.TLSConfig))
+		if perr != nil || reg.TLS == nil {
+			return n, core.InvalidOption("tls", fmt.Sprintf("%s%s is not one of false, preferred, skip-verify, true, nor a name registered with mysql.RegisterTLSConfig", label, cfg.TLSConfig), nil)
 		}
-		tc = reg.TLS
-		if tc.ServerName == probe {
-			tc.ServerName = "" // the driver's default, the host connected to
+		if reg.TLS.ServerName == probe {
+			reg.TLS.ServerName = "" // the driver's default: the host connected to
 		}
+		n, err = core.NativeTLS(reg.TLS, label+cfg.TLSConfig)
 	}
-	n, err := core.NativeTLS(tc, "TLS")
-	if err != nil || tc == nil {
+	if err != nil {
 		return n, err
 	}
-	if cfg.AllowFallbackToPlaintext {
+	if cfg.AllowFallbackToPlaintext && n.Mode >= sslconn.Required {
 		n.Mode = sslconn.Preferred
-		n.Setting += " with AllowFallbackToPlaintext"
+		n.Setting += " with allowFallbackToPlaintext"
 	}
 	return n, nil
 }
@@ -277,10 +286,7 @@ var nativeModes = map[string]sslconn.Mode{
 // DSN, keeping the driver's own parameters byte for byte, and parses the rest
 // with the driver.
 func parseDSN(dsn string) (*mysql.Config, core.Spec, error) {
-	var (
-		spec   core.Spec
-		tlsVal string
-	)
+	var spec core.Spec
 	if err := core.CheckLength(dsn); err != nil {
 		return nil, spec, err
 	}
@@ -296,6 +302,7 @@ func parseDSN(dsn string) (*mysql.Config, core.Spec, error) {
 	spec.Params = url.Values{}
 	spec.Secrets = []string{pw}
 	var keep, keys []string
+	tlsVal := ""
 	for _, kv := range strings.Split(query, "&") {
 		if kv == "" {
 			continue
@@ -309,6 +316,7 @@ func parseDSN(dsn string) (*mysql.Config, core.Spec, error) {
 			}
 			spec.Params.Set(k, uv)
 		case k == "tls":
+			keep = append(keep, kv) // the driver reads it; nativeTLS maps it
 			tlsVal = v
 		default:
 			keep = append(keep, kv)
@@ -326,23 +334,21 @@ func parseDSN(dsn string) (*mysql.Config, core.Spec, error) {
 	}
 	cfg, err := mysql.ParseDSN(cfgDSN)
 	if err != nil {
+		if strings.Contains(err.Error(), "unknown config name") {
+			return nil, spec, core.InvalidOption("tls", "tls= is not one of false, preferred, skip-verify, true, nor a name registered with mysql.RegisterTLSConfig (or use ssl-mode and ssl-ca instead)", nil)
+		}
 		return nil, spec, core.Redact(core.InvalidOption("dsn", "invalid DSN", err), pw)
 	}
 	spec.Secrets = append(spec.Secrets, cfg.Passwd)
-	if tlsVal != "" {
-		v := strings.ToLower(tlsVal)
-		switch v {
-		case "1", "t":
-			v = "true"
-		case "0", "f":
-			v = "false"
-		}
-		m, ok := nativeModes[v]
-		if !ok {
-			return nil, spec, core.InvalidOption("tls", fmt.Sprintf("tls=%s is not one of false, preferred, skip-verify, true; configs registered with mysql.RegisterTLSConfig are not used: set ssl-mode, ssl-ca and the other ssl-* parameters instead", tlsVal), nil)
-		}
-		spec.Native = core.Native{Mode: m, Setting: "tls=" + tlsVal}
+	// The driver built cfg.TLS from tls=; read the name instead, as a
+	// config built in code is read when it names one.
+	cfg.TLS = nil
+	if spec.Native, err = nativeTLS(cfg, "tls="); err != nil {
+		return nil, spec, err
 	}
+	// Errors name the setting as the DSN wrote it (tls=1, not tls=true).
+	spec.Native.Setting = strings.Replace(spec.Native.Setting, "tls="+cfg.TLSConfig, "tls="+tlsVal, 1)
+	cfg.TLSConfig, cfg.AllowFallbackToPlaintext = "", false
 	return cfg, spec, nil
 }
 

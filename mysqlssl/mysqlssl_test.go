@@ -220,7 +220,7 @@ func TestBadDSN(t *testing.T) {
 		// contradiction is an error.
 		{"conflicting tls and ssl-mode", "u:" + pw + "@tcp(localhost:3306)/db?tls=skip-verify&ssl-mode=VERIFY_CA", "ssl-mode"},
 		{"tls=true and ssl-mode=DISABLED", "u:" + pw + "@tcp(localhost:3306)/db?tls=true&ssl-mode=DISABLED", "ssl-mode"},
-		{"registered tls config", "u:" + pw + "@tcp(localhost:3306)/db?tls=custom", "ssl-mode"},
+		{"unregistered tls config", "u:" + pw + "@tcp(localhost:3306)/db?tls=custom", "RegisterTLSConfig"},
 		{"unterminated address", "u:" + pw + "@tcp(localhost:3306/db", "invalid DSN"},
 		{"no slash", "u:" + pw + "@tcp(localhost:3306)", "invalid DSN"},
 		{"bad tls-version", "u:" + pw + "@tcp(localhost:3306)/db?tls-version=SSLv3", "tls-version"},

@@ -294,7 +294,10 @@ func clientOptions(rawURI string, opts []sslconn.Option) (*options.ClientOptions
 // with a CA. co.Dialer, when set, makes the TCP connection under TLS (an
 // SSH tunnel, a SOCKS proxy); sslconn.WithDialer, when given, wins over it.
 // Options that ClientOptions returned connect with their URI's settings,
-// opts added.
+// opts added. Options from the driver's own ApplyURI keep only the
+// tls.Config it built: tls=false and tlsAllowInvalidHostnames leave no
+// trace there, so for a URI with TLS options use ClientOptions, which
+// reads them all.
 //
 // Like Connect, it opens one connection before returning, so that an error
 // retrying cannot fix comes back at once as the matching sslconn error.

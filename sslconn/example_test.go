@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/sslconn/sslconn/sslconn"
@@ -88,4 +89,17 @@ func ExampleWithExpiryWarning() {
 	if err != nil {
 		log.Fatal(err)
 	}
+}
+
+// Connections through an SSH bastion or a SOCKS proxy: the dialer makes the
+// TCP connection under every connection, TLS runs on top, verified against
+// the database's own name.
+func ExampleWithDialer() {
+	bastion := &net.Dialer{Timeout: 5 * time.Second} // e.g. an ssh.Client's DialContext, or a SOCKS dialer
+	opts := []sslconn.Option{
+		sslconn.WithMode(sslconn.VerifyIdentity),
+		sslconn.WithCAFile("/etc/ssl/ApsaraDB-CA-Chain.pem"),
+		sslconn.WithDialer(bastion.DialContext),
+	}
+	_ = opts // pass to mysqlssl.Open, redisssl.NewClient, mongossl.Connect, mssqlssl.Open, ...
 }

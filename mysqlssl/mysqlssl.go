@@ -326,7 +326,7 @@ func parseDSN(dsn string) (*mysql.Config, core.Spec, error) {
 	// The driver sends parameters it does not know to the server as session
 	// variables: a misspelled ssl-mode would come back as SQL error 1064.
 	if err := core.CheckUnknown(keys, nil); err != nil {
-		return nil, spec, err
+		return nil, spec, core.Redact(err, spec.Secrets...)
 	}
 	cfgDSN := base
 	if len(keep) > 0 {

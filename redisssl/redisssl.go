@@ -52,7 +52,7 @@ func parse(raw string) (*parsed, error) {
 		}
 	}
 	if err := core.CheckUnknown(keys, func(k string) bool { return k == "skip_verify" }); err != nil {
-		return nil, err
+		return nil, core.Redact(err, p.spec.Secrets...)
 	}
 	switch u.Scheme {
 	case "rediss":

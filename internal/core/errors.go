@@ -212,10 +212,10 @@ func Permanent(err error) error {
 }
 
 // Redact returns err with every non-empty secret replaced by "xxxxx" in
-// the text that came from outside the library (the driver's and the
-// network's errors), keeping the chain for errors.Is and errors.As. The
-// library's own words in an *sslconn.Error are left alone: a short password
-// must not mangle them, nor show by which word was masked. Adapters pass
+// its text, keeping the chain for errors.Is and errors.As. In an
+// *sslconn.Error only what may hold the user's text (Detail, Option, Host,
+// the wrapped error) is redacted: the sentinel's words and the Hint are the
+// library's own, and a short password must not mangle them. Adapters pass
 // DSN passwords and tokens through it, so no error they return contains one.
 func Redact(err error, secrets ...string) error {
 	if err == nil {
@@ -223,27 +223,30 @@ func Redact(err error, secrets ...string) error {
 	}
 	var se *sslconn.Error
 	if errors.As(err, &se) && se == err {
-		if se.Err == nil {
-			return err
-		}
-		inner := Redact(se.Err, secrets...)
-		if inner == se.Err {
-			return err
-		}
 		cp := *se
-		cp.Err = inner
+		cp.Detail, cp.Option, cp.Host = redactText(se.Detail, secrets), redactText(se.Option, secrets), redactText(se.Host, secrets)
+		if se.Err != nil {
+			cp.Err = Redact(se.Err, secrets...)
+		}
+		if cp.Detail == se.Detail && cp.Option == se.Option && cp.Host == se.Host && cp.Err == se.Err {
+			return err
+		}
 		return &cp
 	}
-	msg := err.Error()
-	for _, s := range secrets {
-		if s != "" {
-			msg = strings.ReplaceAll(msg, s, "xxxxx")
-		}
-	}
+	msg := redactText(err.Error(), secrets)
 	if msg == err.Error() {
 		return err
 	}
 	return &redacted{err: err, msg: msg}
+}
+
+func redactText(s string, secrets []string) string {
+	for _, sec := range secrets {
+		if sec != "" {
+			s = strings.ReplaceAll(s, sec, "xxxxx")
+		}
+	}
+	return s
 }
 
 type redacted struct {

@@ -109,7 +109,9 @@ func NewConnector(dsn string, opts ...sslconn.Option) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newConnector(cfg, opts)
+	// The password as the DSN's own syntax holds it, too: the driver may
+	// read the DSN another way (a URL-like text it takes for ADO).
+	return newConnector(cfg, opts, dsnPassword(dsn))
 }
 
 // NewConnectorFromConfig returns a connector for a driver config built in
@@ -249,8 +251,8 @@ func copyConfig(cfg msdsn.Config) msdsn.Config {
 
 // newConnector is the one path behind NewConnector and
 // NewConnectorFromConfig: cfg is the connector's own copy.
-func newConnector(cfg msdsn.Config, opts []sslconn.Option) (*Connector, error) {
-	secrets := []string{cfg.Password, cfg.ChangePassword, cfg.Parameters[msdsn.Password]}
+func newConnector(cfg msdsn.Config, opts []sslconn.Option, moreSecrets ...string) (*Connector, error) {
+	secrets := append([]string{cfg.Password, cfg.ChangePassword, cfg.Parameters[msdsn.Password]}, moreSecrets...)
 	native, strict, err := nativeSettings(cfg)
 	if err != nil {
 		return nil, core.Redact(err, secrets...)

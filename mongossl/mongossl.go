@@ -264,7 +264,7 @@ func clientOptions(rawURI string, opts []sslconn.Option) (*options.ClientOptions
 	if err != nil {
 		return nil, nil, core.Redact(err, pw)
 	}
-	spec := core.Spec{Native: d.spec(u.scheme == "mongodb+srv"), Params: params, Secrets: []string{pw, d.password}}
+	spec := core.Spec{Native: d.spec(u.scheme == "mongodb+srv"), Params: params, Secrets: []string{pw, d.password}, Probe: plainHello}
 	cfg, err := core.Resolve(spec, opts...)
 	if err != nil {
 		return nil, nil, err
@@ -343,7 +343,7 @@ func fromOptions(co *options.ClientOptions, opts []sslconn.Option) (*options.Cli
 		}
 		return &c, install(&c, cfg, spec, all, prev.user), nil
 	}
-	spec := core.Spec{TLS: c.TLSConfig, Secrets: []string{pw}}
+	spec := core.Spec{TLS: c.TLSConfig, Secrets: []string{pw}, Probe: plainHello}
 	cfg, err := core.Resolve(spec, opts...)
 	if err != nil {
 		return nil, nil, err

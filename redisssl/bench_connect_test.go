@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
@@ -106,6 +107,54 @@ func BenchmarkQuery(b *testing.B) {
 			if impl == "sslconn" {
 				c = libClient(b, sslconn.VerifyIdentity)
 			}
+			defer c.Close()
+			ctx := context.Background()
+			if err := c.Ping(ctx).Err(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.Ping(ctx).Err(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkConnectPlaintext: PREFERRED, the default, against a Redis that
+// serves plaintext only, next to bare go-redis in plaintext. first: a new
+// client's first connection (the library has to find out that the port
+// does not speak TLS); later: a new connection of a client that knows.
+//
+//	go test -run '^$' -bench ConnectPlaintext ./redisssl
+func BenchmarkConnectPlaintext(b *testing.B) {
+	_, servers := env(b)
+	addr := testenv.Addr(servers[1].Port)
+	opts := func() *redis.Options {
+		return &redis.Options{Addr: addr, Password: testenv.RedisPassword, PoolSize: 1,
+			MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}}
+	}
+	clients := map[string]func(b *testing.B, o *redis.Options) *redis.Client{
+		"bare": func(_ *testing.B, o *redis.Options) *redis.Client { return redis.NewClient(o) },
+		"sslconn": func(b *testing.B, o *redis.Options) *redis.Client {
+			c, err := NewClientFromOptions(o, sslconn.WithMode(sslconn.Preferred))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return c
+		},
+	}
+	for _, impl := range []string{"bare", "sslconn"} {
+		b.Run("first/impl="+impl, func(b *testing.B) {
+			connectLoop(b, func() *redis.Client { return clients[impl](b, opts()) })
+		})
+		// A connection idle for a nanosecond is replaced: every PING
+		// below is made on a new connection of the same client.
+		b.Run("later/impl="+impl, func(b *testing.B) {
+			o := opts()
+			o.ConnMaxIdleTime = time.Nanosecond
+			c := clients[impl](b, o)
 			defer c.Close()
 			ctx := context.Background()
 			if err := c.Ping(ctx).Err(); err != nil {

@@ -42,6 +42,7 @@ func parse(raw string) (*parsed, error) {
 	// A Sentinel URL carries the master's password as a parameter.
 	p.spec.Secrets = append(p.spec.Secrets, q.Get("password"))
 	p.spec.Params = url.Values{}
+	p.spec.Probe = ping
 	var keys []string
 	for k, v := range q {
 		if core.IsParam(k) {
@@ -264,7 +265,7 @@ func NewClientFromOptions(o *redis.Options, opts ...sslconn.Option) (*redis.Clie
 		return nil, nilOptions("*redis.Options")
 	}
 	ro := *o
-	cfg, err := core.Resolve(core.Spec{TLS: o.TLSConfig, Secrets: []string{o.Password}}, opts...)
+	cfg, err := core.Resolve(core.Spec{TLS: o.TLSConfig, Secrets: []string{o.Password}, Probe: ping}, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -346,7 +347,7 @@ func NewClusterClientFromOptions(o *redis.ClusterOptions, opts ...sslconn.Option
 		return nil, nilOptions("*redis.ClusterOptions")
 	}
 	co := *o
-	cfg, err := core.Resolve(core.Spec{TLS: o.TLSConfig, Secrets: []string{o.Password}}, opts...)
+	cfg, err := core.Resolve(core.Spec{TLS: o.TLSConfig, Secrets: []string{o.Password}, Probe: ping}, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -432,7 +433,7 @@ func NewFailoverClientFromOptions(o *redis.FailoverOptions, opts ...sslconn.Opti
 }
 
 func resolveFailover(o *redis.FailoverOptions, opts []sslconn.Option) (*core.Config, error) {
-	return core.Resolve(core.Spec{TLS: o.TLSConfig, Secrets: []string{o.Password, o.SentinelPassword}}, opts...)
+	return core.Resolve(core.Spec{TLS: o.TLSConfig, Secrets: []string{o.Password, o.SentinelPassword}, Probe: ping}, opts...)
 }
 
 // tuneFailover installs the dialer and defaults on fo.

@@ -105,6 +105,10 @@ type Config struct {
 	// answered records addresses that have completed a connection, so that
 	// an address that never has is not retried for the whole budget.
 	answered answeredSet
+	// plain: addresses where PREFERRED found plaintext only; probe: the
+	// engine's plaintext question, if it has one.
+	plain plainAddrs
+	probe PlainProbe
 }
 
 // Wrap gives the engine's view of cfg.

@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -21,13 +21,9 @@ type DialFunc = sslconn.DialFunc
 const (
 	// firstByteTimeout is how long a handshake waits for the server's first
 	// byte: a TLS server answers a ClientHello within a round trip, while
-	// Redis on its plaintext port never answers one at all.
+	// Redis on its plaintext port never answers one at all. PREFERRED waits
+	// this long only for an engine without a PlainProbe.
 	firstByteTimeout = 3 * time.Second
-	// plainProbeTimeout replaces it at an address already seen to answer TLS
-	// with silence, so PREFERRED there costs each new connection this much.
-	plainProbeTimeout = 300 * time.Millisecond
-	// plainHintTTL is how long that observation is trusted.
-	plainHintTTL = time.Minute
 	// dialTimeout bounds one TCP connect within the retry loop.
 	dialTimeout = 10 * time.Second
 )
@@ -58,6 +54,9 @@ func (c *Config) DialMode(ctx context.Context, mode sslconn.Mode, network, addr 
 	if dial == nil {
 		dial = c.Dialer()
 	}
+	if mode == sslconn.Preferred {
+		return c.dialPreferred(ctx, network, addr, dial)
+	}
 	raw, err := dial(ctx, network, addr)
 	if err != nil {
 		return nil, err
@@ -66,24 +65,13 @@ func (c *Config) DialMode(ctx context.Context, mode sslconn.Mode, network, addr 
 		return c.wrap(raw, raw, nil, mode, network, addr, dial), nil
 	}
 	tc, asked, err := c.handshake(ctx, mode, raw, addr)
-	if err == nil {
-		w := c.wrap(tc, raw, tc, mode, network, addr, dial)
-		w.certAsked = asked && !c.e.HasClientCert()
-		return w, nil
+	if err != nil {
+		return nil, err
 	}
-	if mode == sslconn.Preferred && errors.Is(err, sslconn.ErrServerNoTLS) {
-		c.Logger().Debug("sslconn: server does not speak TLS here; PREFERRED falls back to plaintext", "addr", addr)
-		raw, err := dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		return c.wrap(raw, raw, nil, mode, network, addr, dial), nil
-	}
-	return nil, err
+	w := c.wrap(tc, raw, tc, mode, network, addr, dial)
+	w.certAsked = asked && !c.e.HasClientCert()
+	return w, nil
 }
-
-// plainHints remembers addresses whose servers answered TLS with silence.
-var plainHints sync.Map // addr -> time.Time
 
 // Handshake runs a client TLS handshake over raw for the given mode and host,
 // bounded by the handshake timeout and ctx. It closes raw on failure. A
@@ -97,12 +85,13 @@ func (c *Config) Handshake(ctx context.Context, mode sslconn.Mode, raw net.Conn,
 // handshake is Handshake, also reporting whether the server asked for a
 // client certificate.
 func (c *Config) handshake(ctx context.Context, mode sslconn.Mode, raw net.Conn, addr string) (*tls.Conn, bool, error) {
-	first := firstByteTimeout
-	if t, ok := plainHints.Load(addr); ok && time.Since(t.(time.Time)) < plainHintTTL {
-		first = plainProbeTimeout
-	}
-	first = min(first, c.HandshakeTimeout())
-	cr := &countingConn{Conn: raw}
+	return c.handshakeWatched(ctx, mode, raw, addr, nil)
+}
+
+// handshakeWatched is handshake, reporting its progress to w (if not nil).
+func (c *Config) handshakeWatched(ctx context.Context, mode sslconn.Mode, raw net.Conn, addr string, w *handshakeWatch) (*tls.Conn, bool, error) {
+	first := min(firstByteTimeout, c.HandshakeTimeout())
+	cr := &countingConn{Conn: raw, watch: w}
 	_ = raw.SetReadDeadline(time.Now().Add(first))
 	tc := tls.Client(cr, c.TLSConfigMode(mode, addr))
 	asked := new(atomic.Bool)
@@ -111,7 +100,6 @@ func (c *Config) handshake(ctx context.Context, mode sslconn.Mode, raw net.Conn,
 	err := tc.HandshakeContext(hctx)
 	if err == nil {
 		_ = raw.SetReadDeadline(time.Time{})
-		plainHints.Delete(addr)
 		return tc, asked.Load(), nil
 	}
 	raw.Close()
@@ -119,7 +107,6 @@ func (c *Config) handshake(ctx context.Context, mode sslconn.Mode, raw net.Conn,
 		return nil, false, ctx.Err()
 	}
 	if cr.read.Load() == 0 && (isTimeout(err) || errors.Is(hctx.Err(), context.DeadlineExceeded)) {
-		plainHints.Store(addr, time.Now())
 		return nil, false, NewError(sslconn.ErrServerNoTLS, mode, addr, "no answer to the TLS ClientHello within "+first.String(), err)
 	}
 	if cr.read.Load() == 0 && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
@@ -149,13 +136,33 @@ func isTimeout(err error) bool {
 // deadline once the server has answered.
 type countingConn struct {
 	net.Conn
-	read atomic.Int64
+	read  atomic.Int64
+	wrote atomic.Bool
+	watch *handshakeWatch // may be nil
+}
+
+// handshakeWatch reports a handshake's progress to PREFERRED's race.
+type handshakeWatch struct {
+	dialed   time.Time      // when the TCP connection was made
+	sent     chan time.Time // when the ClientHello went out (buffered)
+	answered chan struct{}  // closed at the server's first byte
 }
 
 func (c *countingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 && c.read.Add(int64(n)) == int64(n) {
 		_ = c.Conn.SetReadDeadline(time.Time{})
+		if c.watch != nil {
+			close(c.watch.answered)
+		}
+	}
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if c.watch != nil && !c.wrote.Swap(true) {
+		c.watch.sent <- time.Now()
 	}
 	return n, err
 }
@@ -274,6 +281,13 @@ func (c *Conn) firstError(err error) error {
 	}
 	if tc != nil {
 		tc.Close()
+	}
+	if c.mode == sslconn.Preferred {
+		// It speaks TLS now (an "enable SSL" restart): a server that speaks
+		// TLS cannot have run what came in plaintext, and the next
+		// connection encrypts.
+		c.cfg.plain.forget(c.addr)
+		return NotSent(c.raw, fmt.Errorf("%s: the server dropped the plaintext connection and answers TLS on this port now; new connections use TLS: %w", c.addr, err))
 	}
 	return NewError(sslconn.ErrServerRequiresTLS, c.mode, c.addr, "the server dropped the plaintext connection and answers TLS on this port", err)
 }

@@ -84,6 +84,9 @@ type Spec struct {
 	Params url.Values
 	// Secrets are kept out of every error text (the DSN's passwords).
 	Secrets []string
+	// Probe is the engine's plaintext question for PREFERRED (see
+	// PlainProbe); nil for engines that negotiate TLS in their protocol.
+	Probe PlainProbe
 }
 
 // Resolve builds the Config for spec and the caller's options: the driver's
@@ -119,6 +122,7 @@ func Resolve(spec Spec, opts ...sslconn.Option) (*Config, error) {
 	if err := Conflict(spec.Native, cfg.ExplicitMode()); err != nil {
 		return nil, err
 	}
+	cfg.probe = spec.Probe
 	return cfg, nil
 }
 

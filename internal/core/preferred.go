@@ -1,0 +1,317 @@
+package core
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+// PlainProbe asks a server, over a new plaintext connection, the cheapest
+// question its protocol has (Redis: PING; MongoDB: hello), and returns nil
+// when the answer shows that the server speaks plaintext there; an error
+// reply counts as an answer. It must leave conn at a message boundary: a
+// probed connection is handed to the driver. It runs under a deadline set
+// on conn.
+type PlainProbe func(ctx context.Context, conn net.Conn) error
+
+const (
+	// tlsGrace is how long PREFERRED still waits for a TLS answer once the
+	// plaintext probe has been answered. A server that serves TLS and
+	// plaintext on one port (managed endpoints, mongod's allowTLS) answers
+	// both; its ServerHello costs it a key exchange and a signature, about
+	// a millisecond (measured: Redis 7, 0.7-1.1 ms on loopback), which the
+	// plaintext answer does not.
+	tlsGrace = 2 * time.Millisecond
+)
+
+// recheckEvery is how often an address known to serve plaintext is asked
+// again, off the request path, whether it speaks TLS now (the "enable SSL"
+// change behind a proxy that accepts both); a variable for tests.
+var recheckEvery = 5 * time.Second
+
+// plainAddrs is what a Config knows about addresses that answered
+// PREFERRED in plaintext: connections there skip the TLS attempt.
+type plainAddrs struct {
+	mu sync.Mutex
+	m  map[string]*plainAddr
+}
+
+type plainAddr struct {
+	checked  time.Time // the last TLS attempt there
+	checking bool
+}
+
+func (p *plainAddrs) known(addr string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.m[addr]
+	return ok
+}
+
+func (p *plainAddrs) learn(addr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[string]*plainAddr{}
+	}
+	if _, ok := p.m[addr]; !ok {
+		p.m[addr] = &plainAddr{checked: time.Now()}
+	}
+}
+
+func (p *plainAddrs) forget(addr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.m, addr)
+}
+
+// due reports whether addr should be asked again for TLS, and if so marks
+// the check as running.
+func (p *plainAddrs) due(addr string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	a, ok := p.m[addr]
+	if !ok || a.checking || time.Since(a.checked) < recheckEvery {
+		return false
+	}
+	a.checking = true
+	return true
+}
+
+func (p *plainAddrs) checked(addr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if a, ok := p.m[addr]; ok {
+		a.checking, a.checked = false, time.Now()
+	}
+}
+
+// dialPreferred is one PREFERRED connection attempt.
+//
+// At an address known to serve plaintext it dials plaintext, as a bare
+// driver would, and now and then asks in the background whether TLS is
+// served there now. Elsewhere it starts the TLS handshake and, when the
+// engine has a PlainProbe, asks the plaintext question on a second
+// connection at the same time: a TLS answer wins (and a handshake that
+// starts and fails is the error, never a downgrade); a plaintext answer
+// wins once no TLS answer has come within a grace after the ClientHello
+// went out, and the probed connection is the one returned.
+func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial DialFunc) (net.Conn, error) {
+	mode := sslconn.Preferred
+	if c.plain.known(addr) {
+		raw, err := dial(ctx, network, addr)
+		if err != nil {
+			// Down, perhaps restarting with other settings: find out anew.
+			c.plain.forget(addr)
+			return nil, err
+		}
+		if c.plain.due(addr) {
+			go c.recheck(network, addr, dial)
+		}
+		return c.wrap(raw, raw, nil, mode, network, addr, dial), nil
+	}
+	if c.probe == nil {
+		return c.dialPreferredSlow(ctx, network, addr, dial)
+	}
+
+	type tlsResult struct {
+		tc    *tls.Conn
+		asked bool
+		err   error
+	}
+	type probeResult struct {
+		conn net.Conn
+		err  error
+	}
+	// The TLS attempt may outlive this call (below); it is bounded by the
+	// handshake timeout, not by ctx.
+	tctx, tcancel := context.WithTimeout(context.WithoutCancel(ctx), c.HandshakeTimeout())
+	stopTLS := context.AfterFunc(ctx, tcancel)
+	watch := &handshakeWatch{sent: make(chan time.Time, 1), answered: make(chan struct{})}
+	tlsCh := make(chan tlsResult, 1)
+	go func() {
+		defer tcancel()
+		raw, err := dial(tctx, network, addr)
+		if err != nil {
+			tlsCh <- tlsResult{err: err}
+			return
+		}
+		watch.dialed = time.Now() // read after watch.sent
+		tc, asked, err := c.handshakeWatched(tctx, mode, raw, addr, watch)
+		tlsCh <- tlsResult{tc, asked, err}
+	}()
+	pctx, pcancel := context.WithCancel(ctx)
+	defer pcancel()
+	probeCh := make(chan probeResult, 1)
+	go func() {
+		start := time.Now()
+		raw, err := dial(pctx, network, addr)
+		if err != nil {
+			probeCh <- probeResult{err: err}
+			return
+		}
+		_ = raw.SetDeadline(start.Add(firstByteTimeout))
+		stop := context.AfterFunc(pctx, func() { _ = raw.SetDeadline(time.Now()) })
+		err = c.probe(pctx, raw)
+		stop()
+		if err == nil && pctx.Err() == nil {
+			_ = raw.SetDeadline(time.Time{})
+			probeCh <- probeResult{conn: raw}
+			return
+		}
+		raw.Close()
+		probeCh <- probeResult{err: errors.Join(err, pctx.Err())}
+	}()
+	// dropProbe closes the probed connection once it is known.
+	dropProbe := func(plain net.Conn, pending bool) {
+		pcancel()
+		if plain != nil {
+			plain.Close()
+		}
+		if pending {
+			go func() {
+				if r := <-probeCh; r.conn != nil {
+					r.conn.Close()
+				}
+			}()
+		}
+	}
+
+	var (
+		plain        net.Conn
+		probePending = true
+		sentCh       = watch.sent
+		answered     = watch.answered
+		sentAt       time.Time
+		grace        <-chan time.Time
+	)
+	// The grace starts when the probe has been answered and the
+	// ClientHello is out: a server's ServerHello costs it about what the
+	// ClientHello cost us (a key share, and a signature), so a machine that
+	// is slow to make one (loaded, or under the race detector) waits longer.
+	startGrace := func() {
+		if plain != nil && !sentAt.IsZero() && answered != nil && grace == nil {
+			d := max(tlsGrace, 3*sentAt.Sub(watch.dialed))
+			grace = time.After(time.Until(sentAt.Add(d)))
+		}
+	}
+	for {
+		select {
+		case sentAt = <-sentCh:
+			sentCh = nil
+			startGrace()
+		case r := <-tlsCh:
+			stopTLS()
+			if r.err == nil {
+				dropProbe(plain, probePending)
+				w := c.wrap(r.tc, r.tc.NetConn(), r.tc, mode, network, addr, dial)
+				w.certAsked = r.asked && !c.e.HasClientCert()
+				return w, nil
+			}
+			if !errors.Is(r.err, sslconn.ErrServerNoTLS) {
+				dropProbe(plain, probePending)
+				return nil, r.err
+			}
+			// No TLS here: the probed connection, once answered, is the one.
+			if probePending {
+				p := <-probeCh
+				probePending, plain = false, p.conn
+			}
+			c.plain.learn(addr)
+			c.Logger().Debug("sslconn: server does not speak TLS here; PREFERRED falls back to plaintext", "addr", addr)
+			if plain == nil {
+				raw, err := dial(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				plain = raw
+			}
+			return c.wrap(plain, plain, nil, mode, network, addr, dial), nil
+		case p := <-probeCh:
+			probePending = false
+			if p.err != nil {
+				continue // the TLS attempt decides, with its own bounds
+			}
+			plain = p.conn
+			startGrace()
+		case <-answered:
+			// The server answered the ClientHello: its handshake decides.
+			answered, grace = nil, nil
+		case <-grace:
+			c.plain.learn(addr)
+			c.Logger().Debug("sslconn: server answers plaintext and not TLS; PREFERRED uses plaintext", "addr", addr)
+			// A server slower to answer TLS than the grace still gets it
+			// from the next connection on: the handshake goes on.
+			go func() {
+				r := <-tlsCh
+				stopTLS()
+				c.learnFrom(addr, r.tc, r.err)
+			}()
+			return c.wrap(plain, plain, nil, mode, network, addr, dial), nil
+		case <-ctx.Done():
+			dropProbe(plain, probePending)
+			go func() {
+				if r := <-tlsCh; r.tc != nil {
+					r.tc.Close()
+				}
+			}()
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// learnFrom records what a TLS attempt at addr showed: a server that
+// answered it in TLS is no longer taken to serve plaintext only.
+func (c *Config) learnFrom(addr string, tc *tls.Conn, err error) {
+	if tc != nil {
+		tc.Close()
+	}
+	if err == nil || isTLSAnswer(err) {
+		c.plain.forget(addr)
+		c.Logger().Debug("sslconn: server now answers TLS; PREFERRED encrypts new connections", "addr", addr)
+		return
+	}
+	c.plain.checked(addr)
+}
+
+// recheck asks addr, off the request path, whether it speaks TLS now.
+func (c *Config) recheck(network, addr string, dial DialFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), firstByteTimeout+dialTimeout)
+	defer cancel()
+	raw, err := dial(ctx, network, addr)
+	if err != nil {
+		c.plain.checked(addr)
+		return
+	}
+	tc, _, err := c.handshake(ctx, sslconn.Preferred, raw, addr)
+	c.learnFrom(addr, tc, err)
+}
+
+// dialPreferredSlow is PREFERRED for an engine without a PlainProbe: the
+// silence of a plaintext server is seen only when the first-byte wait ends.
+func (c *Config) dialPreferredSlow(ctx context.Context, network, addr string, dial DialFunc) (net.Conn, error) {
+	raw, err := dial(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	tc, asked, err := c.handshake(ctx, sslconn.Preferred, raw, addr)
+	if err == nil {
+		w := c.wrap(tc, raw, tc, sslconn.Preferred, network, addr, dial)
+		w.certAsked = asked && !c.e.HasClientCert()
+		return w, nil
+	}
+	if !errors.Is(err, sslconn.ErrServerNoTLS) {
+		return nil, err
+	}
+	c.plain.learn(addr)
+	c.Logger().Debug("sslconn: server does not speak TLS here; PREFERRED falls back to plaintext", "addr", addr)
+	if raw, err = dial(ctx, network, addr); err != nil {
+		return nil, err
+	}
+	return c.wrap(raw, raw, nil, sslconn.Preferred, network, addr, dial), nil
+}

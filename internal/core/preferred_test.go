@@ -1,0 +1,240 @@
+package core
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+// endpoint serves, on one loopback port, plaintext like Redis (PING
+// answered, a ClientHello met with silence), TLS, or both, switchable.
+type endpoint struct {
+	l     net.Listener
+	conf  *tls.Config
+	serve atomic.Int32 // servePlain, serveTLS or serveBoth
+	hello atomic.Int32 // ClientHellos received
+}
+
+const (
+	servePlain = iota
+	serveTLS
+	serveBoth
+)
+
+func startEndpoint(t *testing.T, serve int) *endpoint {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	leaf := makeCert(t, "localhost", []string{"localhost"}, false, time.Now().Add(time.Hour), nil)
+	e := &endpoint{l: l, conf: &tls.Config{Certificates: []tls.Certificate{leaf.tlsCert()}}}
+	e.serve.Store(int32(serve))
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go e.handle(c)
+		}
+	}()
+	return e
+}
+
+func (e *endpoint) handle(c net.Conn) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(c)
+	first, err := r.Peek(1)
+	if err != nil {
+		return
+	}
+	serve := e.serve.Load()
+	if first[0] == 0x16 {
+		e.hello.Add(1)
+		if serve == servePlain {
+			_, _ = io.Copy(io.Discard, r) // Redis waits for a newline that never comes
+			return
+		}
+		tc := tls.Server(&peeked{c, r}, e.conf)
+		if tc.Handshake() != nil {
+			return
+		}
+		r, c = bufio.NewReader(tc), tc
+	} else if serve == serveTLS {
+		return // a TLS port drops what is not a handshake
+	}
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		if strings.HasPrefix(line, "PING") {
+			_, _ = io.WriteString(c, "+PONG\r\n")
+		}
+	}
+}
+
+type peeked struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (p *peeked) Read(b []byte) (int, error) { return p.r.Read(b) }
+
+// testPing is a PlainProbe for endpoint.
+func testPing(_ context.Context, conn net.Conn) error {
+	if _, err := io.WriteString(conn, "PING\r\n"); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line[0] != '+' && line[0] != '-' {
+		return errors.New("not a reply")
+	}
+	return nil
+}
+
+func preferredConfig(t *testing.T, probe PlainProbe) *Config {
+	t.Helper()
+	c, err := Resolve(Spec{Probe: probe}, sslconn.WithMode(sslconn.Preferred))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// encrypted dials addr once and reports whether the connection is TLS,
+// after checking it works.
+func encrypted(t *testing.T, c *Config, addr string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := c.Dial(ctx, "tcp", addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := testPing(ctx, conn); err != nil {
+		t.Fatalf("PING: %v", err)
+	}
+	return conn.(*Conn).Status().Encrypted
+}
+
+func TestPreferredPlaintext(t *testing.T) {
+	e := startEndpoint(t, servePlain)
+	c := preferredConfig(t, testPing)
+	start := time.Now()
+	if encrypted(t, c, e.l.Addr().String()) {
+		t.Fatal("encrypted on a plaintext port")
+	}
+	// Without the probe this waits for firstByteTimeout.
+	if took := time.Since(start); took >= firstByteTimeout {
+		t.Fatalf("the plaintext port was recognised after %v, by the first-byte wait", took)
+	}
+	// Known now: later connections send no ClientHello.
+	hellos := e.hello.Load()
+	for range 5 {
+		if encrypted(t, c, e.l.Addr().String()) {
+			t.Fatal("encrypted on a plaintext port")
+		}
+	}
+	if n := e.hello.Load() - hellos; n != 0 {
+		t.Fatalf("%d ClientHellos to an address known to serve plaintext", n)
+	}
+	// A new client finds out for itself.
+	if encrypted(t, preferredConfig(t, testPing), e.l.Addr().String()) {
+		t.Fatal("encrypted on a plaintext port")
+	}
+}
+
+func TestPreferredTLS(t *testing.T) {
+	for _, serve := range []int{serveTLS, serveBoth} {
+		t.Run([]string{"tls-only", "both"}[serve-1], func(t *testing.T) {
+			e := startEndpoint(t, serve)
+			c := preferredConfig(t, testPing)
+			for range 3 {
+				if !encrypted(t, c, e.l.Addr().String()) {
+					t.Fatal("plaintext on a port that serves TLS")
+				}
+			}
+		})
+	}
+}
+
+// TestPreferredLearnsTLS: an address known to serve plaintext is
+// encrypted soon after it starts serving TLS, whether the change comes
+// with a restart (plaintext connections dropped) or behind a proxy that
+// accepts both (found by the background check).
+func TestPreferredLearnsTLS(t *testing.T) {
+	defer func(d time.Duration) { recheckEvery = d }(recheckEvery)
+	recheckEvery = 100 * time.Millisecond
+	for _, serve := range []int{serveTLS, serveBoth} {
+		t.Run([]string{"tls-only", "both"}[serve-1], func(t *testing.T) {
+			e := startEndpoint(t, servePlain)
+			c := preferredConfig(t, testPing)
+			addr := e.l.Addr().String()
+			if encrypted(t, c, addr) {
+				t.Fatal("encrypted on a plaintext port")
+			}
+			e.serve.Store(int32(serve))
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				conn, err := c.Dial(ctx, "tcp", addr, nil)
+				if err == nil {
+					err = testPing(ctx, conn)
+					if err == nil && conn.(*Conn).Status().Encrypted {
+						conn.Close()
+						cancel()
+						return
+					}
+					conn.Close()
+				}
+				cancel()
+				// A plaintext connection a TLS port drops says so: not sent.
+				if err != nil && !errors.Is(err, sslconn.ErrNotSent) {
+					t.Fatalf("%v", err)
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("still plaintext 10 s after the port started serving TLS")
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// TestPreferredNoDowngrade: a handshake that starts and fails is an error
+// under PREFERRED even though the port would also answer plaintext.
+func TestPreferredNoDowngrade(t *testing.T) {
+	e := startEndpoint(t, serveBoth)
+	e.conf.MinVersion = tls.VersionTLS13
+	c, err := Resolve(Spec{Probe: testPing}, sslconn.WithMode(sslconn.Preferred), sslconn.WithTLSVersions(tls.VersionTLS12, tls.VersionTLS12))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := c.DialMode(ctx, sslconn.Preferred, "tcp", e.l.Addr().String(), nil)
+	if err == nil {
+		conn.Close()
+		t.Fatalf("connected (encrypted: %v) after a failed handshake", conn.(*Conn).Status().Encrypted)
+	}
+	if !errors.Is(err, sslconn.ErrTLSVersion) {
+		t.Fatalf("got %v, want ErrTLSVersion", err)
+	}
+}

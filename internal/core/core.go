@@ -109,6 +109,8 @@ type Config struct {
 	// engine's plaintext question, if it has one.
 	plain plainAddrs
 	probe PlainProbe
+	// accepts watches addresses that refused, for the retry loop.
+	accepts acceptWatches
 }
 
 // Wrap gives the engine's view of cfg.

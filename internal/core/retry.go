@@ -128,7 +128,11 @@ func (c *Config) retry(ctx context.Context, addr string, op func(context.Context
 		c.e.Logger().LogAttrs(ctx, level, "sslconn: retrying",
 			slog.String("addr", addr), slog.Int("attempt", attempt), slog.Duration("delay", delay), slog.Any("error", err))
 		c.e.OnRetry(sslconn.RetryEvent{Addr: addr, Attempt: attempt, Delay: delay, Elapsed: r.elapsed, Err: err})
-		if serr := c.e.Sleep(ctx, delay); serr != nil {
+		sleep := c.e.Sleep
+		if connecting {
+			sleep = func(ctx context.Context, d time.Duration) error { return c.sleepOrAccept(ctx, err, d) }
+		}
+		if serr := sleep(ctx, delay); serr != nil {
 			r.elapsed = c.e.Now().Sub(start)
 			return r, err
 		}

@@ -119,3 +119,22 @@ func mysqlTLSFloor(addr string) error {
 	}
 	return tls.Client(c, &tls.Config{InsecureSkipVerify: true}).Handshake()
 }
+
+// BenchmarkConnectPlaintext: PREFERRED, the default, against a server
+// without TLS, next to the bare driver in plaintext (the greeting says
+// that TLS is off: nothing to find out).
+//
+//	go test -run '^$' -bench ConnectPlaintext ./mysqlssl
+func BenchmarkConnectPlaintext(b *testing.B) {
+	port := scenarios.Get(b).servers[0].Port
+	matrix.BenchConnectPlaintext(b, map[string]func(*testing.B) driver.Connector{
+		"bare": func(b *testing.B) driver.Connector { return bareConnector(b, port, nil) },
+		"sslconn": func(b *testing.B) driver.Connector {
+			c, err := NewConnector(dsn(testenv.MySQLUser, testenv.MySQLPassword, "localhost", port, "ssl-mode=PREFERRED"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return c
+		},
+	})
+}

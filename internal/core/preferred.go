@@ -315,3 +315,32 @@ func (c *Config) dialPreferredSlow(ctx context.Context, network, addr string, di
 	}
 	return c.wrap(raw, raw, nil, sslconn.Preferred, network, addr, dial), nil
 }
+
+// The same knowledge, for engines that negotiate TLS in their protocol and
+// pay a second connection when PREFERRED finds it off (SQL Server's
+// ENCRYPT_NOT_SUP).
+
+// KnownPlain reports whether PREFERRED found addr to serve plaintext only,
+// and whether it is time to ask again, off the request path, whether it
+// serves TLS now; the caller then reports with PlainChecked.
+func (c *Config) KnownPlain(addr string) (known, recheck bool) {
+	if !c.plain.known(addr) {
+		return false, false
+	}
+	return true, c.plain.due(addr)
+}
+
+// LearnPlain records that addr serves plaintext only.
+func (c *Config) LearnPlain(addr string) { c.plain.learn(addr) }
+
+// ForgetPlain drops what is known of addr: it serves TLS now, or may.
+func (c *Config) ForgetPlain(addr string) { c.plain.forget(addr) }
+
+// PlainChecked reports a recheck's outcome: whether addr serves TLS now.
+func (c *Config) PlainChecked(addr string, servesTLS bool) {
+	if servesTLS {
+		c.plain.forget(addr)
+		return
+	}
+	c.plain.checked(addr)
+}

@@ -98,3 +98,32 @@ func BenchResume(b *testing.B, loop func(b *testing.B, opts ...sslconn.Option)) 
 		})
 	}
 }
+
+// BenchConnectPlaintext runs the PREFERRED-against-plaintext rows of a
+// database/sql engine: first/impl=..., a new connector's first connection
+// (the library's connector has learnt nothing yet), and later/impl=..., a
+// new connection of a connector that has connected before.
+func BenchConnectPlaintext(b *testing.B, connectors map[string]func(*testing.B) driver.Connector) {
+	for _, impl := range []string{"bare", "sslconn"} {
+		b.Run("first/impl="+impl, func(b *testing.B) {
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				conn, err := connectors[impl](b).Connect(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				conn.Close()
+			}
+		})
+		b.Run("later/impl="+impl, func(b *testing.B) {
+			c := connectors[impl](b)
+			conn, err := c.Connect(context.Background())
+			if err != nil {
+				b.Fatal(err)
+			}
+			conn.Close()
+			BenchConnect(b, c)
+		})
+	}
+}

@@ -286,7 +286,7 @@ func (c *Conn) firstError(err error) error {
 		// It speaks TLS now (an "enable SSL" restart): a server that speaks
 		// TLS cannot have run what came in plaintext, and the next
 		// connection encrypts.
-		c.cfg.plain.forget(c.addr)
+		c.cfg.plain.learnTLS(c.addr)
 		return NotSent(c.raw, fmt.Errorf("%s: the server dropped the plaintext connection and answers TLS on this port now; new connections use TLS: %w", c.addr, err))
 	}
 	return NewError(sslconn.ErrServerRequiresTLS, c.mode, c.addr, "the server dropped the plaintext connection and answers TLS on this port", err)

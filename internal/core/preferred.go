@@ -27,42 +27,60 @@ const (
 	// a millisecond (measured: Redis 7, 0.7-1.1 ms on loopback), which the
 	// plaintext answer does not.
 	tlsGrace = 2 * time.Millisecond
+	// tlsLate is when PREFERRED starts the plaintext probe at an address
+	// that has answered TLS before.
+	tlsLate = 50 * time.Millisecond
 )
+
+var errTLSAnswered = errors.New("the server answered TLS: no probe")
 
 // recheckEvery is how often an address known to serve plaintext is asked
 // again, off the request path, whether it speaks TLS now (the "enable SSL"
 // change behind a proxy that accepts both); a variable for tests.
 var recheckEvery = 5 * time.Second
 
-// plainAddrs is what a Config knows about addresses that answered
-// PREFERRED in plaintext: connections there skip the TLS attempt.
+// plainAddrs is what a Config knows about the addresses it dialed under
+// PREFERRED: those that answered in plaintext and not TLS (connections
+// there skip the TLS attempt), and those that answered TLS (connections
+// there skip the plaintext probe, and a server that also answers plaintext
+// is never taken for plaintext-only by a race it lost under load).
 type plainAddrs struct {
 	mu sync.Mutex
 	m  map[string]*plainAddr
 }
 
 type plainAddr struct {
+	plain    bool      // plaintext only; else it answered TLS
 	checked  time.Time // the last TLS attempt there
 	checking bool
 }
 
-func (p *plainAddrs) known(addr string) bool {
+func (p *plainAddrs) get(addr string) (known, plain bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	_, ok := p.m[addr]
-	return ok
+	a, ok := p.m[addr]
+	return ok, ok && a.plain
 }
 
-func (p *plainAddrs) learn(addr string) {
+func (p *plainAddrs) known(addr string) bool {
+	_, plain := p.get(addr)
+	return plain
+}
+
+func (p *plainAddrs) set(addr string, plain bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.m == nil {
 		p.m = map[string]*plainAddr{}
 	}
-	if _, ok := p.m[addr]; !ok {
-		p.m[addr] = &plainAddr{checked: time.Now()}
+	if a, ok := p.m[addr]; ok && a.plain == plain {
+		return
 	}
+	p.m[addr] = &plainAddr{plain: plain, checked: time.Now()}
 }
+
+func (p *plainAddrs) learn(addr string)    { p.set(addr, true) }
+func (p *plainAddrs) learnTLS(addr string) { p.set(addr, false) }
 
 func (p *plainAddrs) forget(addr string) {
 	p.mu.Lock()
@@ -70,13 +88,13 @@ func (p *plainAddrs) forget(addr string) {
 	delete(p.m, addr)
 }
 
-// due reports whether addr should be asked again for TLS, and if so marks
-// the check as running.
+// due reports whether an address known to serve plaintext should be asked
+// again for TLS, and if so marks the check as running.
 func (p *plainAddrs) due(addr string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	a, ok := p.m[addr]
-	if !ok || a.checking || time.Since(a.checked) < recheckEvery {
+	if !ok || !a.plain || a.checking || time.Since(a.checked) < recheckEvery {
 		return false
 	}
 	a.checking = true
@@ -103,7 +121,8 @@ func (p *plainAddrs) checked(addr string) {
 // went out, and the probed connection is the one returned.
 func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial DialFunc) (net.Conn, error) {
 	mode := sslconn.Preferred
-	if c.plain.known(addr) {
+	known, isPlain := c.plain.get(addr)
+	if isPlain {
 		raw, err := dial(ctx, network, addr)
 		if err != nil {
 			// Down, perhaps restarting with other settings: find out anew.
@@ -117,6 +136,12 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial D
 	}
 	if c.probe == nil {
 		return c.dialPreferredSlow(ctx, network, addr, dial)
+	}
+	// At an address that has answered TLS, the probe waits for a TLS
+	// answer that is late: a server restarted without TLS meanwhile.
+	var probeAfter time.Duration
+	if known {
+		probeAfter = tlsLate
 	}
 
 	type tlsResult struct {
@@ -149,6 +174,19 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial D
 	defer pcancel()
 	probeCh := make(chan probeResult, 1)
 	go func() {
+		if probeAfter > 0 {
+			t := time.NewTimer(probeAfter)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-watch.answered:
+				probeCh <- probeResult{err: errTLSAnswered}
+				return
+			case <-pctx.Done():
+				probeCh <- probeResult{err: pctx.Err()}
+				return
+			}
+		}
 		start := time.Now()
 		raw, err := dial(pctx, network, addr)
 		if err != nil {
@@ -209,12 +247,16 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial D
 			stopTLS()
 			if r.err == nil {
 				dropProbe(plain, probePending)
+				c.plain.learnTLS(addr)
 				w := c.wrap(r.tc, r.tc.NetConn(), r.tc, mode, network, addr, dial)
 				w.certAsked = r.asked && !c.e.HasClientCert()
 				return w, nil
 			}
 			if !errors.Is(r.err, sslconn.ErrServerNoTLS) {
 				dropProbe(plain, probePending)
+				if isTLSAnswer(r.err) {
+					c.plain.learnTLS(addr)
+				}
 				return nil, r.err
 			}
 			// No TLS here: the probed connection, once answered, is the one.
@@ -246,10 +288,11 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial D
 			c.plain.learn(addr)
 			c.Logger().Debug("sslconn: server answers plaintext and not TLS; PREFERRED uses plaintext", "addr", addr)
 			// A server slower to answer TLS than the grace still gets it
-			// from the next connection on: the handshake goes on.
+			// from the next connection on: the handshake goes on, bounded
+			// by the handshake timeout, no longer by ctx.
+			stopTLS()
 			go func() {
 				r := <-tlsCh
-				stopTLS()
 				c.learnFrom(addr, r.tc, r.err)
 			}()
 			return c.wrap(plain, plain, nil, mode, network, addr, dial), nil
@@ -272,7 +315,7 @@ func (c *Config) learnFrom(addr string, tc *tls.Conn, err error) {
 		tc.Close()
 	}
 	if err == nil || isTLSAnswer(err) {
-		c.plain.forget(addr)
+		c.plain.learnTLS(addr)
 		c.Logger().Debug("sslconn: server now answers TLS; PREFERRED encrypts new connections", "addr", addr)
 		return
 	}
@@ -292,15 +335,19 @@ func (c *Config) recheck(network, addr string, dial DialFunc) {
 	c.learnFrom(addr, tc, err)
 }
 
-// dialPreferredSlow is PREFERRED for an engine without a PlainProbe: the
-// silence of a plaintext server is seen only when the first-byte wait ends.
+// dialPreferredSlow is PREFERRED for an engine without a PlainProbe, and
+// at an address that has answered TLS: the silence of a plaintext server
+// is seen only when the first-byte wait ends.
 func (c *Config) dialPreferredSlow(ctx context.Context, network, addr string, dial DialFunc) (net.Conn, error) {
 	raw, err := dial(ctx, network, addr)
 	if err != nil {
+		// Down, perhaps restarting with other settings: find out anew.
+		c.plain.forget(addr)
 		return nil, err
 	}
 	tc, asked, err := c.handshake(ctx, sslconn.Preferred, raw, addr)
 	if err == nil {
+		c.plain.learnTLS(addr)
 		w := c.wrap(tc, raw, tc, sslconn.Preferred, network, addr, dial)
 		w.certAsked = asked && !c.e.HasClientCert()
 		return w, nil
@@ -339,7 +386,7 @@ func (c *Config) ForgetPlain(addr string) { c.plain.forget(addr) }
 // PlainChecked reports a recheck's outcome: whether addr serves TLS now.
 func (c *Config) PlainChecked(addr string, servesTLS bool) {
 	if servesTLS {
-		c.plain.forget(addr)
+		c.plain.learnTLS(addr)
 		return
 	}
 	c.plain.checked(addr)

@@ -115,6 +115,7 @@ type Proxy struct {
 	active      map[net.Conn]struct{}
 	upstream    map[net.Conn]struct{} // connections to the server, closed by Stop too
 	closed      bool
+	tlsUpstream string // see SetTLSUpstream
 }
 
 // Start listens on a free loopback port.
@@ -254,8 +255,10 @@ func (p *Proxy) forget(c net.Conn) {
 
 // dial connects to the server. The connection is closed by Stop, or by
 // the returned release, which the handler defers.
-func (p *Proxy) dial() (net.Conn, func(), error) {
-	c, err := net.DialTimeout("tcp", p.cfg.Upstream, dialTimeout)
+func (p *Proxy) dial() (net.Conn, func(), error) { return p.dialAddr(p.cfg.Upstream) }
+
+func (p *Proxy) dialAddr(addr string) (net.Conn, func(), error) {
+	c, err := net.DialTimeout("tcp", addr, dialTimeout)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -279,6 +282,13 @@ func (p *Proxy) handle(client net.Conn) {
 	switch p.cfg.Attack {
 	case Stall:
 		io.Copy(io.Discard, client)
+		return
+	}
+	p.mu.Lock()
+	dual := p.tlsUpstream
+	p.mu.Unlock()
+	if dual != "" {
+		p.dual(client, dual)
 		return
 	}
 	switch p.cfg.Engine {
@@ -662,3 +672,35 @@ func (c nopConn) SetWriteDeadline(time.Time) error { return nil }
 
 // String describes the proxy for test names.
 func (p *Proxy) String() string { return fmt.Sprintf("mitm(%s → %s)", p.cfg.Attack, p.cfg.Upstream) }
+
+// SetTLSUpstream makes a Relay proxy an endpoint that serves TLS and
+// plaintext on one port, as managed endpoints do: a new connection that
+// opens with a TLS handshake record goes to tlsAddr (a TLS port), any other
+// to Upstream. Empty: every connection goes to Upstream again.
+func (p *Proxy) SetTLSUpstream(tlsAddr string) {
+	p.mu.Lock()
+	p.tlsUpstream = tlsAddr
+	p.mu.Unlock()
+}
+
+func (p *Proxy) dual(client net.Conn, tlsAddr string) {
+	var first [1]byte
+	_ = client.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	if _, err := io.ReadFull(client, first[:]); err != nil {
+		return
+	}
+	_ = client.SetReadDeadline(time.Time{})
+	addr := p.cfg.Upstream
+	if first[0] == 0x16 {
+		addr = tlsAddr
+	}
+	up, release, err := p.dialAddr(addr)
+	if err != nil {
+		return
+	}
+	defer release()
+	if _, err := up.Write(first[:]); err != nil {
+		return
+	}
+	p.relay(client, up, false)
+}

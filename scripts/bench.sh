@@ -24,7 +24,7 @@ for pkg in sslconn mysqlssl redisssl mongossl mssqlssl; do
     -count "$count" -benchtime "$benchtime" -timeout 60m "./$pkg" > "$raw/$pkg.txt"
 done
 [ -z "${REPORT_ONLY:-}" ] && echo "bench: recovery" >&2 &&
-go test -run '^$' -bench Recovery -benchtime 3x -timeout 30m ./mysqlssl ./redisssl ./mongossl ./mssqlssl > "$raw/recovery.txt"
+go test -run '^$' -bench Recovery -benchtime 5x -timeout 30m ./mysqlssl ./redisssl ./mongossl ./mssqlssl > "$raw/recovery.txt"
 
 table() { # file filter column
   (cd "$raw" && $benchstat -filter "$2" -col "$3" "$1" 2>/dev/null) | sed -e '/^goos:/d' -e '/^goarch:/d' -e '/^pkg:/d' -e '/^cpu:/d'
@@ -77,6 +77,10 @@ handshake alone with crypto/tls; impl=sslconn the library as shipped"
     echo
     echo '```'
     table "$pkg.txt" '.name:Connect' /impl
+    echo
+    echo "PREFERRED against a plaintext-only server (first: a new client's first connection; later: a new connection of a client that has connected before):"
+    echo
+    table "$pkg.txt" '.name:ConnectPlaintext' /impl
     echo
     table "$pkg.txt" '.name:Query' /impl
     if grep -q '^BenchmarkResume' "$raw/$pkg.txt"; then

@@ -12,8 +12,9 @@ import (
 
 // maxExported keeps the public API small enough to read in one sitting:
 // types, functions, methods of exported types, constants and variables,
-// each counted.
-const maxExported = 60
+// each counted. (60 until the certificate issue added ErrBadCertificate
+// and WithSystemRoots, each a case users meet that nothing else covers.)
+const maxExported = 62
 
 func TestPublicAPISize(t *testing.T) {
 	fset := token.NewFileSet()

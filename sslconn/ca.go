@@ -32,8 +32,16 @@ const maxCAInput = 16 << 20
 // trust store, or a zip holding any of them, as the consoles' CA download is.
 // An empty password means DefaultJKSPassword for keystores. Errors match
 // ErrBadCA and never contain the password.
+//
+// Input that holds certificates but no CA certificate (nor a self-signed
+// one) is ErrBadCA too: a server's own certificate given as the CA works
+// until that certificate is renewed, then fails; OpenSSL and the MySQL
+// client refuse it at once, and so does this.
 func ParseCAChain(data []byte, password string) ([]*x509.Certificate, error) {
 	certs, format, err := parseCA(data, password, 0)
+	if err == nil {
+		err = checkHoldsCA(certs)
+	}
 	if err != nil {
 		return nil, badCA(format, err)
 	}
@@ -47,12 +55,43 @@ func ReadCAChain(path, password string) ([]*x509.Certificate, error) {
 		return nil, &Error{Kind: ErrBadCA, Option: "ssl-ca", Detail: "cannot read CA file", Err: err}
 	}
 	certs, format, err := parseCA(data, password, 0)
+	if err == nil {
+		err = checkHoldsCA(certs)
+	}
 	if err != nil {
 		e := badCA(format, err)
 		e.Detail = fmt.Sprintf("%s (%s)", e.Detail, path)
 		return nil, e
 	}
 	return certs, nil
+}
+
+// notCAError says that CA input holds no CA certificate: what it holds, and
+// who issued it.
+type notCAError struct{ certs []*x509.Certificate }
+
+func (e *notCAError) Error() string {
+	c := e.certs[0]
+	what := fmt.Sprintf("%q, issued by %q", c.Subject.String(), c.Issuer.String())
+	if len(e.certs) > 1 {
+		what = fmt.Sprintf("%d certificates, the first %s", len(e.certs), what)
+	}
+	return "it holds no CA certificate, only " + what + ": a server's own certificate works as a CA until it is renewed; give the CA that issued it (the instance's CA chain)"
+}
+
+// checkHoldsCA returns a *notCAError when none of certs is a CA certificate
+// or self-signed.
+func checkHoldsCA(certs []*x509.Certificate) error {
+	for _, c := range certs {
+		if (c.BasicConstraintsValid && c.IsCA) || isSelfSigned(c) {
+			return nil
+		}
+	}
+	return &notCAError{certs}
+}
+
+func isSelfSigned(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
 }
 
 func readLimited(name string) ([]byte, error) {
@@ -79,7 +118,10 @@ func badCA(format string, err error) *Error {
 	if format != "" {
 		e.Detail = format
 	}
-	if errors.Is(err, errWrongPassword) {
+	var notCA *notCAError
+	if errors.As(err, &notCA) {
+		e.Hint = "point ssl-ca at the CA chain that issued the server's certificate (e.g. ApsaraDB-CA-Chain.pem), not at the certificate itself"
+	} else if errors.Is(err, errWrongPassword) {
 		e.Option = "ssl-ca-password"
 		e.Hint = "set ssl-ca-password to the keystore's password (ApsaraDB's is " + DefaultJKSPassword + ")"
 	} else {

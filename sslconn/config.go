@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,8 +50,9 @@ type Config struct {
 	sessions         tls.ClientSessionCache
 	explicit         Mode // the mode set by WithMode or ssl-mode, or 0
 	dialer           DialFunc
-	budgetSet        bool     // WithRetryBudget was given
-	reported         sync.Map // certificate fingerprint -> struct{}: expiry reported once
+	budgetSet        bool         // WithRetryBudget was given
+	systemRoots      *systemRoots // WithSystemRoots: the CA joins the system roots
+	reported         sync.Map     // certificate fingerprint -> struct{}: expiry reported once
 }
 
 // New validates the options and returns a Config. Errors match ErrBadCA or
@@ -79,6 +81,7 @@ func New(opts ...Option) (*Config, error) {
 		explicit:         s.mode,
 		dialer:           s.dialer,
 		budgetSet:        s.retryBudget != 0,
+		systemRoots:      newSystemRoots(s.systemRoots),
 		clock:            realClock,
 	}
 	if s.clock != nil {
@@ -104,6 +107,9 @@ func New(opts ...Option) (*Config, error) {
 	}
 	if c.maxVersion != 0 && c.maxVersion < c.minVersion {
 		return nil, invalidOption("tls-version", "highest TLS version %s is below the lowest %s", tlsinfo.VersionName(c.maxVersion), tlsinfo.VersionName(c.minVersion))
+	}
+	if c.minVersion < tls.VersionTLS12 && c.cipherSuites == nil {
+		c.cipherSuites = legacySuites
 	}
 	if (s.mode != 0 && !s.mode.valid()) || (s.defaultMode != 0 && !s.defaultMode.valid()) {
 		return nil, invalidOption("ssl-mode", "invalid mode %v", s.mode)
@@ -331,7 +337,7 @@ func (c *Config) verifier(mode Mode, name string) func(tls.ConnectionState) erro
 			if err != nil {
 				return err
 			}
-			opts.Roots = pool
+			opts.Roots = c.systemRoots.with(pool, c.ca.current())
 		}
 		for _, ic := range cs.PeerCertificates[1:] {
 			opts.Intermediates.AddCert(ic)
@@ -422,4 +428,57 @@ func (s *caSource) pool(now time.Time) (*x509.CertPool, error) {
 		return s.roots, nil
 	}
 	return nil, err
+}
+
+// legacySuites are offered when the lowest TLS version is below 1.2 and no
+// suites were given (see WithTLSVersions): Go's defaults, then the legacy
+// suites it implements but leaves out of them. RC4 and the CBC-SHA256
+// suites (no Lucky13 countermeasures in Go) stay out.
+var legacySuites = func() []uint16 {
+	var ids []uint16
+	for _, cs := range tls.CipherSuites() {
+		if slices.Contains(cs.SupportedVersions, tls.VersionTLS12) {
+			ids = append(ids, cs.ID)
+		}
+	}
+	return append(ids,
+		tls.TLS_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_RSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_RSA_WITH_AES_128_CBC_SHA, tls.TLS_RSA_WITH_AES_256_CBC_SHA,
+		tls.TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA, tls.TLS_RSA_WITH_3DES_EDE_CBC_SHA)
+}()
+
+// systemRoots is the system's roots joined with the CA's certificates,
+// rebuilt only when the CA file's pool changes.
+type systemRoots struct {
+	mu   sync.Mutex
+	from *x509.CertPool // the CA pool the joined one was built from
+	pool *x509.CertPool
+}
+
+func newSystemRoots(on bool) *systemRoots {
+	if !on {
+		return nil
+	}
+	return &systemRoots{}
+}
+
+// with returns the pool to verify against: ca alone when r is nil.
+func (r *systemRoots) with(ca *x509.CertPool, certs []*x509.Certificate) *x509.CertPool {
+	if r == nil {
+		return ca
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.from == ca && r.pool != nil {
+		return r.pool
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	r.from, r.pool = ca, pool
+	return pool
 }

@@ -66,4 +66,12 @@ func (options) Clock(now func() time.Time, sleep func(context.Context, time.Dura
 func init() {
 	bridge.Engine = func(c any) any { return engine{c.(*Config)} }
 	bridge.Options = options{}
+	bridge.ReadCerts = func(path, password string) ([]*x509.Certificate, error) {
+		data, err := readLimited(path)
+		if err != nil {
+			return nil, err
+		}
+		certs, _, err := parseCA(data, password, 0)
+		return certs, err
+	}
 }

@@ -23,6 +23,11 @@ var (
 	ErrHostnameMismatch = errors.New("server certificate does not match host name")
 	// ErrCertExpired: a certificate in the chain is expired or not yet valid.
 	ErrCertExpired = errors.New("server certificate expired or not yet valid")
+	// ErrBadCertificate: the server's certificate cannot be used whatever
+	// the CA: its key usage does not allow a TLS server, it is signed with
+	// SHA-1, or it does not parse (a negative serial number). The error
+	// says which and how to reissue it.
+	ErrBadCertificate = errors.New("server certificate not acceptable")
 	// ErrTLSVersion: client and server share no TLS version or cipher suite.
 	ErrTLSVersion = errors.New("no TLS version or cipher suite in common with the server")
 	// ErrClientCertRequired: the server asked for a client certificate (mutual

@@ -41,6 +41,7 @@ type settings struct {
 	handshakeTimeout  time.Duration
 	clock             *clock
 	dialer            DialFunc
+	systemRoots       bool
 }
 
 // WithMode sets the SSL mode explicitly (the ssl-mode parameter does the
@@ -54,6 +55,14 @@ func WithMode(m Mode) Option { return func(s *settings) { s.mode = m } }
 // re-read when it changes, so a rotated CA takes effect on the next
 // connection without a restart. The CA replaces the system roots.
 func WithCAFile(path string) Option { return func(s *settings) { s.caFile, s.caBytes = path, nil } }
+
+// WithSystemRoots trusts the system's roots as well as the CA given with
+// WithCAFile or WithCA (the ssl-ca-system=include parameter does the same;
+// Connector/J calls it fallbackToSystemTrustStore). Use it while a provider
+// moves its instances from one CA to another (RDS, Azure and Atlas have):
+// a certificate from either CA verifies. Without a CA it changes nothing:
+// the system roots are the default.
+func WithSystemRoots() Option { return func(s *settings) { s.systemRoots = true } }
 
 // WithCA gives the CA as bytes in any format ParseCAChain reads, e.g. from a
 // secrets manager.
@@ -97,6 +106,14 @@ func WithServerName(name string) Option { return func(s *settings) { s.serverNam
 // WithTLSVersions sets the lowest and highest TLS version (tls.VersionTLS10
 // ...). The default minimum is TLS 1.2; legacy instances need an explicit 1.0
 // or 1.1. Zero leaves a bound at its default.
+//
+// A minimum below TLS 1.2 says "legacy server": unless WithCipherSuites
+// (ssl-cipher) is given, the client then also offers the legacy suites Go
+// still implements but leaves out of its defaults, RSA key exchange with
+// AES (TLS_RSA_WITH_AES_128/256_CBC_SHA, TLS_RSA_WITH_AES_128_GCM_SHA256,
+// TLS_RSA_WITH_AES_256_GCM_SHA384) and 3DES (TLS_RSA_WITH_3DES_EDE_CBC_SHA,
+// TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA), which older MySQL 5.6/5.7 builds
+// and instances with ssl_cipher=ALL:@SECLEVEL=0 may need.
 func WithTLSVersions(minVersion, maxVersion uint16) Option {
 	return func(s *settings) { s.minVersion, s.maxVersion = minVersion, maxVersion }
 }

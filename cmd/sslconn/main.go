@@ -30,6 +30,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sslconn/sslconn/internal/bridge"
 	"github.com/sslconn/sslconn/internal/check"
 	"github.com/sslconn/sslconn/sslconn"
 )
@@ -205,8 +206,14 @@ func runInspect(args []string, stdout, stderr io.Writer, getenv func(string) str
 		return code
 	}
 	certs, err := sslconn.ReadCAChain(file, pw[0])
+	notCA := false
 	if err != nil {
-		return fail(stderr, err)
+		// A file that parses but holds no CA certificate (a server's own
+		// certificate): show it, and say why it cannot serve as ssl-ca.
+		if certs, _ = bridge.ReadCerts(file, pw[0]); len(certs) == 0 {
+			return fail(stderr, err)
+		}
+		notCA = true
 	}
 	now := time.Now()
 	var warnings int
@@ -225,8 +232,13 @@ func runInspect(args []string, stdout, stderr io.Writer, getenv func(string) str
 	} else {
 		warnings = check.WriteInspect(stdout, file, certs, now)
 	}
+	if notCA {
+		fmt.Fprintf(stderr, "sslconn: warning: %v\n", err)
+	}
 	if warnings > 0 {
 		fmt.Fprintf(stderr, "sslconn: warning: %d certificate(s) expire within %d days or have expired\n", warnings, check.ExpiryWarningDays)
+	}
+	if notCA || warnings > 0 {
 		return exitBad
 	}
 	return exitOK

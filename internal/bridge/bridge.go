@@ -2,10 +2,14 @@
 // sslconn keeps unexported, without an import cycle: the engine imports
 // sslconn for its types, so sslconn cannot import the engine. Package
 // sslconn sets the variables in its init; package core asserts them to its
-// own interfaces once, at its init. Nothing else uses this package.
+// own interfaces once, at its init. Nothing else uses this package but
+// the sslconn command.
 package bridge
 
-import "errors"
+import (
+	"crypto/x509"
+	"errors"
+)
 
 var (
 	// Engine returns, for a *sslconn.Config, a value with the methods of
@@ -14,6 +18,10 @@ var (
 	// Options is a value with the methods of core's optionMaker interface:
 	// options only the adapters set.
 	Options any
+	// ReadCerts reads certificates from a file in any format ReadCAChain
+	// reads, without requiring a CA among them (the command's ca inspect
+	// shows what such a file holds).
+	ReadCerts func(path, password string) ([]*x509.Certificate, error)
 )
 
 // CertAskedKey is the context key under which a handshake carries an

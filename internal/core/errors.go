@@ -27,6 +27,7 @@ var kinds = map[error]kind{
 	sslconn.ErrUnknownAuthority:   {"ErrUnknownAuthority", "ssl-ca", "set ssl-ca to the instance's CA chain (e.g. ApsaraDB-CA-Chain.pem), or use ssl-mode=REQUIRED to encrypt without verifying", true},
 	sslconn.ErrHostnameMismatch:   {"ErrHostnameMismatch", "ssl-server-name", "connect by the name in the certificate, set ssl-server-name to it, or use ssl-mode=VERIFY_CA to check the chain only", true},
 	sslconn.ErrCertExpired:        {"ErrCertExpired", "ssl-mode", "renew the server certificate (check the machine's clock), or use ssl-mode=REQUIRED to encrypt without verifying", true},
+	sslconn.ErrBadCertificate:     {"ErrBadCertificate", "ssl-mode", "reissue the server certificate, or use ssl-mode=REQUIRED to encrypt without verifying", true},
 	sslconn.ErrTLSVersion:         {"ErrTLSVersion", "tls-version", "legacy instances need an explicit tls-version (e.g. TLSv1,TLSv1.1,TLSv1.2) and perhaps ssl-cipher", true},
 	sslconn.ErrClientCertRequired: {"ErrClientCertRequired", "ssl-cert", "set ssl-cert and ssl-key to a client certificate the server's CA signed", true},
 	sslconn.ErrHandshakeTimeout:   {"ErrHandshakeTimeout", "WithHandshakeTimeout", "check that the address is the database's port and reachable without a stalling proxy; sslconn.WithHandshakeTimeout sets the bound", false},
@@ -40,7 +41,7 @@ var kinds = map[error]kind{
 // Sentinels lists the sentinels in the order reports show them.
 var Sentinels = []error{
 	sslconn.ErrServerNoTLS, sslconn.ErrServerRequiresTLS, sslconn.ErrUnknownAuthority,
-	sslconn.ErrHostnameMismatch, sslconn.ErrCertExpired, sslconn.ErrTLSVersion,
+	sslconn.ErrHostnameMismatch, sslconn.ErrCertExpired, sslconn.ErrBadCertificate, sslconn.ErrTLSVersion,
 	sslconn.ErrClientCertRequired, sslconn.ErrHandshakeTimeout, sslconn.ErrUnavailable,
 	sslconn.ErrBadCA, sslconn.ErrInvalidOption, sslconn.ErrNotSent, sslconn.ErrOutcomeUnknown,
 }
@@ -98,7 +99,9 @@ func Classify(err error, mode sslconn.Mode, host string) error {
 		return &cp
 	}
 	if k := rawKind(err); k != nil {
-		return NewError(k, mode, host, "", err)
+		e := NewError(k, mode, host, "", err)
+		explainCert(e, err)
+		return e
 	}
 	return err
 }
@@ -117,7 +120,12 @@ func rawKind(err error) error {
 	case errors.Is(err, bridge.ErrNoCertificate):
 		return sslconn.ErrUnknownAuthority
 	case errors.As(err, &ua):
+		if isSHA1(err) {
+			return sslconn.ErrBadCertificate
+		}
 		return sslconn.ErrUnknownAuthority
+	case errors.As(err, new(x509.InsecureAlgorithmError)):
+		return sslconn.ErrBadCertificate
 	case errors.As(err, &he):
 		return sslconn.ErrHostnameMismatch
 	case errors.As(err, &ci):
@@ -126,6 +134,8 @@ func rawKind(err error) error {
 			return sslconn.ErrCertExpired
 		case x509.NotAuthorizedToSign, x509.CANotAuthorizedForThisName, x509.CANotAuthorizedForExtKeyUsage:
 			return sslconn.ErrUnknownAuthority
+		case x509.IncompatibleUsage:
+			return sslconn.ErrBadCertificate
 		}
 		return nil
 	case errors.As(err, &rh):
@@ -156,6 +166,9 @@ func rawKind(err error) error {
 	}
 	if strings.Contains(msg, "remote error: tls: certificate required") {
 		return sslconn.ErrClientCertRequired
+	}
+	if strings.Contains(msg, negativeSerial) {
+		return sslconn.ErrBadCertificate
 	}
 	return nil
 }

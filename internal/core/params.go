@@ -26,6 +26,7 @@ const (
 	ParamServerName  = "ssl-server-name"  // host name to verify instead of the one connected to
 	ParamTLSVersion  = "tls-version"      // e.g. TLSv1.2,TLSv1.3; Connector/J enabledTLSProtocols, tlsVersions
 	ParamCipher      = "ssl-cipher"       // OpenSSL or IANA names, ':' or ',' separated
+	ParamCASystem    = "ssl-ca-system"    // include: trust the system roots too; Connector/J fallbackToSystemTrustStore
 )
 
 // paramKeys maps normalised names to the canonical parameter.
@@ -44,6 +45,8 @@ var paramKeys = map[string]string{
 	"tlsversions":                      ParamTLSVersion,
 	"enabledtlsprotocols":              ParamTLSVersion,
 	"sslcipher":                        ParamCipher,
+	"sslcasystem":                      ParamCASystem,
+	"fallbacktosystemtruststore":       ParamCASystem,
 	"enabledsslciphersuites":           ParamCipher,
 }
 
@@ -212,6 +215,14 @@ func paramOption(canon, given, v string) (sslconn.Option, error) {
 			return nil, InvalidOption(ParamTLSVersion, err.Error(), nil)
 		}
 		return sslconn.WithTLSVersions(lo, hi), nil
+	case ParamCASystem:
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "include", "true":
+			return sslconn.WithSystemRoots(), nil
+		case "exclude", "false":
+			return nil, nil // the default; New skips nil options
+		}
+		return nil, InvalidOption(ParamCASystem, fmt.Sprintf("ssl-ca-system is %q; use include (trust the system roots as well as ssl-ca) or exclude (ssl-ca alone, the default)", v), nil)
 	case ParamCipher:
 		ids, err := tlsinfo.ParseCipherSuites(v)
 		if err != nil {

@@ -190,3 +190,19 @@ func HostOnly(hostport string) string {
 	}
 	return strings.Trim(hostport, "[]")
 }
+
+// Names lists the names a certificate answers to, as VerifyHostname
+// matches them: its DNS and IP SANs, or, without any SAN, its Common Name.
+func Names(cert *x509.Certificate) []string {
+	if !HasSAN(cert) {
+		if cert.Subject.CommonName != "" {
+			return []string{cert.Subject.CommonName}
+		}
+		return nil
+	}
+	names := append([]string(nil), cert.DNSNames...)
+	for _, ip := range cert.IPAddresses {
+		names = append(names, ip.String())
+	}
+	return names
+}

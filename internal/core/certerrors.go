@@ -1,0 +1,117 @@
+package core
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sslconn/sslconn/internal/tlsinfo"
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+// negativeSerial is crypto/x509's text for a certificate it refuses to
+// parse since Go 1.23 (crypto/tls wraps it with %v).
+const negativeSerial = "x509: negative serial number"
+
+// isSHA1 reports whether err is x509 refusing a SHA-1 signature in the
+// chain: crypto/x509 reports it inside an UnknownAuthorityError's text.
+func isSHA1(err error) bool {
+	var ia x509.InsecureAlgorithmError
+	if errors.As(err, &ia) {
+		return true
+	}
+	return strings.Contains(err.Error(), "insecure algorithm SHA1")
+}
+
+// explainCert fills in e's detail (and, where the table's advice is
+// wrong for the case, its option and hint) from the certificate at fault
+// in err: which certificate, by subject, what it holds, and what fixes it.
+func explainCert(e *sslconn.Error, err error) {
+	var (
+		he x509.HostnameError
+		ci x509.CertificateInvalidError
+		ua x509.UnknownAuthorityError
+	)
+	switch {
+	case errors.As(err, &he) && he.Certificate != nil:
+		names := tlsinfo.Names(he.Certificate)
+		if len(names) == 0 {
+			e.Detail = fmt.Sprintf("the certificate %s names no host", subject(he.Certificate))
+			return
+		}
+		e.Detail = fmt.Sprintf("the certificate %s is for %s, not %q", subject(he.Certificate), strings.Join(names, ", "), he.Host)
+		e.Hint = fmt.Sprintf("connect by a name the certificate holds, or set ssl-server-name=%s; or use ssl-mode=VERIFY_CA to check the chain only", names[0])
+	case errors.As(err, &ci) && ci.Cert != nil:
+		c := ci.Cert
+		switch ci.Reason {
+		case x509.Expired:
+			what, when := "server certificate", "expired on "+day(c.NotAfter)
+			if time.Now().Before(c.NotBefore) {
+				when = "is not valid until " + day(c.NotBefore)
+			}
+			if c.IsCA {
+				what = "CA certificate"
+				e.Option = "ssl-ca"
+				e.Hint = "download the instance's current CA chain and point ssl-ca at it (and check the machine's clock), or use ssl-mode=REQUIRED to encrypt without verifying"
+			}
+			e.Detail = fmt.Sprintf("the %s %s %s", what, subject(c), when)
+		case x509.IncompatibleUsage:
+			e.Detail = fmt.Sprintf("the server certificate %s does not allow a TLS server: its extended key usage is %s", subject(c), extKeyUsages(c))
+			e.Hint = "reissue it with extendedKeyUsage serverAuth (openssl: -addext extendedKeyUsage=serverAuth), or use ssl-mode=REQUIRED to encrypt without verifying"
+		case x509.NotAuthorizedToSign:
+			e.Detail = fmt.Sprintf("%s signed the server's chain but is not a CA certificate", subject(c))
+		}
+	case isSHA1(err):
+		e.Detail = "a certificate in the server's chain is signed with SHA-1, which Go refuses whatever the CA"
+		if errors.As(err, &ua) && ua.Cert != nil {
+			e.Detail = fmt.Sprintf("the certificate %s is signed with SHA-1, which Go refuses whatever the CA", subject(ua.Cert))
+		}
+		e.Hint = "reissue it signed with SHA-256 (openssl: -sha256), or use ssl-mode=REQUIRED to encrypt without verifying"
+	case errors.As(err, &ua) && ua.Cert != nil:
+		e.Detail = fmt.Sprintf("the certificate %s was issued by %s, which the trusted CAs do not hold", subject(ua.Cert), issuer(ua.Cert))
+	case strings.Contains(err.Error(), negativeSerial):
+		e.Detail = "the server certificate has a negative serial number, which Go refuses to parse since Go 1.23, whatever the mode"
+		e.Option = "GODEBUG"
+		e.Hint = "reissue it with a positive serial number (openssl does by default), or run the process with GODEBUG=x509negativeserial=1"
+	}
+}
+
+func subject(c *x509.Certificate) string {
+	if s := c.Subject.String(); s != "" {
+		return "(" + s + ")"
+	}
+	return "(no subject)"
+}
+
+func issuer(c *x509.Certificate) string {
+	if s := c.Issuer.String(); s != "" {
+		return s
+	}
+	return "an empty issuer"
+}
+
+func day(t time.Time) string { return t.UTC().Format("2006-01-02") }
+
+func extKeyUsages(c *x509.Certificate) string {
+	var u []string
+	for _, k := range c.ExtKeyUsage {
+		switch k {
+		case x509.ExtKeyUsageServerAuth:
+			u = append(u, "serverAuth")
+		case x509.ExtKeyUsageClientAuth:
+			u = append(u, "clientAuth")
+		case x509.ExtKeyUsageCodeSigning:
+			u = append(u, "codeSigning")
+		case x509.ExtKeyUsageEmailProtection:
+			u = append(u, "emailProtection")
+		default:
+			u = append(u, fmt.Sprintf("usage %d", k))
+		}
+	}
+	if len(u) == 0 {
+		return "empty"
+	}
+	return strings.Join(u, ", ") + " only"
+}

@@ -30,6 +30,9 @@ go test -race -count=1 -timeout 15m ./...
 # The ORMs and tracing libraries, in a module of their own so that none of
 # them enters the library's go.mod.
 (cd internal/integration && go vet ./... && go test -race -count=1 -timeout 15m ./...)
+# Two TDS clients the project did not write (FreeTDS's tsql, Node's tedious)
+# against the SQL Server test server, every scenario and mode (installs them).
+scripts/tds-peers.sh
 
 # A count, not a duration: a duration can end while the fuzzer is still
 # gathering its baseline, which go test reports as "context deadline exceeded".

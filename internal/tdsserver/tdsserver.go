@@ -7,7 +7,9 @@
 // extension, as Entra ID access tokens are sent), LOGINACK, FEATUREEXTACK
 // and ENVCHANGE, and SQL batches answering SELECT 1,
 // SELECT @@VERSION and the sys.dm_exec_connections query with proper result
-// sets. Test code only.
+// sets, and SET options with DONE. Inside TDS 7.x PRELOGIN packets it
+// speaks at most TLS 1.2, as SQL Server does (see MaxPreloginVersion);
+// FreeTDS and tedious check it (scripts/tds-peers.sh). Test code only.
 package tdsserver
 
 import (
@@ -48,9 +50,15 @@ const (
 
 // Config is one server set-up: a scenario of the SSL-mode contract.
 type Config struct {
-	Encrypt    byte             // EncryptNotSup, EncryptOff or EncryptReq
-	Cert       *tls.Certificate // needed unless Encrypt is EncryptNotSup
-	MinVersion uint16           // TLS versions offered; zero: crypto/tls defaults
+	Encrypt byte             // EncryptNotSup, EncryptOff or EncryptReq
+	Cert    *tls.Certificate // needed unless Encrypt is EncryptNotSup
+	// MinVersion and MaxVersion limit the TLS versions offered; zero:
+	// crypto/tls's defaults. Inside TDS 7.x PRELOGIN packets the server
+	// never goes above TLS 1.2, whatever MaxVersion says: SQL Server
+	// negotiates TLS 1.3 only in TDS 8 strict mode, and the clients that
+	// wrap the handshake in PRELOGIN packets rely on it (see
+	// MaxPreloginVersion).
+	MinVersion uint16
 	MaxVersion uint16
 	User       string
 	Password   string
@@ -58,6 +66,41 @@ type Config struct {
 	// (security token library) must carry; empty, every token is refused.
 	// SetToken changes it for later logins without a restart.
 	Token string
+	// OnSession, if set, is called when a session ends with what it
+	// negotiated (cmd/tdsserve logs it). It must not block for long.
+	OnSession func(SessionInfo)
+}
+
+// MaxPreloginVersion is the highest TLS version the server negotiates
+// inside TDS 7.x PRELOGIN packets. SQL Server speaks TLS 1.3 only in TDS 8
+// strict mode; and the TDS 7.x handshake runs in lockstep, one PRELOGIN
+// packet answered by one, which TLS 1.3 breaks: its client Finished is
+// answered by nothing. FreeTDS 1.3 (GnuTLS) completes a TLS 1.3 handshake
+// and then waits forever for the login answer; tedious caps the PRELOGIN
+// handshake at TLS 1.2 itself.
+const MaxPreloginVersion = tls.VersionTLS12
+
+// SessionInfo is what one session negotiated, reported to Config.OnSession.
+type SessionInfo struct {
+	Spid       uint16
+	RemoteAddr string
+	// Strict: TDS 8, TLS before any TDS packet; ALPN is what was agreed.
+	Strict bool
+	ALPN   string
+	// ClientEncrypt and Answer are the PRELOGIN ENCRYPTION bytes of the
+	// client and of the server's answer; -1 if none was read or sent.
+	ClientEncrypt, Answer int
+	// Encryption is "none", "login-only" (the client's ENCRYPT_OFF to a
+	// server with TLS optional: only LOGIN7 is encrypted), "full",
+	// "strict", or "tls-failed" (the handshake did not complete).
+	Encryption  string
+	TLSVersion  uint16 // 0 without TLS
+	CipherSuite uint16
+	LoggedIn    bool
+	Batches     int   // SQL batches answered
+	Unsupported int   // requests answered "not supported" (batches among them)
+	Attentions  int   // attention signals acknowledged
+	Err         error // why the session ended: io.EOF when the client closed
 }
 
 // StopTimeout bounds how long Stop waits for the sessions it closed to end.
@@ -174,7 +217,11 @@ func (s *Server) accept(r *run, cfg Config) {
 				s.mu.Unlock()
 			}()
 			sess := &session{srv: s, cfg: cfg, raw: c, spid: uint16(s.spid.Add(1) + 50)}
-			_ = sess.serve()
+			sess.info = SessionInfo{Spid: sess.spid, RemoteAddr: c.RemoteAddr().String(), ClientEncrypt: -1, Answer: -1, Encryption: "none"}
+			sess.info.Err = sess.serve()
+			if cfg.OnSession != nil {
+				cfg.OnSession(sess.info)
+			}
 		}()
 	}
 }
@@ -253,6 +300,7 @@ type session struct {
 	encrypted bool
 	spid      uint16
 	packetID  byte
+	info      SessionInfo
 }
 
 func (s *session) serve() error {
@@ -268,11 +316,14 @@ func (s *session) serve() error {
 		if s.cfg.Cert == nil {
 			return errors.New("strict TLS without a certificate")
 		}
+		s.info.Strict, s.info.Encryption = true, "strict"
 		tc := tls.Server(raw, s.tlsConfig([]string{"tds/8.0"}))
 		if err := tc.Handshake(); err != nil {
+			s.info.Encryption = "tls-failed"
 			return err
 		}
 		s.rw, s.encrypted = tc, true
+		s.noteTLS(tc)
 	}
 
 	// PRELOGIN ([MS-TDS] 2.2.6.5).
@@ -284,10 +335,14 @@ func (s *session) serve() error {
 		return fmt.Errorf("expected PRELOGIN, got packet type %#x", typ)
 	}
 	clientEnc := preloginOption(payload, 0x01)
+	if preloginOffset(payload, 0x01) >= 0 {
+		s.info.ClientEncrypt = int(clientEnc)
+	}
 	answer, tlsMode := s.negotiate(clientEnc)
 	if s.encrypted {
 		answer, tlsMode = EncryptNotSup, tlsNone // already inside TLS
 	}
+	s.info.Answer = int(answer)
 	// A client that announces federated authentication (FEDAUTHREQUIRED)
 	// gets the option back, set, and must echo it in LOGIN7's FEDAUTH
 	// feature extension ([MS-TDS] 2.2.6.5, 2.2.6.4).
@@ -304,10 +359,16 @@ func (s *session) serve() error {
 		hc := NewHandshakeConn(raw, s.spid, &s.packetID)
 		tc := tls.Server(hc, s.tlsConfig(nil))
 		if err := tc.Handshake(); err != nil {
+			s.info.Encryption = "tls-failed"
 			return err
 		}
 		hc.Done()
 		s.rw, s.encrypted = tc, true
+		s.info.Encryption = "full"
+		if tlsMode == tlsLoginOnly {
+			s.info.Encryption = "login-only"
+		}
+		s.noteTLS(tc)
 	}
 
 	// LOGIN7 ([MS-TDS] 2.2.6.4).
@@ -359,6 +420,7 @@ func (s *session) serve() error {
 	if err := s.writeMessage(packReply, resp); err != nil {
 		return err
 	}
+	s.info.LoggedIn = true
 
 	for {
 		typ, payload, err := s.readMessage()
@@ -371,6 +433,7 @@ func (s *session) serve() error {
 			if err := s.writeMessage(packReply, doneToken(0x0020, 0, 0)); err != nil {
 				return err
 			}
+			s.info.Attentions++
 			continue
 		}
 		if typ != packSQLBatch {
@@ -378,12 +441,24 @@ func (s *session) serve() error {
 			if err := s.writeMessage(packReply, append(errorToken(50000, 16, "tdsserver: only SQL batches are supported"), doneToken(0x0002, 0, 0)...)); err != nil {
 				return err
 			}
+			s.info.Unsupported++
 			continue
 		}
-		if err := s.writeMessage(packReply, s.answer(sqlText(payload))); err != nil {
+		answer, ok := s.answer(sqlText(payload))
+		if err := s.writeMessage(packReply, answer); err != nil {
 			return err
 		}
+		s.info.Batches++
+		if !ok {
+			s.info.Unsupported++
+		}
 	}
+}
+
+// noteTLS records the handshake's outcome in the session's info.
+func (s *session) noteTLS(tc *tls.Conn) {
+	st := tc.ConnectionState()
+	s.info.TLSVersion, s.info.CipherSuite, s.info.ALPN = st.Version, st.CipherSuite, st.NegotiatedProtocol
 }
 
 type tlsMode int
@@ -417,21 +492,35 @@ func (s *session) negotiate(client byte) (byte, tlsMode) {
 	}
 }
 
+// tlsConfig is the server's TLS configuration: for TDS 8 strict (alpn
+// tds/8.0) as configured, for a handshake inside PRELOGIN packets (alpn
+// nil) at most MaxPreloginVersion.
 func (s *session) tlsConfig(alpn []string) *tls.Config {
-	return &tls.Config{
+	c := &tls.Config{
 		Certificates: []tls.Certificate{*s.cfg.Cert},
 		MinVersion:   s.cfg.MinVersion,
 		MaxVersion:   s.cfg.MaxVersion,
 		NextProtos:   alpn,
-		// A TLS 1.3 ticket would arrive after the driver has stopped
-		// unwrapping handshake packets; SQL Server sends none either.
+		// SQL Server sends no session tickets.
 		SessionTicketsDisabled: true,
 	}
+	if alpn == nil && (c.MaxVersion == 0 || c.MaxVersion > MaxPreloginVersion) {
+		c.MaxVersion = MaxPreloginVersion
+	}
+	return c
 }
 
-// answer runs a batch: the few statements the tests and Verify send.
-func (s *session) answer(sql string) []byte {
+// answer runs a batch: the few statements the tests and Verify send, and
+// the SET options drivers send after login; false for any other batch,
+// answered with an error.
+func (s *session) answer(sql string) ([]byte, bool) {
 	q := strings.ToLower(strings.Join(strings.Fields(sql), " "))
+	if onlySet(sql) {
+		// Session options, as tedious sends after every login ("set
+		// ansi_nulls on", "set textsize 2147483647", ...): SQL Server
+		// applies them and ends the batch with DONE; they change nothing here.
+		return doneToken(0, 0, 0), true
+	}
 	switch {
 	case strings.Contains(q, "sys.dm_exec_connections"):
 		enc := "FALSE"
@@ -466,20 +555,20 @@ func (s *session) answer(sql string) []byte {
 		for i, n := range names {
 			cols[i], row[i] = known[n].col, known[n].val
 		}
-		return resultSet(cols, row)
+		return resultSet(cols, row), true
 	case strings.Contains(q, "@@version"):
-		return resultSet([]column{{"", nvarchar}}, []any{"Microsoft SQL Server 2022 (tdsserver, a test stand-in speaking TDS 7.4)"})
+		return resultSet([]column{{"", nvarchar}}, []any{"Microsoft SQL Server 2022 (tdsserver, a test stand-in speaking TDS 7.4)"}), true
 	case strings.Contains(q, "@@spid"):
-		return resultSet([]column{{"", intn}}, []any{int32(s.spid)})
+		return resultSet([]column{{"", intn}}, []any{int32(s.spid)}), true
 	case strings.HasPrefix(q, "select 1"):
-		return resultSet([]column{{"", intn}}, []any{int32(1)})
+		return resultSet([]column{{"", intn}}, []any{int32(1)}), true
 	case strings.HasPrefix(q, "insert into writes (id) values ("):
 		id, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(q, "insert into writes (id) values ("), ")"), 10, 64)
 		if err == nil {
 			s.srv.dataMu.Lock()
 			s.srv.writes = append(s.srv.writes, id)
 			s.srv.dataMu.Unlock()
-			return doneToken(0x0010, 0xC3, 1) // DONE_COUNT, INSERT
+			return doneToken(0x0010, 0xC3, 1), true // DONE_COUNT, INSERT
 		}
 	case q == "select id from writes":
 		s.srv.dataMu.Lock()
@@ -488,9 +577,32 @@ func (s *session) answer(sql string) []byte {
 			rows[i] = []any{id}
 		}
 		s.srv.dataMu.Unlock()
-		return resultRows([]column{{"id", bigint}}, rows)
+		return resultRows([]column{{"id", bigint}}, rows), true
 	}
-	return append(errorToken(208, 16, "tdsserver: statement not supported: "+sql), doneToken(0x0002, 0, 0)...)
+	return append(errorToken(208, 16, "tdsserver: statement not supported: "+sql), doneToken(0x0002, 0, 0)...), false
+}
+
+// onlySet reports whether a batch is nothing but SET statements, one per
+// line or separated by semicolons: "SET option value" or "SET TRANSACTION
+// ISOLATION LEVEL ...". A line with more in it ("SET FMTONLY ON SELECT 1
+// SET FMTONLY OFF", as FreeTDS's freebcp sends) is not.
+func onlySet(sql string) bool {
+	n := 0
+	for _, stmt := range strings.FieldsFunc(sql, func(r rune) bool { return r == '\n' || r == '\r' || r == ';' }) {
+		f := strings.Fields(strings.ToLower(stmt))
+		switch {
+		case len(f) == 0:
+			continue
+		case f[0] != "set":
+			return false
+		case len(f) == 3,
+			len(f) >= 5 && len(f) <= 6 && f[1] == "transaction" && f[2] == "isolation" && f[3] == "level":
+			n++
+		default:
+			return false
+		}
+	}
+	return n > 0
 }
 
 // readMessage reads packets up to the end-of-message status bit.

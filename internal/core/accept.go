@@ -50,8 +50,10 @@ type outage struct{ since, last time.Time }
 const outageGap = 5 * time.Second
 
 type acceptWatch struct {
+	target  string
 	up      context.Context // done when the port accepts
 	markUp  context.CancelFunc
+	stop    chan struct{} // closed when the last waiter leaves
 	waiters int
 }
 
@@ -92,7 +94,7 @@ func (c *Config) joinWatch(network, target string) *acceptWatch {
 	o.last = now
 	w := a.m[target]
 	if w == nil {
-		w = &acceptWatch{}
+		w = &acceptWatch{target: target, stop: make(chan struct{})}
 		w.up, w.markUp = context.WithCancel(context.Background())
 		a.m[target] = w
 		go c.watchAccept(network, target, w, o)
@@ -101,10 +103,19 @@ func (c *Config) joinWatch(network, target string) *acceptWatch {
 	return w
 }
 
+// leaveWatch ends w's checks when no retry waits for it any more (the
+// caller's context ended, or the client closed).
 func (c *Config) leaveWatch(w *acceptWatch) {
-	c.accepts.mu.Lock()
+	a := &c.accepts
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	w.waiters--
-	c.accepts.mu.Unlock()
+	if w.waiters == 0 {
+		if a.m[w.target] == w {
+			delete(a.m, w.target)
+		}
+		close(w.stop)
+	}
 }
 
 // watchAccept checks target until it accepts a connection or no retry
@@ -112,26 +123,38 @@ func (c *Config) leaveWatch(w *acceptWatch) {
 func (c *Config) watchAccept(network, target string, w *acceptWatch, o *outage) {
 	a := &c.accepts
 	dial := c.Dialer()
+	t := time.NewTimer(0)
+	defer t.Stop()
 	for {
 		a.mu.Lock()
 		iv := pollInterval(time.Since(o.since))
 		a.mu.Unlock()
-		time.Sleep(iv)
-		a.mu.Lock()
-		if w.waiters == 0 {
-			delete(a.m, target)
-			a.mu.Unlock()
+		t.Reset(iv)
+		select {
+		case <-w.stop:
 			return
+		case <-t.C:
 		}
+		a.mu.Lock()
 		o.last = time.Now()
 		a.mu.Unlock()
+		// The check ends with the watch: nothing outlives the last waiter.
 		ctx, cancel := context.WithTimeout(context.Background(), max(iv, 100*time.Millisecond))
+		go func() {
+			select {
+			case <-w.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
 		conn, err := dial(ctx, network, target)
 		cancel()
 		if err == nil {
 			conn.Close()
 			a.mu.Lock()
-			delete(a.m, target)
+			if a.m[target] == w {
+				delete(a.m, target)
+			}
 			delete(a.down, target)
 			a.mu.Unlock()
 			w.markUp()

@@ -324,7 +324,9 @@ func (c *Config) learnFrom(addr string, tc *tls.Conn, err error) {
 
 // recheck asks addr, off the request path, whether it speaks TLS now.
 func (c *Config) recheck(network, addr string, dial DialFunc) {
-	ctx, cancel := context.WithTimeout(context.Background(), firstByteTimeout+dialTimeout)
+	// Bounded, as everything that runs off the request path: a server
+	// that speaks TLS answers a ClientHello within milliseconds.
+	ctx, cancel := context.WithTimeout(context.Background(), firstByteTimeout)
 	defer cancel()
 	raw, err := dial(ctx, network, addr)
 	if err != nil {

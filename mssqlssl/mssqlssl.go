@@ -70,6 +70,10 @@ type Connector struct {
 	// recent are the last tokens token returned, kept only to keep them
 	// out of the provider's own error texts.
 	recent recentTokens
+	// open ends with Close: Connects under way stop retrying, later ones
+	// fail at once.
+	open     context.Context
+	closeNow context.CancelCauseFunc
 }
 
 // recentTokens remembers the last few distinct tokens a provider returned.
@@ -277,7 +281,8 @@ func newConnector(cfg msdsn.Config, opts []sslconn.Option, moreSecrets ...string
 	if strict && ssl.Mode() < sslconn.Required {
 		return nil, core.InvalidOption("encrypt", fmt.Sprintf("%s (TDS 8) always encrypts; it cannot be %s", encryptionSetting(cfg), ssl.Mode()), nil)
 	}
-	return &Connector{base: cfg, ssl: ssl, strict: strict, pass: cfg.Password}, nil
+	open, closeNow := context.WithCancelCause(context.Background())
+	return &Connector{base: cfg, ssl: ssl, strict: strict, pass: cfg.Password, open: open, closeNow: closeNow}, nil
 }
 
 // dsnPassword finds the password in a DSN the driver could not parse, to
@@ -486,9 +491,44 @@ func (c *Connector) Config() *sslconn.Config { return c.ssl.Config }
 // Driver implements driver.Connector.
 func (c *Connector) Driver() driver.Driver { return Driver{} }
 
-// Close implements io.Closer, called when the *sql.DB closes; the connector
-// holds nothing that needs releasing.
-func (c *Connector) Close() error { return nil }
+// Close implements io.Closer, which database/sql calls when the *sql.DB is
+// closed: Connects under way stop, their retries and the attempt in
+// progress alike, and later Connects fail at once; both with
+// sslconn.ErrUnavailable saying the connector was closed. A Connector
+// serves one *sql.DB.
+func (c *Connector) Close() error {
+	if c.closeNow != nil {
+		c.closeNow(errConnectorClosed)
+	}
+	return nil
+}
+
+// errConnectorClosed ends the Connects of a closed connector.
+var errConnectorClosed = errors.New("the connector was closed (its *sql.DB was closed)")
+
+// whileOpen returns ctx, ended also by Close, and the function that
+// releases it.
+func (c *Connector) whileOpen(ctx context.Context) (context.Context, func()) {
+	if c.open == nil {
+		return ctx, func() {}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(c.open, func() { cancel(errConnectorClosed) })
+	return ctx, func() { stop(); cancel(nil) }
+}
+
+// closedError is the error of a Connect that Close ended, or came after
+// it: ErrUnavailable with the attempts err (Retry's) counts and the last
+// attempt's cause, both possibly none.
+func (c *Connector) closedError(err, last error) error {
+	e := core.NewError(sslconn.ErrUnavailable, c.ssl.Mode(), c.addr(), errConnectorClosed.Error(), last)
+	e.Option, e.Hint = "", ""
+	var se *sslconn.Error
+	if errors.As(err, &se) {
+		e.Attempts, e.Elapsed = se.Attempts, se.Elapsed
+	}
+	return e
+}
 
 func (c *Connector) addr() string {
 	port := c.base.Port
@@ -511,11 +551,17 @@ func (c *Connector) String() string {
 // GoString is String, for %#v.
 func (c *Connector) GoString() string { return c.String() }
 
-// Connect implements driver.Connector.
+// Connect implements driver.Connector. Close ends it.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
+	if c.open != nil && c.open.Err() != nil {
+		return nil, c.closedError(nil, nil)
+	}
+	ctx, release := c.whileOpen(ctx)
+	defer release()
 	var (
 		conn   driver.Conn
 		tokens []string // the tokens this call's attempts logged in with
+		last   error    // the last attempt's, if it was not cut short by ctx
 	)
 	mode := c.ssl.Mode()
 	err := c.ssl.Retry(ctx, c.addr(), func(ctx context.Context) error {
@@ -526,9 +572,15 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 			// goes plaintext; the next one asks again.
 			conn, err = c.connectOnce(ctx, sslconn.Disabled, &tokens)
 		}
+		if err != nil && ctx.Err() == nil {
+			last = err
+		}
 		return err
 	})
 	if err != nil {
+		if context.Cause(ctx) == errConnectorClosed {
+			err = c.closedError(err, last)
+		}
 		secrets := append(append([]string{c.pass}, tokens...), c.recent.all()...)
 		return nil, core.Redact(err, secrets...)
 	}

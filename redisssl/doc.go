@@ -31,13 +31,19 @@
 // the TLS port for modes that encrypt.
 //
 // Restarts: new connections are dialled with the core's retry budget and
-// backoff, and go-redis's MaxRetries is set to -1 unless the URL sets
-// max_retries: a command whose connection died after it was sent is reported
-// to the caller and never re-sent, so no write is applied twice. Set
-// max_retries in the URL to opt in to go-redis's retries for idempotent
-// workloads. Cluster redirections (MOVED, ASK) are still followed: the
-// command was not executed. go-redis's cluster client would also re-send a
-// command after its connection died (end of stream, reset, read timeout)
+// backoff for the commands that wait for them: a dial whose waiting commands
+// all gave up (their contexts ended) makes no new attempt, one the dialer
+// cannot tie to a waiting command (a Sentinel's, MinIdleConns', go-redis's
+// probe after failed dials, a PubSub's) gets one, and Close stops every
+// dial of the client at once, the commands still waiting getting
+// redis.ErrClosed. go-redis's
+// MaxRetries is set to -1 unless the URL sets max_retries: a command whose
+// connection died after it was sent is reported to the caller and never
+// re-sent, so no write is applied twice. Set max_retries in the URL to opt
+// in to go-redis's retries for idempotent workloads. Cluster redirections
+// (MOVED, ASK) are still followed: the command was not executed.
+// go-redis's cluster client would also re-send a command after its
+// connection died (end of stream, reset, read timeout)
 // whatever MaxRetries says; here such a command fails with
 // sslconn.ErrOutcomeUnknown instead. Replies that prove a command was not executed
 // (LOADING, MASTERDOWN, TRYAGAIN, CLUSTERDOWN, and READONLY from a master a

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -136,38 +137,58 @@ func (p *parsed) conflictHint(err error, opts []sslconn.Option) error {
 // track of the dials in progress, so that retryHook can report such an end
 // as sslconn.ErrUnavailable with the address, the attempts and the last
 // cause, as core.Config.Retry does when it sees the caller's context.
+//
+// It retries only while a command waits on an open client (see owner).
 type dialer struct {
 	cfg *core.Config
 	raw core.DialFunc // nil: the Config's (WithDialer, else a net.Dialer)
-	mu  sync.Mutex
-	cur map[*dialing]struct{}
+	// owner is the standalone or failover client the dialer serves, once
+	// built; retryHook tags its dials with it. A cluster's nodes tag theirs
+	// with their own.
+	owner *owner
+	mu    sync.Mutex
+	cur   map[*dialing]struct{}
 }
 
 // dialing is one dial in progress, across its attempts.
 type dialing struct {
-	addr     string
-	start    time.Time
-	attempts int   // started
-	last     error // of the last attempt that ended
+	addr      string
+	start     time.Time
+	attempts  int   // started
+	last      error // of the last attempt that ended
+	inAttempt atomic.Bool
+	stop      context.CancelCauseFunc // ends the dial, saying why
 }
 
 // newDialer returns the dialer for cfg over the go-redis Dialer the user
 // set (nil if none).
 func newDialer(cfg *core.Config, user func(ctx context.Context, network, addr string) (net.Conn, error)) *dialer {
-	d := &dialer{cfg: cfg, cur: map[*dialing]struct{}{}}
+	d := &dialer{cfg: cfg, owner: &owner{}, cur: map[*dialing]struct{}{}}
 	if user != nil && cfg.UserDialer() == nil {
 		d.raw = user
 	}
 	return d
 }
 
-// dial is core.Config.Dial, attempt by attempt on the record.
+// dial is core.Config.Dial, attempt by attempt on the record, for the
+// client whose hooks tagged ctx (see owner): after a failed attempt it
+// retries only while that client is open and a command of it waits for a
+// connection, and it stops, between attempts or in one, when the client is
+// closed (redis.ErrClosed). A dial of no client (a Sentinel's, or one
+// made before the client was built) gets one attempt.
 func (d *dialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	st := &dialing{addr: addr, start: time.Now()}
+	if isAskClosed(ctx) {
+		return nil, errAskedClosed
+	}
+	o, _ := ctx.Value(ownerKey{}).(*owner)
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	st := &dialing{addr: addr, start: time.Now(), stop: stop}
 	d.mu.Lock()
 	d.cur[st] = struct{}{}
 	d.mu.Unlock()
 	defer func() {
+		o.forget(st)
 		d.mu.Lock()
 		delete(d.cur, st)
 		d.mu.Unlock()
@@ -175,15 +196,42 @@ func (d *dialer) dial(ctx context.Context, network, addr string) (net.Conn, erro
 	var conn net.Conn
 	err := d.cfg.Retry(ctx, addr, func(ctx context.Context) error {
 		d.mu.Lock()
+		retry := st.attempts > 0
+		d.mu.Unlock()
+		if retry && o.closed() {
+			// Closed since the watch last looked: no new attempt.
+			stop(errOwnerClosed)
+			return ctx.Err()
+		}
+		st.inAttempt.Store(true)
+		d.mu.Lock()
 		st.attempts++
 		d.mu.Unlock()
 		c, err := d.cfg.DialMode(ctx, d.cfg.Mode(), network, addr, d.raw)
 		d.mu.Lock()
 		st.last = err
 		d.mu.Unlock()
+		st.inAttempt.Store(false)
 		conn = c
+		if err != nil && ctx.Err() == nil && !core.IsPermanent(err) {
+			// A retry would follow: only for a command waiting on an
+			// open client, and watched from now on.
+			if why := o.stopReason(); why != nil {
+				stop(why)
+			} else {
+				o.watch(st)
+			}
+		}
 		return err
 	})
+	if err != nil {
+		switch cause := context.Cause(ctx); cause {
+		case errOwnerClosed:
+			return nil, redis.ErrClosed
+		case errNotWaited, errNoOwner:
+			return nil, d.notRetried(st, cause)
+		}
+	}
 	return conn, err
 }
 
@@ -288,6 +336,7 @@ func newClient(ro *redis.Options, cfg *core.Config, set userSet) *redis.Client {
 	ro.MaintNotificationsConfig = maintConfig(ro.MaintNotificationsConfig, ro.Addr, cfg)
 	c := redis.NewClient(ro)
 	c.AddHook(retryHook{cfg, d})
+	d.owner.c.Store(c)
 	return c
 }
 
@@ -376,7 +425,7 @@ func newClusterClient(co *redis.ClusterOptions, cfg *core.Config, set userSet) *
 			n = redis.NewClient(o)
 		}
 		if n != nil {
-			n.AddHook(outcomeHook{})
+			n.AddHook(outcomeHook{newOwner(n)})
 		}
 		return n
 	}
@@ -454,6 +503,7 @@ func newFailoverClient(fo *redis.FailoverOptions, cfg *core.Config, set userSet)
 	d := tuneFailover(fo, cfg, set)
 	c := redis.NewFailoverClient(fo)
 	c.AddHook(retryHook{cfg, d})
+	d.owner.c.Store(c)
 	return c
 }
 
@@ -482,7 +532,7 @@ func NewUniversalClientFromOptions(o *redis.UniversalOptions, opts ...sslconn.Op
 		c := redis.NewFailoverClusterClient(fo)
 		// Its node clients are built inside go-redis; they are created
 		// lazily, on the first command, so every one gets the hook.
-		c.OnNewNode(func(n *redis.Client) { n.AddHook(outcomeHook{}) })
+		c.OnNewNode(func(n *redis.Client) { n.AddHook(outcomeHook{newOwner(n)}) })
 		c.AddHook(retryHook{cfg, d})
 		return c, nil
 	case uo.MasterName != "":
@@ -504,7 +554,11 @@ func universal[C redis.UniversalClient](c C, err error) (redis.UniversalClient, 
 }
 
 // dialBudget is go-redis's per-dial timeout: long enough for the dialer's
-// own retrying across a restart.
+// own retrying across a restart. go-redis applies it to the whole of one
+// call of the dialer (DialerRetries is 1), retries included, so it cannot
+// be a per-attempt timeout; it is only a cap: the retrying ends with the
+// commands waiting for it and with Close (see owner); the handshake
+// timeout, and the default dialer's connect timeout, bound each attempt.
 func dialBudget(cfg *core.Config) time.Duration {
 	if b := cfg.RetryBudget(); b > 0 {
 		return b + cfg.HandshakeTimeout()

@@ -51,7 +51,20 @@ type retryHook struct {
 	d   *dialer
 }
 
-func (retryHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+// DialHook tags the client's dials with the client as their owner, and
+// answers askClosed's dial: the hook is the client's first, so no other
+// hook sees it (see owner).
+func (h retryHook) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if isAskClosed(ctx) {
+			return nil, errAskedClosed
+		}
+		if h.d != nil {
+			ctx = withOwner(ctx, h.d.owner)
+		}
+		return next(ctx, network, addr)
+	}
+}
 
 func (h retryHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
@@ -105,9 +118,21 @@ func (h retryHook) explain(ctx context.Context, err error, cmds ...redis.Cmder) 
 // so a write whose connection died after it was sent could apply twice.
 // Such errors become sslconn.ErrOutcomeUnknown, which it does not retry, and
 // reach the caller; errors from before anything was sent pass unchanged.
-type outcomeHook struct{}
+//
+// Its DialHook tags the node's dials with the node as their owner, for the
+// cluster client's dialer, and answers askClosed's dial. It is the node's
+// first hook unless a NewClient set in the options added hooks of its own,
+// which then see that dial too (with a cancelled context) before it.
+type outcomeHook struct{ o *owner }
 
-func (outcomeHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h outcomeHook) DialHook(next redis.DialHook) redis.DialHook {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if isAskClosed(ctx) {
+			return nil, errAskedClosed
+		}
+		return next(withOwner(ctx, h.o), network, addr)
+	}
+}
 
 func (outcomeHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error { return outcomeOf(next(ctx, cmd)) }

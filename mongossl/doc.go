@@ -49,9 +49,18 @@
 // 30 s; a server that is restarting is waited for up to the retry budget.
 //
 // Restarts: new connections are dialled with the core's retry budget and
-// backoff. Retryable reads and writes stay as the driver defines them
-// (retryWrites and retryReads default to true): the driver retries a write
-// once after a network error, and the server recognises the retry by its
-// transaction number, so it is not applied twice on MongoDB; other
-// operations whose connection died report the error to the caller.
+// backoff. A client from Connect or ConnectOptions notices, on Linux, the
+// server closing its connections as it happens, and has the driver drop
+// its pooled ones then: the first operation after a restart waits for the
+// server and gets a new connection, where with the bare driver it fails on
+// a closed one (its pool checks none before use, and its monitor polls
+// every 10 s unless the server streams, as MongoDB 4.4+ does). Retryable
+// reads and writes stay as the driver defines them (retryWrites and
+// retryReads default to true): the driver retries a read, or a write to a
+// replica set or sharded cluster, once after a network error, and the
+// server recognises a retried write by its transaction number, so it is not
+// applied twice on MongoDB; it never retries RunCommand (Ping included),
+// nor a write to a standalone server. An operation in flight when the
+// server goes, or started within a millisecond or so of it, reports the
+// error to the caller.
 package mongossl

@@ -301,6 +301,12 @@ func clientOptions(rawURI string, opts []sslconn.Option) (*options.ClientOptions
 //
 // Like Connect, it opens one connection before returning, so that an error
 // retrying cannot fix comes back at once as the matching sslconn error.
+//
+// The client notices a server closing its connections (a restart) as it
+// happens, on Linux, and has the driver drop them, so the first operation
+// afterwards gets a new connection instead of failing on a closed one as
+// with the bare driver; its command monitor does not see the ping this
+// takes. Options passed to mongo.Connect directly do without.
 func ConnectOptions(ctx context.Context, co *options.ClientOptions, opts ...sslconn.Option) (*mongo.Client, error) {
 	c, d, err := fromOptions(co, opts)
 	if err != nil {
@@ -309,7 +315,16 @@ func ConnectOptions(ctx context.Context, co *options.ClientOptions, opts ...sslc
 	if err := preflight(ctx, d, c.Hosts); err != nil {
 		return nil, err
 	}
-	return mongo.Connect(c)
+	// So that the first operation after a restart gets a new connection,
+	// not a pooled one the server closed (see live.go).
+	d.live = newLive()
+	c.Monitor = hidePings(c.Monitor)
+	client, err := mongo.Connect(c)
+	if err != nil {
+		return nil, err
+	}
+	d.live.attach(client)
+	return client, nil
 }
 
 // fromOptions copies co and installs the TLS dialer on the copy.
@@ -377,6 +392,9 @@ type dialer struct {
 	// spec holds passwords: the dialer prints as String says.
 	spec core.Spec
 	opts []sslconn.Option
+	// live watches the connections of a client made by ConnectOptions;
+	// nil for options handed to the user.
+	live *live
 }
 
 // DialContext dials every host, seed or discovered from a replica set's
@@ -386,6 +404,16 @@ func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	if d.user != nil && d.cfg.UserDialer() == nil {
 		raw = d.user.DialContext
 	}
+	var dials *rawDials
+	if d.live != nil {
+		// Record the TCP connections, to watch the one under c.
+		if raw == nil {
+			raw = d.cfg.Dialer()
+		}
+		dials = &rawDials{}
+		raw = dials.wrap(raw)
+		defer dials.find(nil)
+	}
 	c, err := d.cfg.Dial(ctx, network, addr, raw)
 	if err != nil {
 		return nil, err
@@ -393,6 +421,9 @@ func (d *dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	if err := d.checkRevocation(c, addr); err != nil {
 		c.Close()
 		return nil, err
+	}
+	if d.live != nil {
+		return d.live.track(c, dials.find(c), addr), nil
 	}
 	return c, nil
 }

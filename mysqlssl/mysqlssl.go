@@ -2,6 +2,7 @@ package mysqlssl
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -55,6 +57,10 @@ type Connector struct {
 	cfg  *mysql.Config // the driver's config as given, its TLS decided per connection
 	ssl  *core.Config
 	pass string // only to keep it out of error texts
+	// open ends with Close: Connects under way stop retrying, later ones
+	// fail at once.
+	open     context.Context
+	closeNow context.CancelCauseFunc
 }
 
 // NewConnector parses a go-sql-driver/mysql DSN with the shared ssl-*
@@ -143,7 +149,8 @@ func newConnector(cfg *mysql.Config, spec core.Spec, opts []sslconn.Option) (*Co
 	if _, err := mysql.NewConnector(cfg.Clone()); err != nil {
 		return nil, core.Redact(core.InvalidOption("dsn", "invalid DSN", err), cfg.Passwd)
 	}
-	return &Connector{cfg: cfg, ssl: ssl, pass: cfg.Passwd}, nil
+	open, closeNow := context.WithCancelCause(context.Background())
+	return &Connector{cfg: cfg, ssl: ssl, pass: cfg.Passwd, open: open, closeNow: closeNow}, nil
 }
 
 // driverConnector is the driver's connector for one new connection, with
@@ -151,7 +158,9 @@ func newConnector(cfg *mysql.Config, spec core.Spec, opts []sslconn.Option) (*Co
 // driver's own PREFERRED sets a shared config's TLS to nil on the first
 // fallback, turning the whole pool plaintext, while here the fallback is
 // decided per connection. The user's BeforeConnect, kept in the copy, runs
-// after this, as the driver calls it.
+// after this, as the driver calls it. The connection's tls.Config notes
+// whether the server asked for a client certificate that was not sent
+// (see certAskedConnector).
 func (c *Connector) driverConnector(mode sslconn.Mode) (driver.Connector, error) {
 	cfg := c.cfg.Clone()
 	cfg.TLS = c.ssl.TLSConfigMode(mode, cfg.Addr)
@@ -159,7 +168,12 @@ func (c *Connector) driverConnector(mode sslconn.Mode) (driver.Connector, error)
 	if d := c.ssl.UserDialer(); d != nil {
 		cfg.DialFunc = d
 	}
-	return mysql.NewConnector(cfg)
+	asked := watchCertRequest(cfg.TLS)
+	inner, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return certAskedConnector{inner, asked}, nil
 }
 
 // Open returns a *sql.DB for the DSN; see NewConnector.
@@ -187,15 +201,57 @@ func (c *Connector) GoString() string { return c.String() }
 func (c *Connector) Driver() driver.Driver { return Driver{} }
 
 // Close implements io.Closer, which database/sql calls when the *sql.DB is
-// closed. The connector holds no goroutine or file, so there is nothing to
-// release; it exists so that stays true if that changes.
-func (c *Connector) Close() error { return nil }
+// closed: Connects under way stop, their retries and the attempt in
+// progress alike, and later Connects fail at once; both with
+// sslconn.ErrUnavailable saying the connector was closed. A Connector
+// serves one *sql.DB.
+func (c *Connector) Close() error {
+	if c.closeNow != nil {
+		c.closeNow(errConnectorClosed)
+	}
+	return nil
+}
+
+// errConnectorClosed ends the Connects of a closed connector.
+var errConnectorClosed = errors.New("the connector was closed (its *sql.DB was closed)")
+
+// whileOpen returns ctx, ended also by Close, and the function that
+// releases it.
+func (c *Connector) whileOpen(ctx context.Context) (context.Context, func()) {
+	if c.open == nil {
+		return ctx, func() {}
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(c.open, func() { cancel(errConnectorClosed) })
+	return ctx, func() { stop(); cancel(nil) }
+}
+
+// closedError is the error of a Connect that Close ended, or came after
+// it: ErrUnavailable with the attempts err (Retry's) counts and the last
+// attempt's cause, both possibly none.
+func (c *Connector) closedError(err, last error) error {
+	e := core.NewError(sslconn.ErrUnavailable, c.ssl.Mode(), c.cfg.Addr, errConnectorClosed.Error(), last)
+	e.Option, e.Hint = "", ""
+	var se *sslconn.Error
+	if errors.As(err, &se) {
+		e.Attempts, e.Elapsed = se.Attempts, se.Elapsed
+	}
+	return e
+}
 
 // Connect implements driver.Connector: it connects in the configured mode,
 // retrying refused and reset connections within the retry budget, and maps
-// failures onto sslconn's errors.
+// failures onto sslconn's errors. Close ends it.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
-	var conn driver.Conn
+	if c.open != nil && c.open.Err() != nil {
+		return nil, c.closedError(nil, nil)
+	}
+	ctx, release := c.whileOpen(ctx)
+	defer release()
+	var (
+		conn driver.Conn
+		last error // the last attempt's, if it was not cut short by ctx
+	)
 	// The driver reads the greeting and runs the TLS handshake and login
 	// without a deadline unless ctx has one: a server that accepts and then
 	// stalls would hold database/sql's Ping or Query forever. Each attempt
@@ -213,12 +269,20 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 		case err == nil:
 			return nil
 		case ctx.Err() == nil && actx.Err() != nil:
-			return core.NewError(sslconn.ErrHandshakeTimeout, c.ssl.Mode(), c.cfg.Addr,
+			err = core.NewError(sslconn.ErrHandshakeTimeout, c.ssl.Mode(), c.cfg.Addr,
 				"no greeting, TLS handshake and login within "+bound.String(), os.ErrDeadlineExceeded)
+		default:
+			err = c.classify(actx, err)
 		}
-		return c.classify(actx, err)
+		if ctx.Err() == nil {
+			last = err
+		}
+		return err
 	})
 	if err != nil {
+		if context.Cause(ctx) == errConnectorClosed {
+			err = c.closedError(err, last)
+		}
 		return nil, core.Redact(err, c.pass)
 	}
 	return conn, nil
@@ -245,6 +309,18 @@ func (c *Connector) classify(ctx context.Context, err error) error {
 		case erSecureTransportMySQL80:
 			return core.NewError(sslconn.ErrServerRequiresTLS, mode, addr, "", err)
 		case erAccessDenied:
+			var asked *certAskedError
+			if mode != sslconn.Disabled && errors.As(err, &asked) {
+				// MariaDB and MySQL refuse an account created REQUIRE X509
+				// (or ISSUER, SUBJECT) that sent no certificate with 1045,
+				// as they do a wrong password. The server asked for one in
+				// this handshake and none went: say so, without a second
+				// login to find out, keeping the server's error.
+				e := core.NewError(sslconn.ErrClientCertRequired, mode, addr,
+					"the server asked for a client certificate and none is configured: the account may require one (REQUIRE X509, ISSUER or SUBJECT), which MariaDB and MySQL report as error 1045, like a wrong password", me)
+				e.Hint = "if the account requires a client certificate (SHOW CREATE USER shows REQUIRE), set ssl-cert and ssl-key to one the server's CA signed; otherwise check the user name and password"
+				return core.Permanent(e)
+			}
 			if mode == sslconn.Disabled && c.acceptsTLSLogin(ctx) {
 				return core.NewError(sslconn.ErrServerRequiresTLS, mode, addr,
 					"the plaintext login was refused but the same login over TLS succeeds: the server (require_secure_transport) or the account (REQUIRE SSL) requires TLS; MariaDB reports both as error 1045, like a wrong password", err)
@@ -273,6 +349,50 @@ func (c *Connector) acceptsTLSLogin(ctx context.Context) bool {
 	dc.Close()
 	return true
 }
+
+// watchCertRequest makes tc (one connection's own tls.Config) note when
+// the server asks for a client certificate and none is sent: the driver
+// runs the handshake without a context, so the flag the library's
+// tls.Config sets through the handshake's context cannot reach it.
+func watchCertRequest(tc *tls.Config) *atomic.Bool {
+	asked := new(atomic.Bool)
+	if tc == nil || tc.GetClientCertificate == nil {
+		return asked
+	}
+	get := tc.GetClientCertificate
+	tc.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		cert, err := get(cri)
+		if err == nil && (cert == nil || len(cert.Certificate) == 0) {
+			asked.Store(true)
+		}
+		return cert, err
+	}
+	return asked
+}
+
+// certAskedConnector is the driver's connector for one connection; its
+// error is a *certAskedError when the server asked for a client
+// certificate and none was sent.
+type certAskedConnector struct {
+	driver.Connector
+	asked *atomic.Bool
+}
+
+func (w certAskedConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := w.Connector.Connect(ctx)
+	if err != nil && w.asked.Load() {
+		err = &certAskedError{err}
+	}
+	return conn, err
+}
+
+// certAskedError marks a connection error that followed a handshake in
+// which the server asked for a client certificate and got none. It reads
+// and unwraps as the driver's error.
+type certAskedError struct{ err error }
+
+func (e *certAskedError) Error() string { return e.err.Error() }
+func (e *certAskedError) Unwrap() error { return e.err }
 
 // nativeModes maps go-sql-driver's tls= values onto modes.
 var nativeModes = map[string]sslconn.Mode{

@@ -203,6 +203,7 @@ type ModeResult struct {
 	Cipher    string `json:"cipher,omitempty"`
 	Kind      string `json:"error_kind,omitempty"`
 	Error     string `json:"error,omitempty"`
+	Detail    string `json:"detail,omitempty"` // the error's diagnosis: which certificate, what is wrong
 	Hint      string `json:"hint,omitempty"`
 }
 
@@ -213,7 +214,7 @@ func Result(mode sslconn.Mode, st sslconn.Status, err error) ModeResult {
 		res.Kind, res.Error = KindName(err), err.Error()
 		var se *sslconn.Error
 		if errors.As(err, &se) {
-			res.Hint = se.Hint
+			res.Detail, res.Hint = se.Detail, se.Hint
 		}
 	}
 	return res
@@ -293,7 +294,14 @@ type Report struct {
 	Modes     []ModeResult `json:"modes"`
 	Chain     *Chain       `json:"chain,omitempty"`
 	Strongest string       `json:"strongest_mode,omitempty"`
-	Verdict   string       `json:"verdict"`
+	// TLSVersion is the tls-version that reaches a server the default
+	// versions and cipher suites do not: the legacy version the server
+	// chose ("TLSv1"), or TLSv1,TLSv1.1,TLSv1.2 when it chose TLS 1.2 with
+	// a legacy cipher suite (LegacyCipher). Modes are then the outcomes
+	// with it.
+	TLSVersion   string `json:"tls_version_that_works,omitempty"`
+	LegacyCipher string `json:"legacy_cipher,omitempty"`
+	Verdict      string `json:"verdict"`
 }
 
 // dsnParams returns the DSN's parameters (URL query or ADO/ODBC pairs),
@@ -404,46 +412,88 @@ func Run(ctx context.Context, dsn string, o Options) (*Report, error) {
 			peers = cs.PeerCertificates
 		}
 	})
-	r := &Report{Engine: e, Address: Endpoint(e, dsn), Requested: requested.String(), Modes: make([]ModeResult, len(core.Modes))}
-	var (
-		wg         sync.WaitGroup
-		configErrs []error
-	)
-	for i, m := range core.Modes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			// The handshake has its own bound (o.Timeout); this one is for
-			// the whole attempt, login and query included, with room for a
-			// busy machine (a PREFERRED fallback waits out the handshake
-			// bound before it connects again in plaintext).
-			cctx, cancel := context.WithTimeout(ctx, 2*o.Timeout+10*time.Second)
-			defer cancel()
-			opts := append(append([]sslconn.Option{}, base...), observe, sslconn.WithMode(m))
-			st, err := Connect(cctx, e, dsn, opts...)
-			res := Result(m, st, err)
-			if err != nil {
-				if errors.Is(err, sslconn.ErrInvalidOption) || errors.Is(err, sslconn.ErrBadCA) {
-					mu.Lock()
-					configErrs = append(configErrs, err)
-					mu.Unlock()
-				}
-			}
-			r.Modes[i] = res
-		}()
-	}
-	wg.Wait()
+	r := &Report{Engine: e, Address: Endpoint(e, dsn), Requested: requested.String()}
+	base = append(base, observe)
+	var configErrs []error
+	r.Modes, configErrs = runModes(ctx, e, dsn, o, base)
 	// A DSN the adapter cannot parse fails every mode alike: that is bad
 	// input, not a finding. (One mode alone can be invalid: encrypt=strict
 	// cannot be DISABLED.)
 	if len(configErrs) == len(core.Modes) {
 		return nil, configErrs[0]
 	}
+	// A legacy server: once more with the legacy versions (and so the
+	// legacy cipher suites); if that connects, every mode again with the
+	// version the server chose, or with the list when it chose TLS 1.2
+	// (then it lacked a cipher suite, not a version).
+	if m := r.mode(sslconn.Required); m.Kind == KindName(sslconn.ErrTLSVersion) {
+		withVersions := func(v string) []sslconn.Option {
+			lo, hi, _ := tlsinfo.ParseVersionList(v)
+			return append(append([]sslconn.Option{}, base...), sslconn.WithTLSVersions(lo, hi))
+		}
+		if st, err := connectOne(ctx, e, dsn, o, withVersions(legacyVersions), sslconn.Required); err == nil {
+			r.TLSVersion, r.LegacyCipher = legacyVersions, st.Cipher
+			if st.Version == "TLSv1" || st.Version == "TLSv1.1" {
+				r.TLSVersion = st.Version
+			}
+			r.Modes, _ = runModes(ctx, e, dsn, o, withVersions(r.TLSVersion))
+		}
+	}
 	if peers != nil {
 		r.Chain = analyse(peers, judge, o, r.Address)
 	}
 	r.verdict(requested)
 	return r, nil
+}
+
+// legacyVersions is the tls-version the check tries when the default
+// versions fail with a version error.
+const legacyVersions = "TLSv1,TLSv1.1,TLSv1.2"
+
+// runModes connects in every mode at once; it also returns the errors of
+// the modes that failed on bad input.
+func runModes(ctx context.Context, e Engine, dsn string, o Options, base []sslconn.Option) ([]ModeResult, []error) {
+	res := make([]ModeResult, len(core.Modes))
+	errs := make([]error, len(core.Modes))
+	var wg sync.WaitGroup
+	for i, m := range core.Modes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var st sslconn.Status
+			st, errs[i] = connectOne(ctx, e, dsn, o, base, m)
+			res[i] = Result(m, st, errs[i])
+		}()
+	}
+	wg.Wait()
+	var bad []error
+	for _, err := range errs {
+		if errors.Is(err, sslconn.ErrInvalidOption) || errors.Is(err, sslconn.ErrBadCA) {
+			bad = append(bad, err)
+		}
+	}
+	return res, bad
+}
+
+// connectOne is one attempt in mode m.
+func connectOne(ctx context.Context, e Engine, dsn string, o Options, base []sslconn.Option, m sslconn.Mode) (sslconn.Status, error) {
+	// The handshake has its own bound (o.Timeout); this one is for the
+	// whole attempt, login and query included, with room for a busy
+	// machine (a PREFERRED fallback waits out the handshake bound before
+	// it connects again in plaintext).
+	cctx, cancel := context.WithTimeout(ctx, 2*o.Timeout+10*time.Second)
+	defer cancel()
+	return Connect(cctx, e, dsn, append(append([]sslconn.Option{}, base...), sslconn.WithMode(m))...)
+}
+
+// mode is the outcome in m.
+func (r *Report) mode(m sslconn.Mode) ModeResult {
+	for _, res := range r.Modes {
+		if res.Mode == m.String() {
+			return res
+		}
+	}
+	return ModeResult{}
 }
 
 func analyse(peers []*x509.Certificate, judge *core.Config, o Options, addr string) *Chain {
@@ -483,13 +533,26 @@ func (r *Report) verdict(requested sslconn.Mode) {
 			r.Strongest = m.Mode
 		}
 	}
-	r.OK = byMode[requested.String()].Connected
+	// With a tls-version the DSN lacks, only DISABLED worked as given.
+	r.OK = byMode[requested.String()].Connected && (r.TLSVersion == "" || requested == sslconn.Disabled)
 	vi, vca := byMode[sslconn.VerifyIdentity.String()], byMode[sslconn.VerifyCA.String()]
+	req := byMode[sslconn.Required.String()]
+	// The server offers TLS, but even REQUIRED fails, for a reason of TLS's
+	// own: a certificate Go refuses, no common version, mutual TLS.
+	tlsFault := !req.Connected && tlsFaults[req.Kind]
 	var b strings.Builder
+	switch {
+	case r.TLSVersion == legacyVersions:
+		fmt.Fprintf(&b, "the server's TLS 1.2 offers only legacy cipher suites (it chose %s): tls-version=%s works (add it to the DSN: the legacy suites come with it), as does ssl-cipher=%s; with it, ", r.LegacyCipher, r.TLSVersion, r.LegacyCipher)
+	case r.TLSVersion != "":
+		fmt.Fprintf(&b, "the server speaks only TLS versions below 1.2: tls-version=%s works (add it to the DSN; the legacy cipher suites come with it); with it, ", r.TLSVersion)
+	}
 	switch {
 	case r.Strongest == "":
 		b.WriteString("no mode connects")
-		if d := byMode[sslconn.Disabled.String()]; d.Error != "" {
+		if d := byMode[sslconn.Disabled.String()]; tlsFault {
+			b.WriteString(": the server offers TLS but no mode that encrypts connects: " + reason(req))
+		} else if d.Error != "" {
 			b.WriteString(": " + firstLine(d.Error))
 		}
 	case vi.Connected:
@@ -500,24 +563,51 @@ func (r *Report) verdict(requested sslconn.Mode) {
 		}
 	default:
 		fmt.Fprintf(&b, "strongest mode that works: %s", r.Strongest)
-		if !byMode[sslconn.Required.String()].Connected && !byMode[sslconn.Preferred.String()].Encrypted {
+		if !req.Connected && !byMode[sslconn.Preferred.String()].Encrypted {
+			if tlsFault {
+				b.WriteString("; the server offers TLS but no mode that encrypts connects: " + reason(req))
+				break
+			}
 			b.WriteString("; the server offers no TLS here: enable SSL on the instance (or connect to its TLS port)")
 			break
 		}
 		b.WriteString(". To reach VERIFY_IDENTITY: ")
 		switch {
 		case !vca.Connected && vca.Hint != "":
-			b.WriteString(vca.Hint)
+			b.WriteString(reason(vca))
 		case vi.Hint != "":
-			b.WriteString(vi.Hint)
+			b.WriteString(reason(vi))
 		default:
 			b.WriteString(firstLine(vi.Error))
 		}
 	}
-	if !r.OK {
+	switch {
+	case !r.OK && r.TLSVersion != "" && byMode[requested.String()].Connected:
+		fmt.Fprintf(&b, ". The requested mode %s works only with tls-version=%s", requested, r.TLSVersion)
+	case !r.OK:
 		fmt.Fprintf(&b, ". The requested mode %s does not work", requested)
 	}
 	r.Verdict = b.String()
+}
+
+// tlsFaults are the kinds that fail REQUIRED against a server that does
+// offer TLS.
+var tlsFaults = map[string]bool{
+	KindName(sslconn.ErrBadCertificate):     true,
+	KindName(sslconn.ErrTLSVersion):         true,
+	KindName(sslconn.ErrClientCertRequired): true,
+}
+
+// reason is what went wrong in m and what fixes it: the error's diagnosis
+// (which certificate, what it holds) and its advice.
+func reason(m ModeResult) string {
+	switch {
+	case m.Detail != "" && m.Hint != "":
+		return m.Detail + "; " + m.Hint
+	case m.Detail != "":
+		return m.Detail
+	}
+	return firstLine(m.Error)
 }
 
 func (r *Report) hostName() string {
@@ -532,6 +622,9 @@ func firstLine(s string) string { return strings.SplitN(s, "\n", 2)[0] }
 // WriteText prints the report for people.
 func (r *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "sslconn check: %s at %s (requested mode %s)\n\n", r.Engine, r.Address, r.Requested)
+	if r.TLSVersion != "" {
+		fmt.Fprintf(w, "  the default TLS versions and cipher suites fail here; with tls-version=%s:\n", r.TLSVersion)
+	}
 	fmt.Fprintf(w, "  %-16s %-22s %-8s %s\n", "MODE", "RESULT", "TLS", "CIPHER / ERROR")
 	for _, m := range r.Modes {
 		switch {

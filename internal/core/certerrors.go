@@ -1,9 +1,12 @@
 package core
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -114,4 +117,26 @@ func extKeyUsages(c *x509.Certificate) string {
 		return "empty"
 	}
 	return strings.Join(u, ", ") + " only"
+}
+
+// selectedVersion is crypto/tls's text for a server that answered with a
+// version below the client's minimum (a server that predates TLS 1.3's
+// supported_versions extension does: newer ones send a protocol_version
+// alert and say nothing of their own versions).
+var selectedVersion = regexp.MustCompile(`tls: server selected unsupported protocol version ([0-9a-f]+)`)
+
+// explainVersion names the version such a server chose, and so the
+// tls-version that reaches it.
+func explainVersion(e *sslconn.Error, err error) {
+	m := selectedVersion.FindStringSubmatch(err.Error())
+	if e.Kind != sslconn.ErrTLSVersion || m == nil {
+		return
+	}
+	v, perr := strconv.ParseUint(m[1], 16, 16)
+	if perr != nil || v >= tls.VersionTLS12 || v < tls.VersionTLS10 {
+		return
+	}
+	name := tlsinfo.VersionName(uint16(v))
+	e.Detail = fmt.Sprintf("the server chose %s, below the lowest version offered", name)
+	e.Hint = fmt.Sprintf("set tls-version=%s (a lowest version below TLS 1.2 also offers the legacy cipher suites), or enable TLS 1.2 on the instance", name)
 }

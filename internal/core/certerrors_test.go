@@ -178,3 +178,28 @@ func TestSystemRoots(t *testing.T) {
 		t.Errorf("bad value: %v", err)
 	}
 }
+
+// TestVersionAdvice: a server below the client's minimum is ErrTLSVersion
+// naming the tls-version to set: the one the server chose when it says
+// (servers without TLS 1.3's supported_versions), else the legacy list.
+func TestVersionAdvice(t *testing.T) {
+	tests := []struct {
+		err  error
+		says []string
+	}{
+		{errors.New("tls: server selected unsupported protocol version 301"), []string{"the server chose TLSv1,", "set tls-version=TLSv1 ("}},
+		{errors.New("tls: server selected unsupported protocol version 302"), []string{"the server chose TLSv1.1,", "set tls-version=TLSv1.1 ("}},
+		{tls.AlertError(70), []string{"tls-version=TLSv1,TLSv1.1,TLSv1.2", "legacy cipher suites", "ssl-cipher"}},
+	}
+	for _, tt := range tests {
+		err := Classify(tt.err, sslconn.VerifyIdentity, "db:3306")
+		if !errors.Is(err, sslconn.ErrTLSVersion) || !IsPermanent(err) {
+			t.Fatalf("%v: %v", tt.err, err)
+		}
+		for _, s := range tt.says {
+			if !strings.Contains(err.Error(), s) {
+				t.Errorf("%q does not say %q", err, s)
+			}
+		}
+	}
+}

@@ -28,7 +28,7 @@ var kinds = map[error]kind{
 	sslconn.ErrHostnameMismatch:   {"ErrHostnameMismatch", "ssl-server-name", "connect by the name in the certificate, set ssl-server-name to it, or use ssl-mode=VERIFY_CA to check the chain only", true},
 	sslconn.ErrCertExpired:        {"ErrCertExpired", "ssl-mode", "renew the server certificate (check the machine's clock), or use ssl-mode=REQUIRED to encrypt without verifying", true},
 	sslconn.ErrBadCertificate:     {"ErrBadCertificate", "ssl-mode", "reissue the server certificate, or use ssl-mode=REQUIRED to encrypt without verifying", true},
-	sslconn.ErrTLSVersion:         {"ErrTLSVersion", "tls-version", "legacy instances need an explicit tls-version (e.g. TLSv1,TLSv1.1,TLSv1.2) and perhaps ssl-cipher", true},
+	sslconn.ErrTLSVersion:         {"ErrTLSVersion", "tls-version", "a legacy instance needs an explicit tls-version, e.g. tls-version=TLSv1,TLSv1.1,TLSv1.2 (a lowest version below TLS 1.2 also offers the legacy cipher suites), or an ssl-cipher it offers; sslconn check finds the version that works", true},
 	sslconn.ErrClientCertRequired: {"ErrClientCertRequired", "ssl-cert", "set ssl-cert and ssl-key to a client certificate the server's CA signed", true},
 	sslconn.ErrHandshakeTimeout:   {"ErrHandshakeTimeout", "WithHandshakeTimeout", "check that the address is the database's port and reachable without a stalling proxy; sslconn.WithHandshakeTimeout sets the bound", false},
 	sslconn.ErrUnavailable:        {"ErrUnavailable", "WithRetryBudget", "check that the server is running and the host and port are right; sslconn.WithRetryBudget sets how long to wait", true},
@@ -101,6 +101,7 @@ func Classify(err error, mode sslconn.Mode, host string) error {
 	if k := rawKind(err); k != nil {
 		e := NewError(k, mode, host, "", err)
 		explainCert(e, err)
+		explainVersion(e, err)
 		return e
 	}
 	return err

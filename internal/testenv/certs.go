@@ -35,6 +35,15 @@ type Certs struct {
 	MITM      Pair   // from OtherCA, SAN localhost, 127.0.0.1, ::1
 	Expired   Pair   // from the CA, expired in 2021
 	Client    Pair   // client certificate from the CA, CN sslconn-client
+	// Server certificates for the right names (SAN localhost, 127.0.0.1,
+	// ::1) that Go refuses whatever the CA, one reason each.
+	ClientAuthOnly Pair // from the CA, extended key usage clientAuth only (CN sslconn-clientauth-only)
+	SHA1           Pair // from the CA, signed with SHA-1 (CN sslconn-sha1-signed); a server loads it with TLS.Weak only
+	NegativeSerial Pair // from the CA, serial number -1234 (CN sslconn-negative-serial)
+	// ExpiredCA (CN expired-root-ca) was valid in 2020 only; it issued
+	// ExpiredCAServer (CN sslconn-expired-ca-server), valid now.
+	ExpiredCA       string
+	ExpiredCAServer Pair
 	// The client key encrypted with KeyPassword: PKCS#8 and legacy PEM.
 	ClientKeyPKCS8, ClientKeyLegacy string
 }
@@ -71,6 +80,8 @@ func MakeCerts(dir string) (*Certs, error) {
 		Zip: p("ApsaraDB-CA-Chain.zip"), OtherCA: p("other-ca.crt"),
 		SAN: pair("san"), CNOnly: pair("cn"), OtherHost: pair("otherhost"), MITM: pair("mitm"),
 		Expired: pair("expired"), Client: pair("client"),
+		ClientAuthOnly: pair("clientauth"), SHA1: pair("sha1"), NegativeSerial: pair("negserial"),
+		ExpiredCA: p("expired-ca.crt"), ExpiredCAServer: pair("expiredca-server"),
 		ClientKeyPKCS8: p("client-pkcs8.key"), ClientKeyLegacy: p("client-legacy.key"),
 	}, nil
 }

@@ -59,6 +59,41 @@ EOF
 q openssl req -new -nodes -newkey rsa:2048 -out expired.csr -keyout expired.key -subj "/CN=localhost"
 q openssl ca -batch -config ca-db/ca.cnf -extensions ext -startdate 20200101000000Z -enddate 20210101000000Z -in expired.csr -out expired.crt -notext
 
+# An expired CA (self-signed, valid in 2020 only) and a server certificate
+# it issued that is valid now: only the CA is at fault. A P-256 key (made
+# in milliseconds).
+cat >> ca-db/ca.cnf <<EOF
+[ v3ca ]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+EOF
+q openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:P-256 -keyout expired-ca.key -out expired-ca.csr -subj "/CN=expired-root-ca"
+q openssl ca -batch -config ca-db/ca.cnf -selfsign -keyfile expired-ca.key -extensions v3ca -startdate 20200101000000Z -enddate 20210101000000Z -in expired-ca.csr -out expired-ca.crt -notext
+
+# Server certificates that are wrong in one way each, all for the right
+# names (SAN localhost, 127.0.0.1, ::1) and on the SAN certificate's key, so
+# that no key is made and only the case at hand fails.
+resign() { # name subj extfile-lines openssl-x509-args...
+  local name=$1 subj=$2 ext=$3
+  shift 3
+  q openssl req -new -key san.key -out "$name.csr" -subj "$subj"
+  printf '%b\n' "$ext" > "$name.ext"
+  q openssl x509 -req -in "$name.csr" -days 365 -extfile "$name.ext" -out "$name.crt" "$@"
+  cp san.key "$name.key"
+}
+names="subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1"
+fromca=(-CA server-ca.crt -CAkey server-ca.key -CAcreateserial)
+# Extended key usage clientAuth only: not for a TLS server.
+resign clientauth "/CN=sslconn-clientauth-only" "$names\nextendedKeyUsage=clientAuth" "${fromca[@]}"
+# Signed with SHA-1: OpenSSL 3 signs it, and servers load it at SECLEVEL=0
+# only (TLS.Weak).
+resign sha1 "/CN=sslconn-sha1-signed" "$names\nextendedKeyUsage=serverAuth" "${fromca[@]}" -sha1
+# A negative serial number (-1234): Go refuses to parse it since 1.23.
+resign negserial "/CN=sslconn-negative-serial" "$names\nextendedKeyUsage=serverAuth" -CA server-ca.crt -CAkey server-ca.key -set_serial -1234
+# Valid now, from the expired CA.
+resign expiredca-server "/CN=sslconn-expired-ca-server" "$names\nextendedKeyUsage=serverAuth" -CA expired-ca.crt -CAkey expired-ca.key -set_serial 4242
+
 # A client certificate for mutual TLS.
 sign client "/CN=sslconn-client" "extendedKeyUsage=clientAuth"
 # Its key encrypted, as `openssl pkey -aes256` (PKCS#8) and the older

@@ -124,20 +124,32 @@ func mariadbArgv(s *Server) ([]string, []string, error) {
 	if t.Off {
 		args = append(args, "--skip-ssl")
 	} else {
-		args = append(args, "--ssl-cert="+t.Cert.Cert, "--ssl-key="+t.Cert.Key)
+		cert := t.Cert
+		if t.Swappable {
+			if cert, err = swapCopy(s.Dir, t.Cert); err != nil {
+				return nil, nil, err
+			}
+		}
+		args = append(args, "--ssl-cert="+cert.Cert, "--ssl-key="+cert.Key)
 		if t.CA != "" {
 			args = append(args, "--ssl-ca="+t.CA)
 		}
 		if t.Force {
 			args = append(args, "--require-secure-transport=ON")
 		}
-		if t.Versions != "" {
+		if t.Versions != "" || t.Weak {
 			conf := filepath.Join(s.Dir, "openssl-legacy.cnf")
 			if err := os.WriteFile(conf, []byte(legacyOpenSSL), 0o644); err != nil {
 				return nil, nil, err
 			}
 			env = append(env, "OPENSSL_CONF="+conf)
-			args = append(args, "--tls-version="+strings.ReplaceAll(t.Versions, "TLSv1,", "TLSv1.0,"))
+		}
+		if t.Versions != "" {
+			v := strings.ReplaceAll(t.Versions+",", "TLSv1,", "TLSv1.0,")
+			args = append(args, "--tls-version="+strings.TrimSuffix(v, ","))
+		}
+		if t.Ciphers != "" {
+			args = append(args, "--ssl-cipher="+t.Ciphers)
 		}
 	}
 	return args, env, nil

@@ -75,13 +75,18 @@ func redisArgv(s *Server) ([]string, []string, error) {
 		args = append(args, "--tls-port", strconv.Itoa(tlsPort),
 			"--tls-cert-file", t.Cert.Cert, "--tls-key-file", t.Cert.Key,
 			"--tls-ca-cert-file", t.CA, "--tls-auth-clients", auth)
-		if t.Versions != "" {
+		if t.Versions != "" || t.Weak {
 			conf := filepath.Join(s.Dir, "openssl-legacy.cnf")
 			if err := os.WriteFile(conf, []byte(legacyOpenSSL), 0o644); err != nil {
 				return nil, nil, err
 			}
 			env = append(env, "OPENSSL_CONF="+conf)
+		}
+		if t.Versions != "" {
 			args = append(args, "--tls-protocols", strings.ReplaceAll(t.Versions, ",", " "))
+		}
+		if t.Ciphers != "" {
+			args = append(args, "--tls-ciphers", t.Ciphers)
 		}
 	}
 	args = append(args, s.extraArgs...)

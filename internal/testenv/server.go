@@ -44,6 +44,17 @@ type TLS struct {
 	// and FerretDB, which otherwise keep them on separate ports, this is a
 	// TLS-only endpoint at the address a plaintext one had ("enable SSL").
 	OnPlainPort bool
+	// Weak runs the server's OpenSSL at security level 0, as legacy
+	// instances are, so that it loads a certificate signed with SHA-1.
+	// Versions set it too: OpenSSL 3 serves TLS 1.0/1.1 at level 0 only.
+	Weak bool
+	// Ciphers is the server's cipher list for TLS 1.2 and below in
+	// OpenSSL's syntax (MariaDB ssl_cipher, Redis tls-ciphers), e.g.
+	// "AES256-SHA"; empty: the server's default.
+	Ciphers string
+	// Swappable lets SetCert change the certificate of the running
+	// server (MariaDB reads it from a copy in its own directory).
+	Swappable bool
 }
 
 // Scenario returns the TLS set-up of scenario S0-S7 of the contract.

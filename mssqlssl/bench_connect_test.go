@@ -72,3 +72,28 @@ func BenchmarkQuery(b *testing.B) {
 	})
 	b.Run("impl=sslconn", func(b *testing.B) { matrix.BenchQuery(b, libConnector(b, sslconn.VerifyIdentity)) })
 }
+
+// BenchmarkConnectPlaintext: PREFERRED, the default, against a server that
+// answers PRELOGIN with ENCRYPT_NOT_SUP, next to bare go-mssqldb with
+// encrypt=disable.
+//
+//	go test -run '^$' -bench ConnectPlaintext ./mssqlssl
+func BenchmarkConnectPlaintext(b *testing.B) {
+	s := scenarios.Get(b).servers[0]
+	matrix.BenchConnectPlaintext(b, map[string]func(*testing.B) driver.Connector{
+		"bare": func(b *testing.B) driver.Connector {
+			cfg, err := msdsn.Parse(urlDSN(s, "localhost", "encrypt=disable"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return mssql.NewConnectorConfig(cfg)
+		},
+		"sslconn": func(b *testing.B) driver.Connector {
+			c, err := NewConnector(urlDSN(s, "localhost", "ssl-mode=PREFERRED"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return c
+		},
+	})
+}

@@ -566,11 +566,16 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	mode := c.ssl.Mode()
 	err := c.ssl.Retry(ctx, c.addr(), func(ctx context.Context) error {
 		var err error
-		conn, err = c.connectOnce(ctx, mode, &tokens)
-		if mode == sslconn.Preferred && errors.Is(err, sslconn.ErrServerNoTLS) {
-			// The prelogin answer was ENCRYPT_NOT_SUP: this connection
-			// goes plaintext; the next one asks again.
-			conn, err = c.connectOnce(ctx, sslconn.Disabled, &tokens)
+		conn, err = c.connectPreferredKnown(ctx, mode, &tokens)
+		if conn == nil && err == nil {
+			conn, err = c.connectOnce(ctx, mode, &tokens)
+			if mode == sslconn.Preferred && errors.Is(err, sslconn.ErrServerNoTLS) {
+				// The prelogin answer was ENCRYPT_NOT_SUP: this connection
+				// goes plaintext, and so do the next ones without asking
+				// again (see connectPreferredKnown).
+				c.ssl.LearnPlain(c.addr())
+				conn, err = c.connectOnce(ctx, sslconn.Disabled, &tokens)
+			}
 		}
 		if err != nil && ctx.Err() == nil {
 			last = err
@@ -585,6 +590,52 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 		return nil, core.Redact(err, secrets...)
 	}
 	return conn, nil
+}
+
+// connectPreferredKnown makes a PREFERRED connection in plaintext at once,
+// as a bare driver would, when this server answered ENCRYPT_NOT_SUP before:
+// asking for encryption again would cost every connection a second one.
+// Every 5 s while it connects it asks again, off the request path, whether
+// the server encrypts now; a server that has started to force encryption
+// says so in its PRELOGIN answer, and this connection and the next ask for
+// it; after a failed attempt (a restart) the next one asks. It returns nil, nil when the caller should ask for encryption.
+func (c *Connector) connectPreferredKnown(ctx context.Context, mode sslconn.Mode, tokens *[]string) (driver.Conn, error) {
+	if mode != sslconn.Preferred {
+		return nil, nil
+	}
+	known, recheck := c.ssl.KnownPlain(c.addr())
+	if !known {
+		return nil, nil
+	}
+	conn, err := c.connectOnce(ctx, sslconn.Disabled, tokens)
+	if errors.Is(err, sslconn.ErrServerRequiresTLS) {
+		c.ssl.ForgetPlain(c.addr())
+		return nil, nil
+	}
+	if err != nil {
+		// Down, perhaps restarting with SSL enabled ("enable SSL" restarts
+		// the instance): the first connection after it asks again.
+		c.ssl.ForgetPlain(c.addr())
+	}
+	if recheck {
+		go c.recheckTLS()
+	}
+	return conn, err
+}
+
+// recheckTLS asks the server whether it encrypts now, with a login
+// bounded by the handshake timeout.
+func (c *Connector) recheckTLS() {
+	ctx, cancel := context.WithTimeout(context.Background(), c.ssl.HandshakeTimeout())
+	defer cancel()
+	ctx, release := c.whileOpen(ctx)
+	defer release()
+	var tokens []string
+	conn, err := c.connectOnce(ctx, sslconn.Required, &tokens)
+	if conn != nil {
+		conn.Close()
+	}
+	c.ssl.PlainChecked(c.addr(), err == nil || !errors.Is(err, sslconn.ErrServerNoTLS) && core.KindOf(err) != nil)
 }
 
 // attempt observes one connection attempt from the side: the server's

@@ -70,10 +70,9 @@ type Connector struct {
 	// recent are the last tokens token returned, kept only to keep them
 	// out of the provider's own error texts.
 	recent recentTokens
-	// open ends with Close: Connects under way stop retrying, later ones
+	// life ends with Close: Connects under way stop retrying, later ones
 	// fail at once.
-	open     context.Context
-	closeNow context.CancelCauseFunc
+	life *core.Lifetime
 }
 
 // recentTokens remembers the last few distinct tokens a provider returned.
@@ -281,8 +280,7 @@ func newConnector(cfg msdsn.Config, opts []sslconn.Option, moreSecrets ...string
 	if strict && ssl.Mode() < sslconn.Required {
 		return nil, core.InvalidOption("encrypt", fmt.Sprintf("%s (TDS 8) always encrypts; it cannot be %s", encryptionSetting(cfg), ssl.Mode()), nil)
 	}
-	open, closeNow := context.WithCancelCause(context.Background())
-	return &Connector{base: cfg, ssl: ssl, strict: strict, pass: cfg.Password, open: open, closeNow: closeNow}, nil
+	return &Connector{base: cfg, ssl: ssl, strict: strict, pass: cfg.Password, life: core.NewLifetime()}, nil
 }
 
 // dsnPassword finds the password in a DSN the driver could not parse, to
@@ -497,37 +495,8 @@ func (c *Connector) Driver() driver.Driver { return Driver{} }
 // sslconn.ErrUnavailable saying the connector was closed. A Connector
 // serves one *sql.DB.
 func (c *Connector) Close() error {
-	if c.closeNow != nil {
-		c.closeNow(errConnectorClosed)
-	}
+	c.life.Close()
 	return nil
-}
-
-// errConnectorClosed ends the Connects of a closed connector.
-var errConnectorClosed = errors.New("the connector was closed (its *sql.DB was closed)")
-
-// whileOpen returns ctx, ended also by Close, and the function that
-// releases it.
-func (c *Connector) whileOpen(ctx context.Context) (context.Context, func()) {
-	if c.open == nil {
-		return ctx, func() {}
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	stop := context.AfterFunc(c.open, func() { cancel(errConnectorClosed) })
-	return ctx, func() { stop(); cancel(nil) }
-}
-
-// closedError is the error of a Connect that Close ended, or came after
-// it: ErrUnavailable with the attempts err (Retry's) counts and the last
-// attempt's cause, both possibly none.
-func (c *Connector) closedError(err, last error) error {
-	e := core.NewError(sslconn.ErrUnavailable, c.ssl.Mode(), c.addr(), errConnectorClosed.Error(), last)
-	e.Option, e.Hint = "", ""
-	var se *sslconn.Error
-	if errors.As(err, &se) {
-		e.Attempts, e.Elapsed = se.Attempts, se.Elapsed
-	}
-	return e
 }
 
 func (c *Connector) addr() string {
@@ -553,10 +522,10 @@ func (c *Connector) GoString() string { return c.String() }
 
 // Connect implements driver.Connector. Close ends it.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
-	if c.open != nil && c.open.Err() != nil {
-		return nil, c.closedError(nil, nil)
+	if c.life.Closed() {
+		return nil, c.ssl.Ended(nil, c.addr(), nil, nil)
 	}
-	ctx, release := c.whileOpen(ctx)
+	ctx, release := c.life.Bind(ctx)
 	defer release()
 	var (
 		conn   driver.Conn
@@ -583,9 +552,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 		return err
 	})
 	if err != nil {
-		if context.Cause(ctx) == errConnectorClosed {
-			err = c.closedError(err, last)
-		}
+		err = c.ssl.Ended(ctx, c.addr(), err, last)
 		secrets := append(append([]string{c.pass}, tokens...), c.recent.all()...)
 		return nil, core.Redact(err, secrets...)
 	}
@@ -628,7 +595,7 @@ func (c *Connector) connectPreferredKnown(ctx context.Context, mode sslconn.Mode
 func (c *Connector) recheckTLS() {
 	ctx, cancel := context.WithTimeout(context.Background(), c.ssl.HandshakeTimeout())
 	defer cancel()
-	ctx, release := c.whileOpen(ctx)
+	ctx, release := c.life.Bind(ctx)
 	defer release()
 	var tokens []string
 	conn, err := c.connectOnce(ctx, sslconn.Required, &tokens)

@@ -18,47 +18,24 @@ import (
 	"github.com/sslconn/sslconn/sslconn"
 )
 
-// tcpCounter is sslconn.WithDialer's dial, counting every TCP connection
-// attempt the client makes: its retries, and the engine's checks whether
-// a refusing port accepts again.
-type tcpCounter struct{ n atomic.Int64 }
-
-func (c *tcpCounter) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	c.n.Add(1)
-	var d net.Dialer
-	return d.DialContext(ctx, network, addr)
-}
-
 // downOptions retry a port that refuses for a minute, every 20 to 50 ms:
 // a dial that goes on retrying shows within a second.
-func downOptions(c *tcpCounter) []sslconn.Option {
+func downOptions(c *matrix.DialCounter) []sslconn.Option {
 	return []sslconn.Option{
-		sslconn.WithDialer(c.dial),
+		sslconn.WithDialer(c.Dial),
 		sslconn.WithRetryBudget(time.Minute),
 		sslconn.WithBackoff(sslconn.Backoff{Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond}),
 	}
 }
 
-// waitFor polls cond for up to d.
-func waitFor(d time.Duration, cond func() bool) bool {
-	for end := time.Now().Add(d); ; time.Sleep(10 * time.Millisecond) {
-		if cond() {
-			return true
-		}
-		if time.Now().After(end) {
-			return false
-		}
-	}
-}
-
 // assertQuiet fails if the counter moves within a second, after a grace of
 // 200 ms for an attempt that had already started.
-func assertQuiet(t *testing.T, c *tcpCounter, after string) {
+func assertQuiet(t *testing.T, c *matrix.DialCounter, after string) {
 	t.Helper()
 	time.Sleep(200 * time.Millisecond)
-	n0 := c.n.Load()
+	n0 := c.N()
 	time.Sleep(time.Second)
-	if n := c.n.Load(); n != n0 {
+	if n := c.N(); n != n0 {
 		t.Errorf("%d new connection attempt(s) in the second after %s", n-n0, after)
 	}
 }
@@ -94,7 +71,7 @@ func ours() []string {
 // whose goroutines stay.
 func assertNoLeak(t *testing.T, base int, goRedisKeeps bool) {
 	t.Helper()
-	if waitFor(5*time.Second, func() bool {
+	if matrix.WaitFor(5*time.Second, func() bool {
 		return len(ours()) == 0 && (goRedisKeeps || runtime.NumGoroutine() <= base)
 	}) {
 		return
@@ -148,7 +125,7 @@ func TestCloseStopsDials(t *testing.T) {
 			if strings.HasPrefix(tc.name, "Failover") {
 				addr = startFakeSentinel(t, addr)
 			}
-			var dials tcpCounter
+			var dials matrix.DialCounter
 			base := runtime.NumGoroutine()
 			c, err := tc.open(addr, downOptions(&dials))
 			if err != nil {
@@ -156,8 +133,8 @@ func TestCloseStopsDials(t *testing.T) {
 			}
 			done := make(chan error, 1)
 			go func() { done <- c.Ping(context.Background()).Err() }()
-			if !waitFor(10*time.Second, func() bool { return dials.n.Load() >= 5 }) {
-				t.Fatalf("%d connection attempts in 10 s, want 5", dials.n.Load())
+			if !matrix.WaitFor(10*time.Second, func() bool { return dials.N() >= 5 }) {
+				t.Fatalf("%d connection attempts in 10 s, want 5", dials.N())
 			}
 			select {
 			case err := <-done:
@@ -195,7 +172,7 @@ func TestDeadlineBoundsDial(t *testing.T) {
 		t.Skip("takes seconds")
 	}
 	addr := matrix.ClosedAddr(t)
-	var dials tcpCounter
+	var dials matrix.DialCounter
 	c, err := NewClient("redis://"+addr+"/0", downOptions(&dials)...)
 	if err != nil {
 		t.Fatal(err)
@@ -207,7 +184,7 @@ func TestDeadlineBoundsDial(t *testing.T) {
 	start := time.Now()
 	err = c.Ping(ctx).Err()
 	took := time.Since(start)
-	t.Logf("after %v (%d connection attempts): %v", took.Round(time.Millisecond), dials.n.Load(), err)
+	t.Logf("after %v (%d connection attempts): %v", took.Round(time.Millisecond), dials.N(), err)
 	if !errors.Is(err, sslconn.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("%v, want ErrUnavailable matching the deadline", err)
 	}
@@ -282,7 +259,7 @@ func TestUnwaitedDialOnce(t *testing.T) {
 		t.Skip("takes seconds")
 	}
 	addr := matrix.ClosedAddr(t)
-	var dials tcpCounter
+	var dials matrix.DialCounter
 	var retries atomic.Int64
 	c, err := NewClientFromOptions(&redis.Options{Addr: addr, MinIdleConns: 1},
 		append(downOptions(&dials), sslconn.WithMode(sslconn.Disabled),
@@ -292,7 +269,7 @@ func TestUnwaitedDialOnce(t *testing.T) {
 	}
 	defer c.Close()
 	time.Sleep(1500 * time.Millisecond)
-	if n, r := dials.n.Load(), retries.Load(); n != 1 || r != 0 {
+	if n, r := dials.N(), retries.Load(); n != 1 || r != 0 {
 		t.Errorf("%d connection attempts and %d retries in 1.5 s, want 1 and 0", n, r)
 	}
 }

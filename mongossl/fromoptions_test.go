@@ -285,12 +285,12 @@ func TestConnectOptionsTLS(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got := d.cfg.Mode(); got != tt.want {
+				if got := d.Cfg.Mode(); got != tt.want {
 					t.Errorf("mode %v, want %v", got, tt.want)
 				}
 				for _, s := range tt.says {
-					if !strings.Contains(d.cfg.String(), s) {
-						t.Errorf("%s does not say %s", d.cfg, s)
+					if !strings.Contains(d.Cfg.String(), s) {
+						t.Errorf("%s does not say %s", d.Cfg, s)
 					}
 				}
 				if c.TLSConfig != nil || c.Dialer != d {

@@ -288,7 +288,7 @@ func TestReplicaSetHosts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := preflight(ctx, &dialer{cfg: cfg}, co.Hosts); err != nil {
+	if err := preflight(ctx, &dialer{Cfg: cfg}, co.Hosts); err != nil {
 		t.Fatalf("preflight with one live seed: %v", err)
 	}
 }

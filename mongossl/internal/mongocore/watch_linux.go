@@ -1,6 +1,6 @@
 //go:build linux
 
-package mongossl
+package mongocore
 
 import (
 	"net"

@@ -1,4 +1,4 @@
-package mongossl
+package mongocore
 
 import (
 	"bytes"
@@ -52,8 +52,8 @@ func revocationError(mode sslconn.Mode, host, detail string, err error) *sslconn
 
 // checkRevocation checks the stapled OCSP response of a connection made
 // in VERIFY_CA or VERIFY_IDENTITY.
-func (d *dialer) checkRevocation(c net.Conn, addr string) error {
-	if !d.revocation {
+func (d *Dialer) checkRevocation(c net.Conn, addr string) error {
+	if !d.Revocation {
 		return nil
 	}
 	cc, ok := c.(*core.Conn)
@@ -68,7 +68,8 @@ func (d *dialer) checkRevocation(c net.Conn, addr string) error {
 }
 
 var (
-	tlsFeatureOID     = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 24}
+	// TLSFeatureOID is the TLS feature extension (RFC 7633), of Must-Staple.
+	TLSFeatureOID     = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 24}
 	mustStapleFeature = big.NewInt(5) // status_request
 )
 
@@ -171,7 +172,7 @@ func issuerResponds(res *ocsp.Response, leaf, issuer *x509.Certificate) bool {
 func isMustStaple(c *x509.Certificate) (bool, error) {
 	var ext *pkix.Extension
 	for i := range c.Extensions {
-		if c.Extensions[i].Id.Equal(tlsFeatureOID) {
+		if c.Extensions[i].Id.Equal(TLSFeatureOID) {
 			ext = &c.Extensions[i]
 			break
 		}

@@ -1,4 +1,4 @@
-package mongossl
+package mongocore
 
 import (
 	"context"
@@ -29,11 +29,11 @@ var helloMsg = func() []byte {
 	return msg
 }()
 
-// plainHello is PREFERRED's plaintext question (see core.PlainProbe): a server
+// PlainHello is PREFERRED's plaintext question (see core.PlainProbe): a server
 // that speaks the MongoDB wire protocol in plaintext answers hello (an
 // error reply too) with a message that responds to it; a TLS port answers
 // with an alert or closes. The whole reply is read.
-func plainHello(_ context.Context, conn net.Conn) error {
+func PlainHello(_ context.Context, conn net.Conn) error {
 	if _, err := conn.Write(helloMsg); err != nil {
 		return err
 	}

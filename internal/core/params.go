@@ -50,8 +50,10 @@ var paramKeys = map[string]string{
 	"enabledsslciphersuites":           ParamCipher,
 }
 
+var paramSeparators = strings.NewReplacer("-", "", "_", "")
+
 func normParam(k string) string {
-	return strings.NewReplacer("-", "", "_", "").Replace(strings.ToLower(strings.TrimSpace(k)))
+	return paramSeparators.Replace(strings.ToLower(strings.TrimSpace(k)))
 }
 
 // IsParam reports whether name is one of the shared parameters, in any spelling.
@@ -275,27 +277,37 @@ func suspect(key string) (string, bool) {
 // editDistance is the optimal string alignment distance: insertions,
 // deletions, substitutions and transpositions of neighbours each cost one.
 func editDistance(a, b string) int {
-	d := make([][]int, len(a)+1)
-	for i := range d {
-		d[i] = make([]int, len(b)+1)
-		d[i][0] = i
+	// Three rolling rows (the transposition looks two back), on the stack
+	// for the short names compared here: every new client checks its
+	// DSN's keys against every alias.
+	var buf [3][65]int
+	var rows [3][]int
+	for i := range rows {
+		if len(b) < len(buf[i]) {
+			rows[i] = buf[i][:len(b)+1]
+		} else {
+			rows[i] = make([]int, len(b)+1)
+		}
 	}
-	for j := range d[0] {
-		d[0][j] = j
+	prev2, prev, cur := rows[0], rows[1], rows[2]
+	for j := range prev {
+		prev[j] = j
 	}
 	for i := 1; i <= len(a); i++ {
+		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
 			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
-				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+				cur[j] = min(cur[j], prev2[j-2]+1)
 			}
 		}
+		prev2, prev, cur = prev, cur, prev2
 	}
-	return d[len(a)][len(b)]
+	return prev[len(b)]
 }
 
 // resolvers hold each adapter's reading of its DSNs, registered by the

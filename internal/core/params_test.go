@@ -260,3 +260,18 @@ func TestNativeTLS(t *testing.T) {
 		})
 	}
 }
+
+func TestEditDistance(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"abc", "", 3}, {"", "abc", 3}, {"sslmode", "sslmode", 0},
+		{"sslmode", "sslmdoe", 1}, {"kitten", "sitting", 3}, {"sslca", "sslcert", 3},
+		{"trustcertificatekeystoreur", "trustcertificatekeystoreurl", 1},
+	} {
+		if got := editDistance(tc.a, tc.b); got != tc.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
+	}
+}

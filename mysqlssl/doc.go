@@ -28,9 +28,16 @@
 // restarted with SSL enabled every new connection is encrypted.
 //
 // New connections are retried with backoff while the server is down or
-// restarting (see sslconn.WithRetryBudget); statements are never retried by
-// this package. The driver's CheckConnLiveness is always on, so pooled
-// connections a restart killed are dropped before use.
+// restarting (see sslconn.WithRetryBudget). Statements are retried only
+// when the server refused them unapplied: a write a read-only node refuses
+// (error 1290 --read-only, 1836, 1792), as after a primary/secondary
+// switchover, outside a transaction and without multiStatements, waits
+// within the retry budget until the endpoint serves a writable node and is
+// then retried by database/sql on a new connection; connections opened
+// before are dropped from the pool. rejectReadOnly=false in the DSN (or
+// Connector.SetRejectReadOnly(false)) turns this off. The driver's
+// CheckConnLiveness is always on, so pooled connections a restart killed
+// are dropped before use.
 //
 // Errors match sslconn's sentinels: sslconn.ErrServerNoTLS for REQUIRED and
 // stronger against a server without TLS, sslconn.ErrServerRequiresTLS for

@@ -61,6 +61,11 @@ type Connector struct {
 	// fail at once.
 	open     context.Context
 	closeNow context.CancelCauseFunc
+	// rejectRO turns a write refused by a read-only node into a retry on
+	// a new connection; roGen counts the writable nodes found after such
+	// refusals (see readonly.go).
+	rejectRO atomic.Bool
+	roGen    atomic.Int64
 }
 
 // NewConnector parses a go-sql-driver/mysql DSN with the shared ssl-*
@@ -71,7 +76,13 @@ func NewConnector(dsn string, opts ...sslconn.Option) (*Connector, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newConnector(cfg, spec, opts)
+	c, err := newConnector(cfg, spec, opts)
+	if err != nil {
+		return nil, err
+	}
+	v, set := dsnParam(dsn, "rejectReadOnly")
+	c.initReadOnly(!set || cfg.RejectReadOnly || v == "")
+	return c, nil
 }
 
 // NewConnectorFromConfig returns a connector for a driver config built in
@@ -95,7 +106,12 @@ func NewConnectorFromConfig(cfg *mysql.Config, opts ...sslconn.Option) (*Connect
 		return nil, core.Redact(err, c.Passwd)
 	}
 	c.TLS, c.TLSConfig, c.AllowFallbackToPlaintext = nil, "", false
-	return newConnector(c, core.Spec{Native: native, Secrets: []string{c.Passwd}}, opts)
+	conn, err := newConnector(c, core.Spec{Native: native, Secrets: []string{c.Passwd}}, opts)
+	if err != nil {
+		return nil, err
+	}
+	conn.initReadOnly(true)
+	return conn, nil
 }
 
 // nativeTLS reads the TLS settings of a driver config onto a mode and
@@ -285,7 +301,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 		}
 		return nil, core.Redact(err, c.pass)
 	}
-	return conn, nil
+	return c.wrap(conn), nil
 }
 
 // MySQL and MariaDB error numbers the connector interprets.

@@ -119,6 +119,8 @@ func mariadbArgv(s *Server) ([]string, []string, error) {
 		"--performance-schema=OFF", "--max-connections=200",
 		"--log-error=" + filepath.Join(s.Dir, "error.log"),
 	}
+	// Replication (StartReplication) turns the binary log back on.
+	args = append(args, s.extraArgs...)
 	var env []string
 	t := s.TLS
 	if t.Off {
@@ -164,7 +166,10 @@ func mariadbReady(s *Server) error {
 }
 
 // StartMariaDB starts a private MariaDB with the test accounts and tls.
-func StartMariaDB(t TLS) (*Server, error) {
+func StartMariaDB(t TLS) (*Server, error) { return startMariaDB(t, nil) }
+
+// startMariaDB is StartMariaDB with extra command-line arguments.
+func startMariaDB(t TLS, extra []string) (*Server, error) {
 	tmpl, err := mariadbTemplate()
 	if err != nil {
 		return nil, err
@@ -177,6 +182,7 @@ func StartMariaDB(t TLS) (*Server, error) {
 		return nil, fmt.Errorf("copy template: %v\n%s", err, out)
 	}
 	s.argv, s.ready = mariadbArgv, mariadbReady
+	s.extraArgs = extra
 	s.logFile = filepath.Join(s.Dir, "error.log")
 	register(s)
 	if err := s.startFresh(); err != nil {

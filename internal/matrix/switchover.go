@@ -1,0 +1,285 @@
+package matrix
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+// Switchover is one planned primary/secondary switchover: the old primary
+// serves with From, the new one with To.
+type Switchover struct {
+	Name     string
+	Mode     sslconn.Mode
+	From, To testenv.TLS
+	// Cut closes the endpoint's existing connections when it moves; without,
+	// they stay with the old, now read-only, node (the stuck-pool case).
+	Cut       bool
+	Encrypted bool // what Verify must say after the switch (checked with Cut)
+}
+
+// Switchovers are the switchovers a console causes: "enable SSL" (the new
+// node has TLS, the old one had none: a PREFERRED client; and for a
+// REQUIRED client, which cannot use a node without TLS, optional TLS to
+// forced), a certificate update (VERIFY_IDENTITY), and the endpoint moving
+// without cutting the old connections.
+func Switchovers(c *testenv.Certs) []Switchover {
+	opt := testenv.TLS{Cert: c.SAN, CA: c.CA}
+	return []Switchover{
+		{Name: "enable-SSL/PREFERRED", Mode: sslconn.Preferred, From: testenv.TLS{Off: true}, To: opt, Cut: true, Encrypted: true},
+		{Name: "enable-SSL/REQUIRED", Mode: sslconn.Required, From: opt, To: testenv.TLS{Cert: c.SAN, CA: c.CA, Force: true}, Cut: true, Encrypted: true},
+		{Name: "update-certificate/VERIFY_IDENTITY", Mode: sslconn.VerifyIdentity, From: opt, To: testenv.TLS{Cert: c.CNOnly, CA: c.CA}, Cut: true, Encrypted: true},
+		{Name: "endpoint-moved-connections-kept", Mode: sslconn.Preferred, From: opt, To: opt, Cut: false, Encrypted: true},
+	}
+}
+
+// switchoverRecoverOps writes must succeed within recoverTimeout of the
+// new primary being reachable.
+const switchoverRecoverOps = 10
+
+// RunSwitchovers runs Switchovers(c), each against a fresh MariaDB primary
+// and replica behind a forwarder (the endpoint), under a workload of
+// concurrent reads and writes (each write with a unique id). open makes
+// the client for mode, connecting as testenv.MySQLWriter to the endpoint
+// at port (by the name "localhost"). The switchover runs in the cloud's
+// order: the primary turns read-only (writes meanwhile wait), the replica
+// catches up and is promoted, the endpoint moves, and the old connections
+// are cut or not. Then, from the new primary's data: every acknowledged
+// write is there exactly once, every write with an unknown outcome at most
+// once; only operations in flight at the cut failed (none at all without
+// a cut); writes resumed; and the pool is encrypted as the case says. It
+// logs the recovery time: from the new primary being reachable through the
+// endpoint to the first write that succeeded after it.
+func RunSwitchovers(t *testing.T, c *testenv.Certs, open func(mode sslconn.Mode, port int) (Workload, error)) {
+	for _, sw := range Switchovers(c) {
+		t.Run(sw.Name, func(t *testing.T) { runSwitchover(t, sw, open) })
+	}
+}
+
+func runSwitchover(t *testing.T, sw Switchover, open func(sslconn.Mode, int) (Workload, error)) {
+	r, err := testenv.StartReplication(sw.From, sw.To)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	fwd, err := testenv.StartForwarder(testenv.Addr(r.Primary.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fwd.Close()
+	w, err := open(sw.Mode, fwd.Port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+
+	workCtx, abort := context.WithCancel(context.Background())
+	defer abort()
+	do := func(f func(context.Context) error) error {
+		ctx, cancel := context.WithTimeout(workCtx, opTimeout)
+		defer cancel()
+		return f(ctx)
+	}
+	var nextID atomic.Int64
+	if err := do(func(ctx context.Context) error { return w.Write(ctx, nextID.Add(1)) }); err != nil {
+		t.Fatalf("before the switchover: %v", err)
+	}
+	var (
+		mu      sync.Mutex
+		ops     []op
+		running = make(chan struct{})
+		wg      sync.WaitGroup
+		upAt    atomic.Int64 // unix nanos when the endpoint reached the new primary
+		afterOK atomic.Int32 // writes started after that and acknowledged
+	)
+	stopWorkers := sync.OnceFunc(func() { close(running) })
+	defer stopWorkers()
+	worker := func(write bool) {
+		defer wg.Done()
+		for {
+			select {
+			case <-running:
+				return
+			default:
+			}
+			o := op{start: time.Now(), write: write}
+			if write {
+				o.id = nextID.Add(1)
+				o.err = do(func(ctx context.Context) error { return w.Write(ctx, o.id) })
+			} else {
+				o.err = do(w.Read)
+			}
+			o.end = time.Now()
+			o.aborted = o.err != nil && workCtx.Err() != nil
+			if write && o.err == nil && upAt.Load() != 0 && o.start.UnixNano() > upAt.Load() {
+				afterOK.Add(1)
+			}
+			mu.Lock()
+			ops = append(ops, o)
+			mu.Unlock()
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	for _, write := range []bool{true, true, false, false} {
+		wg.Add(1)
+		go worker(write)
+	}
+	time.Sleep(300 * time.Millisecond)
+	roAt := time.Now()
+	step := func(what string, f func() error) {
+		t.Helper()
+		if err := within(t, what, startTimeout, f); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	step("read-only", r.SetReadOnly)
+	// Writes now wait for a writable node; reads go on.
+	time.Sleep(300 * time.Millisecond)
+	step("catch-up", r.CatchUp)
+	step("promote", r.Promote)
+	cutAt := time.Now()
+	fwd.Move(testenv.Addr(r.Primary.Port), sw.Cut)
+	up := time.Now()
+	upAt.Store(up.UnixNano())
+	deadline := up.Add(recoverTimeout)
+	for afterOK.Load() < switchoverRecoverOps && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := afterOK.Load(); n < switchoverRecoverOps {
+		t.Errorf("only %d writes succeeded within %v of the switchover", n, recoverTimeout)
+	}
+	stopWorkers()
+	drained := make(chan struct{})
+	go func() { wg.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(drainTimeout):
+		t.Errorf("operations still running %v after the workload was told to stop; cancelled", drainTimeout)
+		abort()
+		select {
+		case <-drained:
+		case <-time.After(abortTimeout):
+			t.Fatalf("the workload's operations ignored their cancelled context for %v", abortTimeout)
+		}
+	}
+
+	acked, unknown := map[int64]bool{}, map[int64]bool{}
+	var first time.Time
+	var waited []time.Duration // writes that started in the read-only window
+	for _, o := range ops {
+		switch {
+		case o.err == nil && o.write:
+			acked[o.id] = true
+		case o.write:
+			unknown[o.id] = true
+		}
+		inFlightAtCut := sw.Cut && o.start.Before(cutAt) && !o.end.Before(cutAt)
+		if o.err != nil && !o.aborted && !inFlightAtCut {
+			t.Errorf("%s started %v after read-only, failed after %v, not in flight at a cut: %v",
+				o, o.start.Sub(roAt).Round(time.Millisecond), o.end.Sub(o.start).Round(time.Millisecond), o.err)
+		}
+		if o.write && o.err == nil && o.start.After(up) && (first.IsZero() || o.end.Before(first)) {
+			first = o.end
+		}
+		if o.write && o.err == nil && o.start.After(roAt) && o.start.Before(cutAt) {
+			waited = append(waited, o.end.Sub(o.start))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+	defer cancel()
+	counts, err := r.Count(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := range acked {
+		if counts[id] != 1 {
+			t.Errorf("acknowledged write %d is on the new primary %d times", id, counts[id])
+		}
+	}
+	lost := 0
+	for id := range unknown {
+		if counts[id] > 1 {
+			t.Errorf("write %d with an unknown outcome is on the new primary %d times", id, counts[id])
+		}
+		if counts[id] == 0 {
+			lost++
+		}
+	}
+	if sw.Cut {
+		st, err := w.Status(ctx)
+		if err != nil || st.Encrypted != sw.Encrypted {
+			t.Errorf("after the switchover: %+v %v, want encrypted=%t", st, err, sw.Encrypted)
+		}
+	}
+	slices.Sort(waited)
+	var maxWait time.Duration
+	if len(waited) > 0 {
+		maxWait = waited[len(waited)-1]
+	}
+	t.Logf("%d ops, %d writes acknowledged, %d with unknown outcome (%d not applied); %d writes issued while read-only waited up to %v; recovery %v",
+		len(ops), len(acked), len(unknown), lost, len(waited), maxWait.Round(time.Millisecond), first.Sub(up).Round(time.Millisecond))
+}
+
+// BenchSwitchover measures, per switchover (the median), the time from the
+// new primary being reachable through the endpoint to the first successful
+// write, and how many errors the application saw meanwhile. Each iteration
+// turns the primary read-only, starts a write, and 500 ms later promotes
+// the replica and moves the endpoint, cutting its connections; the roles
+// swap back and forth. A write that fails is retried every 10 ms, as an
+// application must with a bare driver.
+func BenchSwitchover(b *testing.B, r *testenv.Replication, fwd *testenv.Forwarder, write func(context.Context, int64) error) {
+	ctx := context.Background()
+	var id int64
+	if err := write(ctx, id); err != nil {
+		b.Fatalf("before: %v", err)
+	}
+	var (
+		took []time.Duration
+		errs int
+	)
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		if err := r.SetReadOnly(); err != nil {
+			b.Fatal(err)
+		}
+		upCh := make(chan time.Time, 1)
+		go func() {
+			time.Sleep(500 * time.Millisecond)
+			err := errors.Join(r.CatchUp(), r.Promote())
+			if err != nil {
+				b.Error(err)
+			}
+			fwd.Move(testenv.Addr(r.Primary.Port), true)
+			upCh <- time.Now()
+		}()
+		var doneAt time.Time
+		id++
+		for start := time.Now(); ; {
+			err := write(ctx, id)
+			if err == nil {
+				doneAt = time.Now()
+				break
+			}
+			errs++
+			if time.Since(start) > recoverTimeout {
+				b.Fatalf("no write within %v: %v", recoverTimeout, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		up := <-upCh
+		took = append(took, max(doneAt.Sub(up), 0))
+	}
+	b.StopTimer()
+	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+	b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "ms-to-recover/op")
+	b.ReportMetric(float64(errs)/float64(b.N), "app-errors/op")
+}

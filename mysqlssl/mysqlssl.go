@@ -57,10 +57,9 @@ type Connector struct {
 	cfg  *mysql.Config // the driver's config as given, its TLS decided per connection
 	ssl  *core.Config
 	pass string // only to keep it out of error texts
-	// open ends with Close: Connects under way stop retrying, later ones
+	// life ends with Close: Connects under way stop retrying, later ones
 	// fail at once.
-	open     context.Context
-	closeNow context.CancelCauseFunc
+	life *core.Lifetime
 	// rejectRO turns a write refused by a read-only node into a retry on
 	// a new connection; roGen counts the writable nodes found after such
 	// refusals (see readonly.go).
@@ -165,8 +164,7 @@ func newConnector(cfg *mysql.Config, spec core.Spec, opts []sslconn.Option) (*Co
 	if _, err := mysql.NewConnector(cfg.Clone()); err != nil {
 		return nil, core.Redact(core.InvalidOption("dsn", "invalid DSN", err), cfg.Passwd)
 	}
-	open, closeNow := context.WithCancelCause(context.Background())
-	return &Connector{cfg: cfg, ssl: ssl, pass: cfg.Passwd, open: open, closeNow: closeNow}, nil
+	return &Connector{cfg: cfg, ssl: ssl, pass: cfg.Passwd, life: core.NewLifetime()}, nil
 }
 
 // driverConnector is the driver's connector for one new connection, with
@@ -222,47 +220,18 @@ func (c *Connector) Driver() driver.Driver { return Driver{} }
 // sslconn.ErrUnavailable saying the connector was closed. A Connector
 // serves one *sql.DB.
 func (c *Connector) Close() error {
-	if c.closeNow != nil {
-		c.closeNow(errConnectorClosed)
-	}
+	c.life.Close()
 	return nil
-}
-
-// errConnectorClosed ends the Connects of a closed connector.
-var errConnectorClosed = errors.New("the connector was closed (its *sql.DB was closed)")
-
-// whileOpen returns ctx, ended also by Close, and the function that
-// releases it.
-func (c *Connector) whileOpen(ctx context.Context) (context.Context, func()) {
-	if c.open == nil {
-		return ctx, func() {}
-	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	stop := context.AfterFunc(c.open, func() { cancel(errConnectorClosed) })
-	return ctx, func() { stop(); cancel(nil) }
-}
-
-// closedError is the error of a Connect that Close ended, or came after
-// it: ErrUnavailable with the attempts err (Retry's) counts and the last
-// attempt's cause, both possibly none.
-func (c *Connector) closedError(err, last error) error {
-	e := core.NewError(sslconn.ErrUnavailable, c.ssl.Mode(), c.cfg.Addr, errConnectorClosed.Error(), last)
-	e.Option, e.Hint = "", ""
-	var se *sslconn.Error
-	if errors.As(err, &se) {
-		e.Attempts, e.Elapsed = se.Attempts, se.Elapsed
-	}
-	return e
 }
 
 // Connect implements driver.Connector: it connects in the configured mode,
 // retrying refused and reset connections within the retry budget, and maps
 // failures onto sslconn's errors. Close ends it.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
-	if c.open != nil && c.open.Err() != nil {
-		return nil, c.closedError(nil, nil)
+	if c.life.Closed() {
+		return nil, c.ssl.Ended(nil, c.cfg.Addr, nil, nil)
 	}
-	ctx, release := c.whileOpen(ctx)
+	ctx, release := c.life.Bind(ctx)
 	defer release()
 	var (
 		conn driver.Conn
@@ -296,9 +265,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 		return err
 	})
 	if err != nil {
-		if context.Cause(ctx) == errConnectorClosed {
-			err = c.closedError(err, last)
-		}
+		err = c.ssl.Ended(ctx, c.cfg.Addr, err, last)
 		return nil, core.Redact(err, c.pass)
 	}
 	return c.wrap(conn), nil

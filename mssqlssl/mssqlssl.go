@@ -523,7 +523,7 @@ func (c *Connector) GoString() string { return c.String() }
 // Connect implements driver.Connector. Close ends it.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if c.life.Closed() {
-		return nil, c.ssl.Ended(nil, c.addr(), nil, nil)
+		return nil, c.ssl.ClosedError(c.addr(), nil, nil)
 	}
 	ctx, release := c.life.Bind(ctx)
 	defer release()

@@ -69,7 +69,7 @@ func (e *certEnv) in(t *testing.T, want testenv.TLS) *testenv.Server {
 // firstConnect opens d with the default retry budget and pings once,
 // reporting the error and how many retries the callback saw, or dials
 // beyond the first were made.
-func firstConnect(t *testing.T, d string, opts ...sslconn.Option) (error, int32) {
+func firstConnect(t *testing.T, d string, opts ...sslconn.Option) (int32, error) {
 	t.Helper()
 	var retries, dials atomic.Int32
 	var dialer net.Dialer
@@ -80,7 +80,7 @@ func firstConnect(t *testing.T, d string, opts ...sslconn.Option) (error, int32)
 			return dialer.DialContext(ctx, network, addr)
 		}))...)
 	if err != nil {
-		return err, 0
+		return 0, err
 	}
 	defer db.Close()
 	// A safety net, not a timing assertion: a retried error would take the
@@ -88,7 +88,7 @@ func firstConnect(t *testing.T, d string, opts ...sslconn.Option) (error, int32)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	err = db.PingContext(ctx)
-	return err, retries.Load() + max(dials.Load()-1, 0)
+	return retries.Load() + max(dials.Load()-1, 0), err
 }
 
 // checkCase asserts that err is the case's at once: its sentinel, no
@@ -138,7 +138,7 @@ func TestCertificateCases(t *testing.T) {
 					checkCase(t, err, 0, tc.Kind, tc.Says, testenv.MySQLPassword)
 					continue
 				}
-				err, retries := firstConnect(t, d)
+				retries, err := firstConnect(t, d)
 				t.Logf("%s: %v", mode, err)
 				checkCase(t, err, retries, tc.Kind, append(tc.Says[:len(tc.Says):len(tc.Says)], mode, "localhost"), testenv.MySQLPassword)
 			}
@@ -175,7 +175,7 @@ func TestClientCertRequiredAccount(t *testing.T) {
 	}
 	for _, mode := range []string{"PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"} {
 		t.Run(mode, func(t *testing.T) {
-			err, retries := firstConnect(t, x509DSN("ssl-mode="+mode+"&ssl-ca="+e.certs.CA))
+			retries, err := firstConnect(t, x509DSN("ssl-mode="+mode+"&ssl-ca="+e.certs.CA))
 			t.Logf("%v", err)
 			checkCase(t, err, retries, "ErrClientCertRequired",
 				[]string{mode, "localhost", "the server asked for a client certificate and none is configured: the account may require one",
@@ -197,7 +197,7 @@ func TestClientCertRequiredAccount(t *testing.T) {
 		// Without a second login the two cannot be told apart: the text
 		// says "may", and names both causes.
 		d := dsn(testenv.MySQLUser, "Wrong-pw-123", "localhost", s.Port, "ssl-mode=REQUIRED")
-		err, retries := firstConnect(t, d)
+		retries, err := firstConnect(t, d)
 		checkCase(t, err, retries, "ErrClientCertRequired", []string{"may require one", "check the user name and password"}, "Wrong-pw-123")
 		var me *mysql.MySQLError
 		if !errors.As(err, &me) || me.Number != 1045 {
@@ -207,7 +207,7 @@ func TestClientCertRequiredAccount(t *testing.T) {
 	t.Run("wrong password with a client certificate", func(t *testing.T) {
 		d := dsn(testenv.MySQLX509User, "Wrong-pw-123", "localhost", s.Port,
 			"ssl-mode=REQUIRED&ssl-cert="+e.certs.Client.Cert+"&ssl-key="+e.certs.Client.Key)
-		err, retries := firstConnect(t, d)
+		retries, err := firstConnect(t, d)
 		var me *mysql.MySQLError
 		if !errors.As(err, &me) || me.Number != 1045 || errors.Is(err, sslconn.ErrClientCertRequired) || retries != 0 {
 			t.Fatalf("%v (%d retries)", err, retries)
@@ -215,7 +215,7 @@ func TestClientCertRequiredAccount(t *testing.T) {
 	})
 	t.Run("DISABLED", func(t *testing.T) {
 		// No handshake, so nothing is known of a certificate.
-		err, _ := firstConnect(t, x509DSN("ssl-mode=DISABLED"))
+		_, err := firstConnect(t, x509DSN("ssl-mode=DISABLED"))
 		if err == nil || errors.Is(err, sslconn.ErrClientCertRequired) {
 			t.Fatalf("%v", err)
 		}
@@ -236,7 +236,7 @@ func TestLegacyServer(t *testing.T) {
 	if got != "TLS" || st.Version != "TLSv1" || st.Cipher != "TLS_RSA_WITH_AES_256_CBC_SHA" {
 		t.Fatalf("tls-version=TLSv1: %s %+v %v", got, st, err)
 	}
-	err, retries := firstConnect(t, appDSN(s, "localhost", "ssl-mode=VERIFY_IDENTITY&ssl-ca="+e.certs.CA))
+	retries, err := firstConnect(t, appDSN(s, "localhost", "ssl-mode=VERIFY_IDENTITY&ssl-ca="+e.certs.CA))
 	t.Logf("%v", err)
 	checkCase(t, err, retries, "ErrTLSVersion", []string{"tls-version=TLSv1"}, testenv.MySQLPassword)
 }

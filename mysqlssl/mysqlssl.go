@@ -229,7 +229,7 @@ func (c *Connector) Close() error {
 // failures onto sslconn's errors. Close ends it.
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	if c.life.Closed() {
-		return nil, c.ssl.Ended(nil, c.cfg.Addr, nil, nil)
+		return nil, c.ssl.ClosedError(c.cfg.Addr, nil, nil)
 	}
 	ctx, release := c.life.Bind(ctx)
 	defer release()

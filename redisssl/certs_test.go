@@ -28,7 +28,7 @@ var certServer = testenv.NewLazy(func() (*testenv.Server, error) {
 // firstCommand makes a client for u with the default retry budget and
 // runs one PING, reporting the error and how many retries the callback
 // saw, or dials beyond the first were made (go-redis retrying a dial).
-func firstCommand(t *testing.T, u string) (error, int32) {
+func firstCommand(t *testing.T, u string) (int32, error) {
 	t.Helper()
 	var retries, dials atomic.Int32
 	var dialer net.Dialer
@@ -39,7 +39,7 @@ func firstCommand(t *testing.T, u string) (error, int32) {
 			return dialer.DialContext(ctx, network, addr)
 		}))
 	if err != nil {
-		return err, 0
+		return 0, err
 	}
 	defer c.Close()
 	// A safety net, not a timing assertion: a retried error would take the
@@ -47,7 +47,7 @@ func firstCommand(t *testing.T, u string) (error, int32) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	err = c.Ping(ctx).Err()
-	return err, retries.Load() + max(dials.Load()-1, 0)
+	return retries.Load() + max(dials.Load()-1, 0), err
 }
 
 // TestCertificateCases (#17, items 1, 2, 5, 7, 8): each certificate fails
@@ -70,7 +70,7 @@ func TestCertificateCases(t *testing.T) {
 				if tc.AtConfig {
 					_, err = NewClient(u)
 				} else {
-					err, retries = firstCommand(t, u)
+					retries, err = firstCommand(t, u)
 					t.Logf("%s: %v", mode, err)
 					says = append(says[:len(says):len(says)], mode, "localhost")
 				}

@@ -31,7 +31,7 @@ func ping(_ context.Context, conn net.Conn) error {
 			return err
 		}
 		if n == len(buf) {
-			return errors.New("Redis reply line too long")
+			return errors.New("reply line too long for a Redis reply")
 		}
 	}
 }

@@ -45,12 +45,18 @@ func (l *Lifetime) Bind(ctx context.Context) (context.Context, func()) {
 }
 
 // Ended returns, for a Connect whose ctx (from Bind) Close ended, the
-// sslconn.ErrUnavailable error saying so, with the attempts err (Retry's)
-// counts and the last attempt's cause (either may be nil); else err.
+// error ClosedError makes; else err.
 func (c *Config) Ended(ctx context.Context, addr string, err, last error) error {
-	if ctx != nil && context.Cause(ctx) != errConnectorClosed {
+	if context.Cause(ctx) != errConnectorClosed {
 		return err
 	}
+	return c.ClosedError(addr, err, last)
+}
+
+// ClosedError is the sslconn.ErrUnavailable error of a Connect that Close
+// ended or that came after it, with the attempts err (Retry's) counts and
+// the last attempt's cause (either may be nil).
+func (c *Config) ClosedError(addr string, err, last error) error {
 	e := NewError(sslconn.ErrUnavailable, c.Mode(), addr, errConnectorClosed.Error(), last)
 	e.Option, e.Hint = "", ""
 	var se *sslconn.Error

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/go-sql-driver/mysql"
@@ -65,6 +66,8 @@ type Connector struct {
 	// refusals (see readonly.go).
 	rejectRO atomic.Bool
 	roGen    atomic.Int64
+	roMu     sync.Mutex
+	roSearch *writableSearch // the search for a writable node under way
 }
 
 // NewConnector parses a go-sql-driver/mysql DSN with the shared ssl-*

@@ -9,8 +9,10 @@ import (
 	"net/url"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"github.com/sslconn/sslconn/internal/core"
 )
 
 // Read-only refusals (a primary/secondary switchover).
@@ -100,17 +102,77 @@ func isReadOnlyRefusal(err error) bool {
 }
 
 // awaitWritable returns nil once a new connection through the connector
-// reaches a writable node, retrying with the connector's backoff within the
-// retry budget and ctx; then it bumps the connector's generation, so that
-// every older pooled connection is dropped when next used.
+// reaches a writable node, within the retry budget and ctx; then it bumps
+// the connector's generation, so that every older pooled connection is
+// dropped when next used. The refused writes of a connector share one
+// search (see writableSearch): a switchover does not cost the new primary
+// a login per waiting write.
 func (c *Connector) awaitWritable(ctx context.Context) error {
-	err := c.ssl.RetrySafe(ctx, c.cfg.Addr, c.probeWritable, func(err error) bool {
-		return errors.Is(err, errStillReadOnly) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn)
-	})
+	c.roMu.Lock()
+	s := c.roSearch
+	if s == nil {
+		s = &writableSearch{done: make(chan struct{})}
+		c.roSearch = s
+		go c.search(s)
+	}
+	s.waiters++
+	c.roMu.Unlock()
+	defer func() {
+		c.roMu.Lock()
+		s.waiters--
+		c.roMu.Unlock()
+	}()
+	select {
+	case <-s.done:
+		return s.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// writableSearch is one search for a writable node, shared by the writes
+// that wait for it.
+type writableSearch struct {
+	done    chan struct{}
+	err     error // set before done is closed
+	waiters int   // under Connector.roMu
+}
+
+// search probes the endpoint, as often as the engine checks a refusing
+// port (every 50 ms at first, thinning out as the wait lasts), until a
+// writable node answers, the retry budget runs out, no write waits any
+// more, or the connector is closed.
+func (c *Connector) search(s *writableSearch) {
+	ctx, release := c.life.Bind(context.Background())
+	defer release()
+	start := time.Now()
+	var err error
+	for {
+		pctx, cancel := context.WithTimeout(ctx, c.ssl.HandshakeTimeout())
+		err = c.probeWritable(pctx)
+		cancel()
+		c.roMu.Lock()
+		idle := s.waiters == 0
+		c.roMu.Unlock()
+		retry := errors.Is(err, errStillReadOnly) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn)
+		if err == nil || !retry || idle || time.Since(start) > c.ssl.RetryBudget() || ctx.Err() != nil {
+			break
+		}
+		t := time.NewTimer(core.PollInterval(time.Since(start)))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
 	if err == nil {
 		c.roGen.Add(1)
 	}
-	return err
+	c.roMu.Lock()
+	c.roSearch = nil
+	s.err = err
+	c.roMu.Unlock()
+	close(s.done)
 }
 
 func (c *Connector) probeWritable(ctx context.Context) error {

@@ -26,8 +26,13 @@ const (
 	pollMax = time.Second
 )
 
-// pollInterval is the interval between checks after down of outage, with
-// ±20 % jitter so that the clients of a server do not check in step.
+// PollInterval is the interval between checks after down of outage, with
+// ±20 % jitter so that the clients of a server do not check in step: for
+// the retry loop's accept checks, and for adapters that wait for a server
+// in other ways (a writable MySQL node after a switchover).
+func PollInterval(down time.Duration) time.Duration { return pollInterval(down) }
+
+// pollInterval is PollInterval.
 func pollInterval(down time.Duration) time.Duration {
 	iv := pollFirst
 	if down > pollSteady {

@@ -19,11 +19,11 @@ import (
 // impl=sslconn so that benchstat -col /impl prints the ratio (scripts/bench.sh).
 
 func benchURI(b *testing.B, params string) string {
-	return mongoURI("localhost", scenarios.Get(b).servers[1].TLSPort, "maxPoolSize=1&"+params)
+	return mongoURI("localhost", scenarios.Get(b).Servers[1].TLSPort, "maxPoolSize=1&"+params)
 }
 
 func bareClient(b *testing.B, ctx context.Context, mode sslconn.Mode) *mongo.Client {
-	certs := scenarios.Get(b).certs
+	certs := scenarios.Get(b).Certs
 	c, err := mongo.Connect(options.Client().ApplyURI(benchURI(b, "")).SetTLSConfig(matrix.BareTLS(b, certs.CA, mode, "localhost")))
 	if err != nil {
 		b.Fatal(err)
@@ -32,7 +32,7 @@ func bareClient(b *testing.B, ctx context.Context, mode sslconn.Mode) *mongo.Cli
 }
 
 func libClient(b *testing.B, ctx context.Context, mode sslconn.Mode, opts ...sslconn.Option) *mongo.Client {
-	certs := scenarios.Get(b).certs
+	certs := scenarios.Get(b).Certs
 	c, err := Connect(ctx, benchURI(b, "ssl-mode="+mode.String()+"&ssl-ca="+certs.CA), opts...)
 	if err != nil {
 		b.Fatal(err)
@@ -59,7 +59,7 @@ func connectLoop(b *testing.B, newClient func(context.Context) *mongo.Client) {
 //
 //	go test -run '^$' -bench Connect -benchmem ./mongossl
 func BenchmarkConnect(b *testing.B) {
-	servers := scenarios.Get(b).servers
+	servers := scenarios.Get(b).Servers
 	for _, mode := range matrix.BenchModes {
 		b.Run(mode.String()+"/impl=bare", func(b *testing.B) {
 			connectLoop(b, func(ctx context.Context) *mongo.Client { return bareClient(b, ctx, mode) })
@@ -132,7 +132,7 @@ func BenchmarkQuery(b *testing.B) {
 //
 //	go test -run '^$' -bench ConnectPlaintext ./mongossl
 func BenchmarkConnectPlaintext(b *testing.B) {
-	uri := mongoURI("localhost", scenarios.Get(b).servers[1].Port, "maxPoolSize=1")
+	uri := mongoURI("localhost", scenarios.Get(b).Servers[1].Port, "maxPoolSize=1")
 	clients := map[string]func(ctx context.Context, b *testing.B, co *options.ClientOptions) *mongo.Client{
 		"bare": func(_ context.Context, b *testing.B, co *options.ClientOptions) *mongo.Client {
 			c, err := mongo.Connect(co)

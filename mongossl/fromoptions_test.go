@@ -57,7 +57,7 @@ func TestConnectOptionsMonitors(t *testing.T) {
 		started = map[string]int{}
 		created atomic.Int32
 	)
-	co := options.Client().ApplyURI("mongodb://" + net.JoinHostPort("localhost", strconv.Itoa(env.servers[1].TLSPort))).
+	co := options.Client().ApplyURI("mongodb://" + net.JoinHostPort("localhost", strconv.Itoa(env.Servers[1].TLSPort))).
 		SetAppName("sslconn-monitor-test").
 		SetMaxPoolSize(4).
 		SetMonitor(&event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
@@ -72,7 +72,7 @@ func TestConnectOptionsMonitors(t *testing.T) {
 		}})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := ConnectOptions(ctx, co, sslconn.WithMode(sslconn.VerifyIdentity), sslconn.WithCAFile(env.certs.CA), sslconn.WithRetryBudget(-1))
+	c, err := ConnectOptions(ctx, co, sslconn.WithMode(sslconn.VerifyIdentity), sslconn.WithCAFile(env.Certs.CA), sslconn.WithRetryBudget(-1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,12 +107,12 @@ func TestConnectOptionsMonitors(t *testing.T) {
 // given too, wins.
 func TestConnectOptionsDialer(t *testing.T) {
 	env := scenarios.Get(t)
-	uri := "mongodb://" + net.JoinHostPort("localhost", strconv.Itoa(env.servers[1].TLSPort))
+	uri := "mongodb://" + net.JoinHostPort("localhost", strconv.Itoa(env.Servers[1].TLSPort))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	run := func(co *options.ClientOptions, opts ...sslconn.Option) {
 		t.Helper()
-		opts = append([]sslconn.Option{sslconn.WithMode(sslconn.VerifyIdentity), sslconn.WithCAFile(env.certs.CA), sslconn.WithRetryBudget(-1)}, opts...)
+		opts = append([]sslconn.Option{sslconn.WithMode(sslconn.VerifyIdentity), sslconn.WithCAFile(env.Certs.CA), sslconn.WithRetryBudget(-1)}, opts...)
 		c, err := ConnectOptions(ctx, co, opts...)
 		if err != nil {
 			t.Fatal(err)
@@ -149,8 +149,8 @@ func TestConnectOptionsDialer(t *testing.T) {
 // ErrHostnameMismatch.
 func TestConnectOptionsTLSConfig(t *testing.T) {
 	env := scenarios.Get(t)
-	pool := caPool(t, env.certs.CA)
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(env.servers[1].TLSPort))
+	pool := caPool(t, env.Certs.CA)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(env.Servers[1].TLSPort))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	tc := &tls.Config{RootCAs: pool, ServerName: "localhost"}
@@ -187,7 +187,7 @@ func TestConnectOptionsTLSConfig(t *testing.T) {
 // monitor added, connect through ConnectOptions with their URI's mode.
 func TestConnectOptionsFromClientOptions(t *testing.T) {
 	env := scenarios.Get(t)
-	co, err := ClientOptions(mongoURI("localhost", env.servers[3].TLSPort, "ssl-mode=VERIFY_CA&ssl-ca="+env.certs.CA))
+	co, err := ClientOptions(mongoURI("localhost", env.Servers[3].TLSPort, "ssl-mode=VERIFY_CA&ssl-ca="+env.Certs.CA))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,83 +16,20 @@ import (
 	"github.com/sslconn/sslconn/internal/core"
 	"github.com/sslconn/sslconn/internal/matrix"
 	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/mongossl/internal/mongotest"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
-// One FerretDB per scenario S0-S7, started on the first test that needs
-// them and shared by the package's tests. FerretDB, like Redis, keeps
-// plaintext and TLS on separate ports: DISABLED uses the plaintext port, or
-// the TLS port where there is no other (S2, TLS forced); the modes that
-// encrypt use the TLS port, or the plaintext port of S0.
-type scenarioSet struct {
-	certs   *testenv.Certs
-	servers [8]*testenv.Server
-}
-
-var scenarios = testenv.NewLazy(func() (*scenarioSet, error) {
-	c, err := loadCerts()
-	if err != nil {
-		return nil, err
-	}
-	s, err := matrix.StartScenarios(c, testenv.StartFerretDB)
-	if err != nil {
-		return nil, fmt.Errorf("start FerretDB: %w", err)
-	}
-	return &scenarioSet{certs: c, servers: s}, nil
-})
-
-// mutualTLS is a FerretDB with TLS optional that requires client
-// certificates from the CA (TestMutualTLS).
-var mutualTLS = testenv.NewLazy(func() (*certServer, error) {
-	c, err := loadCerts()
-	if err != nil {
-		return nil, err
-	}
-	conf := testenv.Scenario(c, 1)
-	conf.ClientAuth = true
-	s, err := testenv.StartFerretDB(conf)
-	if err != nil {
-		return nil, err
-	}
-	return &certServer{certs: c, s: s}, nil
-})
-
-type certServer struct {
-	certs *testenv.Certs
-	s     *testenv.Server
-}
-
-// serverCerts are the certificates of the tests that start a server of
-// their own (see startOwn): a Lazy, so that its Get skips them under -short.
-var serverCerts = testenv.NewLazy(loadCerts)
-
-// startOwn starts a FerretDB that only the calling test or benchmark uses,
-// because it restarts or reconfigures it: a fresh one on every run, stopped
-// when the test ends. Like a Lazy's Get it skips under -short.
-func startOwn(t testing.TB, conf func(*testenv.Certs) testenv.TLS) (*testenv.Certs, *testenv.Server) {
-	t.Helper()
-	c := serverCerts.Get(t)
-	s, err := testenv.StartFerretDB(conf(c))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	return c, s
-}
-
-// loadCerts is testenv.GetCerts for a Lazy's start: an error, not a panic.
-func loadCerts() (c *testenv.Certs, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%v", r)
-		}
-	}()
-	return testenv.GetCerts(testenv.Must{}), nil
-}
+// The servers and certificates are mongotest's, shared with mongov1's
+// tests: one FerretDB per scenario S0-S7 started on first use, a mutual-TLS
+// one, and startOwn for the tests that restart theirs.
+var (
+	scenarios = mongotest.Scenarios
+	mutualTLS = mongotest.MutualTLS
+	startOwn  = mongotest.StartOwn
+	mongoURI  = mongotest.URI
+	shortPKI  = mongotest.ShortPKI
+)
 
 // TestMain starts no server: the tests that need one start it on first use
 // (see scenarios), and -short runs only those that need none.
@@ -102,10 +38,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	testenv.Cleanup()
 	os.Exit(code)
-}
-
-func mongoURI(host string, port int, params string) string {
-	return fmt.Sprintf("mongodb://%s/?%s", net.JoinHostPort(host, strconv.Itoa(port)), params)
 }
 
 // result connects, inserts and finds a document, and reports "plain",
@@ -152,7 +84,7 @@ func verifyWithPort(ctx context.Context, c *mongo.Client) (sslconn.Status, int, 
 
 func TestMatrix(t *testing.T) {
 	env := scenarios.Get(t)
-	certs, servers := env.certs, env.servers
+	certs, servers := env.Certs, env.Servers
 	want := matrix.Want()
 	for sc, s := range servers {
 		for _, mode := range core.Modes {
@@ -182,7 +114,7 @@ func TestMatrix(t *testing.T) {
 
 func TestCAFormats(t *testing.T) {
 	env := scenarios.Get(t)
-	certs, servers := env.certs, env.servers
+	certs, servers := env.Certs, env.Servers
 	for name, ca := range matrix.CAFiles(certs) {
 		t.Run(name, func(t *testing.T) {
 			got, _, _, err := result(t, mongoURI("localhost", servers[1].TLSPort, "ssl-mode=VERIFY_IDENTITY&ssl-ca="+ca))
@@ -197,7 +129,7 @@ func TestCAFormats(t *testing.T) {
 // tlsAllowInvalidHostnames doing what it says.
 func TestModeFromURI(t *testing.T) {
 	env := scenarios.Get(t)
-	certs, servers := env.certs, env.servers
+	certs, servers := env.Certs, env.Servers
 	tests := []struct {
 		name   string
 		server int
@@ -250,7 +182,7 @@ func TestBadURI(t *testing.T) {
 // TestMutualTLS: FerretDB with a CA requires client certificates.
 func TestMutualTLS(t *testing.T) {
 	env := mutualTLS.Get(t)
-	certs, s := env.certs, env.s
+	certs, s := env.Certs, env.S
 	base := "ssl-mode=VERIFY_IDENTITY&ssl-ca=" + certs.CA
 	if got, _, _, err := result(t, mongoURI("localhost", s.TLSPort, base+"&ssl-cert="+certs.Client.Cert+"&ssl-key="+certs.Client.Key)); got != "TLS" {
 		t.Fatalf("with ssl-cert: %s %v", got, err)
@@ -272,7 +204,7 @@ func TestMutualTLS(t *testing.T) {
 // same mode; one unreachable seed does not stop the client.
 func TestReplicaSetHosts(t *testing.T) {
 	env := scenarios.Get(t)
-	certs, servers := env.certs, env.servers
+	certs, servers := env.Certs, env.Servers
 	dead, _ := testenv.FreePort()
 	uri := fmt.Sprintf("mongodb://127.0.0.1:%d,localhost:%d/?ssl-mode=VERIFY_IDENTITY&ssl-ca=%s", dead, servers[1].TLSPort, certs.CA)
 	co, err := ClientOptions(uri)

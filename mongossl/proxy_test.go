@@ -19,7 +19,7 @@ import (
 // the proxy's port.
 func TestVerifyThroughProxy(t *testing.T) {
 	env := scenarios.Get(t)
-	certs, servers := env.certs, env.servers
+	certs, servers := env.Certs, env.Servers
 	tests := []struct {
 		name        string
 		upstream    int // the real server's port

@@ -18,7 +18,7 @@ import (
 
 func target(t *testing.T) matrix.Target {
 	env := scenarios.Get(t)
-	certs, servers := env.certs, env.servers
+	certs, servers := env.Certs, env.Servers
 	return matrix.Target{
 		Engine:      mitm.Mongo,
 		Upstream:    testenv.Addr(servers[1].TLSPort),
@@ -69,7 +69,7 @@ func TestNoLeaks(t *testing.T) {
 // here, so the password is only ever wrong.
 func TestSecrets(t *testing.T) {
 	env := scenarios.Get(t)
-	certs, servers := env.certs, env.servers
+	certs, servers := env.Certs, env.Servers
 	uri := func(addr, pw, params string) string {
 		if pw == "" {
 			return "mongodb://" + addr + "/?" + params

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -146,6 +148,7 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial D
 
 	type tlsResult struct {
 		tc    *tls.Conn
+		raw   net.Conn // the TCP connection under tc: the peer check needs the socket
 		asked bool
 		err   error
 	}
@@ -168,7 +171,7 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial D
 		}
 		watch.dialed = time.Now() // read after watch.sent
 		tc, asked, err := c.handshakeWatched(tctx, mode, raw, addr, watch)
-		tlsCh <- tlsResult{tc, asked, err}
+		tlsCh <- tlsResult{tc, raw, asked, err}
 	}()
 	pctx, pcancel := context.WithCancel(ctx)
 	defer pcancel()
@@ -248,7 +251,7 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial D
 			if r.err == nil {
 				dropProbe(plain, probePending)
 				c.plain.learnTLS(addr)
-				w := c.wrap(r.tc, r.tc.NetConn(), r.tc, mode, network, addr, dial)
+				w := c.wrap(r.tc, r.raw, r.tc, mode, network, addr, dial)
 				w.certAsked = r.asked && !c.e.HasClientCert()
 				return w, nil
 			}
@@ -264,15 +267,14 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial D
 				p := <-probeCh
 				probePending, plain = false, p.conn
 			}
+			if plain == nil {
+				// The plaintext question got no answer either: a server
+				// that is shutting down closes every connection, which
+				// says nothing about TLS. Retried like a refused one.
+				return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("%s: the server closed the connection on the TLS ClientHello and did not answer plaintext either: %w", addr, io.ErrUnexpectedEOF)}
+			}
 			c.plain.learn(addr)
 			c.Logger().Debug("sslconn: server does not speak TLS here; PREFERRED falls back to plaintext", "addr", addr)
-			if plain == nil {
-				raw, err := dial(ctx, network, addr)
-				if err != nil {
-					return nil, err
-				}
-				plain = raw
-			}
 			return c.wrap(plain, plain, nil, mode, network, addr, dial), nil
 		case p := <-probeCh:
 			probePending = false

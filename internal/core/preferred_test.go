@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -82,6 +83,9 @@ func (e *endpoint) handle(c net.Conn) {
 		}
 		if strings.HasPrefix(line, "PING") {
 			_, _ = io.WriteString(c, "+PONG\r\n")
+		}
+		if strings.HasPrefix(line, "PINGBYE") {
+			return // answered, then closed: a restart
 		}
 	}
 }
@@ -256,5 +260,37 @@ func TestPreferredNoDowngrade(t *testing.T) {
 	}
 	if !errors.Is(err, sslconn.ErrTLSVersion) {
 		t.Fatalf("got %v, want ErrTLSVersion", err)
+	}
+}
+
+// TestPreferredPeerCheck: a PREFERRED connection, TLS or plaintext, tells
+// a write into a connection the server has closed (a restart) from one
+// that may have run: the peer check sees the TCP socket under TLS.
+func TestPreferredPeerCheck(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the closed-peer check reads Linux's TCP state")
+	}
+	for _, serve := range []int{servePlain, serveTLS} {
+		t.Run([]string{"plaintext", "tls"}[serve], func(t *testing.T) {
+			e := startEndpoint(t, serve)
+			c := preferredConfig(t, testPing)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			conn, err := c.Dial(ctx, "tcp", e.l.Addr().String(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := io.WriteString(conn, "PINGBYE\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := bufio.NewReader(conn).ReadString('\n'); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(100 * time.Millisecond)
+			if _, err := io.WriteString(conn, "PING\r\n"); !errors.Is(err, sslconn.ErrNotSent) {
+				t.Fatalf("write after the server closed: %v, want ErrNotSent", err)
+			}
+		})
 	}
 }

@@ -2,9 +2,7 @@ package mongossl
 
 import (
 	"context"
-	"net"
 	"runtime"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,29 +11,6 @@ import (
 	"github.com/sslconn/sslconn/internal/matrix"
 	"github.com/sslconn/sslconn/sslconn"
 )
-
-// tcpCounter is sslconn.WithDialer's dial, counting every TCP connection
-// attempt: the dialer's retries, and the engine's checks whether a
-// refusing port accepts again.
-type tcpCounter struct{ n atomic.Int64 }
-
-func (c *tcpCounter) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	c.n.Add(1)
-	var d net.Dialer
-	return d.DialContext(ctx, network, addr)
-}
-
-// waitFor polls cond for up to d.
-func waitFor(d time.Duration, cond func() bool) bool {
-	for end := time.Now().Add(d); ; time.Sleep(10 * time.Millisecond) {
-		if cond() {
-			return true
-		}
-		if time.Now().After(end) {
-			return false
-		}
-	}
-}
 
 // TestDisconnectStopsDials: Disconnect, while an operation waits for a
 // server that is down, stops the dialer's retries at once: the driver
@@ -49,9 +24,9 @@ func TestDisconnectStopsDials(t *testing.T) {
 		t.Skip("takes seconds")
 	}
 	addr := matrix.ClosedAddr(t)
-	var dials tcpCounter
+	var dials matrix.DialCounter
 	base := runtime.NumGoroutine()
-	co, err := ClientOptions("mongodb://"+addr+"/?directConnection=true&serverSelectionTimeoutMS=3000", sslconn.WithDialer(dials.dial),
+	co, err := ClientOptions("mongodb://"+addr+"/?directConnection=true&serverSelectionTimeoutMS=3000", sslconn.WithDialer(dials.Dial),
 		sslconn.WithRetryBudget(time.Minute),
 		sslconn.WithBackoff(sslconn.Backoff{Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond}))
 	if err != nil {
@@ -63,8 +38,8 @@ func TestDisconnectStopsDials(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- c.Ping(context.Background(), nil) }()
-	if !waitFor(10*time.Second, func() bool { return dials.n.Load() >= 5 }) {
-		t.Fatalf("%d connection attempts in 10 s, want 5", dials.n.Load())
+	if !matrix.WaitFor(10*time.Second, func() bool { return dials.N() >= 5 }) {
+		t.Fatalf("%d connection attempts in 10 s, want 5", dials.N())
 	}
 	closed := time.Now()
 	if err := c.Disconnect(context.Background()); err != nil {
@@ -74,9 +49,9 @@ func TestDisconnectStopsDials(t *testing.T) {
 		t.Errorf("Disconnect took %v", d)
 	}
 	time.Sleep(200 * time.Millisecond) // an attempt already under way
-	n0 := dials.n.Load()
+	n0 := dials.N()
 	time.Sleep(time.Second)
-	if n := dials.n.Load(); n != n0 {
+	if n := dials.N(); n != n0 {
 		t.Errorf("%d new connection attempt(s) in the second after Disconnect", n-n0)
 	}
 	select {
@@ -88,7 +63,7 @@ func TestDisconnectStopsDials(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Ping still waits 10 s after Disconnect")
 	}
-	if !waitFor(5*time.Second, func() bool { return runtime.NumGoroutine() <= base }) {
+	if !matrix.WaitFor(5*time.Second, func() bool { return runtime.NumGoroutine() <= base }) {
 		buf := make([]byte, 1<<20)
 		t.Errorf("%d goroutines 5 s after Disconnect, %d before:\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
 	}

@@ -29,19 +29,30 @@ type testCert struct {
 // nil means no SAN extension at all.
 func makeCert(t testing.TB, cn string, dns []string, isCA bool, notAfter time.Time, parent *testCert) *testCert {
 	t.Helper()
+	return issue(t, &x509.Certificate{
+		Subject:  pkix.Name{CommonName: cn},
+		NotAfter: notAfter,
+		DNSNames: dns,
+		IsCA:     isCA,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+	}, parent)
+}
+
+// issue makes a certificate from tmpl, signed by parent (self-signed when
+// nil).
+func issue(t testing.TB, tmpl *x509.Certificate, parent *testCert) *testCert {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              notAfter,
-		DNSNames:              dns,
-		IsCA:                  isCA,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+	tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
+	tmpl.BasicConstraintsValid = true
+	if tmpl.NotBefore.IsZero() {
+		tmpl.NotBefore = time.Now().Add(-time.Hour)
+	}
+	if tmpl.NotAfter.IsZero() {
+		tmpl.NotAfter = time.Now().Add(24 * time.Hour)
 	}
 	signer, signKey := tmpl, key
 	if parent != nil {

@@ -59,8 +59,12 @@ func makeMariaDBTemplate() (string, error) {
 		return "", err
 	}
 	data := filepath.Join(root, "data")
+	// A private tmpdir: two test runs on one machine must not share the
+	// bootstrap's temporary tables in /tmp (seen: "Error on delete of
+	// '/tmp/#sql-temptable-…'" when two runs started at once).
 	out, err := exec.Command(installDB, "--no-defaults", "--datadir="+data, "--user=root",
-		"--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve").CombinedOutput()
+		"--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve",
+		"--tmpdir="+root).CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("mariadb-install-db: %v\n%s", err, out)
 	}
@@ -112,6 +116,8 @@ func mariadbArgv(s *Server) ([]string, []string, error) {
 		"--datadir=" + filepath.Join(s.Dir, "data"),
 		"--socket=" + filepath.Join(s.Dir, "mysqld.sock"),
 		"--pid-file=" + filepath.Join(s.Dir, "mysqld.pid"),
+		"--tmpdir=" + s.Dir, // private, as the bootstrap's
+
 		"--port=" + strconv.Itoa(s.Port),
 		"--bind-address=127.0.0.1,::1",
 		"--user=root", "--skip-name-resolve", "--skip-log-bin",

@@ -9,8 +9,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/sslconn/sslconn/internal/matrix"
-	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/internal/testkit/matrix"
+	"github.com/sslconn/sslconn/internal/testkit/testenv"
 	"github.com/sslconn/sslconn/sslconn"
 )
 

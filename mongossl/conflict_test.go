@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/sslconn/sslconn/internal/core"
-	"github.com/sslconn/sslconn/internal/matrix"
+	"github.com/sslconn/sslconn/internal/testkit/matrix"
 	"github.com/sslconn/sslconn/sslconn"
 )
 

@@ -25,7 +25,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"golang.org/x/crypto/ocsp"
 
-	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/internal/testkit/testenv"
 	"github.com/sslconn/sslconn/sslconn"
 )
 

@@ -8,7 +8,7 @@ import (
 	mssql "github.com/microsoft/go-mssqldb"
 	"github.com/microsoft/go-mssqldb/msdsn"
 
-	"github.com/sslconn/sslconn/internal/matrix"
+	"github.com/sslconn/sslconn/internal/testkit/matrix"
 	"github.com/sslconn/sslconn/sslconn"
 )
 

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sslconn/sslconn/internal/matrix"
-	"github.com/sslconn/sslconn/internal/mitm"
+	"github.com/sslconn/sslconn/internal/testkit/matrix"
+	"github.com/sslconn/sslconn/internal/testkit/mitm"
 	"github.com/sslconn/sslconn/sslconn"
 )
 

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sslconn/sslconn/internal/matrix"
+	"github.com/sslconn/sslconn/internal/testkit/matrix"
 )
 
 // FuzzParseDSN: any input gives a connector or a typed error, never a

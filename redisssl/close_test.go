@@ -14,7 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/sslconn/sslconn/internal/matrix"
+	"github.com/sslconn/sslconn/internal/testkit/matrix"
 	"github.com/sslconn/sslconn/sslconn"
 )
 

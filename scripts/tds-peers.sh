@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Two TDS clients the project did not write vouch for its SQL Server test
-# server (internal/tdsserver): FreeTDS's tsql (Debian's freetds-bin, GnuTLS)
+# server (internal/testkit/tdsserver): FreeTDS's tsql (Debian's freetds-bin, GnuTLS)
 # and Node's tedious (npm, Microsoft's JavaScript driver) connect to it in
 # every scenario the mssqlssl matrix uses (S0-S7, and TDS 8 strict), with
 # the options that correspond to each SSL mode, log in, run the statements
@@ -81,7 +81,7 @@ stop_server() {
 }
 trap 'stop_server; rm -rf "$work"' EXIT
 
-timeout 300 go build -o "$work/tdsserve" ./internal/tdsserver/cmd/tdsserve
+timeout 300 go build -o "$work/tdsserve" ./internal/testkit/tdsserver/cmd/tdsserve
 # tdsserve stops at the end of its standard input: a FIFO this shell holds
 # open on fd 3 (read-write, so that neither open blocks) until stop_server,
 # or until it dies.

@@ -9,21 +9,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 
-unformatted=$(gofmt -l . | grep -v '^internal/ferretdb/' || true)
+unformatted=$(gofmt -l . | grep -v '^internal/testkit/ferretdb/' || true)
 if [ -n "$unformatted" ]; then
   echo "gofmt needed:"; echo "$unformatted"; exit 1
 fi
 go mod tidy -diff
-(cd internal/ferretdb && go mod tidy -diff)
+(cd internal/testkit/ferretdb && go mod tidy -diff)
 (cd internal/integration && go mod tidy -diff)
 # The library and its tests build on every platform users develop on.
 for target in linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64; do
   GOOS=${target%/*} GOARCH=${target#*/} go vet ./...
 done
-(cd internal/ferretdb && go vet ./...)
+(cd internal/testkit/ferretdb && go vet ./...)
 staticcheck="go run honnef.co/go/tools/cmd/staticcheck@v0.8.2"
 $staticcheck ./...
-(cd internal/ferretdb && $staticcheck ./...)
+(cd internal/testkit/ferretdb && $staticcheck ./...)
 (cd internal/integration && $staticcheck ./...)
 
 go test -race -count=1 -timeout 15m ./...

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/internal/testkit/testenv"
 )
 
 // BenchmarkParseCAChain: reading the console's CA download in each format.

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/internal/testkit/testenv"
 	"software.sslmate.com/src/go-pkcs12"
 )
 

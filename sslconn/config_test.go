@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/internal/testkit/testenv"
 )
 
 // TestEncryptedClientKey: keys encrypted by openssl (PKCS#8 and the legacy

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/sslconn/sslconn/internal/check"
-	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/internal/testkit/testenv"
 )
 
 // legacyMaria is a TLS 1.0-only MariaDB offering only AES256-SHA (RSA key

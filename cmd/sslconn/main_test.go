@@ -14,8 +14,8 @@ import (
 	"testing"
 
 	"github.com/sslconn/sslconn/internal/check"
-	"github.com/sslconn/sslconn/internal/tdsserver"
-	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/internal/testkit/tdsserver"
+	"github.com/sslconn/sslconn/internal/testkit/testenv"
 )
 
 // The endpoints the command is checked against, started once: each engine

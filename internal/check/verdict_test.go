@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/sslconn/sslconn/internal/core"
-	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/internal/testkit/testenv"
 	"github.com/sslconn/sslconn/sslconn"
 )
 

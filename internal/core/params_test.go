@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/internal/testkit/testenv"
 )
 
 func TestResolveParams(t *testing.T) {

@@ -20,7 +20,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
-	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/internal/testkit/testenv"
 	"github.com/sslconn/sslconn/mssqlssl"
 	"github.com/sslconn/sslconn/mysqlssl"
 	"github.com/sslconn/sslconn/sslconn"

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/sslconn/sslconn/internal/core"
-	"github.com/sslconn/sslconn/internal/matrix"
-	"github.com/sslconn/sslconn/mongossl/internal/mongotest"
+	"github.com/sslconn/sslconn/internal/testkit/matrix"
+	"github.com/sslconn/sslconn/internal/testkit/mongotest"
 	"github.com/sslconn/sslconn/sslconn"
 )
 

@@ -14,9 +14,9 @@ import (
 	"go.mongodb.org/mongo-driver/mongo"
 
 	"github.com/sslconn/sslconn/internal/core"
-	"github.com/sslconn/sslconn/internal/matrix"
-	"github.com/sslconn/sslconn/internal/testenv"
-	"github.com/sslconn/sslconn/mongossl/internal/mongotest"
+	"github.com/sslconn/sslconn/internal/testkit/matrix"
+	"github.com/sslconn/sslconn/internal/testkit/testenv"
+	"github.com/sslconn/sslconn/internal/testkit/mongotest"
 	"github.com/sslconn/sslconn/sslconn"
 )
 

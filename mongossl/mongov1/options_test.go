@@ -7,8 +7,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/mongo/options"
 
-	"github.com/sslconn/sslconn/internal/matrix"
-	"github.com/sslconn/sslconn/mongossl/internal/mongotest"
+	"github.com/sslconn/sslconn/internal/testkit/matrix"
+	"github.com/sslconn/sslconn/internal/testkit/mongotest"
 	"github.com/sslconn/sslconn/sslconn"
 )
 

@@ -7,9 +7,9 @@ import (
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
 
-	"github.com/sslconn/sslconn/internal/matrix"
-	"github.com/sslconn/sslconn/internal/testenv"
-	"github.com/sslconn/sslconn/mongossl/internal/mongotest"
+	"github.com/sslconn/sslconn/internal/testkit/matrix"
+	"github.com/sslconn/sslconn/internal/testkit/testenv"
+	"github.com/sslconn/sslconn/internal/testkit/mongotest"
 	"github.com/sslconn/sslconn/sslconn"
 )
 

@@ -62,12 +62,12 @@ var (
 // Root returns the repository root.
 func Root() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
 }
 
 // MakeCerts runs gencerts.sh into dir and returns the file names.
 func MakeCerts(dir string) (*Certs, error) {
-	script := filepath.Join(Root(), "internal", "testenv", "gencerts.sh")
+	script := filepath.Join(Root(), "internal", "testkit", "testenv", "gencerts.sh")
 	cmd := exec.Command("bash", script, dir)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("gencerts.sh: %v\n%s", err, out)

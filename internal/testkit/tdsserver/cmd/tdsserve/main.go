@@ -31,8 +31,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sslconn/sslconn/internal/tdsserver"
-	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/internal/testkit/tdsserver"
+	"github.com/sslconn/sslconn/internal/testkit/testenv"
 )
 
 func main() {

@@ -12,7 +12,7 @@ import (
 
 	mssql "github.com/microsoft/go-mssqldb"
 
-	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/internal/testkit/testenv"
 )
 
 func TestMain(m *testing.M) {

@@ -23,8 +23,8 @@ import (
 
 	"github.com/youmark/pkcs8"
 
-	"github.com/sslconn/sslconn/internal/matrix"
-	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/internal/testkit/matrix"
+	"github.com/sslconn/sslconn/internal/testkit/testenv"
 )
 
 // Env is one FerretDB per scenario S0-S7 and the certificates.

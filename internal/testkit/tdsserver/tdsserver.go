@@ -28,7 +28,7 @@ import (
 	"time"
 	"unicode/utf16"
 
-	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/internal/testkit/testenv"
 )
 
 // ENCRYPT option values of PRELOGIN ([MS-TDS] 2.2.6.5).

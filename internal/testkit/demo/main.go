@@ -25,9 +25,9 @@ import (
 
 	"github.com/sslconn/sslconn/internal/check"
 	"github.com/sslconn/sslconn/internal/core"
-	"github.com/sslconn/sslconn/internal/matrix"
-	"github.com/sslconn/sslconn/internal/tdsserver"
-	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/internal/testkit/matrix"
+	"github.com/sslconn/sslconn/internal/testkit/tdsserver"
+	"github.com/sslconn/sslconn/internal/testkit/testenv"
 	"github.com/sslconn/sslconn/sslconn"
 )
 

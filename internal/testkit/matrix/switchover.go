@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/internal/testkit/testenv"
 	"github.com/sslconn/sslconn/sslconn"
 )
 

@@ -20,7 +20,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sslconn/sslconn/internal/tdsserver"
+	"github.com/sslconn/sslconn/internal/testkit/tdsserver"
 )
 
 // Engine selects how the proxy finds the TLS start in the protocol.

@@ -1,4 +1,4 @@
-module github.com/sslconn/sslconn/internal/ferretdb
+module github.com/sslconn/sslconn/internal/testkit/ferretdb
 
 go 1.24.0
 

@@ -47,7 +47,7 @@ func PrepareFerretDB(progress io.Writer) error {
 
 // ferretPath is where the build for the current sources is cached.
 func ferretPath() (string, error) {
-	src := filepath.Join(Root(), "internal", "ferretdb")
+	src := filepath.Join(Root(), "internal", "testkit", "ferretdb")
 	h := sha256.New()
 	for _, f := range []string{"main.go", "go.mod", "go.sum"} {
 		b, err := os.ReadFile(filepath.Join(src, f))
@@ -67,7 +67,7 @@ func ferretPath() (string, error) {
 // cache keyed by its sources, so only the first run pays the build (~1 min).
 func ferretBinary() (string, error) {
 	ferretOnce.Do(func() {
-		src := filepath.Join(Root(), "internal", "ferretdb")
+		src := filepath.Join(Root(), "internal", "testkit", "ferretdb")
 		bin, err := ferretPath()
 		if err != nil {
 			ferretErr = err

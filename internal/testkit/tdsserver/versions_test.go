@@ -10,7 +10,7 @@ import (
 
 	mssql "github.com/microsoft/go-mssqldb"
 
-	"github.com/sslconn/sslconn/internal/testenv"
+	"github.com/sslconn/sslconn/internal/testkit/testenv"
 )
 
 // TestTLSVersions: inside TDS 7.x PRELOGIN packets the server negotiates

@@ -12,9 +12,9 @@ import (
 	"go.mongodb.org/mongo-driver/event"
 	"go.mongodb.org/mongo-driver/mongo"
 
+	"github.com/sslconn/sslconn/internal/testkit/mongotest"
 	"github.com/sslconn/sslconn/internal/testkit/testenv"
 	"github.com/sslconn/sslconn/mongossl/internal/mongocore"
-	"github.com/sslconn/sslconn/internal/testkit/mongotest"
 	"github.com/sslconn/sslconn/sslconn"
 )
 

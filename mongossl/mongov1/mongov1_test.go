@@ -15,8 +15,8 @@ import (
 
 	"github.com/sslconn/sslconn/internal/core"
 	"github.com/sslconn/sslconn/internal/testkit/matrix"
-	"github.com/sslconn/sslconn/internal/testkit/testenv"
 	"github.com/sslconn/sslconn/internal/testkit/mongotest"
+	"github.com/sslconn/sslconn/internal/testkit/testenv"
 	"github.com/sslconn/sslconn/sslconn"
 )
 

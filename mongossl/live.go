@@ -12,7 +12,7 @@ import (
 	"github.com/sslconn/sslconn/mongossl/internal/mongocore"
 )
 
-// The live pings (see mongocore/live.go), in v2's types.
+// The pings on a server's close (see mongocore/closeping.go), in v2's types.
 
 // ping is the client's ping for mongocore.Live. Any server may answer it
 // with this read preference: in a replica set it may be another, which is

@@ -83,7 +83,7 @@ func ConnectOptions(ctx context.Context, co *options.ClientOptions, opts ...sslc
 		return nil, err
 	}
 	// So that the first operation after a restart gets a new connection,
-	// not a pooled one the server closed (see mongocore/live.go).
+	// not a pooled one the server closed (see mongocore/closeping.go).
 	d.Live = mongocore.NewLive()
 	c.Monitor = hidePings(c.Monitor)
 	client, err := mongo.Connect(c)

@@ -6,10 +6,10 @@ import (
 	"testing"
 )
 
-// BenchmarkPeerCheck: the check before each write of a connection from
+// BenchmarkWatchClosed: the check before each write of a connection from
 // Dial (and mssqlssl's), asking the kernel whether the server closed it,
 // against the same check right after a read, which skips the kernel.
-func BenchmarkPeerCheck(b *testing.B) {
+func BenchmarkWatchClosed(b *testing.B) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -26,7 +26,7 @@ func BenchmarkPeerCheck(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer raw.Close()
-	p := NewPeerCheck(raw)
+	p := NewWatch(raw)
 	b.Run("idle", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

@@ -175,7 +175,7 @@ func (c *countingConn) Write(p []byte) (int, error) {
 type Conn struct {
 	net.Conn
 	raw     net.Conn // the TCP connection under any TLS
-	peer    *PeerCheck
+	watch   *Watch   // of raw
 	tls     *tls.Conn
 	cfg     *Config
 	mode    sslconn.Mode
@@ -190,7 +190,7 @@ type Conn struct {
 }
 
 func (c *Config) wrap(nc, raw net.Conn, tc *tls.Conn, mode sslconn.Mode, network, addr string, dial DialFunc) *Conn {
-	return &Conn{Conn: nc, raw: raw, peer: NewPeerCheck(raw), tls: tc, cfg: c, mode: mode, network: network, addr: addr, dial: dial}
+	return &Conn{Conn: nc, raw: raw, watch: NewWatch(raw), tls: tc, cfg: c, mode: mode, network: network, addr: addr, dial: dial}
 }
 
 // Status returns the connection's TLS state.
@@ -216,7 +216,7 @@ func (c *Conn) Mode() sslconn.Mode { return c.mode }
 func (c *Conn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
-		c.peer.Received(n)
+		c.watch.Received(n)
 		c.read.Store(true)
 	} else if err != nil && !c.read.Load() {
 		err = c.firstError(err)
@@ -234,8 +234,8 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if probing.Load() > 0 {
 		answerProbes(p, c)
 	}
-	if err := c.peer.Closed(); err != nil {
-		werr := c.peer.WriteError(c, err)
+	if err := c.watch.Closed(); err != nil {
+		werr := c.watch.WriteError(c, err)
 		if !c.read.Load() {
 			// Closed before its first answer: say why, if we can tell.
 			werr = c.firstError(werr)
@@ -243,14 +243,22 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return 0, werr
 	}
 	n, err := c.Conn.Write(p)
-	c.peer.Sent(n)
+	c.watch.Sent(n)
 	if err != nil && !c.read.Load() {
 		err = c.firstError(err)
 	}
 	return n, err
 }
 
-func (c *Conn) Close() error { return c.Conn.Close() }
+// Watch returns the watch of the connection's TCP socket, for an adapter
+// that must hear when the server closes it (Watch.OnClose).
+func (c *Conn) Watch() *Watch { return c.watch }
+
+// Close ends the connection, and its watch before its socket.
+func (c *Conn) Close() error {
+	c.watch.Stop()
+	return c.Conn.Close()
+}
 
 // firstError explains an error on a read or write of a connection the
 // server has not yet said a word on.

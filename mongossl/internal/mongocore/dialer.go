@@ -91,16 +91,6 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	if d.User != nil && d.Cfg.UserDialer() == nil {
 		raw = d.User.DialContext
 	}
-	var dials *rawDials
-	if d.Live != nil {
-		// Record the TCP connections, to watch the one under c.
-		if raw == nil {
-			raw = d.Cfg.Dialer()
-		}
-		dials = &rawDials{}
-		raw = dials.wrap(raw)
-		defer dials.find(nil)
-	}
 	c, err := d.Cfg.Dial(ctx, network, addr, raw)
 	if err != nil {
 		return nil, err
@@ -110,7 +100,7 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 		return nil, err
 	}
 	if d.Live != nil {
-		return d.Live.track(c, dials.find(c), addr), nil
+		d.Live.track(c, addr)
 	}
 	return c, nil
 }

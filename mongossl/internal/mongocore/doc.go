@@ -3,8 +3,9 @@
 // types. The URI's parameters and the driver's TLS options (uri.go), the
 // TLS dialer the adapters install, with its preflight hello and its
 // revocation check (dialer.go, ocsp.go), PREFERRED's plaintext probe
-// (probe.go), and the connection watch that has the driver drop its pooled
-// connections when the server restarts (live.go, watch_*.go). The adapters
+// (probe.go), and the pings that have the driver drop its pooled
+// connections when the server closes one, on core.Watch's word that it did
+// (closeping.go). The adapters
 // keep the translation: their options, client and monitor types.
 //
 // It imports no driver, so that users of one driver do not build the other.

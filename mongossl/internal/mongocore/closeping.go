@@ -21,12 +21,11 @@ import (
 // retryable read is retried, but RunCommand (Ping among them) never is,
 // nor a write to a standalone.
 //
-// So a client made by ConnectOptions watches its connections (on Linux, see
-// watch_linux.go), and as soon as the server closes one, it pings through
-// the client. On a restart the
-// ping takes a dead pooled connection, its write is refused unsent, and the
-// driver clears the pool and marks the server unknown; the application's
-// next operation then waits for the server, as for any server known to be
+// So a client made by ConnectOptions watches its connections (core.Watch's
+// OnClose, on Linux), and as soon as the server closes one, it pings
+// through the client. On a restart the ping takes a dead pooled
+// connection, its write is refused unsent, and the driver clears the pool
+// and marks the server unknown; the application's next operation then waits for the server, as for any server known to be
 // down, and gets a new connection. A ping that gets a live connection (a
 // server closing its connections one by one, or a proxy that closed one
 // idle connection) is followed by another while more closes came in
@@ -69,19 +68,12 @@ func (l *Live) Attach(p Ping) {
 	l.mu.Unlock()
 }
 
-// track watches conn, made to addr over raw (the TCP connection under any
-// TLS, nil when unknown), and returns what to hand to the driver.
-func (l *Live) track(conn, raw net.Conn, addr string) net.Conn {
-	if raw == nil {
-		return conn
+// track has l ping addr when the server closes conn, a connection from
+// core's Dial, as long as conn is open (Conn.Close ends the watch).
+func (l *Live) track(conn net.Conn, addr string) {
+	if c, ok := conn.(*core.Conn); ok {
+		c.Watch().OnClose(func() { l.serverClosed(addr) })
 	}
-	w := &watchedConn{Conn: conn}
-	stop, ok := watchClose(raw, func() { l.serverClosed(addr) })
-	if !ok {
-		return conn
-	}
-	w.stop = stop
-	return w
 }
 
 // serverClosed pings addr, or has the running ping followed by another.
@@ -117,62 +109,4 @@ func (l *Live) run(addr string, ping Ping) {
 		p.again = false
 		l.mu.Unlock()
 	}
-}
-
-// watchedConn is a connection handed to the driver, watched until closed.
-type watchedConn struct {
-	net.Conn
-	stop func()
-	once sync.Once
-}
-
-func (w *watchedConn) Close() error {
-	w.once.Do(w.stop) // before the socket closes
-	return w.Conn.Close()
-}
-
-// rawDials records the TCP connections a dial makes, so that the one under
-// the connection returned can be watched.
-type rawDials struct {
-	mu   sync.Mutex
-	done bool
-	raws []net.Conn
-}
-
-// wrap returns dial, recording what it makes until find is called (later
-// dials, PREFERRED's background checks among them, pass through).
-func (r *rawDials) wrap(dial core.DialFunc) core.DialFunc {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := dial(ctx, network, addr)
-		if err == nil {
-			r.mu.Lock()
-			if !r.done {
-				r.raws = append(r.raws, c)
-			}
-			r.mu.Unlock()
-		}
-		return c, err
-	}
-}
-
-// find returns the recorded connection under conn: the one with its
-// addresses (PREFERRED may have dialed two and closed one), or nil. It
-// ends the recording (conn nil: only that).
-func (r *rawDials) find(conn net.Conn) net.Conn {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.done = true
-	defer func() { r.raws = nil }()
-	if conn == nil {
-		return nil
-	}
-	same := func(a, b net.Addr) bool {
-		return a != nil && b != nil && a.Network() == b.Network() && a.String() == b.String()
-	}
-	for _, raw := range r.raws {
-		if same(raw.LocalAddr(), conn.LocalAddr()) && same(raw.RemoteAddr(), conn.RemoteAddr()) {
-			return raw
-		}
-	}
-	return nil
 }

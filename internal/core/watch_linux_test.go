@@ -1,6 +1,6 @@
 //go:build linux
 
-package mongocore
+package core
 
 import (
 	"net"
@@ -8,10 +8,10 @@ import (
 	"time"
 )
 
-// TestWatchClose: the watch fires when the server closes the connection,
-// once, not when it sends data, and not after stop; with nothing left to
+// TestWatchOnClose: OnClose fires when the server closes the connection,
+// once, not when it sends data, and not after Stop; with nothing left to
 // watch, the epoll instance is closed.
-func TestWatchClose(t *testing.T) {
+func TestWatchOnClose(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -33,11 +33,11 @@ func TestWatchClose(t *testing.T) {
 			t.Fatal(err)
 		}
 		fired = make(chan struct{}, 2)
-		stop, ok := watchClose(c, func() { fired <- struct{}{} })
-		if !ok {
+		w := NewWatch(c)
+		if !w.OnClose(func() { fired <- struct{}{} }) {
 			t.Fatal("a TCP connection cannot be watched")
 		}
-		return c, <-accepted, fired, stop
+		return c, <-accepted, fired, w.Stop
 	}
 	quiet := func(fired chan struct{}, what string) {
 		select {

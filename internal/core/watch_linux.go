@@ -1,23 +1,82 @@
-//go:build linux
-
-package mongocore
+package core
 
 import (
+	"io"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// closeWatch learns when servers close or reset TCP connections, as it
+// rawConn is raw's syscall.RawConn, or nil when raw is not a socket (as
+// through some user dialers).
+func rawConn(raw net.Conn) syscall.RawConn {
+	sc, ok := raw.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+// tcpState asks the kernel for a connection's TCP state: CLOSE_WAIT means
+// the server sent FIN, CLOSE that the connection was reset. Unlike a peek,
+// it is not fooled by a TLS close_notify waiting unread before the FIN. It
+// runs before every write of a Conn, so the raw conn and the callback are
+// made once, and the state is read as one byte (the first field of
+// tcp_info): no allocation per write.
+type tcpState struct {
+	rc    syscall.RawConn
+	state atomic.Int32 // tcpi_state, -1 when unknown
+	fn    func(fd uintptr)
+}
+
+func newTCPState(conn net.Conn) *tcpState {
+	rc := rawConn(conn)
+	if rc == nil {
+		return nil
+	}
+	p := &tcpState{rc: rc}
+	p.fn = func(fd uintptr) {
+		s, err := unix.GetsockoptByte(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err != nil {
+			p.state.Store(-1)
+			return
+		}
+		p.state.Store(int32(s))
+	}
+	return p
+}
+
+// closed is Watch.Closed's answer, and whether the kernel gave one.
+func (p *tcpState) closed() (error, bool) {
+	if p == nil || p.rc.Control(p.fn) != nil {
+		return nil, false
+	}
+	switch p.state.Load() {
+	case -1:
+		return nil, false
+	case 8: // TCP_CLOSE_WAIT
+		return io.EOF, true
+	case 7: // TCP_CLOSE
+		return syscall.ECONNRESET, true
+	}
+	return nil, true
+}
+
+// closeSet learns when servers close or reset TCP connections, as it
 // happens and without reading from them: one epoll instance watches every
 // registered socket for EPOLLRDHUP (the server's FIN) and EPOLLHUP or
 // EPOLLERR (a reset). Data arriving is not an event, so a connection in use
 // costs nothing. The instance sits in Go's poller as a file, so no thread
 // blocks on it, and it is closed when the last socket is unregistered.
-type closeWatch struct {
+type closeSet struct {
 	mu   sync.Mutex
 	ep   *os.File // nil while nothing is watched
 	epfd int
@@ -25,19 +84,15 @@ type closeWatch struct {
 	regs map[uint64]func() // id -> what to call on close; nil once called
 }
 
-var closes closeWatch
+var closes closeSet
 
-// watchClose calls onClose, once and from another goroutine, when the
+// notifyClose calls onClose, once and from another goroutine, when the
 // server closes or resets raw. stop ends the watch; it must be called
 // before raw is closed. ok is false when raw cannot be watched (not a
-// socket, as through some user dialers).
-func watchClose(raw net.Conn, onClose func()) (stop func(), ok bool) {
-	sc, isSock := raw.(syscall.Conn)
-	if !isSock {
-		return nil, false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+// socket).
+func notifyClose(raw net.Conn, onClose func()) (stop func(), ok bool) {
+	rc := rawConn(raw)
+	if rc == nil {
 		return nil, false
 	}
 	w := &closes
@@ -60,7 +115,7 @@ func watchClose(raw net.Conn, onClose func()) (stop func(), ok bool) {
 }
 
 // start opens the epoll instance and its goroutine; w.mu is held.
-func (w *closeWatch) start() bool {
+func (w *closeSet) start() bool {
 	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return false
@@ -84,7 +139,7 @@ func (w *closeWatch) start() bool {
 	return true
 }
 
-func (w *closeWatch) loop(rc syscall.RawConn) {
+func (w *closeSet) loop(rc syscall.RawConn) {
 	evs := make([]unix.EpollEvent, 64)
 	for {
 		var ids []uint64
@@ -121,7 +176,7 @@ func (w *closeWatch) loop(rc syscall.RawConn) {
 	}
 }
 
-func (w *closeWatch) stop(id uint64, rc syscall.RawConn) {
+func (w *closeSet) stop(id uint64, rc syscall.RawConn) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if _, ok := w.regs[id]; !ok {
@@ -135,7 +190,7 @@ func (w *closeWatch) stop(id uint64, rc syscall.RawConn) {
 
 // closeIfIdle closes the instance when nothing is registered; w.mu is held.
 // Closing waits for the loop's EpollWait, which takes no lock, and wakes it.
-func (w *closeWatch) closeIfIdle() {
+func (w *closeSet) closeIfIdle() {
 	if len(w.regs) == 0 && w.ep != nil {
 		w.ep.Close()
 		w.ep = nil

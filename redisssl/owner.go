@@ -15,6 +15,11 @@ import (
 
 // Nothing outlives Close, and nothing retries for nobody.
 //
+// This file follows the go-redis clients that own dials (is the client
+// closed, does a command of it wait for a connection), not connections:
+// whether a server closed a connection is core.Watch's to tell, before
+// each write of a core.Conn.
+//
 // go-redis dials in goroutines of its own, on contexts detached from the
 // commands that wait for the connections; a client's Close neither cancels
 // those contexts nor wakes the commands that wait; and go-redis keeps

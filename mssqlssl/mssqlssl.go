@@ -693,7 +693,7 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode, tokens *
 		// Without "connection timeout" the driver reads PRELOGIN, the TLS
 		// handshake and LOGINACK with no deadline: a server that accepts
 		// and stalls would hold the caller forever. Bound the login.
-		r := &sniffConn{Conn: nc, peer: core.NewWatch(nc), a: a, sniff: !c.strict}
+		r := &sniffConn{Conn: nc, peer: c.ssl.Watch(nc), a: a, sniff: !c.strict}
 		r.setLoginBy(time.Now().Add(c.ssl.HandshakeTimeout()))
 		dmu.Lock()
 		dialed = append(dialed, r)

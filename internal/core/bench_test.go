@@ -26,7 +26,7 @@ func BenchmarkWatchClosed(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer raw.Close()
-	p := NewWatch(raw)
+	p := newWatch(raw)
 	b.Run("idle", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

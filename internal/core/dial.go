@@ -190,7 +190,7 @@ type Conn struct {
 }
 
 func (c *Config) wrap(nc, raw net.Conn, tc *tls.Conn, mode sslconn.Mode, network, addr string, dial DialFunc) *Conn {
-	return &Conn{Conn: nc, raw: raw, watch: NewWatch(raw), tls: tc, cfg: c, mode: mode, network: network, addr: addr, dial: dial}
+	return &Conn{Conn: nc, raw: raw, watch: c.Watch(raw), tls: tc, cfg: c, mode: mode, network: network, addr: addr, dial: dial}
 }
 
 // Status returns the connection's TLS state.

@@ -237,7 +237,7 @@ func TestWriteError(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	p := NewWatch(a)
+	p := newWatch(a)
 	if err := p.WriteError(a, io.EOF); !errors.Is(err, ErrNotSent) || errors.Is(err, sslconn.ErrOutcomeUnknown) {
 		t.Fatalf("nothing written: %v", err)
 	}

@@ -22,11 +22,10 @@ import (
 //     operation (mongocore's pings). Linux only (one epoll set for the
 //     whole process); elsewhere OnClose reports that it cannot.
 //
-// A Watch is made once per connection, on the TCP socket under any TLS: a
-// *Conn from Dial has one (Conn.Watch), and an adapter that dials through
-// its driver makes its own (NewWatch). The socket's lower-level fate (a
-// peer that goes silent) is not a Watch's business but the socket's own:
-// see armDeadPeer.
+// A Watch is made once per connection, on the TCP socket under any TLS, by
+// Config.Watch, which also arms the socket against a peer that goes silent
+// (armDeadPeer): a *Conn from Dial has one (Conn.Watch), and an adapter
+// whose driver dials through Config.Dialer makes its own.
 //
 // A connection that delivered data in the last RecentRead (see Received) is
 // taken as alive without asking the kernel: back-to-back operations then
@@ -51,10 +50,10 @@ const RecentRead = 50 * time.Microsecond
 // epoch makes a Watch's timestamps monotonic.
 var epoch = time.Now()
 
-// NewWatch prepares the watch of raw, a TCP connection (the socket, not a
+// newWatch prepares the watch of raw, a TCP connection (the socket, not a
 // TLS connection over it). Any other connection gets a Watch that never
 // sees a close.
-func NewWatch(raw net.Conn) *Watch { return &Watch{conn: raw, state: newTCPState(raw)} }
+func newWatch(raw net.Conn) *Watch { return &Watch{conn: raw, state: newTCPState(raw)} }
 
 // Received records a read that returned n bytes.
 func (w *Watch) Received(n int) {

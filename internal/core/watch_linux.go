@@ -11,20 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// rawConn is raw's syscall.RawConn, or nil when raw is not a socket (as
-// through some user dialers).
-func rawConn(raw net.Conn) syscall.RawConn {
-	sc, ok := raw.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	return rc
-}
-
 // tcpState asks the kernel for a connection's TCP state: CLOSE_WAIT means
 // the server sent FIN, CLOSE that the connection was reset. Unlike a peek,
 // it is not fooled by a TLS close_notify waiting unread before the FIN. It

@@ -33,7 +33,7 @@ func TestWatchOnClose(t *testing.T) {
 			t.Fatal(err)
 		}
 		fired = make(chan struct{}, 2)
-		w := NewWatch(c)
+		w := newWatch(c)
 		if !w.OnClose(func() { fired <- struct{}{} }) {
 			t.Fatal("a TCP connection cannot be watched")
 		}

@@ -13,12 +13,8 @@ import (
 // means the server sent FIN. It is Watch.Closed's way on macOS and the BSDs,
 // and on Linux when the kernel's TCP state cannot be read.
 func peek(conn net.Conn) error {
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+	rc := rawConn(conn)
+	if rc == nil {
 		return nil
 	}
 	var closed error
@@ -34,4 +30,18 @@ func peek(conn net.Conn) error {
 		return true
 	})
 	return closed
+}
+
+// rawConn is raw's syscall.RawConn, or nil when raw is not a socket (as
+// through some user dialers).
+func rawConn(raw net.Conn) syscall.RawConn {
+	sc, ok := raw.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
 }

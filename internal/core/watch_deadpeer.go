@@ -22,8 +22,13 @@ const deadPeerBound time.Duration = 0
 
 // Watch returns the Watch of raw, a connection (TCP, under any TLS) that an
 // adapter keeps, armed against a silent peer with the Config's bound
-// (armDeadPeer; off for now). Every such connection goes through here: a
-// *Conn from Dial, and those an adapter's driver dials through Dialer.
+// (armDeadPeer; off for now; a socket that refuses the options keeps its
+// own). The connections of Dial (Redis, MongoDB) and of mssqlssl's dialer
+// come through here. MySQL's do not yet: go-sql-driver dials them itself,
+// unless WithDialer, and checks them itself before reuse
+// (CheckConnLiveness, which also drops a connection with unsolicited bytes
+// waiting); #25 gives it a DialFunc that dials as the driver does and hands
+// the socket to this.
 func (c *Config) Watch(raw net.Conn) *Watch {
 	_ = armDeadPeer(raw, deadPeerBound)
 	return newWatch(raw)

@@ -1,12 +1,32 @@
 package netns
 
 import (
+	"io"
 	"net"
+	"os"
 	"os/exec"
-	"strconv"
 	"testing"
 	"time"
 )
+
+// TestMain serves NETNS_ECHO's address as an echo server when the test
+// binary is started inside a host.
+func TestMain(m *testing.M) {
+	if addr := os.Getenv("NETNS_ECHO"); addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			os.Exit(2)
+		}
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				os.Exit(2)
+			}
+			go io.Copy(c, c)
+		}
+	}
+	os.Exit(m.Run())
+}
 
 // TestSilence starts a listener inside a host, then silences and restores
 // the host: the silent host neither accepts nor refuses.
@@ -26,13 +46,11 @@ func TestSilence(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 serves the test's port")
-	}
 	port := 18080
-	argv := h.Command(py, "-c", "import socket,threading\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('"+h.IP+"',"+strconv.Itoa(port)+"))\ns.listen(8)\ndef echo(c):\n  while True:\n    b=c.recv(100)\n    if not b: return\n    c.sendall(b)\nwhile True:\n  c,_=s.accept()\n  threading.Thread(target=echo,args=(c,),daemon=True).start()")
+	// The test binary itself serves the port inside the host (TestMain).
+	argv := h.Command(os.Args[0], "-test.run=^$")
 	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "NETNS_ECHO="+h.Addr(port))
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

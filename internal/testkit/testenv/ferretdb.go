@@ -114,7 +114,7 @@ func StartFerretDBOn(h *netns.Host, t TLS) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.host = h
+	s.onHost(h, 27017, 27018)
 	if err := os.MkdirAll(filepath.Join(s.Dir, "data"), 0o755); err != nil {
 		return nil, err
 	}

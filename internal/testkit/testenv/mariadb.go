@@ -190,7 +190,7 @@ func startMariaDB(h *netns.Host, t TLS, extra []string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.host = h
+	s.onHost(h, 3306, 0)
 	if out, err := exec.Command("cp", "-a", filepath.Join(tmpl, "data"), filepath.Join(s.Dir, "data")).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("copy template: %v\n%s", err, out)
 	}

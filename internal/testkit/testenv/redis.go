@@ -47,7 +47,7 @@ func StartRedisOn(h *netns.Host, t TLS) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.host = h
+	s.onHost(h, 6379, 6380)
 	s.argv, s.ready = redisArgv, redisReady
 	register(s)
 	if err := s.startFresh(); err != nil {

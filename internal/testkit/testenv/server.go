@@ -110,6 +110,19 @@ type Server struct {
 	host *netns.Host
 }
 
+// onHost places the server in test host h (nil: loopback) on the engine's
+// usual ports: a host's namespace is its own, so they are free, and the
+// hosts of one test share them, as the nodes behind a moving name do.
+func (s *Server) onHost(h *netns.Host, port, tlsPort int) {
+	if h == nil {
+		return
+	}
+	s.host, s.Port = h, port
+	if s.TLSPort != 0 {
+		s.TLSPort = tlsPort
+	}
+}
+
 // Addr returns the server's address for port: on loopback, or on its test
 // host.
 func (s *Server) Addr(port int) string {

@@ -3,30 +3,9 @@ package netns
 import (
 	"io"
 	"net"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 )
-
-// TestMain serves NETNS_ECHO's address as an echo server when the test
-// binary is started inside a host.
-func TestMain(m *testing.M) {
-	if addr := os.Getenv("NETNS_ECHO"); addr != "" {
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			os.Exit(2)
-		}
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				os.Exit(2)
-			}
-			go io.Copy(c, c)
-		}
-	}
-	os.Exit(m.Run())
-}
 
 // TestSilence starts a listener inside a host, then silences and restores
 // the host: the silent host neither accepts nor refuses.
@@ -46,22 +25,21 @@ func TestSilence(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	port := 18080
-	// The test binary itself serves the port inside the host (TestMain).
-	argv := h.Command(os.Args[0], "-test.run=^$")
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), "NETNS_ECHO="+h.Addr(port))
-	if err := cmd.Start(); err != nil {
+	ln, err := h.Listen("tcp", h.Addr(18080))
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	var c net.Conn
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if c, err = net.DialTimeout("tcp", h.Addr(port), time.Second); err == nil || time.Now().After(deadline) {
-			break
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	}()
+	c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
 	if err != nil {
 		t.Fatalf("dial the host: %v", err)
 	}
@@ -82,7 +60,7 @@ func TestSilence(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if c, err := net.DialTimeout("tcp", h.Addr(port), 500*time.Millisecond); err == nil {
+	if c, err := net.DialTimeout("tcp", ln.Addr().String(), 500*time.Millisecond); err == nil {
 		c.Close()
 		t.Fatal("a silent host accepted a connection")
 	} else if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
@@ -98,7 +76,7 @@ func TestSilence(t *testing.T) {
 	if err := h.Speak(); err != nil {
 		t.Fatal(err)
 	}
-	c, err = net.DialTimeout("tcp", h.Addr(port), 5*time.Second)
+	c, err = net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
 	if err != nil {
 		t.Fatalf("after Speak: %v", err)
 	}

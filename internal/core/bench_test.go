@@ -6,10 +6,10 @@ import (
 	"testing"
 )
 
-// BenchmarkWatchClosed: the check before each write of a connection from
+// BenchmarkPeerCheck: the check before each write of a connection from
 // Dial (and mssqlssl's), asking the kernel whether the server closed it,
 // against the same check right after a read, which skips the kernel.
-func BenchmarkWatchClosed(b *testing.B) {
+func BenchmarkPeerCheck(b *testing.B) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

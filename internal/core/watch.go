@@ -116,3 +116,22 @@ func (w *Watch) Stop() {
 		w.stopOnce.Do(w.stop)
 	}
 }
+
+// deadPeerBound is the bound Config.Watch arms connections with
+// (armDeadPeer): 0, off, so that sockets keep the dialer's settings, until
+// issue #25 makes it the Config's option (DefaultDeadPeer unless set).
+const deadPeerBound time.Duration = 0
+
+// Watch returns the Watch of raw, a TCP connection (under any TLS) that an
+// adapter keeps, after arming it against a server that goes silent
+// (armDeadPeer with deadPeerBound; off for now). The connections of Dial
+// (Redis, MongoDB, whatever dialed them) and of mssqlssl's dialer come
+// through here; PREFERRED's and the retries' short-lived probes do not.
+// MySQL's do not yet: go-sql-driver dials them itself, unless WithDialer,
+// and checks them itself before reuse (CheckConnLiveness, which also drops
+// a connection with unsolicited bytes waiting); #25 gives it a DialFunc
+// that dials as the driver does (armedDialer).
+func (c *Config) Watch(raw net.Conn) *Watch {
+	armDeadPeer(raw, deadPeerBound)
+	return newWatch(raw)
+}

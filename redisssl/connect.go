@@ -154,6 +154,9 @@ func (d *dialer) explain(ctx context.Context, err error) error {
 // newClient is every standalone client: ro (the constructor's own copy)
 // gets the dialer and the defaults the user did not set.
 func newClient(ro *redis.Options, cfg *core.Config, set userSet) *redis.Client {
+	// TLS is the dialer's: a TLSConfig set was read into cfg, and the one
+	// go-redis's parser makes for rediss:// is not the user's.
+	ro.TLSConfig = nil
 	d := newDialer(cfg, ro.Dialer)
 	ro.Dialer = d.dial
 	ro.DialerRetries = 1 // the dialer retries, with the core's budget and backoff
@@ -171,6 +174,7 @@ func newClient(ro *redis.Options, cfg *core.Config, set userSet) *redis.Client {
 }
 
 func newClusterClient(co *redis.ClusterOptions, cfg *core.Config, set userSet) *redis.ClusterClient {
+	co.TLSConfig = nil // the dialer's (see newClient)
 	d := newDialer(cfg, co.Dialer)
 	co.Dialer = d.dial
 	co.DialerRetries = 1
@@ -202,6 +206,7 @@ func newClusterClient(co *redis.ClusterOptions, cfg *core.Config, set userSet) *
 
 // tuneFailover installs the dialer and defaults on fo.
 func tuneFailover(fo *redis.FailoverOptions, cfg *core.Config, set userSet) *dialer {
+	fo.TLSConfig = nil // the dialer's (see newClient)
 	d := newDialer(cfg, fo.Dialer)
 	fo.Dialer = d.dial
 	fo.DialerRetries = 1

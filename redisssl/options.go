@@ -87,6 +87,25 @@ func init() {
 	})
 }
 
+// fromURL is every URL constructor: the URL is parsed, read by go-redis's
+// parser for the kind of client (read), resolved, and built as the
+// options constructors build (build).
+func fromURL[O, C any](rawURL string, opts []sslconn.Option, read func(string) (*O, error), build func(*O, *core.Config, userSet) C) (c C, err error) {
+	p, err := parse(rawURL)
+	if err != nil {
+		return c, err
+	}
+	o, err := read(p.url)
+	if err != nil {
+		return c, invalidURL(err, p.spec.Secrets...)
+	}
+	cfg, err := p.config(opts)
+	if err != nil {
+		return c, err
+	}
+	return build(o, cfg, userSet{p.hasRetries, p.hasDialTimout}), nil
+}
+
 func (p *parsed) config(opts []sslconn.Option) (*core.Config, error) {
 	cfg, err := core.Resolve(p.spec, opts...)
 	if err != nil {
@@ -155,8 +174,36 @@ func maintConfig(mc *maintnotifications.Config, addr string, cfg *core.Config) *
 	return &c
 }
 
-func resolveFailover(o *redis.FailoverOptions, opts []sslconn.Option) (*core.Config, error) {
-	return core.Resolve(core.Spec{TLS: o.TLSConfig, Secrets: []string{o.Password, o.SentinelPassword}, Probe: ping}, opts...)
+// fromDriverOptions is every constructor for options built in code: o is
+// copied (the caller's is never changed), read (what it says for the mode,
+// and which defaults it sets), resolved and built.
+func fromDriverOptions[O, C any](o *O, opts []sslconn.Option, read func(*O) (core.Spec, userSet), build func(*O, *core.Config, userSet) C) (c C, err error) {
+	if o == nil {
+		return c, nilOptions(fmt.Sprintf("%T", o))
+	}
+	cp := *o
+	spec, set := read(o)
+	cfg, err := core.Resolve(spec, opts...)
+	if err != nil {
+		return c, err
+	}
+	return build(&cp, cfg, set), nil
+}
+
+// readOptions, readClusterOptions and readFailoverOptions read go-redis's
+// options for fromDriverOptions: the TLSConfig and the passwords, and which
+// of the settings the constructors default are set (non-zero).
+func readOptions(o *redis.Options) (core.Spec, userSet) {
+	return core.Spec{TLS: o.TLSConfig, Secrets: []string{o.Password}, Probe: ping}, userSet{o.MaxRetries != 0, o.DialTimeout != 0}
+}
+
+func readClusterOptions(o *redis.ClusterOptions) (core.Spec, userSet) {
+	return core.Spec{TLS: o.TLSConfig, Secrets: []string{o.Password}, Probe: ping}, userSet{o.MaxRetries != 0, o.DialTimeout != 0}
+}
+
+func readFailoverOptions(o *redis.FailoverOptions) (core.Spec, userSet) {
+	return core.Spec{TLS: o.TLSConfig, Secrets: []string{o.Password, o.SentinelPassword}, Probe: ping},
+		userSet{o.MaxRetries != 0, o.DialTimeout != 0}
 }
 
 // dialBudget is go-redis's per-dial timeout: long enough for the dialer's

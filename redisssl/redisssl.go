@@ -10,22 +10,7 @@ import (
 // NewClient returns a go-redis client for a redis:// or rediss:// URL with
 // the shared ssl-* parameters (see package doc).
 func NewClient(rawURL string, opts ...sslconn.Option) (*redis.Client, error) {
-	p, err := parse(rawURL)
-	if err != nil {
-		return nil, err
-	}
-	ro, err := redis.ParseURL(p.url)
-	if err != nil {
-		return nil, invalidURL(err, p.spec.Secrets...)
-	}
-	cfg, err := p.config(opts)
-	if err != nil {
-		return nil, err
-	}
-	// The URL's TLS setting was read by parse: rediss:// gave go-redis a
-	// TLSConfig that is not the user's.
-	ro.TLSConfig = nil
-	return newClient(ro, cfg, userSet{p.hasRetries, p.hasDialTimout}), nil
+	return fromURL(rawURL, opts, redis.ParseURL, newClient)
 }
 
 // NewClientFromOptions returns a go-redis client for options built in code.
@@ -46,36 +31,14 @@ func NewClient(rawURL string, opts ...sslconn.Option) (*redis.Client, error) {
 // connection died) unless set, DialTimeout covers the retry budget unless
 // set, and DialerRetries is 1: the dialer retries, within the retry budget.
 func NewClientFromOptions(o *redis.Options, opts ...sslconn.Option) (*redis.Client, error) {
-	if o == nil {
-		return nil, nilOptions("*redis.Options")
-	}
-	ro := *o
-	cfg, err := core.Resolve(core.Spec{TLS: o.TLSConfig, Secrets: []string{o.Password}, Probe: ping}, opts...)
-	if err != nil {
-		return nil, err
-	}
-	ro.TLSConfig = nil // read into cfg
-	return newClient(&ro, cfg, userSet{o.MaxRetries != 0, o.DialTimeout != 0}), nil
+	return fromDriverOptions(o, opts, readOptions, newClient)
 }
 
 // NewClusterClient returns a go-redis cluster client for a URL whose seed
 // addresses are the host and repeated addr= parameters, as go-redis's
 // ParseClusterURL reads them, plus the shared ssl-* parameters.
 func NewClusterClient(rawURL string, opts ...sslconn.Option) (*redis.ClusterClient, error) {
-	p, err := parse(rawURL)
-	if err != nil {
-		return nil, err
-	}
-	co, err := redis.ParseClusterURL(p.url)
-	if err != nil {
-		return nil, invalidURL(err, p.spec.Secrets...)
-	}
-	cfg, err := p.config(opts)
-	if err != nil {
-		return nil, err
-	}
-	co.TLSConfig = nil // read by parse
-	return newClusterClient(co, cfg, userSet{p.hasRetries, p.hasDialTimout}), nil
+	return fromURL(rawURL, opts, redis.ParseClusterURL, newClusterClient)
 }
 
 // NewClusterClientFromOptions is NewClientFromOptions for a cluster: o is
@@ -84,16 +47,7 @@ func NewClusterClient(rawURL string, opts ...sslconn.Option) (*redis.ClusterClie
 // function set in o still builds the node clients (the package adds a hook
 // to each). MaxRedirects is kept: MOVED and ASK are followed.
 func NewClusterClientFromOptions(o *redis.ClusterOptions, opts ...sslconn.Option) (*redis.ClusterClient, error) {
-	if o == nil {
-		return nil, nilOptions("*redis.ClusterOptions")
-	}
-	co := *o
-	cfg, err := core.Resolve(core.Spec{TLS: o.TLSConfig, Secrets: []string{o.Password}, Probe: ping}, opts...)
-	if err != nil {
-		return nil, err
-	}
-	co.TLSConfig = nil
-	return newClusterClient(&co, cfg, userSet{o.MaxRetries != 0, o.DialTimeout != 0}), nil
+	return fromDriverOptions(o, opts, readClusterOptions, newClusterClient)
 }
 
 // NewFailoverClient returns a go-redis client for a Redis behind Sentinel,
@@ -108,20 +62,7 @@ func NewClusterClientFromOptions(o *redis.ClusterOptions, opts ...sslconn.Option
 // not executed and are retried, with the core's budget and backoff, until
 // the client has moved to the new master.
 func NewFailoverClient(rawURL string, opts ...sslconn.Option) (*redis.Client, error) {
-	p, err := parse(rawURL)
-	if err != nil {
-		return nil, err
-	}
-	fo, err := redis.ParseFailoverURL(p.url)
-	if err != nil {
-		return nil, invalidURL(err, p.spec.Secrets...)
-	}
-	cfg, err := p.config(opts)
-	if err != nil {
-		return nil, err
-	}
-	fo.TLSConfig = nil // read by parse
-	return newFailoverClient(fo, cfg, userSet{p.hasRetries, p.hasDialTimout}), nil
+	return fromURL(rawURL, opts, redis.ParseFailoverURL, newFailoverClient)
 }
 
 // NewFailoverClientFromOptions is NewClientFromOptions for Redis behind
@@ -131,16 +72,7 @@ func NewFailoverClient(rawURL string, opts ...sslconn.Option) (*redis.Client, er
 // go-redis uses it: a ServerName in it is the name every one is verified
 // against.
 func NewFailoverClientFromOptions(o *redis.FailoverOptions, opts ...sslconn.Option) (*redis.Client, error) {
-	if o == nil {
-		return nil, nilOptions("*redis.FailoverOptions")
-	}
-	fo := *o
-	cfg, err := resolveFailover(o, opts)
-	if err != nil {
-		return nil, err
-	}
-	fo.TLSConfig = nil
-	return newFailoverClient(&fo, cfg, userSet{o.MaxRetries != 0, o.DialTimeout != 0}), nil
+	return fromDriverOptions(o, opts, readFailoverOptions, newFailoverClient)
 }
 
 // NewUniversalClientFromOptions returns the client go-redis's
@@ -159,12 +91,12 @@ func NewUniversalClientFromOptions(o *redis.UniversalOptions, opts ...sslconn.Op
 	switch {
 	case uo.MasterName != "" && (uo.RouteByLatency || uo.RouteRandomly || uo.IsClusterMode):
 		fo := uo.Failover()
-		cfg, err := resolveFailover(fo, opts)
+		spec, set := readFailoverOptions(fo)
+		cfg, err := core.Resolve(spec, opts...)
 		if err != nil {
 			return nil, err
 		}
-		fo.TLSConfig = nil
-		d := tuneFailover(fo, cfg, userSet{o.MaxRetries != 0, o.DialTimeout != 0})
+		d := tuneFailover(fo, cfg, set)
 		c := redis.NewFailoverClusterClient(fo)
 		// Its node clients are built inside go-redis; they are created
 		// lazily, on the first command, so every one gets the hook.

@@ -78,12 +78,11 @@ func parse(raw string) (*parsed, error) {
 }
 
 func init() {
-	core.RegisterResolver("redis", func(rawURL string, opts ...sslconn.Option) (*core.Config, error) {
-		p, err := parse(rawURL)
-		if err != nil {
-			return nil, err
-		}
-		return p.config(opts)
+	// As NewClient reads it: the sslconn command connects with NewClient.
+	core.RegisterResolver("redis", func(rawURL string, opts ...sslconn.Option) (*core.Resolved, error) {
+		return fromURL(rawURL, opts, redis.ParseURL, func(o *redis.Options, cfg *core.Config, _ userSet) *core.Resolved {
+			return &core.Resolved{Config: cfg, Addrs: []string{o.Addr}}
+		})
 	})
 }
 

@@ -10,8 +10,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"log/slog"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -33,63 +31,19 @@ type Options struct {
 	Timeout    time.Duration // per mode; default 10 s
 }
 
-// dsnParams returns the DSN's parameters (URL query or ADO/ODBC pairs),
-// the shared ones under their canonical names (core.CanonicalParam),
-// the drivers' own lowercased without '-', '_' and spaces.
-func dsnParams(dsn string) map[string]string {
-	p := map[string]string{}
-	_, query, ok := strings.Cut(dsn, "?")
-	if !ok {
-		query = dsn
-	}
-	for _, kv := range strings.FieldsFunc(query, func(r rune) bool { return r == '&' || r == ';' }) {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok {
-			continue
-		}
-		if canon, ok := core.CanonicalParam(k); ok {
-			k = canon
-		} else {
-			k = strings.NewReplacer("-", "", "_", "", " ", "").Replace(strings.ToLower(k))
-		}
-		if uv, err := url.QueryUnescape(v); err == nil {
-			v = uv
-		}
-		p[k] = strings.Trim(strings.TrimSpace(v), "{}")
-	}
-	return p
-}
-
-// fromDSN returns the CA file and server name a DSN gives (the shared
-// parameters or a driver's own), for the report; the connections read them
-// through the adapters.
-func fromDSN(dsn string) (ca, serverName string) {
-	p := dsnParams(dsn)
-	for _, k := range []string{core.ParamCA, "tlscafile", "sslcertificateauthorityfile", "certificate"} {
-		if v := p[k]; v != "" && ca == "" {
-			ca = strings.TrimPrefix(strings.TrimPrefix(v, "file://"), "file:")
-		}
-	}
-	for _, k := range []string{core.ParamServerName, "hostnameincertificate"} {
-		if v := p[k]; v != "" && serverName == "" {
-			serverName = v
-		}
-	}
-	return ca, serverName
-}
-
-// resolve reads the DSN as the adapter that connects with it does: the
-// Config the chain is judged with, and the mode requested (--mode, else the
-// adapter's resolution of the DSN).
-func resolve(e Engine, dsn string, o Options, opts ...sslconn.Option) (*core.Config, sslconn.Mode, error) {
-	cfg, err := core.ResolveDSN(string(e), dsn, opts...)
+// resolve reads the DSN through the adapter that connects with it, as it
+// reads it to connect (the check has no reader of its own): the Config the
+// chain is judged with, the addresses, and the mode requested (--mode,
+// else the adapter's resolution of the DSN).
+func resolve(e Engine, dsn string, o Options, opts ...sslconn.Option) (*core.Resolved, sslconn.Mode, error) {
+	res, err := core.ResolveDSN(string(e), dsn, opts...)
 	if err != nil {
 		return nil, 0, err
 	}
 	if o.Mode != 0 {
-		return cfg, o.Mode, nil
+		return res, o.Mode, nil
 	}
-	return cfg, cfg.Mode(), nil
+	return res, res.Config.Mode(), nil
 }
 
 // Run checks the endpoint in every mode, at once.
@@ -117,17 +71,13 @@ func Run(ctx context.Context, dsn string, o Options) (*Report, error) {
 	}
 	// Bad input fails the same in every mode: report it once, before
 	// connecting. The Config also judges the chain.
-	judge, requested, err := resolve(e, dsn, o, base...)
+	dsnRead, requested, err := resolve(e, dsn, o, base...)
 	if err != nil {
 		return nil, err
 	}
-	if ca, name := fromDSN(dsn); o.CAFile == "" || o.ServerName == "" {
-		if o.CAFile == "" {
-			o.CAFile = ca
-		}
-		if o.ServerName == "" {
-			o.ServerName = name
-		}
+	var addr string
+	if len(dsnRead.Addrs) > 0 {
+		addr = dsnRead.Addrs[0]
 	}
 
 	var (
@@ -141,7 +91,7 @@ func Run(ctx context.Context, dsn string, o Options) (*Report, error) {
 			peers = cs.PeerCertificates
 		}
 	})
-	r := &Report{Engine: e, Address: Endpoint(e, dsn), Requested: requested.String()}
+	r := &Report{Engine: e, Address: addr, Requested: requested.String()}
 	base = append(base, observe)
 	var configErrs []error
 	r.Modes, configErrs = runModes(ctx, e, dsn, o, base)
@@ -169,7 +119,7 @@ func Run(ctx context.Context, dsn string, o Options) (*Report, error) {
 		}
 	}
 	if peers != nil {
-		r.Chain = analyse(peers, judge, o, r.Address)
+		r.Chain = analyse(peers, dsnRead.Config, addr)
 	}
 	r.verdict(requested)
 	return r, nil

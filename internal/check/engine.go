@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
-	"net/url"
-	"regexp"
 	"strings"
 
 	"github.com/go-sql-driver/mysql"
@@ -50,11 +47,10 @@ func ParseEngine(s string) (Engine, error) {
 		Detail: fmt.Sprintf("unknown engine %q; want mysql, redis, mongo or mssql", s)}
 }
 
-var mysqlAddr = regexp.MustCompile(`(?:^|@)(tcp|unix)\(([^)]*)\)`)
-
 // DetectEngine tells the engine from the DSN's syntax: redis:// and
 // rediss://, mongodb:// and mongodb+srv://, sqlserver://, odbc: and ADO
-// "server=...;" strings, and go-sql-driver's user:pass@tcp(host)/db.
+// "server=...;" strings, and go-sql-driver's user:pass@tcp(host)/db. It
+// only picks the adapter; the adapter reads the DSN.
 func DetectEngine(dsn string) (Engine, error) {
 	l := strings.ToLower(strings.TrimSpace(dsn))
 	switch {
@@ -62,62 +58,39 @@ func DetectEngine(dsn string) (Engine, error) {
 		return Redis, nil
 	case strings.HasPrefix(l, "mongodb://"), strings.HasPrefix(l, "mongodb+srv://"):
 		return Mongo, nil
-	case strings.HasPrefix(l, "sqlserver://"), strings.HasPrefix(l, "odbc:"), adoServer(dsn) != "":
+	case strings.HasPrefix(l, "sqlserver://"), strings.HasPrefix(l, "odbc:"), hasServerKey(dsn):
 		return MSSQL, nil
-	case mysqlAddr.MatchString(dsn):
+	case hasMySQLAddr(dsn):
 		return MySQL, nil
 	}
 	return "", &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "--engine",
 		Detail: "cannot tell the engine from the DSN; pass --engine mysql, redis, mongo or mssql"}
 }
 
-// adoServer returns the server= value of an ADO or ODBC string, or "".
-func adoServer(dsn string) string {
-	for _, kv := range strings.Split(strings.TrimPrefix(dsn, "odbc:"), ";") {
-		k, v, ok := strings.Cut(kv, "=")
+// hasServerKey reports whether an ADO string names a server (server=,
+// data source=, address= or addr=, not empty).
+func hasServerKey(dsn string) bool {
+	for _, kv := range strings.Split(dsn, ";") {
+		k, v, _ := strings.Cut(kv, "=")
 		switch strings.ToLower(strings.TrimSpace(k)) {
 		case "server", "data source", "address", "addr":
-			if ok {
-				return strings.TrimSpace(v)
+			if strings.TrimSpace(v) != "" {
+				return true
 			}
 		}
 	}
-	return ""
+	return false
 }
 
-// Endpoint returns the host:port (or socket) a DSN connects to first, for
-// reports; it holds no credentials.
-func Endpoint(e Engine, dsn string) string {
-	switch e {
-	case MySQL:
-		if m := mysqlAddr.FindStringSubmatch(dsn); m != nil {
-			if m[2] == "" {
-				return "127.0.0.1:3306"
-			}
-			return m[2]
+// hasMySQLAddr reports whether dsn has go-sql-driver's tcp(...) or
+// unix(...), at its start or after the user's '@'.
+func hasMySQLAddr(dsn string) bool {
+	for _, n := range []string{"tcp(", "unix("} {
+		if strings.HasPrefix(dsn, n) || strings.Contains(dsn, "@"+n) {
+			return true
 		}
-	case MSSQL:
-		if s := adoServer(dsn); s != "" && !strings.HasPrefix(strings.ToLower(dsn), "sqlserver://") {
-			s = strings.TrimPrefix(strings.TrimPrefix(s, "tcp:"), "TCP:")
-			if h, p, ok := strings.Cut(s, ","); ok {
-				return net.JoinHostPort(strings.TrimSpace(h), strings.TrimSpace(p))
-			}
-			return s
-		}
-		fallthrough
-	default:
-		if u, err := url.Parse(dsn); err == nil && u.Host != "" {
-			return strings.Split(u.Host, ",")[0]
-		}
-		// mongodb://a:1,b:2 does not parse as a URL: take the first host.
-		rest := dsn[strings.Index(dsn, "//")+2:]
-		if i := strings.LastIndex(rest[:strings.IndexAny(rest+"/", "/?")], "@"); i >= 0 {
-			rest = rest[i+1:]
-		}
-		rest = rest[:strings.IndexAny(rest+"/", "/?")]
-		return strings.Split(rest, ",")[0]
 	}
-	return ""
+	return false
 }
 
 // SilenceDrivers stops go-redis and go-sql-driver/mysql from logging to

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
-	"net"
 	"strings"
 	"time"
 
@@ -134,17 +133,13 @@ func (r *Report) mode(m sslconn.Mode) ModeResult {
 	return ModeResult{}
 }
 
-func analyse(peers []*x509.Certificate, judge *core.Config, o Options, addr string) *Chain {
+// analyse judges the chain with the Config the DSN resolved to: against
+// its CA, and against the name VERIFY_IDENTITY checks for addr.
+func analyse(peers []*x509.Certificate, judge *core.Config, addr string) *Chain {
 	now := time.Now()
-	ch := &Chain{CA: "system roots", Host: o.ServerName}
-	if o.CAFile != "" {
-		ch.CA = o.CAFile
-	}
-	if ch.Host == "" {
-		ch.Host = addr
-		if h, _, err := net.SplitHostPort(addr); err == nil {
-			ch.Host = h
-		}
+	ch := &Chain{CA: "system roots", Host: judge.NameFor(addr)}
+	if ca := judge.CASource(); ca != "" {
+		ch.CA = ca
 	}
 	for _, c := range peers {
 		ch.Certs = append(ch.Certs, Describe(c, now))

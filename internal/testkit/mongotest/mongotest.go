@@ -76,6 +76,10 @@ var MutualTLS = testenv.NewLazy(func() (*CertServer, error) {
 // their own (see StartOwn): a Lazy, so that its Get skips them under -short.
 var serverCerts = testenv.NewLazy(loadCerts)
 
+// Certs are the certificates of the servers a test starts itself; like a
+// Lazy's Get it skips under -short.
+func Certs(t testing.TB) *testenv.Certs { return serverCerts.Get(t) }
+
 // StartOwn starts a FerretDB that only the calling test or benchmark uses,
 // because it restarts or reconfigures it: a fresh one on every run, stopped
 // when the test ends. Like a Lazy's Get it skips under -short.

@@ -3,6 +3,9 @@
 package core
 
 import (
+	"bufio"
+	"context"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -73,5 +76,40 @@ func TestWatchOnClose(t *testing.T) {
 	defer closes.mu.Unlock()
 	if closes.ep != nil && len(closes.regs) == 0 {
 		t.Error("the epoll instance is open with nothing to watch")
+	}
+}
+
+// TestConnWatch: a connection from Dial hears, over TLS, that its server
+// closed it (the watch is on the socket under TLS), and Close ends its
+// watch.
+func TestConnWatch(t *testing.T) {
+	e := startEndpoint(t, serveTLS)
+	c := preferredConfig(t, testPing)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := c.Dial(ctx, "tcp", e.l.Addr().String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fired := make(chan struct{}, 1)
+	if !conn.(*Conn).Watch().OnClose(func() { fired <- struct{}{} }) {
+		t.Fatal("a connection from Dial cannot be watched")
+	}
+	if _, err := io.WriteString(conn, "PINGBYE\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bufio.NewReader(conn).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-fired:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server's close was not seen")
+	}
+	conn.Close()
+	closes.mu.Lock()
+	defer closes.mu.Unlock()
+	if len(closes.regs) != 0 {
+		t.Errorf("%d watches left after Close", len(closes.regs))
 	}
 }

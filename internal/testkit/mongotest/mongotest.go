@@ -1,7 +1,7 @@
 // Package mongotest is the test environment of the mongo adapters that
 // does not depend on the driver: the FerretDB scenarios, started lazily,
 // servers of a test's own, and a small PKI for the tests without a server.
-// (mongossl's tests keep their own copy; mongov1's use this one.)
+// mongossl's tests use it, and so mongov1's, which are generated from them.
 package mongotest
 
 import (

@@ -18,14 +18,14 @@ func TestEncryptedClientKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := plain.clientCert.PrivateKey
+	want := plain.s.ClientCert.PrivateKey
 	for name, key := range map[string]string{"PKCS#8": c.ClientKeyPKCS8, "legacy PEM": c.ClientKeyLegacy} {
 		t.Run(name, func(t *testing.T) {
 			cfg, err := New(WithClientCertFiles(c.Client.Cert, key), WithClientKeyPassword(testenv.KeyPassword))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if k, ok := cfg.clientCert.PrivateKey.(interface{ Equal(crypto.PrivateKey) bool }); !ok || !k.Equal(want) {
+			if k, ok := cfg.s.ClientCert.PrivateKey.(interface{ Equal(crypto.PrivateKey) bool }); !ok || !k.Equal(want) {
 				t.Fatal("decrypted key differs from the plain one")
 			}
 			for _, pw := range []string{"", "Wrong-pw-" + testenv.KeyPassword} {

@@ -69,7 +69,7 @@ func (c *Config) DialMode(ctx context.Context, mode sslconn.Mode, network, addr 
 		return nil, err
 	}
 	w := c.wrap(tc, raw, tc, mode, network, addr, dial)
-	w.certAsked = asked && !c.e.HasClientCert()
+	w.certAsked = asked && c.s.ClientCert == nil
 	return w, nil
 }
 
@@ -114,7 +114,7 @@ func (c *Config) handshakeWatched(ctx context.Context, mode sslconn.Mode, raw ne
 	}
 	cerr := Classify(err, mode, addr)
 	var local *sslconn.Error
-	if asked.Load() && !c.e.HasClientCert() && (!errors.As(cerr, &local) || errors.Is(cerr, sslconn.ErrTLSVersion) || errors.Is(cerr, sslconn.ErrClientCertRequired)) {
+	if asked.Load() && c.s.ClientCert == nil && (!errors.As(cerr, &local) || errors.Is(cerr, sslconn.ErrTLSVersion) || errors.Is(cerr, sslconn.ErrClientCertRequired)) {
 		// The server asked for a certificate, got none, and ended the
 		// handshake: whatever alert it chose, that is the cause.
 		return nil, true, errCertAsked(mode, addr, err)

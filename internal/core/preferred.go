@@ -252,7 +252,7 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial D
 				dropProbe(plain, probePending)
 				c.plain.learnTLS(addr)
 				w := c.wrap(r.tc, r.raw, r.tc, mode, network, addr, dial)
-				w.certAsked = r.asked && !c.e.HasClientCert()
+				w.certAsked = r.asked && c.s.ClientCert == nil
 				return w, nil
 			}
 			if !errors.Is(r.err, sslconn.ErrServerNoTLS) {
@@ -353,7 +353,7 @@ func (c *Config) dialPreferredSlow(ctx context.Context, network, addr string, di
 	if err == nil {
 		c.plain.learnTLS(addr)
 		w := c.wrap(tc, raw, tc, sslconn.Preferred, network, addr, dial)
-		w.certAsked = asked && !c.e.HasClientCert()
+		w.certAsked = asked && c.s.ClientCert == nil
 		return w, nil
 	}
 	if !errors.Is(err, sslconn.ErrServerNoTLS) {

@@ -49,7 +49,7 @@ func (c *Config) Retry(ctx context.Context, addr string, connect func(context.Co
 		return err
 	}
 	detail := "the retry budget ran out"
-	if c.e.RetryBudget() < 0 {
+	if c.s.RetryBudget < 0 {
 		detail = "retrying is off"
 	}
 	if r.capped {
@@ -102,19 +102,19 @@ type retried struct {
 
 // retry is the loop behind Retry and RetrySafe.
 func (c *Config) retry(ctx context.Context, addr string, op func(context.Context) error, again func(error) bool, connecting bool) (retried, error) {
-	start := c.e.Now()
+	start := c.s.Clock.Now()
 	var r retried
-	budget := c.e.RetryBudget()
-	if connecting && !c.e.RetryBudgetSet() && budget > FirstContactBudget && !c.hasAnswered(addr) {
+	budget := c.s.RetryBudget
+	if connecting && !c.s.RetryBudgetSet && budget > FirstContactBudget && !c.hasAnswered(addr) {
 		budget, r.capped = FirstContactBudget, true
 	}
 	for attempt := 1; ; attempt++ {
 		err := op(ctx)
-		r.attempts, r.elapsed = attempt, c.e.Now().Sub(start)
+		r.attempts, r.elapsed = attempt, c.s.Clock.Now().Sub(start)
 		if err == nil || !again(err) || ctx.Err() != nil {
 			return r, err
 		}
-		delay := c.e.Delay(attempt)
+		delay := c.s.Delay(attempt)
 		if budget < 0 || r.elapsed+delay > budget {
 			r.exhausted = true
 			return r, err
@@ -125,15 +125,17 @@ func (c *Config) retry(ctx context.Context, addr string, op func(context.Context
 		if attempt == 1 || attempt%10 == 0 {
 			level = slog.LevelInfo
 		}
-		c.e.Logger().LogAttrs(ctx, level, "sslconn: retrying",
+		c.s.Logger.LogAttrs(ctx, level, "sslconn: retrying",
 			slog.String("addr", addr), slog.Int("attempt", attempt), slog.Duration("delay", delay), slog.Any("error", err))
-		c.e.OnRetry(sslconn.RetryEvent{Addr: addr, Attempt: attempt, Delay: delay, Elapsed: r.elapsed, Err: err})
-		sleep := c.e.Sleep
+		if c.s.OnRetry != nil {
+			c.s.OnRetry(sslconn.RetryEvent{Addr: addr, Attempt: attempt, Delay: delay, Elapsed: r.elapsed, Err: err})
+		}
+		sleep := c.s.Clock.Sleep
 		if connecting {
 			sleep = func(ctx context.Context, d time.Duration) error { return c.sleepOrAccept(ctx, err, d) }
 		}
 		if serr := sleep(ctx, delay); serr != nil {
-			r.elapsed = c.e.Now().Sub(start)
+			r.elapsed = c.s.Clock.Now().Sub(start)
 			return r, err
 		}
 	}

@@ -100,7 +100,7 @@ func (p *parsed) config(opts []sslconn.Option) (*core.Config, error) {
 }
 
 // conflictHint adds to a conflict between the URL's TLS setting and an
-// explicit mode (core.Conflict) the change to the URL that resolves it.
+// explicit mode (core.Resolve's conflict rule) the change to the URL that resolves it.
 func (p *parsed) conflictHint(err error, opts []sslconn.Option) error {
 	var se *sslconn.Error
 	if p.spec.Native.Mode == 0 || !errors.As(err, &se) || se.Kind != sslconn.ErrInvalidOption ||

@@ -6,10 +6,8 @@
 package core
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"log/slog"
 	"net"
 	"slices"
 	"time"
@@ -23,8 +21,8 @@ import (
 // options write them.
 type settings = isettings.Settings[sslconn.Mode, sslconn.RetryEvent, sslconn.ExpiryWarning]
 
-// WithDefaultMode sets the mode the driver's own TLS setting maps to.
-func WithDefaultMode(m sslconn.Mode) sslconn.Option { return func(s *settings) { s.DefaultMode = m } }
+// withDefaultMode sets the mode the driver's own TLS setting maps to.
+func withDefaultMode(m sslconn.Mode) sslconn.Option { return func(s *settings) { s.DefaultMode = m } }
 
 // WithObserver calls f after every TLS handshake, in every mode and before
 // verification (the sslconn command reports chains that a mode rejects).
@@ -72,11 +70,6 @@ func NativeTLS(tc *tls.Config, setting string) (Native, error) {
 	return n, nil
 }
 
-// WithClock replaces time, for tests of retrying.
-func WithClock(now func() time.Time, sleep func(context.Context, time.Duration) error) sslconn.Option {
-	return func(s *settings) { s.Clock = isettings.Clock{Now: now, Sleep: sleep} }
-}
-
 // Config is a *sslconn.Config with the engine's view of it. It is safe for
 // concurrent use and meant to live as long as the client or pool it serves.
 type Config struct {
@@ -116,9 +109,6 @@ func (c *Config) HandshakeTimeout() time.Duration { return c.s.HandshakeTimeout 
 
 // RetryBudget is how long new connections are retried; negative: not at all.
 func (c *Config) RetryBudget() time.Duration { return c.s.RetryBudget }
-
-// Logger is the configured logger.
-func (c *Config) Logger() *slog.Logger { return c.s.Logger }
 
 // Dialer is the TCP dial for every connection: WithDialer's, else a
 // net.Dialer with a connect timeout and keep-alives.

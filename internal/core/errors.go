@@ -38,8 +38,8 @@ var kinds = map[error]kind{
 	sslconn.ErrOutcomeUnknown:     {"ErrOutcomeUnknown", "", "", true},
 }
 
-// Sentinels lists the sentinels in the order reports show them.
-var Sentinels = []error{
+// sentinels lists the sentinels in the order reports show them.
+var sentinels = []error{
 	sslconn.ErrServerNoTLS, sslconn.ErrServerRequiresTLS, sslconn.ErrUnknownAuthority,
 	sslconn.ErrHostnameMismatch, sslconn.ErrCertExpired, sslconn.ErrBadCertificate, sslconn.ErrTLSVersion,
 	sslconn.ErrClientCertRequired, sslconn.ErrHandshakeTimeout, sslconn.ErrUnavailable,
@@ -51,7 +51,7 @@ func KindOf(err error) error {
 	if err == nil {
 		return nil
 	}
-	for _, k := range Sentinels {
+	for _, k := range sentinels {
 		if errors.Is(err, k) {
 			return k
 		}

@@ -116,7 +116,7 @@ func Resolve(spec Spec, opts ...sslconn.Option) (*Config, error) {
 	}
 	all := append([]sslconn.Option(nil), spec.Native.Options...)
 	if spec.Native.Mode != 0 {
-		all = append(all, WithDefaultMode(spec.Native.Mode))
+		all = append(all, withDefaultMode(spec.Native.Mode))
 	}
 	all = append(all, params...)
 	all = append(all, opts...)
@@ -124,16 +124,16 @@ func Resolve(spec Spec, opts ...sslconn.Option) (*Config, error) {
 	if err != nil {
 		return nil, Redact(err, spec.Secrets...)
 	}
-	if err := Conflict(spec.Native, cfg.ExplicitMode()); err != nil {
+	if err := conflict(spec.Native, cfg.ExplicitMode()); err != nil {
 		return nil, err
 	}
 	cfg.probe = spec.Probe
 	return cfg, nil
 }
 
-// Conflict is the one conflict rule between a driver's TLS setting and an
+// conflict is the one conflict rule between a driver's TLS setting and an
 // explicit mode; nil when they agree or one is unset.
-func Conflict(native Native, explicit sslconn.Mode) error {
+func conflict(native Native, explicit sslconn.Mode) error {
 	n := native.Mode
 	if n == 0 || explicit == 0 {
 		return nil

@@ -183,9 +183,9 @@ func TestModePrecedence(t *testing.T) {
 	}{
 		{"nothing", nil, Preferred},
 		{"CA alone", []Option{WithCA(ca)}, VerifyCA},
-		{"driver's mode", []Option{WithDefaultMode(VerifyIdentity), WithCA(ca)}, VerifyIdentity},
-		{"driver's PREFERRED with a CA", []Option{WithDefaultMode(Preferred), WithCA(ca)}, Preferred},
-		{"explicit wins", []Option{WithMode(Required), WithDefaultMode(VerifyIdentity), WithCA(ca)}, Required},
+		{"driver's mode", []Option{withDefaultMode(VerifyIdentity), WithCA(ca)}, VerifyIdentity},
+		{"driver's PREFERRED with a CA", []Option{withDefaultMode(Preferred), WithCA(ca)}, Preferred},
+		{"explicit wins", []Option{WithMode(Required), withDefaultMode(VerifyIdentity), WithCA(ca)}, Required},
 		{"later option wins", []Option{WithMode(Required), WithMode(Disabled)}, Disabled},
 	}
 	for _, tt := range tests {

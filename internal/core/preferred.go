@@ -274,7 +274,7 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial D
 				return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("%s: the server closed the connection on the TLS ClientHello and did not answer plaintext either: %w", addr, io.ErrUnexpectedEOF)}
 			}
 			c.plain.learn(addr)
-			c.Logger().Debug("sslconn: server does not speak TLS here; PREFERRED falls back to plaintext", "addr", addr)
+			c.s.Logger.Debug("sslconn: server does not speak TLS here; PREFERRED falls back to plaintext", "addr", addr)
 			return c.wrap(plain, plain, nil, mode, network, addr, dial), nil
 		case p := <-probeCh:
 			probePending = false
@@ -288,7 +288,7 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial D
 			answered, grace = nil, nil
 		case <-grace:
 			c.plain.learn(addr)
-			c.Logger().Debug("sslconn: server answers plaintext and not TLS; PREFERRED uses plaintext", "addr", addr)
+			c.s.Logger.Debug("sslconn: server answers plaintext and not TLS; PREFERRED uses plaintext", "addr", addr)
 			// A server slower to answer TLS than the grace still gets it
 			// from the next connection on: the handshake goes on, bounded
 			// by the handshake timeout, no longer by ctx.
@@ -318,7 +318,7 @@ func (c *Config) learnFrom(addr string, tc *tls.Conn, err error) {
 	}
 	if err == nil || isTLSAnswer(err) {
 		c.plain.learnTLS(addr)
-		c.Logger().Debug("sslconn: server now answers TLS; PREFERRED encrypts new connections", "addr", addr)
+		c.s.Logger.Debug("sslconn: server now answers TLS; PREFERRED encrypts new connections", "addr", addr)
 		return
 	}
 	c.plain.checked(addr)
@@ -360,7 +360,7 @@ func (c *Config) dialPreferredSlow(ctx context.Context, network, addr string, di
 		return nil, err
 	}
 	c.plain.learn(addr)
-	c.Logger().Debug("sslconn: server does not speak TLS here; PREFERRED falls back to plaintext", "addr", addr)
+	c.s.Logger.Debug("sslconn: server does not speak TLS here; PREFERRED falls back to plaintext", "addr", addr)
 	if raw, err = dial(ctx, network, addr); err != nil {
 		return nil, err
 	}

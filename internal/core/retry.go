@@ -10,12 +10,12 @@ import (
 	"github.com/sslconn/sslconn/sslconn"
 )
 
-// FirstContactBudget bounds the retrying of an address that has never
+// firstContactBudget bounds the retrying of an address that has never
 // completed a connection for this Config, unless WithRetryBudget was given:
 // a typo in the host or port, or a firewall, should surface in seconds,
 // while a server that has answered before gets the whole default budget to
 // come back from a restart.
-const FirstContactBudget = 30 * time.Second
+const firstContactBudget = 30 * time.Second
 
 // answeredSet is the set of addresses that completed a connection.
 type answeredSet struct{ m sync.Map }
@@ -53,7 +53,7 @@ func (c *Config) Retry(ctx context.Context, addr string, connect func(context.Co
 		detail = "retrying is off"
 	}
 	if r.capped {
-		detail = "the address has not answered since the client was created (retried for at most " + FirstContactBudget.String() + "); check the host and port"
+		detail = "the address has not answered since the client was created (retried for at most " + firstContactBudget.String() + "); check the host and port"
 	}
 	return c.unavailable(addr, r, detail, err)
 }
@@ -92,7 +92,7 @@ func (c *Config) RetrySafe(ctx context.Context, addr string, op func(context.Con
 }
 
 // retried says how a retry loop ended: after how many attempts over how
-// long; capped, that the budget was cut to FirstContactBudget; exhausted,
+// long; capped, that the budget was cut to firstContactBudget; exhausted,
 // that the budget ran out (not ctx, not a permanent error).
 type retried struct {
 	attempts          int
@@ -105,8 +105,8 @@ func (c *Config) retry(ctx context.Context, addr string, op func(context.Context
 	start := c.s.Clock.Now()
 	var r retried
 	budget := c.s.RetryBudget
-	if connecting && !c.s.RetryBudgetSet && budget > FirstContactBudget && !c.hasAnswered(addr) {
-		budget, r.capped = FirstContactBudget, true
+	if connecting && !c.s.RetryBudgetSet && budget > firstContactBudget && !c.hasAnswered(addr) {
+		budget, r.capped = firstContactBudget, true
 	}
 	for attempt := 1; ; attempt++ {
 		err := op(ctx)

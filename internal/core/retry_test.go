@@ -139,7 +139,7 @@ func TestUnavailable(t *testing.T) {
 				}
 			}
 			spent := clk.now.Sub(start)
-			want := FirstContactBudget
+			want := firstContactBudget
 			if answered {
 				want = 3 * time.Minute
 			}

@@ -21,6 +21,7 @@ import (
 	"github.com/microsoft/go-mssqldb/msdsn"
 
 	"github.com/sslconn/sslconn/internal/core"
+	"github.com/sslconn/sslconn/internal/param"
 	"github.com/sslconn/sslconn/internal/tlsinfo"
 	"github.com/sslconn/sslconn/sslconn"
 )
@@ -215,7 +216,7 @@ func Open(dsn string, opts ...sslconn.Option) (*sql.DB, error) {
 // The TLSConfig Parse derives from the DSN's parameters is dropped:
 // newConnector reads the parameters themselves.
 func parseDSN(dsn string) (msdsn.Config, error) {
-	if err := core.CheckLength(dsn); err != nil {
+	if err := param.CheckLength(dsn); err != nil {
 		return msdsn.Config{}, err
 	}
 	cfg, err := msdsn.Parse(dsn)
@@ -264,13 +265,13 @@ func newConnector(cfg msdsn.Config, opts []sslconn.Option, moreSecrets ...string
 	params := url.Values{}
 	var keys []string
 	for k, v := range cfg.Parameters {
-		if core.IsParam(k) {
+		if param.Is(k) {
 			params.Set(k, v)
 		} else {
 			keys = append(keys, k)
 		}
 	}
-	if err := core.CheckUnknown(keys, func(k string) bool { return strings.EqualFold(k, "tlsmin") }); err != nil {
+	if err := param.CheckUnknown(keys, func(k string) bool { return strings.EqualFold(k, "tlsmin") }); err != nil {
 		return nil, core.Redact(err, secrets...)
 	}
 	ssl, err := core.Resolve(core.Spec{Native: native, Params: params, Secrets: secrets}, opts...)

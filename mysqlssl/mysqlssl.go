@@ -16,6 +16,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/sslconn/sslconn/internal/core"
+	"github.com/sslconn/sslconn/internal/param"
 	"github.com/sslconn/sslconn/internal/tlsinfo"
 	"github.com/sslconn/sslconn/sslconn"
 )
@@ -393,7 +394,7 @@ var nativeModes = map[string]sslconn.Mode{
 // with the driver.
 func parseDSN(dsn string) (*mysql.Config, core.Spec, error) {
 	var spec core.Spec
-	if err := core.CheckLength(dsn); err != nil {
+	if err := param.CheckLength(dsn); err != nil {
 		return nil, spec, err
 	}
 	// Parameters start at the first '?' after the last '@': a password may
@@ -415,7 +416,7 @@ func parseDSN(dsn string) (*mysql.Config, core.Spec, error) {
 		}
 		k, v, _ := strings.Cut(kv, "=")
 		switch {
-		case core.IsParam(k):
+		case param.Is(k):
 			uv, err := url.QueryUnescape(v)
 			if err != nil {
 				return nil, spec, core.InvalidOption(k, "badly escaped value", nil)
@@ -431,7 +432,7 @@ func parseDSN(dsn string) (*mysql.Config, core.Spec, error) {
 	}
 	// The driver sends parameters it does not know to the server as session
 	// variables: a misspelled ssl-mode would come back as SQL error 1064.
-	if err := core.CheckUnknown(keys, nil); err != nil {
+	if err := param.CheckUnknown(keys, nil); err != nil {
 		return nil, spec, core.Redact(err, spec.Secrets...)
 	}
 	cfgDSN := base

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/sslconn/sslconn/internal/core"
+	"github.com/sslconn/sslconn/internal/param"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
@@ -26,7 +27,7 @@ type parsed struct {
 }
 
 func parse(raw string) (*parsed, error) {
-	if err := core.CheckLength(raw); err != nil {
+	if err := param.CheckLength(raw); err != nil {
 		return nil, err
 	}
 	u, err := url.Parse(raw)
@@ -46,14 +47,14 @@ func parse(raw string) (*parsed, error) {
 	p.spec.Probe = ping
 	var keys []string
 	for k, v := range q {
-		if core.IsParam(k) {
+		if param.Is(k) {
 			p.spec.Params[k] = v
 			q.Del(k)
 		} else {
 			keys = append(keys, k)
 		}
 	}
-	if err := core.CheckUnknown(keys, func(k string) bool { return k == "skip_verify" }); err != nil {
+	if err := param.CheckUnknown(keys, func(k string) bool { return k == "skip_verify" }); err != nil {
 		return nil, core.Redact(err, p.spec.Secrets...)
 	}
 	switch u.Scheme {
@@ -104,7 +105,7 @@ func (p *parsed) config(opts []sslconn.Option) (*core.Config, error) {
 func (p *parsed) conflictHint(err error, opts []sslconn.Option) error {
 	var se *sslconn.Error
 	if p.spec.Native.Mode == 0 || !errors.As(err, &se) || se.Kind != sslconn.ErrInvalidOption ||
-		se.Option != core.ParamMode || se.Hint != "" {
+		se.Option != param.Mode || se.Hint != "" {
 		return err
 	}
 	// The explicit mode alone, without the URL's setting.

@@ -26,6 +26,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sslconn/sslconn/internal/core"
+	"github.com/sslconn/sslconn/internal/param"
 	"github.com/sslconn/sslconn/internal/tlsinfo"
 	"github.com/sslconn/sslconn/mongossl"
 	"github.com/sslconn/sslconn/mssqlssl"
@@ -305,7 +306,7 @@ type Report struct {
 }
 
 // dsnParams returns the DSN's parameters (URL query or ADO/ODBC pairs),
-// the shared ones under their canonical names (core.CanonicalParam),
+// the shared ones under their canonical names (param.Canonical),
 // the drivers' own lowercased without '-', '_' and spaces.
 func dsnParams(dsn string) map[string]string {
 	p := map[string]string{}
@@ -318,7 +319,7 @@ func dsnParams(dsn string) map[string]string {
 		if !ok {
 			continue
 		}
-		if canon, ok := core.CanonicalParam(k); ok {
+		if canon, ok := param.Canonical(k); ok {
 			k = canon
 		} else {
 			k = strings.NewReplacer("-", "", "_", "", " ", "").Replace(strings.ToLower(k))
@@ -336,12 +337,12 @@ func dsnParams(dsn string) map[string]string {
 // through the adapters.
 func fromDSN(dsn string) (ca, serverName string) {
 	p := dsnParams(dsn)
-	for _, k := range []string{core.ParamCA, "tlscafile", "sslcertificateauthorityfile", "certificate"} {
+	for _, k := range []string{param.CA, "tlscafile", "sslcertificateauthorityfile", "certificate"} {
 		if v := p[k]; v != "" && ca == "" {
 			ca = strings.TrimPrefix(strings.TrimPrefix(v, "file://"), "file:")
 		}
 	}
-	for _, k := range []string{core.ParamServerName, "hostnameincertificate"} {
+	for _, k := range []string{param.ServerName, "hostnameincertificate"} {
 		if v := p[k]; v != "" && serverName == "" {
 			serverName = v
 		}

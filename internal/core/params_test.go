@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sslconn/sslconn/internal/param"
 	"github.com/sslconn/sslconn/internal/testkit/testenv"
 )
 
@@ -101,7 +102,7 @@ func TestConflictRule(t *testing.T) {
 				cfg, err := Resolve(Spec{Native: Native{Mode: n.mode, Setting: "tls=x"}}, WithMode(m))
 				if slices.Contains(n.bad, m) {
 					var e *Error
-					if !errors.As(err, &e) || e.Kind != ErrInvalidOption || e.Option != ParamMode || !strings.Contains(err.Error(), "tls=x") || !strings.Contains(err.Error(), m.String()) {
+					if !errors.As(err, &e) || e.Kind != ErrInvalidOption || e.Option != param.Mode || !strings.Contains(err.Error(), "tls=x") || !strings.Contains(err.Error(), m.String()) {
 						t.Fatalf("err = %v, want ErrInvalidOption naming tls=x and %s", err, m)
 					}
 					return
@@ -111,39 +112,6 @@ func TestConflictRule(t *testing.T) {
 				}
 			})
 		}
-	}
-}
-
-func TestCheckUnknown(t *testing.T) {
-	tests := []struct {
-		key, meant string // meant "": accepted
-	}{
-		{"ssl-mdoe", "ssl-mode"},
-		{"sslmod", "ssl-mode"},
-		{"ssl_certificate", "ssl-cert"},
-		{"tls_versoin", "tls-version"},
-		{"tlsVersion", ""}, // ours
-		{"trustCertificateKeyStoreUrl", ""},
-		{"trustCertificateKeyStoreURI", "ssl-ca"},
-		{"charset", ""},
-		{"parseTime", ""},
-		{"sql_mode", ""},
-		{"tlsmin", ""}, // the driver's, when it says so
-	}
-	for _, tt := range tests {
-		t.Run(tt.key, func(t *testing.T) {
-			err := CheckUnknown([]string{tt.key}, func(k string) bool { return k == "tlsmin" })
-			if tt.meant == "" {
-				if err != nil {
-					t.Fatalf("rejected: %v", err)
-				}
-				return
-			}
-			var e *Error
-			if !errors.As(err, &e) || e.Kind != ErrInvalidOption || e.Option != tt.key || !strings.Contains(err.Error(), tt.meant) {
-				t.Fatalf("err = %v, want ErrInvalidOption naming %s and %s", err, tt.key, tt.meant)
-			}
-		})
 	}
 }
 
@@ -213,17 +181,6 @@ func TestKeyPasswordParam(t *testing.T) {
 	}
 }
 
-func TestCheckLength(t *testing.T) {
-	if err := CheckLength(strings.Repeat("a", MaxDSN)); err != nil {
-		t.Fatal(err)
-	}
-	err := CheckLength(strings.Repeat("a", MaxDSN+1))
-	var e *Error
-	if !errors.As(err, &e) || e.Kind != ErrInvalidOption || e.Option != "dsn" {
-		t.Fatalf("err = %v", err)
-	}
-}
-
 // TestNativeTLS: a driver's *tls.Config is read, and the checks the library
 // cannot honour are refused rather than dropped.
 func TestNativeTLS(t *testing.T) {
@@ -258,20 +215,5 @@ func TestNativeTLS(t *testing.T) {
 				t.Fatalf("mode %v, want %v", cfg.Mode(), tt.want)
 			}
 		})
-	}
-}
-
-func TestEditDistance(t *testing.T) {
-	for _, tc := range []struct {
-		a, b string
-		want int
-	}{
-		{"", "", 0}, {"abc", "", 3}, {"", "abc", 3}, {"sslmode", "sslmode", 0},
-		{"sslmode", "sslmdoe", 1}, {"kitten", "sitting", 3}, {"sslca", "sslcert", 3},
-		{"trustcertificatekeystoreur", "trustcertificatekeystoreurl", 1},
-	} {
-		if got := editDistance(tc.a, tc.b); got != tc.want {
-			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
-		}
 	}
 }

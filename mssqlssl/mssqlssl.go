@@ -603,7 +603,7 @@ func (c *Connector) recheckTLS() {
 	if conn != nil {
 		conn.Close()
 	}
-	c.ssl.PlainChecked(c.addr(), err == nil || !errors.Is(err, sslconn.ErrServerNoTLS) && core.KindOf(err) != nil)
+	c.ssl.PlainChecked(c.addr(), err == nil || !errors.Is(err, sslconn.ErrServerNoTLS) && core.KindName(err) != "")
 }
 
 // attempt observes one connection attempt from the side: the server's

@@ -142,7 +142,7 @@ func (p *parsed) conflictHint(err error, opts []sslconn.Option) error {
 // It retries only while a command waits on an open client (see owner).
 type dialer struct {
 	cfg *core.Config
-	raw core.DialFunc // nil: the Config's (WithDialer, else a net.Dialer)
+	raw sslconn.DialFunc // nil: the Config's (WithDialer, else a net.Dialer)
 	// owner is the standalone or failover client the dialer serves, once
 	// built; retryHook tags its dials with it. A cluster's nodes tag theirs
 	// with their own.

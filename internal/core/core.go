@@ -6,6 +6,7 @@
 package core
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"net"
@@ -81,7 +82,7 @@ type Config struct {
 	// plain: addresses where PREFERRED found plaintext only; probe: the
 	// engine's plaintext question, if it has one.
 	plain plainAddrs
-	probe PlainProbe
+	probe func(ctx context.Context, conn net.Conn) error
 	// accepts watches addresses that refused, for the retry loop.
 	accepts acceptWatches
 }
@@ -112,7 +113,7 @@ func (c *Config) RetryBudget() time.Duration { return c.s.RetryBudget }
 
 // Dialer is the TCP dial for every connection: WithDialer's, else a
 // net.Dialer with a connect timeout and keep-alives.
-func (c *Config) Dialer() DialFunc {
+func (c *Config) Dialer() sslconn.DialFunc {
 	if d := c.s.Dialer; d != nil {
 		return d
 	}
@@ -121,7 +122,7 @@ func (c *Config) Dialer() DialFunc {
 }
 
 // UserDialer is WithDialer's dial, or nil.
-func (c *Config) UserDialer() DialFunc { return c.s.Dialer }
+func (c *Config) UserDialer() sslconn.DialFunc { return c.s.Dialer }
 
 // ExplicitMode is the mode set by WithMode or ssl-mode, or 0.
 func (c *Config) ExplicitMode() sslconn.Mode { return c.s.Mode }

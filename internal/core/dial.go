@@ -15,14 +15,11 @@ import (
 	"github.com/sslconn/sslconn/sslconn"
 )
 
-// DialFunc dials one plain connection, like net.Dialer.DialContext.
-type DialFunc = sslconn.DialFunc
-
 const (
 	// firstByteTimeout is how long a handshake waits for the server's first
 	// byte: a TLS server answers a ClientHello within a round trip, while
 	// Redis on its plaintext port never answers one at all. PREFERRED waits
-	// this long only for an engine without a PlainProbe.
+	// this long only for an engine without a plaintext probe (Spec.Probe).
 	firstByteTimeout = 3 * time.Second
 	// dialTimeout bounds one TCP connect within the retry loop.
 	dialTimeout = 10 * time.Second
@@ -39,7 +36,7 @@ const (
 // nil for the Config's dialer (WithDialer, else a net.Dialer).
 //
 // The connection returned is a *Conn.
-func (c *Config) Dial(ctx context.Context, network, addr string, dial DialFunc) (net.Conn, error) {
+func (c *Config) Dial(ctx context.Context, network, addr string, dial sslconn.DialFunc) (net.Conn, error) {
 	var conn net.Conn
 	err := c.Retry(ctx, addr, func(ctx context.Context) error {
 		var err error
@@ -50,7 +47,7 @@ func (c *Config) Dial(ctx context.Context, network, addr string, dial DialFunc) 
 }
 
 // DialMode makes one connection attempt in the given mode, without retrying.
-func (c *Config) DialMode(ctx context.Context, mode sslconn.Mode, network, addr string, dial DialFunc) (net.Conn, error) {
+func (c *Config) DialMode(ctx context.Context, mode sslconn.Mode, network, addr string, dial sslconn.DialFunc) (net.Conn, error) {
 	if dial == nil {
 		dial = c.Dialer()
 	}
@@ -181,7 +178,7 @@ type Conn struct {
 	mode    sslconn.Mode
 	network string
 	addr    string
-	dial    DialFunc
+	dial    sslconn.DialFunc
 	read    atomic.Bool
 	// certAsked: the server asked for a client certificate and got none.
 	// Under TLS 1.3 it says so only after the handshake, by ending the
@@ -189,7 +186,7 @@ type Conn struct {
 	certAsked bool
 }
 
-func (c *Config) wrap(nc, raw net.Conn, tc *tls.Conn, mode sslconn.Mode, network, addr string, dial DialFunc) *Conn {
+func (c *Config) wrap(nc, raw net.Conn, tc *tls.Conn, mode sslconn.Mode, network, addr string, dial sslconn.DialFunc) *Conn {
 	return &Conn{Conn: nc, raw: raw, peer: NewPeerCheck(raw), tls: tc, cfg: c, mode: mode, network: network, addr: addr, dial: dial}
 }
 
@@ -249,8 +246,6 @@ func (c *Conn) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-func (c *Conn) Close() error { return c.Conn.Close() }
 
 // firstError explains an error on a read or write of a connection the
 // server has not yet said a word on.

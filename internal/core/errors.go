@@ -46,8 +46,8 @@ var sentinels = []error{
 	sslconn.ErrBadCA, sslconn.ErrInvalidOption, sslconn.ErrNotSent, sslconn.ErrOutcomeUnknown,
 }
 
-// KindOf returns the sentinel err matches, or nil.
-func KindOf(err error) error {
+// kindOf returns the sentinel err matches, or nil.
+func kindOf(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -61,7 +61,7 @@ func KindOf(err error) error {
 
 // KindName is the name of the sentinel err matches ("ErrUnknownAuthority"),
 // or "" when it matches none.
-func KindName(err error) string { return kinds[KindOf(err)].name }
+func KindName(err error) string { return kinds[kindOf(err)].name }
 
 // NewError returns an *sslconn.Error of the given kind with the table's
 // option and hint.
@@ -205,7 +205,7 @@ func IsPermanent(err error) bool {
 	if errors.As(err, &de) && de.IsNotFound {
 		return true
 	}
-	if k := KindOf(err); k != nil {
+	if k := kindOf(err); k != nil {
 		return kinds[k].permanent
 	}
 	return rawKind(err) != nil

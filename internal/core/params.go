@@ -1,8 +1,10 @@
 package core
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"net/url"
 	"sync"
 
@@ -30,9 +32,14 @@ type Spec struct {
 	Params url.Values
 	// Secrets are kept out of every error text (the DSN's passwords).
 	Secrets []string
-	// Probe is the engine's plaintext question for PREFERRED (see
-	// PlainProbe); nil for engines that negotiate TLS in their protocol.
-	Probe PlainProbe
+	// Probe is the engine's plaintext question for PREFERRED; nil for
+	// engines that negotiate TLS in their protocol. It asks a server, over
+	// a new plaintext connection, the cheapest question its protocol has
+	// (Redis: PING; MongoDB: hello), and returns nil when the answer shows
+	// that the server speaks plaintext there; an error reply counts as an
+	// answer. It must leave conn at a message boundary: a probed connection
+	// is handed to the driver. It runs under a deadline set on conn.
+	Probe func(ctx context.Context, conn net.Conn) error
 }
 
 // Resolve builds the Config for spec and the caller's options: the driver's

@@ -13,14 +13,6 @@ import (
 	"github.com/sslconn/sslconn/sslconn"
 )
 
-// PlainProbe asks a server, over a new plaintext connection, the cheapest
-// question its protocol has (Redis: PING; MongoDB: hello), and returns nil
-// when the answer shows that the server speaks plaintext there; an error
-// reply counts as an answer. It must leave conn at a message boundary: a
-// probed connection is handed to the driver. It runs under a deadline set
-// on conn.
-type PlainProbe func(ctx context.Context, conn net.Conn) error
-
 const (
 	// tlsGrace is how long PREFERRED still waits for a TLS answer once the
 	// plaintext probe has been answered. A server that serves TLS and
@@ -116,12 +108,12 @@ func (p *plainAddrs) checked(addr string) {
 // At an address known to serve plaintext it dials plaintext, as a bare
 // driver would, and now and then asks in the background whether TLS is
 // served there now. Elsewhere it starts the TLS handshake and, when the
-// engine has a PlainProbe, asks the plaintext question on a second
+// engine has a plaintext probe (Spec.Probe), asks the plaintext question on a second
 // connection at the same time: a TLS answer wins (and a handshake that
 // starts and fails is the error, never a downgrade); a plaintext answer
 // wins once no TLS answer has come within a grace after the ClientHello
 // went out, and the probed connection is the one returned.
-func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial DialFunc) (net.Conn, error) {
+func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial sslconn.DialFunc) (net.Conn, error) {
 	mode := sslconn.Preferred
 	known, isPlain := c.plain.get(addr)
 	if isPlain {
@@ -325,7 +317,7 @@ func (c *Config) learnFrom(addr string, tc *tls.Conn, err error) {
 }
 
 // recheck asks addr, off the request path, whether it speaks TLS now.
-func (c *Config) recheck(network, addr string, dial DialFunc) {
+func (c *Config) recheck(network, addr string, dial sslconn.DialFunc) {
 	// Bounded, as everything that runs off the request path: a server
 	// that speaks TLS answers a ClientHello within milliseconds.
 	ctx, cancel := context.WithTimeout(context.Background(), firstByteTimeout)
@@ -339,10 +331,10 @@ func (c *Config) recheck(network, addr string, dial DialFunc) {
 	c.learnFrom(addr, tc, err)
 }
 
-// dialPreferredSlow is PREFERRED for an engine without a PlainProbe, and
+// dialPreferredSlow is PREFERRED for an engine without a plaintext probe, and
 // at an address that has answered TLS: the silence of a plaintext server
 // is seen only when the first-byte wait ends.
-func (c *Config) dialPreferredSlow(ctx context.Context, network, addr string, dial DialFunc) (net.Conn, error) {
+func (c *Config) dialPreferredSlow(ctx context.Context, network, addr string, dial sslconn.DialFunc) (net.Conn, error) {
 	raw, err := dial(ctx, network, addr)
 	if err != nil {
 		// Down, perhaps restarting with other settings: find out anew.

@@ -87,7 +87,7 @@ func FromOptions(pkg string, tc *tls.Config, user ContextDialer, pw string, opts
 // DialContext dials every host, seed or discovered from a replica set's
 // hello, in the same mode, verified against the name it is reached by.
 func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	var raw core.DialFunc
+	var raw sslconn.DialFunc
 	if d.User != nil && d.Cfg.UserDialer() == nil {
 		raw = d.User.DialContext
 	}

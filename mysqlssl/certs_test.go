@@ -281,7 +281,7 @@ func TestWatchCertRequest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tc := cfg.TLSConfigMode(sslconn.Required, l.Addr().String())
+			tc := cfg.Settings().TLSConfig(sslconn.Required, l.Addr().String())
 			asked := watchCertRequest(tc)
 			raw, err := net.Dial("tcp", l.Addr().String())
 			if err != nil {

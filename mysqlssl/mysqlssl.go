@@ -181,9 +181,9 @@ func newConnector(cfg *mysql.Config, spec core.Spec, opts []sslconn.Option) (*Co
 // (see certAskedConnector).
 func (c *Connector) driverConnector(mode sslconn.Mode) (driver.Connector, error) {
 	cfg := c.cfg.Clone()
-	cfg.TLS = c.ssl.TLSConfigMode(mode, cfg.Addr)
+	cfg.TLS = c.ssl.Settings().TLSConfig(mode, cfg.Addr)
 	cfg.AllowFallbackToPlaintext = mode == sslconn.Preferred
-	if d := c.ssl.UserDialer(); d != nil {
+	if d := c.ssl.Settings().Dialer; d != nil {
 		cfg.DialFunc = d
 	}
 	asked := watchCertRequest(cfg.TLS)
@@ -245,7 +245,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	// without a deadline unless ctx has one: a server that accepts and then
 	// stalls would hold database/sql's Ping or Query forever. Each attempt
 	// gets the dial timeout plus the handshake timeout.
-	bound := c.ssl.HandshakeTimeout() + c.cfg.Timeout
+	bound := c.ssl.Settings().HandshakeTimeout + c.cfg.Timeout
 	err := c.ssl.Retry(ctx, c.cfg.Addr, func(ctx context.Context) error {
 		actx, cancel := context.WithTimeout(ctx, bound)
 		defer cancel()

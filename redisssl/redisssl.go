@@ -115,9 +115,9 @@ func (p *parsed) conflictHint(err error, opts []sslconn.Option) error {
 	}
 	cp := *se
 	switch {
-	case alone.ExplicitMode() == sslconn.Disabled:
+	case alone.Settings().Mode == sslconn.Disabled:
 		cp.Hint = "use redis:// for plaintext, or drop ssl-mode=DISABLED"
-	case alone.ExplicitMode() >= sslconn.VerifyCA:
+	case alone.Settings().Mode >= sslconn.VerifyCA:
 		cp.Hint = "drop skip_verify=true to verify, or use ssl-mode=REQUIRED"
 	default:
 		return err
@@ -165,7 +165,7 @@ type dialing struct {
 // set (nil if none).
 func newDialer(cfg *core.Config, user func(ctx context.Context, network, addr string) (net.Conn, error)) *dialer {
 	d := &dialer{cfg: cfg, owner: &owner{}, cur: map[*dialing]struct{}{}}
-	if user != nil && cfg.UserDialer() == nil {
+	if user != nil && cfg.Settings().Dialer == nil {
 		d.raw = user
 	}
 	return d
@@ -561,10 +561,10 @@ func universal[C redis.UniversalClient](c C, err error) (redis.UniversalClient, 
 // commands waiting for it and with Close (see owner); the handshake
 // timeout, and the default dialer's connect timeout, bound each attempt.
 func dialBudget(cfg *core.Config) time.Duration {
-	if b := cfg.RetryBudget(); b > 0 {
-		return b + cfg.HandshakeTimeout()
+	if b := cfg.Settings().RetryBudget; b > 0 {
+		return b + cfg.Settings().HandshakeTimeout
 	}
-	return cfg.HandshakeTimeout() + 10*time.Second
+	return cfg.Settings().HandshakeTimeout + 10*time.Second
 }
 
 func invalidURL(err error, passwords ...string) error {

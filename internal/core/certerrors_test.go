@@ -98,7 +98,7 @@ func TestLegacySuites(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return c.TLSConfigMode(Required, "db").CipherSuites
+		return c.s.TLSConfig(Required, "db").CipherSuites
 	}
 	has := func(ids []uint16, id uint16) bool {
 		for _, x := range ids {

@@ -99,17 +99,13 @@ func New(opts ...sslconn.Option) (*Config, error) {
 	return c, nil
 }
 
-// TLSConfigMode is the tls.Config for a mode other than the configured one
-// (PREFERRED's probe, REQUIRED's check that a port speaks TLS).
-func (c *Config) TLSConfigMode(mode sslconn.Mode, host string) *tls.Config {
-	return c.s.TLSConfig(mode, host)
+// Settings are the Config's settings as sslconn.New completed them:
+// timeouts, the retry budget, the explicit mode, WithDialer's dial, the
+// tls.Config for any mode. Read them; never write them: the Config is
+// shared by every connection it makes.
+func (c *Config) Settings() *isettings.Settings[sslconn.Mode, sslconn.RetryEvent, sslconn.ExpiryWarning] {
+	return c.s
 }
-
-// HandshakeTimeout bounds one TLS handshake, and each adapter's greeting and login.
-func (c *Config) HandshakeTimeout() time.Duration { return c.s.HandshakeTimeout }
-
-// RetryBudget is how long new connections are retried; negative: not at all.
-func (c *Config) RetryBudget() time.Duration { return c.s.RetryBudget }
 
 // Dialer is the TCP dial for every connection: WithDialer's, else a
 // net.Dialer with a connect timeout and keep-alives.
@@ -120,12 +116,6 @@ func (c *Config) Dialer() sslconn.DialFunc {
 	d := net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	return d.DialContext
 }
-
-// UserDialer is WithDialer's dial, or nil.
-func (c *Config) UserDialer() sslconn.DialFunc { return c.s.Dialer }
-
-// ExplicitMode is the mode set by WithMode or ssl-mode, or 0.
-func (c *Config) ExplicitMode() sslconn.Mode { return c.s.Mode }
 
 // VerifyChain judges a chain (leaf first) exactly as a handshake in mode
 // would, with the same typed errors.

@@ -87,12 +87,12 @@ func (c *Config) handshake(ctx context.Context, mode sslconn.Mode, raw net.Conn,
 
 // handshakeWatched is handshake, reporting its progress to w (if not nil).
 func (c *Config) handshakeWatched(ctx context.Context, mode sslconn.Mode, raw net.Conn, addr string, w *handshakeWatch) (*tls.Conn, bool, error) {
-	first := min(firstByteTimeout, c.HandshakeTimeout())
+	first := min(firstByteTimeout, c.s.HandshakeTimeout)
 	cr := &countingConn{Conn: raw, watch: w}
 	_ = raw.SetReadDeadline(time.Now().Add(first))
-	tc := tls.Client(cr, c.TLSConfigMode(mode, addr))
+	tc := tls.Client(cr, c.s.TLSConfig(mode, addr))
 	asked := new(atomic.Bool)
-	hctx, cancel := context.WithTimeout(context.WithValue(ctx, bridge.CertAskedKey{}, asked), c.HandshakeTimeout())
+	hctx, cancel := context.WithTimeout(context.WithValue(ctx, bridge.CertAskedKey{}, asked), c.s.HandshakeTimeout)
 	defer cancel()
 	err := tc.HandshakeContext(hctx)
 	if err == nil {

@@ -72,7 +72,7 @@ func Resolve(spec Spec, opts ...sslconn.Option) (*Config, error) {
 	if err != nil {
 		return nil, Redact(err, spec.Secrets...)
 	}
-	if err := conflict(spec.Native, cfg.ExplicitMode()); err != nil {
+	if err := conflict(spec.Native, cfg.s.Mode); err != nil {
 		return nil, err
 	}
 	cfg.probe = spec.Probe

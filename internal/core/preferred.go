@@ -150,7 +150,7 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 	}
 	// The TLS attempt may outlive this call (below); it is bounded by the
 	// handshake timeout, not by ctx.
-	tctx, tcancel := context.WithTimeout(context.WithoutCancel(ctx), c.HandshakeTimeout())
+	tctx, tcancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.HandshakeTimeout)
 	stopTLS := context.AfterFunc(ctx, tcancel)
 	watch := &handshakeWatch{sent: make(chan time.Time, 1), answered: make(chan struct{})}
 	tlsCh := make(chan tlsResult, 1)

@@ -88,7 +88,7 @@ func FromOptions(pkg string, tc *tls.Config, user ContextDialer, pw string, opts
 // hello, in the same mode, verified against the name it is reached by.
 func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	var raw sslconn.DialFunc
-	if d.User != nil && d.Cfg.UserDialer() == nil {
+	if d.User != nil && d.Cfg.Settings().Dialer == nil {
 		raw = d.User.DialContext
 	}
 	var dials *rawDials
@@ -172,7 +172,7 @@ func hello(ctx context.Context, d *Dialer, host string) error {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
 	} else {
-		_ = c.SetDeadline(time.Now().Add(d.Cfg.HandshakeTimeout()))
+		_ = c.SetDeadline(time.Now().Add(d.Cfg.Settings().HandshakeTimeout))
 	}
 	if _, err := c.Write(helloMsg); err != nil {
 		return err

@@ -277,7 +277,7 @@ func TestWatchCertRequest(t *testing.T) {
 			if tt.client {
 				opts = append(opts, sslconn.WithClientCertFiles(certs.Client.Cert, certs.Client.Key))
 			}
-			cfg, err := core.New(opts...)
+			cfg, err := core.Resolve(core.Spec{}, opts...)
 			if err != nil {
 				t.Fatal(err)
 			}

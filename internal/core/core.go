@@ -87,8 +87,8 @@ type Config struct {
 	accepts acceptWatches
 }
 
-// New is sslconn.New, with the engine's view of the Config.
-func New(opts ...sslconn.Option) (*Config, error) {
+// newConfig is sslconn.New, with the engine's view of the Config.
+func newConfig(opts ...sslconn.Option) (*Config, error) {
 	c := &Config{}
 	keep := func(s *settings) { s.Keep = func(s *settings) { c.s = s } }
 	cfg, err := sslconn.New(append(slices.Clip(opts), keep)...)

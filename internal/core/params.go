@@ -42,9 +42,9 @@ type Spec struct {
 	Probe func(ctx context.Context, conn net.Conn) error
 }
 
-// Resolve builds the Config for spec and the caller's options: the driver's
-// own options first, then the DSN's ssl-* parameters, then opts, so a later
-// one wins. The mode is the explicit one (ssl-mode or WithMode), else the
+// Resolve builds the Config for spec and the caller's options (a zero Spec:
+// the options alone): the driver's own options first, then the DSN's ssl-*
+// parameters, then opts, so a later one wins. The mode is the explicit one (ssl-mode or WithMode), else the
 // driver's setting, else VERIFY_CA when a CA is given, else PREFERRED. An
 // explicit mode refines the driver's setting and is an ErrInvalidOption
 // error, naming both, only when they contradict: the driver turns TLS off
@@ -68,7 +68,7 @@ func Resolve(spec Spec, opts ...sslconn.Option) (*Config, error) {
 	}
 	all = append(all, params...)
 	all = append(all, opts...)
-	cfg, err := New(all...)
+	cfg, err := newConfig(all...)
 	if err != nil {
 		return nil, Redact(err, spec.Secrets...)
 	}

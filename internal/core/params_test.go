@@ -131,7 +131,7 @@ func TestNewOptionErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := New(tt.opts...)
+			_, err := newConfig(tt.opts...)
 			var e *Error
 			if !errors.Is(err, tt.kind) || !errors.As(err, &e) || e.Option != tt.option {
 				t.Fatalf("err = %v, want %v naming %s", err, tt.kind, tt.option)
@@ -158,7 +158,7 @@ func TestModePrecedence(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := New(tt.opts...)
+			c, err := newConfig(tt.opts...)
 			if err != nil {
 				t.Fatal(err)
 			}

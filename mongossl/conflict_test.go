@@ -71,7 +71,7 @@ func TestConflictTable(t *testing.T) {
 				}
 				if n.clashes[explicit] {
 					if err == nil {
-						t.Fatalf("no error; resolved %v", cfg.Mode())
+						t.Fatalf("no error; resolved %v", cfg.Config.Mode())
 					}
 					matrix.CheckConflict(t, err, n.says, explicit, pw)
 					matrix.CheckConflict(t, rerr, n.says, explicit, pw)
@@ -90,7 +90,7 @@ func TestConflictTable(t *testing.T) {
 				if want == 0 {
 					want = sslconn.Preferred
 				}
-				if got := cfg.Mode(); got != want {
+				if got := cfg.Config.Mode(); got != want {
 					t.Fatalf("mode %v, want %v", got, want)
 				}
 			})

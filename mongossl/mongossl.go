@@ -23,12 +23,12 @@ func ClientOptions(rawURI string, opts ...sslconn.Option) (*options.ClientOption
 }
 
 func init() {
-	core.RegisterResolver("mongo", func(uri string, opts ...sslconn.Option) (*core.Config, error) {
-		_, d, err := clientOptions(uri, opts)
+	core.RegisterResolver("mongo", func(uri string, opts ...sslconn.Option) (*core.Resolved, error) {
+		co, d, err := clientOptions(uri, opts)
 		if err != nil {
 			return nil, err
 		}
-		return d.Cfg, nil
+		return &core.Resolved{Config: d.Cfg, Addrs: co.Hosts}, nil
 	})
 }
 

@@ -129,8 +129,10 @@ func New(opts ...Option) (*Config, error) {
 	if c.ca != nil {
 		c.checkExpiry("ca", "", c.ca.current())
 	}
-	s.TLSConfig = c.tlsConfig
-	s.VerifyChain = c.verifyChain
+	s.TLSConfig, s.VerifyChain, s.NameFor = c.tlsConfig, c.verifyChain, c.nameFor
+	if c.ca != nil {
+		s.CASource = c.ca.describe()
+	}
 	if s.Keep != nil {
 		s.Keep(s)
 	}

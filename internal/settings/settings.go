@@ -69,6 +69,12 @@ type Settings[Mode ~int, RetryEvent, ExpiryWarning any] struct {
 	// VerifyChain judges a chain (leaf first) as a handshake in mode would;
 	// the error is crypto/x509's.
 	VerifyChain func(mode Mode, host string, chain []*x509.Certificate) error
+	// NameFor is the name VERIFY_IDENTITY checks for host ("host" or
+	// "host:port"): the server-name override, else the host.
+	NameFor func(host string) string
+	// CASource names the CA chains are verified against: its file, the
+	// driver's RootCAs or a count of certificates; "" for the system roots.
+	CASource string
 }
 
 // Clock is time for the retry loop and certificate checks, injectable so

@@ -70,17 +70,11 @@ func (c *Config) DialMode(ctx context.Context, mode sslconn.Mode, network, addr 
 	return w, nil
 }
 
-// Handshake runs a client TLS handshake over raw for the given mode and host,
-// bounded by the handshake timeout and ctx. It closes raw on failure. A
-// server that answers in plaintext, closes, or sends nothing at all yields
+// handshake runs a client TLS handshake over raw for the given mode and
+// host, bounded by the handshake timeout and ctx, and reports whether the
+// server asked for a client certificate. It closes raw on failure. A server
+// that answers in plaintext, closes, or sends nothing at all yields
 // ErrServerNoTLS.
-func (c *Config) Handshake(ctx context.Context, mode sslconn.Mode, raw net.Conn, addr string) (*tls.Conn, error) {
-	tc, _, err := c.handshake(ctx, mode, raw, addr)
-	return tc, err
-}
-
-// handshake is Handshake, also reporting whether the server asked for a
-// client certificate.
 func (c *Config) handshake(ctx context.Context, mode sslconn.Mode, raw net.Conn, addr string) (*tls.Conn, bool, error) {
 	return c.handshakeWatched(ctx, mode, raw, addr, nil)
 }
@@ -270,7 +264,7 @@ func (c *Conn) firstError(err error) error {
 	if derr != nil {
 		return err
 	}
-	tc, herr := c.cfg.Handshake(ctx, sslconn.Required, raw, c.addr)
+	tc, _, herr := c.cfg.handshake(ctx, sslconn.Required, raw, c.addr)
 	if herr != nil && (errors.Is(herr, sslconn.ErrServerNoTLS) || !isTLSAnswer(herr)) {
 		return err
 	}

@@ -65,7 +65,7 @@ func TestConflictTable(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				uri := "mongodb://app:" + pw + "@localhost:27017/?" + params
 				co, err := ClientOptions(uri)
-				cfg, rerr := core.ResolveDSN("mongo", uri)
+				cfg, rerr := core.ResolveDSN("mongo", uri) //v1:replace "mongo" => "mongov1"
 				if (err == nil) != (rerr == nil) {
 					t.Fatalf("ClientOptions: %v; ResolveDSN: %v", err, rerr)
 				}

@@ -54,7 +54,7 @@ func TestRestarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Stop()
+	defer testenv.Stop(t, "the TDS server", s.Stop)
 	open := func(mode sslconn.Mode, ca string) (matrix.Workload, error) {
 		db, err := Open(urlDSN(s, "localhost", ""), sslconn.WithMode(mode), sslconn.WithCAFile(ca))
 		if err != nil {
@@ -63,6 +63,6 @@ func TestRestarts(t *testing.T) {
 		return mssqlWorkload{db}, nil
 	}
 	matrix.RunRestarts(t, certs, false, open,
-		func() error { s.Stop(); return nil },
+		s.Stop,
 		func(to testenv.TLS) error { return s.Listen(serverConfig(to)) })
 }

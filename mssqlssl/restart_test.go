@@ -42,6 +42,13 @@ func (w mssqlWorkload) Count(ctx context.Context) (map[int64]int, error) {
 	return counts, rows.Err()
 }
 
+// OutcomeUnknown: go-mssqldb returns driver.ErrBadConn (database/sql's
+// retry) only for a request it could not send; one whose connection broke
+// while it read the answer comes back as the read's network error, which
+// mssqlssl passes on. That is the driver's equivalent of
+// sslconn.ErrOutcomeUnknown (matrix.LostAfterSent).
+func (mssqlWorkload) OutcomeUnknown(err error) bool { return matrix.LostAfterSent(err) }
+
 func (w mssqlWorkload) Status(ctx context.Context) (sslconn.Status, error) { return Verify(ctx, w.db) }
 func (w mssqlWorkload) Close() error                                       { return w.db.Close() }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -115,6 +117,19 @@ const inFlightGrace = 2 * time.Second
 // sslconn.ErrOutcomeUnknown. Such errors are excused like ErrOutcomeUnknown.
 type OutcomeUnknownReporter interface {
 	OutcomeUnknown(err error) bool
+}
+
+// LostAfterSent reports whether err is a driver's bare report that the
+// connection broke while it waited for the answer to a request it had
+// written: an end of stream, or a read that failed (reset, closed). For
+// OutcomeUnknownReporter implementations of drivers that report an unknown
+// outcome that way; a dial's or a write's error is not among them.
+func LostAfterSent(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op.Op == "read"
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // outcomeUnknown reports whether err says the operation's outcome is

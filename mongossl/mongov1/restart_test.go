@@ -53,6 +53,13 @@ func (w mongoWorkload) Count(ctx context.Context) (map[int64]int, error) {
 	return counts, cur.Err()
 }
 
+// OutcomeUnknown: the driver reports a write whose connection broke after
+// it was sent (and whose one retryable-write retry, if any, failed too) as
+// a network error (mongo.IsNetworkError: "connection(...) incomplete read
+// of message header: ..."), which mongossl passes on: the driver's
+// documented equivalent of sslconn.ErrOutcomeUnknown.
+func (mongoWorkload) OutcomeUnknown(err error) bool { return mongo.IsNetworkError(err) }
+
 func (w mongoWorkload) Status(ctx context.Context) (sslconn.Status, error) { return Verify(ctx, w.c) }
 func (w mongoWorkload) Close() error                                       { return w.c.Disconnect(context.Background()) }
 

@@ -397,7 +397,9 @@ func RunRestarts(t *testing.T, c *testenv.Certs, onPlainPort bool,
 			if ackedBefore == 0 {
 				t.Errorf("no write was acknowledged before the server stopped")
 			}
-			if first.IsZero() || first.Sub(up) > recoverTimeout {
+			if first.IsZero() {
+				t.Errorf("no operation that started after the restart succeeded")
+			} else if first.Sub(up) > recoverTimeout {
 				t.Errorf("the first operation after the restart succeeded %v after it, want within %v", first.Sub(up).Round(time.Millisecond), recoverTimeout)
 			}
 			if len(excused) > 0 {

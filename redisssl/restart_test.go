@@ -190,8 +190,9 @@ func TestClusterNodeRestart(t *testing.T) {
 		}
 		failed++
 		if why := matrix.Excuse(w.err, w.start, w.end, stop); why != "" {
-			t.Errorf("INCR %s started %v before the node stopped, failed after %v: %s: %v", w.key,
-				stoppedAt.Sub(w.start).Round(time.Millisecond), w.end.Sub(w.start).Round(time.Millisecond), why, w.err)
+			t.Errorf("INCR %s started at %v from the stop's beginning (the stop took %v), failed after %v: %s: %v", w.key,
+				w.start.Sub(stopBegin).Round(time.Millisecond), stoppedAt.Sub(stopBegin).Round(time.Millisecond),
+				w.end.Sub(w.start).Round(time.Millisecond), why, w.err)
 		}
 	}
 	if before == 0 {

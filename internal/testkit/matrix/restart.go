@@ -383,8 +383,8 @@ func RunRestarts(t *testing.T, c *testenv.Certs, onPlainPort bool,
 				}
 				if o.err != nil && !o.aborted {
 					if why, _ := excuse(w, o, stopCut); why != "" {
-						t.Errorf("%s started %v before the server stopped (the stop took %v), failed after %v: %s: %v",
-							o, stoppedAt.Sub(o.start).Round(time.Millisecond), stoppedAt.Sub(stopBegin).Round(time.Millisecond),
+						t.Errorf("%s started at %v from the stop's beginning (the stop took %v), failed after %v: %s: %v",
+							o, o.start.Sub(stopBegin).Round(time.Millisecond), stoppedAt.Sub(stopBegin).Round(time.Millisecond),
 							o.end.Sub(o.start).Round(time.Millisecond), why, o.err)
 					} else {
 						excused = append(excused, fmt.Sprintf("%s: %v", o, o.err))

@@ -141,7 +141,7 @@ func TempDir(name string) (string, error) {
 // a Close or Stop method), and removes their files. TestMain calls it after
 // m.Run. Every stop is bounded (see KillTimeout); a server that would not
 // stop is reported on standard error and in the error returned, which
-// TestMain should turn into a failing exit code (see Exit).
+// TestMain turns into a failing exit code.
 func Cleanup() error {
 	err := cleanupLazies()
 	err = errors.Join(err, stopAll())
@@ -155,18 +155,6 @@ func Cleanup() error {
 	}
 	tmpDirs = nil
 	return err
-}
-
-// Exit runs Cleanup and exits with code, or with 1 when code is 0 and
-// Cleanup failed: a server that would not stop fails the run. For TestMain:
-//
-//	testenv.Exit(m.Run())
-func Exit(code int) {
-	if err := Cleanup(); err != nil && code == 0 {
-		fmt.Fprintln(os.Stderr, "FAIL: testenv: a server or helper did not stop (above)")
-		code = 1
-	}
-	os.Exit(code)
 }
 
 // ErrorfTB is the part of testing.TB that Stop reports through.

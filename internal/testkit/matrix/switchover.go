@@ -307,16 +307,25 @@ func BenchSwitchover(b *testing.B, r *testenv.Replication, fwd *testenv.Forwarde
 		if err := r.SetReadOnly(); err != nil {
 			b.Fatal(err)
 		}
-		upCh := make(chan time.Time, 1)
+		type moved struct {
+			at  time.Time
+			err error
+		}
+		upCh := make(chan moved, 1)
+		// The goroutine reports through upCh, read below and, after a
+		// Fatalf, by the deferred wait: no b.Error after the benchmark.
 		go func() {
 			time.Sleep(500 * time.Millisecond)
 			err := errors.Join(r.CatchUp(), r.Promote())
-			if err != nil {
-				b.Error(err)
-			}
 			// The forwarder's own stamp: when new connections started
 			// going to the new primary.
-			upCh <- fwd.Move(testenv.Addr(r.Primary.Port), true).Moved
+			upCh <- moved{fwd.Move(testenv.Addr(r.Primary.Port), true).Moved, err}
+		}()
+		received := false
+		defer func() {
+			if !received {
+				<-upCh
+			}
 		}()
 		var doneAt time.Time
 		id++
@@ -332,7 +341,12 @@ func BenchSwitchover(b *testing.B, r *testenv.Replication, fwd *testenv.Forwarde
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		up := <-upCh
+		m := <-upCh
+		received = true
+		if m.err != nil {
+			b.Fatal(m.err)
+		}
+		up := m.at
 		d := doneAt.Sub(up)
 		if d < 0 {
 			b.Fatalf("a write succeeded %v before the endpoint reached a writable node", -d)

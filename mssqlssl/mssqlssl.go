@@ -31,12 +31,12 @@ const DriverName = "mssqlssl"
 
 func init() {
 	sql.Register(DriverName, Driver{})
-	core.RegisterResolver("mssql", func(dsn string, opts ...sslconn.Option) (*core.Config, error) {
+	core.RegisterResolver("mssql", func(dsn string, opts ...sslconn.Option) (*core.Resolved, error) {
 		c, err := NewConnector(dsn, opts...)
 		if err != nil {
 			return nil, err
 		}
-		return c.ssl, nil
+		return &core.Resolved{Config: c.ssl, Addrs: []string{c.addr()}}, nil
 	})
 }
 

@@ -26,12 +26,12 @@ const DriverName = "mysqlssl"
 
 func init() {
 	sql.Register(DriverName, Driver{})
-	core.RegisterResolver("mysql", func(dsn string, opts ...sslconn.Option) (*core.Config, error) {
+	core.RegisterResolver("mysql", func(dsn string, opts ...sslconn.Option) (*core.Resolved, error) {
 		c, err := NewConnector(dsn, opts...)
 		if err != nil {
 			return nil, err
 		}
-		return c.ssl, nil
+		return &core.Resolved{Config: c.ssl, Addrs: []string{c.cfg.Addr}}, nil
 	})
 }
 

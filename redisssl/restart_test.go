@@ -47,14 +47,6 @@ func (w redisWorkload) Count(ctx context.Context) (map[int64]int, error) {
 	return counts, nil
 }
 
-// OutcomeUnknown: a standalone client reports a command whose connection
-// died after it was sent as go-redis's own network error (end of stream, a
-// reset on the read of the reply) and does not re-send it (redisssl's doc:
-// MaxRetries -1); only the cluster client's commands are typed
-// sslconn.ErrOutcomeUnknown. Those read errors are the documented
-// equivalent here (matrix.LostAfterSent).
-func (redisWorkload) OutcomeUnknown(err error) bool { return matrix.LostAfterSent(err) }
-
 func (w redisWorkload) Status(ctx context.Context) (sslconn.Status, error) { return Verify(ctx, w.c) }
 func (w redisWorkload) Close() error                                       { return w.c.Close() }
 

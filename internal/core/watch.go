@@ -27,7 +27,7 @@ import (
 // (armDeadPeer): a *Conn from Dial has one (Conn.Watch), and an adapter
 // whose driver dials through Config.Dialer makes its own.
 //
-// A connection that delivered data in the last RecentRead (see Received) is
+// A connection that delivered data in the last recentRead (see Received) is
 // taken as alive without asking the kernel: back-to-back operations then
 // cost nothing, and a FIN landing in that window is the same race as one
 // landing just after the check; the check is for connections that sat idle
@@ -44,8 +44,8 @@ type Watch struct {
 	stop     func() // OnClose's, or nil
 }
 
-// RecentRead is how fresh a read must be for Closed to skip the kernel.
-const RecentRead = 50 * time.Microsecond
+// recentRead is how fresh a read must be for Closed to skip the kernel.
+const recentRead = 50 * time.Microsecond
 
 // epoch makes a Watch's timestamps monotonic.
 var epoch = time.Now()
@@ -74,7 +74,7 @@ func (w *Watch) Sent(n int) {
 // or reset the connection, and nil while it looks alive, right after a
 // read, or where the platform cannot tell.
 func (w *Watch) Closed() error {
-	if last := w.lastRead.Load(); last != 0 && time.Since(epoch)-time.Duration(last) < RecentRead {
+	if last := w.lastRead.Load(); last != 0 && time.Since(epoch)-time.Duration(last) < recentRead {
 		return nil
 	}
 	if err, known := w.state.closed(); known {

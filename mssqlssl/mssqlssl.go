@@ -694,7 +694,11 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode, tokens *
 		// Without "connection timeout" the driver reads PRELOGIN, the TLS
 		// handshake and LOGINACK with no deadline: a server that accepts
 		// and stalls would hold the caller forever. Bound the login.
-		r := &sniffConn{Conn: nc, peer: c.ssl.Watch(nc), a: a, sniff: !c.strict}
+		// Watched refuses a write into a connection the server has
+		// already closed (a restart): the driver then reports a failed
+		// send, which database/sql retries on a new connection, instead of
+		// a statement whose outcome is unknown.
+		r := &sniffConn{Conn: c.ssl.Watched(nc), a: a, sniff: !c.strict}
 		r.setLoginBy(time.Now().Add(c.ssl.Settings().HandshakeTimeout))
 		dmu.Lock()
 		dialed = append(dialed, r)
@@ -811,7 +815,6 @@ const (
 // passes, to learn its ENCRYPT value; it changes nothing.
 type sniffConn struct {
 	net.Conn
-	peer  *core.Watch
 	a     *attempt
 	sniff bool
 	buf   []byte
@@ -840,7 +843,6 @@ func (s *sniffConn) loginBy() time.Time {
 
 func (s *sniffConn) Read(p []byte) (int, error) {
 	n, err := s.Conn.Read(p)
-	s.peer.Received(n)
 	if s.sniff && n > 0 {
 		s.buf = append(s.buf, p[:n]...)
 		if len(s.buf) >= 8 {
@@ -850,19 +852,6 @@ func (s *sniffConn) Read(p []byte) (int, error) {
 			}
 		}
 	}
-	return n, err
-}
-
-// Write refuses to write into a connection the server has already closed
-// (a restart): the driver then reports a failed send, which database/sql
-// retries on a new connection, instead of a statement whose outcome is
-// unknown.
-func (s *sniffConn) Write(p []byte) (int, error) {
-	if err := s.peer.Closed(); err != nil {
-		return 0, s.peer.WriteError(s.Conn, err)
-	}
-	n, err := s.Conn.Write(p)
-	s.peer.Sent(n)
 	return n, err
 }
 

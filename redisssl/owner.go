@@ -17,8 +17,8 @@ import (
 //
 // This file follows the go-redis clients that own dials (is the client
 // closed, does a command of it wait for a connection), not connections:
-// whether a server closed a connection is core.Watch's to tell, before
-// each write of a core.Conn.
+// whether a server closed a connection is the core's watch's to tell
+// (internal/core/watch.go), before each write of a core.Conn.
 //
 // go-redis dials in goroutines of its own, on contexts detached from the
 // commands that wait for the connections; a client's Close neither cancels

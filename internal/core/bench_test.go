@@ -30,7 +30,7 @@ func BenchmarkPeerCheck(b *testing.B) {
 	b.Run("idle", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if err := p.Closed(); err != nil {
+			if err := p.closed(); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -38,8 +38,8 @@ func BenchmarkPeerCheck(b *testing.B) {
 	b.Run("after-read", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			p.Received(1)
-			if err := p.Closed(); err != nil {
+			p.received(1)
+			if err := p.closed(); err != nil {
 				b.Fatal(err)
 			}
 		}

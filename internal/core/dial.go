@@ -166,7 +166,7 @@ func (c *countingConn) Write(p []byte) (int, error) {
 type Conn struct {
 	net.Conn
 	raw     net.Conn // the TCP connection under any TLS
-	watch   *Watch   // of raw
+	watch   *watch   // of raw
 	tls     *tls.Conn
 	cfg     *Config
 	mode    sslconn.Mode
@@ -181,7 +181,7 @@ type Conn struct {
 }
 
 func (c *Config) wrap(nc, raw net.Conn, tc *tls.Conn, mode sslconn.Mode, network, addr string, dial sslconn.DialFunc) *Conn {
-	return &Conn{Conn: nc, raw: raw, watch: c.Watch(raw), tls: tc, cfg: c, mode: mode, network: network, addr: addr, dial: dial}
+	return &Conn{Conn: nc, raw: raw, watch: c.watch(raw), tls: tc, cfg: c, mode: mode, network: network, addr: addr, dial: dial}
 }
 
 // Status returns the connection's TLS state.
@@ -207,7 +207,7 @@ func (c *Conn) Mode() sslconn.Mode { return c.mode }
 func (c *Conn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
-		c.watch.Received(n)
+		c.watch.received(n)
 		c.read.Store(true)
 	} else if err != nil && !c.read.Load() {
 		err = c.firstError(err)
@@ -225,8 +225,8 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if probing.Load() > 0 {
 		answerProbes(p, c)
 	}
-	if err := c.watch.Closed(); err != nil {
-		werr := c.watch.WriteError(c, err)
+	if err := c.watch.closed(); err != nil {
+		werr := c.watch.writeError(c, err)
 		if !c.read.Load() {
 			// Closed before its first answer: say why, if we can tell.
 			werr = c.firstError(werr)
@@ -234,20 +234,24 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return 0, werr
 	}
 	n, err := c.Conn.Write(p)
-	c.watch.Sent(n)
+	c.watch.sent(n)
 	if err != nil && !c.read.Load() {
 		err = c.firstError(err)
 	}
 	return n, err
 }
 
-// Watch returns the watch of the connection's TCP socket, for an adapter
-// that must hear when the server closes it (Watch.OnClose).
-func (c *Conn) Watch() *Watch { return c.watch }
+// OnClose has f called, once and from another goroutine, when the server
+// closes or resets the connection (its TCP socket, under any TLS), for an
+// adapter whose driver must hear of it before its next operation; data
+// arriving is not a close. It reports false, and will never call f, where
+// that cannot be watched (only Linux can, and only a socket). Call it at
+// most once; Close ends the watch.
+func (c *Conn) OnClose(f func()) bool { return c.watch.onClose(f) }
 
-// Close ends the connection, and its watch before its socket.
+// Close ends the connection, and OnClose's watch before its socket.
 func (c *Conn) Close() error {
-	c.watch.Stop()
+	c.watch.stop()
 	return c.Conn.Close()
 }
 

@@ -285,7 +285,7 @@ func (e *outcomeUnknownError) Error() string {
 func (e *outcomeUnknownError) Unwrap() error { return sslconn.ErrOutcomeUnknown }
 
 // NotSent is the write error for a connection whose server closed it
-// (cause, from Watch.Closed) before the request went out; it matches
+// (cause, from watch.closed) before the request went out; it matches
 // sslconn.ErrNotSent and cause.
 func NotSent(conn net.Conn, cause error) error {
 	return &net.OpError{Op: "write", Net: "tcp", Source: conn.LocalAddr(), Addr: conn.RemoteAddr(), Err: &notSentError{cause}}

@@ -238,15 +238,15 @@ func TestWriteError(t *testing.T) {
 	defer a.Close()
 	defer b.Close()
 	p := newWatch(a)
-	if err := p.WriteError(a, io.EOF); !errors.Is(err, ErrNotSent) || errors.Is(err, sslconn.ErrOutcomeUnknown) {
+	if err := p.writeError(a, io.EOF); !errors.Is(err, ErrNotSent) || errors.Is(err, sslconn.ErrOutcomeUnknown) {
 		t.Fatalf("nothing written: %v", err)
 	}
-	p.Sent(10)
-	if err := p.WriteError(a, io.EOF); !errors.Is(err, sslconn.ErrOutcomeUnknown) || errors.Is(err, ErrNotSent) {
+	p.sent(10)
+	if err := p.writeError(a, io.EOF); !errors.Is(err, sslconn.ErrOutcomeUnknown) || errors.Is(err, ErrNotSent) {
 		t.Fatalf("after an unanswered write: %v", err)
 	}
-	p.Received(5)
-	if err := p.WriteError(a, io.EOF); !errors.Is(err, ErrNotSent) {
+	p.received(5)
+	if err := p.writeError(a, io.EOF); !errors.Is(err, ErrNotSent) {
 		t.Fatalf("after the answer: %v", err)
 	}
 }

@@ -40,7 +40,7 @@ func newTCPState(conn net.Conn) *tcpState {
 	return p
 }
 
-// closed is Watch.Closed's answer, and whether the kernel gave one.
+// closed is watch.closed's answer, and whether the kernel gave one.
 func (p *tcpState) closed() (error, bool) {
 	if p == nil || p.rc.Control(p.fn) != nil {
 		return nil, false

@@ -11,8 +11,8 @@ import (
 	"time"
 )
 
-// TestWatchOnClose: OnClose fires when the server closes the connection,
-// once, not when it sends data, and not after Stop; with nothing left to
+// TestWatchOnClose: onClose fires when the server closes the connection,
+// once, not when it sends data, and not after stop; with nothing left to
 // watch, the epoll instance is closed.
 func TestWatchOnClose(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -37,10 +37,10 @@ func TestWatchOnClose(t *testing.T) {
 		}
 		fired = make(chan struct{}, 2)
 		w := newWatch(c)
-		if !w.OnClose(func() { fired <- struct{}{} }) {
+		if !w.onClose(func() { fired <- struct{}{} }) {
 			t.Fatal("a TCP connection cannot be watched")
 		}
-		return c, <-accepted, fired, w.Stop
+		return c, <-accepted, fired, w.stop
 	}
 	quiet := func(fired chan struct{}, what string) {
 		select {
@@ -80,7 +80,7 @@ func TestWatchOnClose(t *testing.T) {
 }
 
 // TestConnWatch: a connection from Dial hears, over TLS, that its server
-// closed it (the watch is on the socket under TLS), and Close ends its
+// closed it (Conn.OnClose watches the socket under TLS), and Close ends its
 // watch.
 func TestConnWatch(t *testing.T) {
 	e := startEndpoint(t, serveTLS)
@@ -92,7 +92,7 @@ func TestConnWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	fired := make(chan struct{}, 1)
-	if !conn.(*Conn).Watch().OnClose(func() { fired <- struct{}{} }) {
+	if !conn.(*Conn).OnClose(func() { fired <- struct{}{} }) {
 		t.Fatal("a connection from Dial cannot be watched")
 	}
 	if _, err := io.WriteString(conn, "PINGBYE\r\n"); err != nil {

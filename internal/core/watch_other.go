@@ -5,7 +5,7 @@ package core
 import "net"
 
 // tcpState reads the TCP state where the kernel tells it (Linux); here
-// Watch.Closed peeks instead (see watch_peek.go).
+// watch.closed peeks instead (see watch_peek.go).
 type tcpState struct{}
 
 func newTCPState(net.Conn) *tcpState { return nil }

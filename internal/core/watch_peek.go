@@ -10,7 +10,7 @@ import (
 )
 
 // peek reads one byte without consuming it or blocking: none and no error
-// means the server sent FIN. It is Watch.Closed's way on macOS and the BSDs,
+// means the server sent FIN. It is watch.closed's way on macOS and the BSDs,
 // and on Linux when the kernel's TCP state cannot be read.
 func peek(conn net.Conn) error {
 	rc := rawConn(conn)

@@ -21,7 +21,7 @@ import (
 // retryable read is retried, but RunCommand (Ping among them) never is,
 // nor a write to a standalone.
 //
-// So a client made by ConnectOptions watches its connections (core.Watch's
+// So a client made by ConnectOptions watches its connections (core.Conn's
 // OnClose, on Linux), and as soon as the server closes one, it pings
 // through the client. On a restart the ping takes a dead pooled
 // connection, its write is refused unsent, and the driver clears the pool
@@ -72,7 +72,7 @@ func (l *Live) Attach(p Ping) {
 // core's Dial, as long as conn is open (Conn.Close ends the watch).
 func (l *Live) track(conn net.Conn, addr string) {
 	if c, ok := conn.(*core.Conn); ok {
-		c.Watch().OnClose(func() { l.serverClosed(addr) })
+		c.OnClose(func() { l.serverClosed(addr) })
 	}
 }
 

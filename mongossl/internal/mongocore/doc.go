@@ -4,9 +4,9 @@
 // TLS dialer the adapters install, with its preflight hello and its
 // revocation check (dialer.go, ocsp.go), PREFERRED's plaintext probe
 // (probe.go), and the pings that have the driver drop its pooled
-// connections when the server closes one, on core.Watch's word that it did
-// (closeping.go). The adapters
-// keep the translation: their options, client and monitor types.
+// connections when the server closes one, on core.Conn.OnClose's word
+// (closeping.go). The adapters keep the translation: their options, client
+// and monitor types.
 //
 // It imports no driver, so that users of one driver do not build the other.
 package mongocore

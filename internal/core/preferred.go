@@ -36,6 +36,10 @@ const (
 
 var errTLSAnswered = errors.New("the server answered TLS: no probe")
 
+// errPlainFirst is what the race learns when the plaintext question is
+// answered and the ClientHello is not, within the grace.
+var errPlainFirst = fmt.Errorf("%w: the server answered plaintext, and not the TLS ClientHello within the grace", sslconn.ErrServerNoTLS)
+
 // recheckEvery is how often an address known to serve plaintext is asked
 // again, off the request path, whether it speaks TLS now (the "enable SSL"
 // change behind a proxy that accepts both); a variable for tests.
@@ -62,11 +66,6 @@ func (p *plainAddrs) get(addr string) (known, plain bool) {
 	defer p.mu.Unlock()
 	a, ok := p.m[addr]
 	return ok, ok && a.plain
-}
-
-func (p *plainAddrs) known(addr string) bool {
-	_, plain := p.get(addr)
-	return plain
 }
 
 func (p *plainAddrs) set(addr string, plain bool) {
@@ -123,26 +122,23 @@ func (p *plainAddrs) checked(addr string) {
 // went out, and the probed connection is the one returned.
 func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial DialFunc) (net.Conn, error) {
 	mode := sslconn.Preferred
-	known, isPlain := c.plain.get(addr)
-	if isPlain {
+	p := c.plan(mode, addr)
+	if p.first == sslconn.Disabled {
 		raw, err := dial(ctx, network, addr)
+		p.next(sslconn.Disabled, err)
 		if err != nil {
-			// Down, perhaps restarting with other settings: find out anew.
-			c.plain.forget(addr)
 			return nil, err
 		}
-		if c.plain.due(addr) {
-			go c.recheck(network, addr, dial)
-		}
+		p.runRecheck(func() error { return c.recheck(network, addr, dial) })
 		return c.wrap(raw, raw, nil, mode, network, addr, dial), nil
 	}
 	if c.probe == nil {
-		return c.dialPreferredSlow(ctx, network, addr, dial)
+		return c.dialPreferredSlow(ctx, p, network, addr, dial)
 	}
 	// At an address that has answered TLS, the probe waits for a TLS
 	// answer that is late: a server restarted without TLS meanwhile.
 	var probeAfter time.Duration
-	if known {
+	if p.tlsKnown {
 		probeAfter = tlsLate
 	}
 
@@ -250,16 +246,14 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial D
 			stopTLS()
 			if r.err == nil {
 				dropProbe(plain, probePending)
-				c.plain.learnTLS(addr)
+				p.next(mode, nil)
 				w := c.wrap(r.tc, r.raw, r.tc, mode, network, addr, dial)
 				w.certAsked = r.asked && !c.e.HasClientCert()
 				return w, nil
 			}
 			if !errors.Is(r.err, sslconn.ErrServerNoTLS) {
 				dropProbe(plain, probePending)
-				if isTLSAnswer(r.err) {
-					c.plain.learnTLS(addr)
-				}
+				p.next(mode, r.err)
 				return nil, r.err
 			}
 			// No TLS here: the probed connection, once answered, is the one.
@@ -273,8 +267,7 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial D
 				// says nothing about TLS. Retried like a refused one.
 				return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("%s: the server closed the connection on the TLS ClientHello and did not answer plaintext either: %w", addr, io.ErrUnexpectedEOF)}
 			}
-			c.plain.learn(addr)
-			c.Logger().Debug("sslconn: server does not speak TLS here; PREFERRED falls back to plaintext", "addr", addr)
+			p.next(mode, r.err)
 			return c.wrap(plain, plain, nil, mode, network, addr, dial), nil
 		case p := <-probeCh:
 			probePending = false
@@ -287,15 +280,17 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial D
 			// The server answered the ClientHello: its handshake decides.
 			answered, grace = nil, nil
 		case <-grace:
-			c.plain.learn(addr)
-			c.Logger().Debug("sslconn: server answers plaintext and not TLS; PREFERRED uses plaintext", "addr", addr)
+			p.next(mode, errPlainFirst)
 			// A server slower to answer TLS than the grace still gets it
 			// from the next connection on: the handshake goes on, bounded
 			// by the handshake timeout, no longer by ctx.
 			stopTLS()
 			go func() {
 				r := <-tlsCh
-				c.learnFrom(addr, r.tc, r.err)
+				if r.tc != nil {
+					r.tc.Close()
+				}
+				c.rechecked(addr, r.err)
 			}()
 			return c.wrap(plain, plain, nil, mode, network, addr, dial), nil
 		case <-ctx.Done():
@@ -310,88 +305,43 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial D
 	}
 }
 
-// learnFrom records what a TLS attempt at addr showed: a server that
-// answered it in TLS is no longer taken to serve plaintext only.
-func (c *Config) learnFrom(addr string, tc *tls.Conn, err error) {
-	if tc != nil {
-		tc.Close()
-	}
-	if err == nil || isTLSAnswer(err) {
-		c.plain.learnTLS(addr)
-		c.Logger().Debug("sslconn: server now answers TLS; PREFERRED encrypts new connections", "addr", addr)
-		return
-	}
-	c.plain.checked(addr)
-}
-
-// recheck asks addr, off the request path, whether it speaks TLS now.
-func (c *Config) recheck(network, addr string, dial DialFunc) {
+// recheck makes one TLS attempt at addr, off the request path: does it
+// speak TLS now?
+func (c *Config) recheck(network, addr string, dial DialFunc) error {
 	// Bounded, as everything that runs off the request path: a server
 	// that speaks TLS answers a ClientHello within milliseconds.
 	ctx, cancel := context.WithTimeout(context.Background(), firstByteTimeout)
 	defer cancel()
 	raw, err := dial(ctx, network, addr)
 	if err != nil {
-		c.plain.checked(addr)
-		return
+		return err
 	}
 	tc, _, err := c.handshake(ctx, sslconn.Preferred, raw, addr)
-	c.learnFrom(addr, tc, err)
+	if tc != nil {
+		tc.Close()
+	}
+	return err
 }
 
 // dialPreferredSlow is PREFERRED for an engine without a PlainProbe, and
 // at an address that has answered TLS: the silence of a plaintext server
 // is seen only when the first-byte wait ends.
-func (c *Config) dialPreferredSlow(ctx context.Context, network, addr string, dial DialFunc) (net.Conn, error) {
+func (c *Config) dialPreferredSlow(ctx context.Context, p *plan, network, addr string, dial DialFunc) (net.Conn, error) {
 	raw, err := dial(ctx, network, addr)
 	if err != nil {
-		// Down, perhaps restarting with other settings: find out anew.
-		c.plain.forget(addr)
 		return nil, err
 	}
 	tc, asked, err := c.handshake(ctx, sslconn.Preferred, raw, addr)
-	if err == nil {
-		c.plain.learnTLS(addr)
+	if p.next(sslconn.Preferred, err) != sslconn.Disabled {
+		if err != nil {
+			return nil, err
+		}
 		w := c.wrap(tc, raw, tc, sslconn.Preferred, network, addr, dial)
 		w.certAsked = asked && !c.e.HasClientCert()
 		return w, nil
 	}
-	if !errors.Is(err, sslconn.ErrServerNoTLS) {
-		return nil, err
-	}
-	c.plain.learn(addr)
-	c.Logger().Debug("sslconn: server does not speak TLS here; PREFERRED falls back to plaintext", "addr", addr)
 	if raw, err = dial(ctx, network, addr); err != nil {
 		return nil, err
 	}
 	return c.wrap(raw, raw, nil, sslconn.Preferred, network, addr, dial), nil
-}
-
-// The same knowledge, for engines that negotiate TLS in their protocol and
-// pay a second connection when PREFERRED finds it off (SQL Server's
-// ENCRYPT_NOT_SUP).
-
-// KnownPlain reports whether PREFERRED found addr to serve plaintext only,
-// and whether it is time to ask again, off the request path, whether it
-// serves TLS now; the caller then reports with PlainChecked.
-func (c *Config) KnownPlain(addr string) (known, recheck bool) {
-	if !c.plain.known(addr) {
-		return false, false
-	}
-	return true, c.plain.due(addr)
-}
-
-// LearnPlain records that addr serves plaintext only.
-func (c *Config) LearnPlain(addr string) { c.plain.learn(addr) }
-
-// ForgetPlain drops what is known of addr: it serves TLS now, or may.
-func (c *Config) ForgetPlain(addr string) { c.plain.forget(addr) }
-
-// PlainChecked reports a recheck's outcome: whether addr serves TLS now.
-func (c *Config) PlainChecked(addr string, servesTLS bool) {
-	if servesTLS {
-		c.plain.learnTLS(addr)
-		return
-	}
-	c.plain.checked(addr)
 }

@@ -28,33 +28,14 @@ import (
 // encrypts now; a server that has started to force encryption says so in
 // its PRELOGIN answer (ErrServerRequiresTLS), and this connection and the
 // next ask for it; after a failed attempt (a restart) the next one asks.
-// The plan and its memory are the core's (core.Config.Plan).
+// The plan, its memory and the rechecks are the core's (core.Connector).
 func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
-	var tokens []string // the tokens this call's attempts logged in with
-	return c.life.Connect(ctx, func(ctx context.Context) (driver.Conn, error) {
-		var conn driver.Conn
-		err := c.ssl.Plan(c.addr(), func(mode sslconn.Mode) (sslconn.Mode, error) {
-			var err error
-			conn, err = c.connectOnce(ctx, mode, &tokens)
-			return mode, err
-		}, c.recheckTLS)
-		return conn, err
-	}, func() []string { return append(tokens, c.recent.all()...) })
-}
-
-// recheckTLS asks the server whether it encrypts now, with a login
-// bounded by the handshake timeout; Close ends it.
-func (c *Connector) recheckTLS() error {
-	ctx, cancel := context.WithTimeout(context.Background(), c.ssl.HandshakeTimeout())
-	defer cancel()
-	ctx, release := c.life.Bind(ctx)
-	defer release()
+	// The tokens this call's attempts (and rechecks) logged in with.
 	var tokens []string
-	conn, err := c.connectOnce(ctx, sslconn.Required, &tokens)
-	if conn != nil {
-		conn.Close()
-	}
-	return err
+	return c.life.Connect(ctx, func(ctx context.Context, mode sslconn.Mode) (driver.Conn, sslconn.Mode, error) {
+		conn, err := c.connectOnce(ctx, mode, &tokens)
+		return conn, mode, err
+	}, func() []string { return append(tokens, c.recent.all()...) })
 }
 
 // attempt observes one connection attempt from the side: the server's

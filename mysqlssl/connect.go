@@ -25,13 +25,13 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	return c.wrap(conn), nil
 }
 
-// attempt is one connection attempt, in the configured mode. Under
-// PREFERRED the driver makes both of the plan's attempts in one connection
+// attempt is one connection attempt in mode. Under PREFERRED the driver
+// makes both of the plan's attempts in one connection
 // (AllowFallbackToPlaintext): TLS when the server's greeting offers
 // CLIENT_SSL, plaintext when it does not, which reports to the plan as its
 // plaintext attempt. Nothing is remembered that would make a later
 // connection skip asking: the greeting says it at no cost.
-func (c *Connector) attempt(ctx context.Context) (driver.Conn, error) {
+func (c *Connector) attempt(ctx context.Context, mode sslconn.Mode) (driver.Conn, sslconn.Mode, error) {
 	// The driver reads the greeting and runs the TLS handshake and login
 	// without a deadline unless ctx has one: a server that accepts and then
 	// stalls would hold database/sql's Ping or Query forever. Each attempt
@@ -39,25 +39,21 @@ func (c *Connector) attempt(ctx context.Context) (driver.Conn, error) {
 	bound := c.ssl.HandshakeTimeout() + c.cfg.Timeout
 	actx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
-	var conn driver.Conn
-	err := c.ssl.Plan(c.cfg.Addr, func(mode sslconn.Mode) (sslconn.Mode, error) {
-		inner, err := c.driverConnector(mode)
-		if err != nil {
-			return mode, core.Permanent(err)
-		}
-		conn, err = inner.Connect(actx)
-		switch {
-		case err == nil && mode == sslconn.Preferred && !inner.seen.handshake.Load():
-			return sslconn.Disabled, nil // the driver's fallback: no CLIENT_SSL
-		case err == nil:
-			return mode, nil
-		case ctx.Err() == nil && actx.Err() != nil:
-			return mode, core.NewError(sslconn.ErrHandshakeTimeout, mode, c.cfg.Addr,
-				"no greeting, TLS handshake and login within "+bound.String(), os.ErrDeadlineExceeded)
-		}
-		return mode, c.classify(actx, err)
-	}, nil)
-	return conn, err
+	inner, err := c.driverConnector(mode)
+	if err != nil {
+		return nil, mode, core.Permanent(err)
+	}
+	conn, err := inner.Connect(actx)
+	switch {
+	case err == nil && mode == sslconn.Preferred && !inner.seen.handshake.Load():
+		return conn, sslconn.Disabled, nil // the driver's fallback: no CLIENT_SSL
+	case err == nil:
+		return conn, mode, nil
+	case ctx.Err() == nil && actx.Err() != nil:
+		return nil, mode, core.NewError(sslconn.ErrHandshakeTimeout, mode, c.cfg.Addr,
+			"no greeting, TLS handshake and login within "+bound.String(), os.ErrDeadlineExceeded)
+	}
+	return nil, mode, c.classify(actx, err)
 }
 
 // driverConnector is the driver's connector for one new connection, with

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/sslconn/sslconn/sslconn"
@@ -33,12 +34,22 @@ func (c *Config) Connector(addr string, secrets ...string) *Connector {
 	return &Connector{cfg: c, addr: addr, secrets: secrets, open: open, close: closeFn}
 }
 
-// Connect runs attempt, one connection attempt, until it succeeds, its
-// error is permanent, the retry budget is spent, ctx ends or Close is
-// called: a Connect that Close ended, or that came after it, is
-// sslconn.ErrUnavailable saying so. more, if not nil, gives secrets the
-// attempts met (access tokens), to keep out of the error as well.
-func (l *Connector) Connect(ctx context.Context, attempt func(context.Context) (driver.Conn, error), more func() []string) (driver.Conn, error) {
+// Connect makes one new connection, retrying within the budget until it
+// succeeds, an error is permanent, ctx ends or Close is called: a Connect
+// that Close ended, or that came after it, is sslconn.ErrUnavailable
+// saying so. more, if not nil, gives secrets the attempts met (access
+// tokens), to keep out of the error as well.
+//
+// attempt makes one connection attempt in the mode it is given, which the
+// plan for the connection picks (see plan): the configured mode, or under
+// PREFERRED TLS, plaintext, or both in turn. It returns the mode the
+// connection was made in (that mode, or Disabled when the driver fell back
+// to plaintext within the connection, as MySQL's does) and its error,
+// typed: ErrServerNoTLS and ErrServerRequiresTLS turn the plan to the
+// other mode. While the address serves plaintext only, attempt also makes
+// the plan's TLS rechecks, in REQUIRED, in the background, bounded by the
+// handshake timeout and by Close.
+func (l *Connector) Connect(ctx context.Context, attempt func(context.Context, sslconn.Mode) (driver.Conn, sslconn.Mode, error), more func() []string) (driver.Conn, error) {
 	if l.open.Err() != nil {
 		return nil, l.closedError(nil, nil)
 	}
@@ -50,7 +61,7 @@ func (l *Connector) Connect(ctx context.Context, attempt func(context.Context) (
 	)
 	err := l.cfg.Retry(ctx, l.addr, func(ctx context.Context) error {
 		var err error
-		conn, err = attempt(ctx)
+		conn, err = l.connectByPlan(ctx, attempt)
 		if err != nil && ctx.Err() == nil {
 			last = err
 		}
@@ -67,6 +78,38 @@ func (l *Connector) Connect(ctx context.Context, attempt func(context.Context) (
 		secrets = append(slices.Clip(secrets), more()...)
 	}
 	return nil, Redact(err, secrets...)
+}
+
+// connectByPlan is one new connection: the plan's attempts in turn, and
+// its recheck when due.
+func (l *Connector) connectByPlan(ctx context.Context, attempt func(context.Context, sslconn.Mode) (driver.Conn, sslconn.Mode, error)) (driver.Conn, error) {
+	p := l.cfg.plan(l.cfg.Mode(), l.addr)
+	var (
+		conn driver.Conn
+		err  error
+	)
+	for mode := p.first; mode != 0; {
+		var made sslconn.Mode
+		conn, made, err = attempt(ctx, mode)
+		if made == 0 {
+			panic(fmt.Sprintf("BUG: an attempt in %s reported no mode", mode))
+		}
+		mode = p.next(made, err)
+	}
+	if err == nil {
+		p.runRecheck(func() error {
+			rctx, cancel := context.WithTimeout(context.Background(), l.cfg.HandshakeTimeout())
+			defer cancel()
+			rctx, release := l.Bind(rctx)
+			defer release()
+			conn, _, err := attempt(rctx, sslconn.Required)
+			if conn != nil {
+				conn.Close()
+			}
+			return err
+		})
+	}
+	return conn, err
 }
 
 // closedError is the sslconn.ErrUnavailable error of a Connect that Close

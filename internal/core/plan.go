@@ -2,7 +2,6 @@ package core
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/sslconn/sslconn/sslconn"
 )
@@ -18,7 +17,9 @@ import (
 //
 // and, at an address known to serve plaintext only, a TLS attempt off the
 // request path every recheckEvery (recheck). Every other mode is one
-// attempt in that mode, and learns nothing.
+// attempt in that mode, and learns nothing. Connector.Connect runs it for
+// the database/sql adapters, dialPreferred for the engines where TLS wraps
+// the whole connection.
 //
 // How an engine tells "no TLS here" is its adapter's translation into the
 // typed errors: SQL Server's ENCRYPT_NOT_SUP, a ClientHello met with
@@ -100,29 +101,4 @@ func (p *plan) runRecheck(check func() error) {
 	}
 	p.recheck = false
 	go func() { p.c.rechecked(p.addr, check()) }()
-}
-
-// Plan makes one new connection to addr the way the configured mode says
-// (see plan): attempt connects in the mode it is given and returns the mode
-// the connection was made in (that mode, or Disabled when the driver fell
-// back to plaintext within the connection) and its error, typed
-// (ErrServerNoTLS, ErrServerRequiresTLS). Plan returns the last attempt's
-// error. recheck, which may be nil, makes one TLS attempt at addr off the
-// request path and returns its error; it runs in its own goroutine, bounded
-// by its own context, while addr is known to serve plaintext only.
-func (c *Config) Plan(addr string, attempt func(sslconn.Mode) (sslconn.Mode, error), recheck func() error) error {
-	p := c.plan(c.Mode(), addr)
-	var err error
-	for mode := p.first; mode != 0; {
-		var made sslconn.Mode
-		made, err = attempt(mode)
-		if made == 0 {
-			panic(fmt.Sprintf("BUG: an attempt in %s reported no mode", mode))
-		}
-		mode = p.next(made, err)
-	}
-	if err == nil {
-		p.runRecheck(recheck)
-	}
-	return err
 }

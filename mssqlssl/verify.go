@@ -16,6 +16,8 @@ import (
 // the dialer and exposes neither its net.Conn nor its TLS state.
 var live sync.Map // driver.Conn -> sslconn.Status
 
+// register records the TLS state of dc, the driver's connection over s;
+// Close forgets it.
 func (s *sniffConn) register(dc driver.Conn, st sslconn.Status) {
 	s.dc = dc
 	live.Store(dc, st)

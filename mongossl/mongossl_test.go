@@ -20,9 +20,9 @@ import (
 	"github.com/sslconn/sslconn/sslconn"
 )
 
-// The servers and certificates are mongotest's, shared with mongov1's
-// tests: one FerretDB per scenario S0-S7 started on first use, a mutual-TLS
-// one, and startOwn for the tests that restart theirs.
+// The servers and certificates are mongotest's, which the tests of both
+// adapters use: one FerretDB per scenario S0-S7 started on first use, a
+// mutual-TLS one, and startOwn for the tests that restart theirs.
 var (
 	scenarios = mongotest.Scenarios
 	mutualTLS = mongotest.MutualTLS

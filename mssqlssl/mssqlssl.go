@@ -149,7 +149,7 @@ func (c *Connector) GoString() string { return c.String() }
 
 // sqlDriver registers the package with database/sql and the sslconn
 // command, and serves Driver and Open.
-var sqlDriver = core.SQLDriver[*Connector]{New: NewConnector, Config: func(c *Connector) *core.Config { return c.ssl }}
+var sqlDriver = core.SQLDriver[*Connector]{New: NewConnector, Life: func(c *Connector) *core.Connector { return c.life }}
 
 func init() { sqlDriver.Register(DriverName, "mssql", Driver{}) }
 

@@ -43,6 +43,16 @@ func (e engine) HasClientCert() bool { return e.c.clientCert != nil }
 func (e engine) ExplicitMode() Mode  { return e.c.explicit }
 func (e engine) Dialer() DialFunc    { return e.c.dialer }
 
+// NameFor and CASource say what a VERIFY_IDENTITY handshake checks, for
+// the sslconn command's report.
+func (e engine) NameFor(host string) string { return e.c.nameFor(host) }
+func (e engine) CASource() string {
+	if e.c.ca == nil {
+		return ""
+	}
+	return e.c.ca.describe()
+}
+
 // options are the Options only adapters and tests set.
 type options struct{}
 

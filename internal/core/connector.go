@@ -140,10 +140,10 @@ func (l *Connector) Bind(ctx context.Context) (context.Context, func()) {
 }
 
 // SQLDriver is a database/sql adapter's entry points, made from its
-// NewConnector (New) and the way to its connectors' Config.
+// NewConnector (New) and the way to its connectors' Connector (Life).
 type SQLDriver[C driver.Connector] struct {
-	New    func(dsn string, opts ...sslconn.Option) (C, error)
-	Config func(C) *Config
+	New  func(dsn string, opts ...sslconn.Option) (C, error)
+	Life func(C) *Connector
 }
 
 // Register registers drv with database/sql as name, and New as engine's
@@ -153,12 +153,13 @@ func (d SQLDriver[C]) Register(name, engine string, drv interface {
 	driver.DriverContext
 }) {
 	sql.Register(name, drv)
-	RegisterResolver(engine, func(dsn string, opts ...sslconn.Option) (*Config, error) {
+	RegisterResolver(engine, func(dsn string, opts ...sslconn.Option) (*Resolved, error) {
 		c, err := d.New(dsn, opts...)
 		if err != nil {
 			return nil, err
 		}
-		return d.Config(c), nil
+		l := d.Life(c)
+		return &Resolved{Config: l.cfg, Addrs: []string{l.addr}}, nil
 	})
 }
 

@@ -32,6 +32,8 @@ type engine interface {
 	HasClientCert() bool
 	ExplicitMode() sslconn.Mode
 	Dialer() sslconn.DialFunc
+	NameFor(host string) string
+	CASource() string
 }
 
 type optionMaker interface {
@@ -157,6 +159,14 @@ func (c *Config) UserDialer() DialFunc { return c.e.Dialer() }
 
 // ExplicitMode is the mode set by WithMode or ssl-mode, or 0.
 func (c *Config) ExplicitMode() sslconn.Mode { return c.e.ExplicitMode() }
+
+// NameFor is the name VERIFY_IDENTITY checks for host ("host" or
+// "host:port"): the server-name override, else the host.
+func (c *Config) NameFor(host string) string { return c.e.NameFor(host) }
+
+// CASource names the CA chains are verified against: its file, the
+// driver's RootCAs or a count of certificates; "" for the system roots.
+func (c *Config) CASource() string { return c.e.CASource() }
 
 // VerifyChain judges a chain (leaf first) exactly as a handshake in mode
 // would, with the same typed errors.

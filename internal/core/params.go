@@ -311,22 +311,30 @@ func editDistance(a, b string) int {
 }
 
 // resolvers hold each adapter's reading of its DSNs, registered by the
-// adapter's init, so that the sslconn command resolves a DSN's mode exactly
-// as the adapter that will connect with it does.
-var resolvers sync.Map // engine name -> func(string, ...sslconn.Option) (*Config, error)
+// adapter's init, so that the sslconn command reads a DSN exactly as the
+// adapter that will connect with it does, and in no other way.
+var resolvers sync.Map // engine name -> func(string, ...sslconn.Option) (*Resolved, error)
 
-// RegisterResolver records how an adapter turns a DSN and options into a Config.
-func RegisterResolver(engine string, f func(dsn string, opts ...sslconn.Option) (*Config, error)) {
+// Resolved is an adapter's reading of a DSN, without connecting: the
+// Config its connections use and the addresses it dials (host:port, or a
+// Unix socket's path), the one dialled first first.
+type Resolved struct {
+	Config *Config
+	Addrs  []string
+}
+
+// RegisterResolver records how an adapter reads a DSN and options.
+func RegisterResolver(engine string, f func(dsn string, opts ...sslconn.Option) (*Resolved, error)) {
 	resolvers.Store(engine, f)
 }
 
-// ResolveDSN resolves dsn as the engine's adapter does, without connecting.
-func ResolveDSN(engine, dsn string, opts ...sslconn.Option) (*Config, error) {
+// ResolveDSN reads dsn as the engine's adapter does, without connecting.
+func ResolveDSN(engine, dsn string, opts ...sslconn.Option) (*Resolved, error) {
 	f, ok := resolvers.Load(engine)
 	if !ok {
 		panic("BUG: no resolver registered for " + engine)
 	}
-	return f.(func(string, ...sslconn.Option) (*Config, error))(dsn, opts...)
+	return f.(func(string, ...sslconn.Option) (*Resolved, error))(dsn, opts...)
 }
 
 // MaxDSN bounds the length of a DSN: real ones are a few hundred bytes, and

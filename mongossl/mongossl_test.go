@@ -216,7 +216,7 @@ func TestReplicaSetHosts(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cfg, err := core.New(sslconn.WithMode(sslconn.VerifyIdentity), sslconn.WithCAFile(certs.CA), sslconn.WithRetryBudget(2*time.Second))
+	cfg, err := core.Resolve(core.Spec{}, sslconn.WithMode(sslconn.VerifyIdentity), sslconn.WithCAFile(certs.CA), sslconn.WithRetryBudget(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,7 +62,7 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode, tokens *
 		if c.strict {
 			cfg.Encryption = msdsn.EncryptionStrict
 		}
-		tc := c.ssl.TLSConfigMode(mode, c.addr())
+		tc := c.ssl.Settings().TLSConfig(mode, c.addr())
 		if tc.ServerName == "" {
 			// Reached by IP: crypto/tls then keys the session cache by
 			// RemoteAddr, which the driver's handshake wrapper returns as
@@ -109,7 +109,7 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode, tokens *
 		// count against the server's: the login bound restarts after it.
 		resume := func() {
 			for _, r := range alive() {
-				r.setLoginBy(time.Now().Add(c.ssl.HandshakeTimeout()))
+				r.setLoginBy(time.Now().Add(c.ssl.Settings().HandshakeTimeout))
 			}
 		}
 		var err error
@@ -127,14 +127,14 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode, tokens *
 		// handshake and LOGINACK with no deadline: a server that accepts
 		// and stalls would hold the caller forever. Bound the login.
 		r := &sniffConn{Conn: nc, peer: core.NewPeerCheck(nc), a: a, sniff: !c.strict}
-		r.setLoginBy(time.Now().Add(c.ssl.HandshakeTimeout()))
+		r.setLoginBy(time.Now().Add(c.ssl.Settings().HandshakeTimeout))
 		dmu.Lock()
 		dialed = append(dialed, r)
 		dmu.Unlock()
 		return r, nil
 	})
 	conn.Dialer = dial
-	if c.ssl.UserDialer() != nil {
+	if c.ssl.Settings().Dialer != nil {
 		// sslconn.WithDialer's dial (a bastion, a proxy) resolves the
 		// host name in its own network: the driver then passes it on
 		// instead of resolving it here.
@@ -153,7 +153,7 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode, tokens *
 		dmu.Unlock()
 		if !tokenFailed && ctx.Err() == nil && timedOut {
 			return nil, core.NewError(sslconn.ErrHandshakeTimeout, mode, c.addr(),
-				"no PRELOGIN answer, TLS handshake and login within "+c.ssl.HandshakeTimeout().String(), os.ErrDeadlineExceeded)
+				"no PRELOGIN answer, TLS handshake and login within "+c.ssl.Settings().HandshakeTimeout.String(), os.ErrDeadlineExceeded)
 		}
 		return nil, c.classify(err, mode, a)
 	}

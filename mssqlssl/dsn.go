@@ -10,6 +10,7 @@ import (
 	"github.com/microsoft/go-mssqldb/msdsn"
 
 	"github.com/sslconn/sslconn/internal/core"
+	"github.com/sslconn/sslconn/internal/param"
 	"github.com/sslconn/sslconn/internal/tlsinfo"
 	"github.com/sslconn/sslconn/sslconn"
 )
@@ -19,7 +20,7 @@ import (
 // The TLSConfig Parse derives from the DSN's parameters is dropped:
 // newConnector reads the parameters themselves.
 func parseDSN(dsn string) (cfg msdsn.Config, pw string, err error) {
-	if err := core.CheckLength(dsn); err != nil {
+	if err := param.CheckLength(dsn); err != nil {
 		return msdsn.Config{}, "", err
 	}
 	pw = dsnPassword(dsn)

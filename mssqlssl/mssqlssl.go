@@ -13,6 +13,7 @@ import (
 	"github.com/microsoft/go-mssqldb/msdsn"
 
 	"github.com/sslconn/sslconn/internal/core"
+	"github.com/sslconn/sslconn/internal/param"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
@@ -92,13 +93,13 @@ func newConnector(cfg msdsn.Config, opts []sslconn.Option, moreSecrets ...string
 	params := url.Values{}
 	var keys []string
 	for k, v := range cfg.Parameters {
-		if core.IsParam(k) {
+		if param.Is(k) {
 			params.Set(k, v)
 		} else {
 			keys = append(keys, k)
 		}
 	}
-	if err := core.CheckUnknown(keys, func(k string) bool { return strings.EqualFold(k, "tlsmin") }); err != nil {
+	if err := param.CheckUnknown(keys, func(k string) bool { return strings.EqualFold(k, "tlsmin") }); err != nil {
 		return nil, core.Redact(err, secrets...)
 	}
 	ssl, err := core.Resolve(core.Spec{Native: native, Params: params, Secrets: secrets}, opts...)

@@ -36,7 +36,7 @@ func (c *Connector) attempt(ctx context.Context, mode sslconn.Mode) (driver.Conn
 	// without a deadline unless ctx has one: a server that accepts and then
 	// stalls would hold database/sql's Ping or Query forever. Each attempt
 	// gets the dial timeout plus the handshake timeout.
-	bound := c.ssl.HandshakeTimeout() + c.cfg.Timeout
+	bound := c.ssl.Settings().HandshakeTimeout + c.cfg.Timeout
 	actx, cancel := context.WithTimeout(ctx, bound)
 	defer cancel()
 	inner, err := c.driverConnector(mode)
@@ -65,9 +65,9 @@ func (c *Connector) attempt(ctx context.Context, mode sslconn.Mode) (driver.Conn
 // its handshake (see watchHandshake).
 func (c *Connector) driverConnector(mode sslconn.Mode) (*watchedConnector, error) {
 	cfg := c.cfg.Clone()
-	cfg.TLS = c.ssl.TLSConfigMode(mode, cfg.Addr)
+	cfg.TLS = c.ssl.Settings().TLSConfig(mode, cfg.Addr)
 	cfg.AllowFallbackToPlaintext = mode == sslconn.Preferred
-	if d := c.ssl.UserDialer(); d != nil {
+	if d := c.ssl.Settings().Dialer; d != nil {
 		cfg.DialFunc = d
 	}
 	seen := watchHandshake(cfg.TLS)

@@ -8,6 +8,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/sslconn/sslconn/internal/core"
+	"github.com/sslconn/sslconn/internal/param"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
@@ -26,7 +27,7 @@ type parsedDSN struct {
 // with the driver.
 func parseDSN(dsn string) (parsedDSN, error) {
 	var d parsedDSN
-	if err := core.CheckLength(dsn); err != nil {
+	if err := param.CheckLength(dsn); err != nil {
 		return d, err
 	}
 	// [user[:password]@]...: parameters start at the first '?' after the
@@ -55,7 +56,7 @@ func parseDSN(dsn string) (parsedDSN, error) {
 		}
 		k, v, _ := strings.Cut(kv, "=")
 		switch {
-		case core.IsParam(k):
+		case param.Is(k):
 			uv, err := url.QueryUnescape(v)
 			if err != nil {
 				return d, core.InvalidOption(k, "badly escaped value", nil)
@@ -72,7 +73,7 @@ func parseDSN(dsn string) (parsedDSN, error) {
 	}
 	// The driver sends parameters it does not know to the server as session
 	// variables: a misspelled ssl-mode would come back as SQL error 1064.
-	if err := core.CheckUnknown(keys, nil); err != nil {
+	if err := param.CheckUnknown(keys, nil); err != nil {
 		return d, core.Redact(err, d.spec.Secrets...)
 	}
 	cfgDSN := base

@@ -120,14 +120,14 @@ func (c *Connector) search(s *writableSearch) {
 	start := time.Now()
 	var err error
 	for {
-		pctx, cancel := context.WithTimeout(ctx, c.ssl.HandshakeTimeout())
+		pctx, cancel := context.WithTimeout(ctx, c.ssl.Settings().HandshakeTimeout)
 		err = c.probeWritable(pctx)
 		cancel()
 		c.roMu.Lock()
 		idle := s.waiters == 0
 		c.roMu.Unlock()
 		retry := errors.Is(err, errStillReadOnly) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn)
-		if err == nil || !retry || idle || time.Since(start) > c.ssl.RetryBudget() || ctx.Err() != nil {
+		if err == nil || !retry || idle || time.Since(start) > c.ssl.Settings().RetryBudget || ctx.Err() != nil {
 			break
 		}
 		t := time.NewTimer(core.PollInterval(time.Since(start)))

@@ -31,7 +31,7 @@ import (
 // It retries only while a command waits on an open client (see owner).
 type dialer struct {
 	cfg *core.Config
-	raw core.DialFunc // nil: the Config's (WithDialer, else a net.Dialer)
+	raw sslconn.DialFunc // nil: the Config's (WithDialer, else a net.Dialer)
 	// owner is the standalone or failover client the dialer serves, once
 	// built; retryHook tags its dials with it. A cluster's nodes tag theirs
 	// with their own.
@@ -54,7 +54,7 @@ type dialing struct {
 // set (nil if none).
 func newDialer(cfg *core.Config, user func(ctx context.Context, network, addr string) (net.Conn, error)) *dialer {
 	d := &dialer{cfg: cfg, owner: &owner{}, cur: map[*dialing]struct{}{}}
-	if user != nil && cfg.UserDialer() == nil {
+	if user != nil && cfg.Settings().Dialer == nil {
 		d.raw = user
 	}
 	return d

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/sslconn/sslconn/internal/core"
+	"github.com/sslconn/sslconn/internal/param"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
@@ -22,7 +23,7 @@ type parsed struct {
 }
 
 func parse(raw string) (*parsed, error) {
-	if err := core.CheckLength(raw); err != nil {
+	if err := param.CheckLength(raw); err != nil {
 		return nil, err
 	}
 	u, err := url.Parse(raw)
@@ -42,14 +43,14 @@ func parse(raw string) (*parsed, error) {
 	p.spec.Probe = ping
 	var keys []string
 	for k, v := range q {
-		if core.IsParam(k) {
+		if param.Is(k) {
 			p.spec.Params[k] = v
 			q.Del(k)
 		} else {
 			keys = append(keys, k)
 		}
 	}
-	if err := core.CheckUnknown(keys, func(k string) bool { return k == "skip_verify" }); err != nil {
+	if err := param.CheckUnknown(keys, func(k string) bool { return k == "skip_verify" }); err != nil {
 		return nil, core.Redact(err, p.spec.Secrets...)
 	}
 	switch u.Scheme {
@@ -114,11 +115,11 @@ func (p *parsed) config(opts []sslconn.Option) (*core.Config, error) {
 }
 
 // conflictHint adds to a conflict between the URL's TLS setting and an
-// explicit mode (core.Conflict) the change to the URL that resolves it.
+// explicit mode (core.Resolve's conflict rule) the change to the URL that resolves it.
 func (p *parsed) conflictHint(err error, opts []sslconn.Option) error {
 	var se *sslconn.Error
 	if p.spec.Native.Mode == 0 || !errors.As(err, &se) || se.Kind != sslconn.ErrInvalidOption ||
-		se.Option != core.ParamMode || se.Hint != "" {
+		se.Option != param.Mode || se.Hint != "" {
 		return err
 	}
 	// The explicit mode alone, without the URL's setting.
@@ -128,9 +129,9 @@ func (p *parsed) conflictHint(err error, opts []sslconn.Option) error {
 	}
 	cp := *se
 	switch {
-	case alone.ExplicitMode() == sslconn.Disabled:
+	case alone.Settings().Mode == sslconn.Disabled:
 		cp.Hint = "use redis:// for plaintext, or drop ssl-mode=DISABLED"
-	case alone.ExplicitMode() >= sslconn.VerifyCA:
+	case alone.Settings().Mode >= sslconn.VerifyCA:
 		cp.Hint = "drop skip_verify=true to verify, or use ssl-mode=REQUIRED"
 	default:
 		return err
@@ -212,10 +213,10 @@ func readFailoverOptions(o *redis.FailoverOptions) (core.Spec, userSet) {
 // commands waiting for it and with Close (see owner); the handshake
 // timeout, and the default dialer's connect timeout, bound each attempt.
 func dialBudget(cfg *core.Config) time.Duration {
-	if b := cfg.RetryBudget(); b > 0 {
-		return b + cfg.HandshakeTimeout()
+	if b := cfg.Settings().RetryBudget; b > 0 {
+		return b + cfg.Settings().HandshakeTimeout
 	}
-	return cfg.HandshakeTimeout() + 10*time.Second
+	return cfg.Settings().HandshakeTimeout + 10*time.Second
 }
 
 func invalidURL(err error, passwords ...string) error {

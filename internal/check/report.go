@@ -137,8 +137,8 @@ func (r *Report) mode(m sslconn.Mode) ModeResult {
 // its CA, and against the name VERIFY_IDENTITY checks for addr.
 func analyse(peers []*x509.Certificate, judge *core.Config, addr string) *Chain {
 	now := time.Now()
-	ch := &Chain{CA: "system roots", Host: judge.NameFor(addr)}
-	if ca := judge.CASource(); ca != "" {
+	ch := &Chain{CA: "system roots", Host: judge.Settings().NameFor(addr)}
+	if ca := judge.Settings().CASource; ca != "" {
 		ch.CA = ca
 	}
 	for _, c := range peers {

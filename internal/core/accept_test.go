@@ -18,7 +18,7 @@ func TestBackWhenAccepting(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	c, err := New(sslconn.WithMode(sslconn.Disabled), sslconn.WithRetryBudget(time.Minute),
+	c, err := newConfig(sslconn.WithMode(sslconn.Disabled), sslconn.WithRetryBudget(time.Minute),
 		sslconn.WithBackoff(sslconn.Backoff{Initial: 30 * time.Second, Max: 30 * time.Second}))
 	if err != nil {
 		t.Fatal(err)

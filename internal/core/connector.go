@@ -98,7 +98,7 @@ func (l *Connector) connectByPlan(ctx context.Context, attempt func(context.Cont
 	}
 	if err == nil {
 		p.runRecheck(func() error {
-			rctx, cancel := context.WithTimeout(context.Background(), l.cfg.HandshakeTimeout())
+			rctx, cancel := context.WithTimeout(context.Background(), l.cfg.s.HandshakeTimeout)
 			defer cancel()
 			rctx, release := l.Bind(rctx)
 			defer release()

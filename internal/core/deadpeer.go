@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"time"
+
+	"github.com/sslconn/sslconn/sslconn"
 )
 
 // DefaultDeadPeer is how long an operation may wait on a server that went
@@ -42,7 +44,7 @@ func armDeadPeer(conn net.Conn, bound time.Duration) {
 }
 
 // armedDialer wraps dial so that every TCP connection it makes is armed.
-func armedDialer(dial DialFunc, bound time.Duration) DialFunc {
+func armedDialer(dial sslconn.DialFunc, bound time.Duration) sslconn.DialFunc {
 	if bound <= 0 {
 		return dial
 	}

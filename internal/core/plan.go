@@ -73,7 +73,7 @@ func (p *plan) next(mode sslconn.Mode, err error) sslconn.Mode {
 		p.c.plain.learnTLS(p.addr)
 	case errors.Is(err, sslconn.ErrServerNoTLS):
 		p.c.plain.learn(p.addr)
-		p.c.Logger().Debug("sslconn: server does not speak TLS here; PREFERRED falls back to plaintext", "addr", p.addr)
+		p.c.s.Logger.Debug("sslconn: server does not speak TLS here; PREFERRED falls back to plaintext", "addr", p.addr)
 		if again {
 			return sslconn.Disabled
 		}
@@ -87,7 +87,7 @@ func (p *plan) next(mode sslconn.Mode, err error) sslconn.Mode {
 func (c *Config) rechecked(addr string, err error) {
 	if err == nil || isTLSAnswer(err) {
 		c.plain.learnTLS(addr)
-		c.Logger().Debug("sslconn: server now answers TLS; PREFERRED encrypts new connections", "addr", addr)
+		c.s.Logger.Debug("sslconn: server now answers TLS; PREFERRED encrypts new connections", "addr", addr)
 		return
 	}
 	c.plain.checked(addr)

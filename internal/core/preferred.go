@@ -13,14 +13,6 @@ import (
 	"github.com/sslconn/sslconn/sslconn"
 )
 
-// PlainProbe asks a server, over a new plaintext connection, the cheapest
-// question its protocol has (Redis: PING; MongoDB: hello), and returns nil
-// when the answer shows that the server speaks plaintext there; an error
-// reply counts as an answer. It must leave conn at a message boundary: a
-// probed connection is handed to the driver. It runs under a deadline set
-// on conn.
-type PlainProbe func(ctx context.Context, conn net.Conn) error
-
 const (
 	// tlsGrace is how long PREFERRED still waits for a TLS answer once the
 	// plaintext probe has been answered. A server that serves TLS and
@@ -115,12 +107,12 @@ func (p *plainAddrs) checked(addr string) {
 // At an address known to serve plaintext it dials plaintext, as a bare
 // driver would, and now and then asks in the background whether TLS is
 // served there now. Elsewhere it starts the TLS handshake and, when the
-// engine has a PlainProbe, asks the plaintext question on a second
+// engine has a plaintext probe (Spec.Probe), asks the plaintext question on a second
 // connection at the same time: a TLS answer wins (and a handshake that
 // starts and fails is the error, never a downgrade); a plaintext answer
 // wins once no TLS answer has come within a grace after the ClientHello
 // went out, and the probed connection is the one returned.
-func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial DialFunc) (net.Conn, error) {
+func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial sslconn.DialFunc) (net.Conn, error) {
 	mode := sslconn.Preferred
 	p := c.plan(mode, addr)
 	if p.first == sslconn.Disabled {
@@ -154,7 +146,7 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial D
 	}
 	// The TLS attempt may outlive this call (below); it is bounded by the
 	// handshake timeout, not by ctx.
-	tctx, tcancel := context.WithTimeout(context.WithoutCancel(ctx), c.HandshakeTimeout())
+	tctx, tcancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.HandshakeTimeout)
 	stopTLS := context.AfterFunc(ctx, tcancel)
 	watch := &handshakeWatch{sent: make(chan time.Time, 1), answered: make(chan struct{})}
 	tlsCh := make(chan tlsResult, 1)
@@ -248,7 +240,7 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial D
 				dropProbe(plain, probePending)
 				p.next(mode, nil)
 				w := c.wrap(r.tc, r.raw, r.tc, mode, network, addr, dial)
-				w.certAsked = r.asked && !c.e.HasClientCert()
+				w.certAsked = r.asked && c.s.ClientCert == nil
 				return w, nil
 			}
 			if !errors.Is(r.err, sslconn.ErrServerNoTLS) {
@@ -307,7 +299,7 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial D
 
 // recheck makes one TLS attempt at addr, off the request path: does it
 // speak TLS now?
-func (c *Config) recheck(network, addr string, dial DialFunc) error {
+func (c *Config) recheck(network, addr string, dial sslconn.DialFunc) error {
 	// Bounded, as everything that runs off the request path: a server
 	// that speaks TLS answers a ClientHello within milliseconds.
 	ctx, cancel := context.WithTimeout(context.Background(), firstByteTimeout)
@@ -323,10 +315,10 @@ func (c *Config) recheck(network, addr string, dial DialFunc) error {
 	return err
 }
 
-// dialPreferredSlow is PREFERRED for an engine without a PlainProbe, and
+// dialPreferredSlow is PREFERRED for an engine without a plaintext probe, and
 // at an address that has answered TLS: the silence of a plaintext server
 // is seen only when the first-byte wait ends.
-func (c *Config) dialPreferredSlow(ctx context.Context, p *plan, network, addr string, dial DialFunc) (net.Conn, error) {
+func (c *Config) dialPreferredSlow(ctx context.Context, p *plan, network, addr string, dial sslconn.DialFunc) (net.Conn, error) {
 	raw, err := dial(ctx, network, addr)
 	if err != nil {
 		return nil, err
@@ -337,7 +329,7 @@ func (c *Config) dialPreferredSlow(ctx context.Context, p *plan, network, addr s
 			return nil, err
 		}
 		w := c.wrap(tc, raw, tc, sslconn.Preferred, network, addr, dial)
-		w.certAsked = asked && !c.e.HasClientCert()
+		w.certAsked = asked && c.s.ClientCert == nil
 		return w, nil
 	}
 	if raw, err = dial(ctx, network, addr); err != nil {

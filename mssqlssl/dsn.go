@@ -32,6 +32,22 @@ func parseDSN(dsn string) (cfg msdsn.Config, pw string, err error) {
 	return cfg, pw, nil
 }
 
+// sslParams takes the shared ssl-* parameters from a config's
+// Parameters; any other name that looks like a misspelling of one is an
+// error.
+func sslParams(p map[string]string) (url.Values, error) {
+	params := url.Values{}
+	var keys []string
+	for k, v := range p {
+		if param.Is(k) {
+			params.Set(k, v)
+		} else {
+			keys = append(keys, k)
+		}
+	}
+	return params, param.CheckUnknown(keys, func(k string) bool { return strings.EqualFold(k, "tlsmin") })
+}
+
 // copyConfig copies a caller's config deeply enough that neither side's
 // later changes reach the other, and gives a literal the defaults Parse
 // would have: the TCP protocol, maps to write to.

@@ -6,14 +6,12 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/microsoft/go-mssqldb/msdsn"
 
 	"github.com/sslconn/sslconn/internal/core"
-	"github.com/sslconn/sslconn/internal/param"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
@@ -90,16 +88,8 @@ func newConnector(cfg msdsn.Config, opts []sslconn.Option, moreSecrets ...string
 		return nil, core.Redact(err, secrets...)
 	}
 	splitHostComma(&cfg)
-	params := url.Values{}
-	var keys []string
-	for k, v := range cfg.Parameters {
-		if param.Is(k) {
-			params.Set(k, v)
-		} else {
-			keys = append(keys, k)
-		}
-	}
-	if err := param.CheckUnknown(keys, func(k string) bool { return strings.EqualFold(k, "tlsmin") }); err != nil {
+	params, err := sslParams(cfg.Parameters)
+	if err != nil {
 		return nil, core.Redact(err, secrets...)
 	}
 	ssl, err := core.Resolve(core.Spec{Native: native, Params: params, Secrets: secrets}, opts...)

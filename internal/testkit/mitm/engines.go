@@ -217,8 +217,7 @@ func (p *Proxy) tds(client net.Conn) {
 		}
 		p.flood(client, func(b []byte) []byte {
 			var buf bytes.Buffer
-			var id byte
-			tdsserver.NewHandshakeConn(nopConn{&buf}, 0, &id).Write(b)
+			tdsserver.NewHandshakeConn(nopConn{&buf}, 0).Write(b)
 			return buf.Bytes()
 		})
 		return
@@ -228,8 +227,7 @@ func (p *Proxy) tds(client net.Conn) {
 	}
 	switch {
 	case intercepting:
-		var id byte
-		hc := tdsserver.NewHandshakeConn(client, 0, &id)
+		hc := tdsserver.NewHandshakeConn(client, 0)
 		tc, ok := p.intercept(hc)
 		if !ok {
 			return

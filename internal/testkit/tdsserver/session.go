@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 )
 
 // session is one client connection.
@@ -15,9 +16,8 @@ type session struct {
 	cfg       Config
 	raw       net.Conn
 	rw        io.ReadWriter // raw, or TLS once encrypted
-	encrypted bool
+	encrypted atomic.Bool   // read by other sessions' sys.dm_exec_connections
 	spid      uint16
-	packetID  byte
 	info      SessionInfo
 }
 
@@ -40,7 +40,8 @@ func (s *session) serve() error {
 			s.info.Encryption = "tls-failed"
 			return err
 		}
-		s.rw, s.encrypted = tc, true
+		s.rw = tc
+		s.encrypted.Store(true)
 		s.noteTLS(tc)
 	}
 
@@ -57,7 +58,7 @@ func (s *session) serve() error {
 		s.info.ClientEncrypt = int(clientEnc)
 	}
 	answer, tlsMode := s.negotiate(clientEnc)
-	if s.encrypted {
+	if s.encrypted.Load() {
 		answer, tlsMode = EncryptNotSup, tlsNone // already inside TLS
 	}
 	s.info.Answer = int(answer)
@@ -74,14 +75,15 @@ func (s *session) serve() error {
 	if tlsMode != tlsNone {
 		// The handshake travels inside PRELOGIN packets, then TLS records
 		// flow bare on the connection.
-		hc := NewHandshakeConn(raw, s.spid, &s.packetID)
+		hc := NewHandshakeConn(raw, s.spid)
 		tc := tls.Server(hc, s.tlsConfig(nil))
 		if err := tc.Handshake(); err != nil {
 			s.info.Encryption = "tls-failed"
 			return err
 		}
 		hc.Done()
-		s.rw, s.encrypted = tc, true
+		s.rw = tc
+		s.encrypted.Store(true)
 		s.info.Encryption = "full"
 		if tlsMode == tlsLoginOnly {
 			s.info.Encryption = "login-only"
@@ -99,7 +101,8 @@ func (s *session) serve() error {
 	}
 	if tlsMode == tlsLoginOnly {
 		// encrypt=false: only the login packet was encrypted.
-		s.rw, s.encrypted = raw, false
+		s.rw = raw
+		s.encrypted.Store(false)
 	}
 	user, password, database, err := parseLogin7(payload)
 	if err != nil {
@@ -145,22 +148,31 @@ func (s *session) serve() error {
 		if err != nil {
 			return err
 		}
-		if typ == packAttn {
+		switch typ {
+		case packSQLBatch:
+		case packAttn:
 			// A cancel: the driver sends one when it closes rows before
 			// reading the final DONE. Acknowledge with DONE_ATTN ([MS-TDS] 2.2.1.7).
+			if len(payload) != 0 {
+				return fmt.Errorf("tds: attention with %d bytes of data", len(payload))
+			}
 			if err := s.writeMessage(packReply, doneToken(0x0020, 0, 0)); err != nil {
 				return err
 			}
 			s.info.Attentions++
 			continue
-		}
-		if typ != packSQLBatch {
-			// Only SQL batches are served; say so as SQL Server would.
+		case packRPC, packBulk, packTransMgr:
+			// Requests SQL Server serves and this stand-in does not: say so
+			// with an error, as SQL Server would for a request it refuses.
 			if err := s.writeMessage(packReply, append(errorToken(50000, 16, "tdsserver: only SQL batches are supported"), doneToken(0x0002, 0, 0)...)); err != nil {
 				return err
 			}
 			s.info.Unsupported++
 			continue
+		default:
+			// PRELOGIN or LOGIN7 again, a server's message type, or no type
+			// at all: SQL Server ends the connection.
+			return fmt.Errorf("tds: packet type %#x after the login", typ)
 		}
 		answer, ok := s.answer(sqlText(payload))
 		if err := s.writeMessage(packReply, answer); err != nil {

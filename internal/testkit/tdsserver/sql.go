@@ -3,63 +3,37 @@ package tdsserver
 import (
 	"encoding/binary"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 )
 
 // answer runs a batch: the few statements the tests and Verify send, and
 // the SET options drivers send after login; false for any other batch,
-// answered with an error.
+// answered with an error. A statement is recognised whole, never by a
+// part of it: comments and the case of keywords do not matter, anything
+// else does (a WHERE clause the server cannot apply is refused, not
+// ignored).
 func (s *session) answer(sql string) ([]byte, bool) {
-	q := strings.ToLower(strings.Join(strings.Fields(sql), " "))
-	if onlySet(sql) {
+	if onlySet(stripComments(sql)) {
 		// Session options, as tedious sends after every login ("set
 		// ansi_nulls on", "set textsize 2147483647", ...): SQL Server
 		// applies them and ends the batch with DONE; they change nothing here.
 		return doneToken(0, 0, 0), true
 	}
+	q := normalize(sql)
 	switch {
-	case strings.Contains(q, "sys.dm_exec_connections"):
-		enc := "FALSE"
-		if s.encrypted {
-			enc = "TRUE"
-		}
-		host, port, _ := net.SplitHostPort(s.raw.RemoteAddr().String())
-		p, _ := strconv.Atoi(port)
-		known := map[string]struct {
-			col column
-			val any
-		}{
-			"encrypt_option":     {column{"encrypt_option", nvarchar}, enc},
-			"client_net_address": {column{"client_net_address", nvarchar}, host},
-			"client_tcp_port":    {column{"client_tcp_port", intn}, int32(p)},
-		}
-		// Answer with the columns the query names, in its order, as SQL
-		// Server would; "*" (or nothing recognised) gives all three.
-		names := []string{"encrypt_option", "client_net_address", "client_tcp_port"}
-		if list, _, ok := strings.Cut(strings.TrimPrefix(q, "select "), " from "); ok && strings.TrimSpace(list) != "*" {
-			var named []string
-			for _, n := range strings.Split(list, ",") {
-				if _, ok := known[strings.TrimSpace(n)]; ok {
-					named = append(named, strings.TrimSpace(n))
-				}
-			}
-			if len(named) > 0 {
-				names = named
-			}
-		}
-		cols, row := make([]column, len(names)), make([]any, len(names))
-		for i, n := range names {
-			cols[i], row[i] = known[n].col, known[n].val
-		}
-		return resultSet(cols, row), true
-	case strings.Contains(q, "@@version"):
-		return resultSet([]column{{"", nvarchar}}, []any{"Microsoft SQL Server 2022 (tdsserver, a test stand-in speaking TDS 7.4)"}), true
-	case strings.Contains(q, "@@spid"):
-		return resultSet([]column{{"", intn}}, []any{int32(s.spid)}), true
-	case strings.HasPrefix(q, "select 1"):
+	case q == "select 1":
 		return resultSet([]column{{"", intn}}, []any{int32(1)}), true
-	case strings.HasPrefix(q, "insert into writes (id) values ("):
+	case q == "select @@version":
+		return resultSet([]column{{"", nvarchar}}, []any{"Microsoft SQL Server 2022 (tdsserver, a test stand-in speaking TDS 7.4)"}), true
+	case q == "select @@spid":
+		return resultSet([]column{{"", intn}}, []any{int32(s.spid)}), true
+	case strings.HasPrefix(q, "select ") && strings.Contains(q, " from sys.dm_exec_connections"):
+		if resp, ok := s.connections(q); ok {
+			return resp, true
+		}
+	case strings.HasPrefix(q, "insert into writes (id) values (") && strings.HasSuffix(q, ")"):
 		id, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(q, "insert into writes (id) values ("), ")"), 10, 64)
 		if err == nil {
 			s.srv.dataMu.Lock()
@@ -77,6 +51,100 @@ func (s *session) answer(sql string) ([]byte, bool) {
 		return resultRows([]column{{"id", bigint}}, rows), true
 	}
 	return append(errorToken(208, 16, "tdsserver: statement not supported: "+sql), doneToken(0x0002, 0, 0)...), false
+}
+
+// connections answers "SELECT cols FROM sys.dm_exec_connections", with
+// "WHERE session_id = @@SPID" (this session's row), "WHERE session_id = n"
+// (that session's row, if connected) or no WHERE: then, as SQL Server does
+// for a login with VIEW SERVER STATE (sa, the tests' user), a row for
+// every connected session, in session_id order. cols is "*" or a list of
+// encrypt_option, client_net_address, client_tcp_port and session_id; an
+// unknown column is SQL Server's error 207. false: not understood.
+func (s *session) connections(q string) ([]byte, bool) {
+	list, rest, _ := strings.Cut(strings.TrimPrefix(q, "select "), " from sys.dm_exec_connections")
+	var want func(spid uint16) bool
+	switch where := strings.TrimSpace(rest); {
+	case where == "":
+		want = func(uint16) bool { return true }
+	case where == "where session_id = @@spid":
+		want = func(spid uint16) bool { return spid == s.spid }
+	case strings.HasPrefix(where, "where session_id = "):
+		n, err := strconv.ParseUint(strings.TrimPrefix(where, "where session_id = "), 10, 16)
+		if err != nil {
+			return nil, false
+		}
+		want = func(spid uint16) bool { return uint64(spid) == n }
+	default:
+		return nil, false
+	}
+	all := []column{{"session_id", intn}, {"encrypt_option", nvarchar}, {"client_net_address", nvarchar}, {"client_tcp_port", intn}}
+	var cols []column
+	if list = strings.TrimSpace(list); list == "*" {
+		cols = all
+	} else {
+		for _, name := range strings.Split(list, ",") {
+			name = strings.TrimSpace(name)
+			i := slices.IndexFunc(all, func(c column) bool { return c.name == name })
+			if i < 0 {
+				return append(errorToken(207, 16, "Invalid column name '"+name+"'."), doneToken(0x0002, 0, 0)...), true
+			}
+			cols = append(cols, all[i])
+		}
+	}
+	var rows [][]any
+	for _, o := range s.srv.sessionsNow() {
+		if !want(o.spid) {
+			continue
+		}
+		enc := "FALSE"
+		if o.encrypted.Load() {
+			enc = "TRUE"
+		}
+		host, port, _ := net.SplitHostPort(o.raw.RemoteAddr().String())
+		p, _ := strconv.Atoi(port)
+		vals := map[string]any{"session_id": int32(o.spid), "encrypt_option": enc, "client_net_address": host, "client_tcp_port": int32(p)}
+		row := make([]any, len(cols))
+		for i, c := range cols {
+			row[i] = vals[c.name]
+		}
+		rows = append(rows, row)
+	}
+	return resultRows(cols, rows), true
+}
+
+// normalize is a batch as answer matches it: comments removed, white
+// space collapsed, lower case, without a final semicolon.
+func normalize(sql string) string {
+	q := strings.ToLower(strings.Join(strings.Fields(stripComments(sql)), " "))
+	return strings.TrimSpace(strings.TrimSuffix(q, ";"))
+}
+
+// stripComments removes -- and /* */ comments outside string literals.
+func stripComments(sql string) string {
+	var b strings.Builder
+	inString := false
+	for i := 0; i < len(sql); i++ {
+		switch c := sql[i]; {
+		case c == '\'':
+			inString = !inString
+			b.WriteByte(c)
+		case !inString && strings.HasPrefix(sql[i:], "--"):
+			for i < len(sql) && sql[i] != '\n' {
+				i++
+			}
+			b.WriteByte('\n')
+		case !inString && strings.HasPrefix(sql[i:], "/*"):
+			end := strings.Index(sql[i+2:], "*/")
+			if end < 0 {
+				return b.String()
+			}
+			i += 2 + end + 1
+			b.WriteByte(' ')
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // onlySet reports whether a batch is nothing but SET statements, one per

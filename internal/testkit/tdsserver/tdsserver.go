@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -36,8 +37,11 @@ const (
 // Packet types ([MS-TDS] 2.2.3.1.1).
 const (
 	packSQLBatch = 0x01
+	packRPC      = 0x03
 	packReply    = 0x04
 	packAttn     = 0x06
+	packBulk     = 0x07
+	packTransMgr = 0x0E
 	packLogin7   = 0x10
 	packPrelogin = 0x12
 )
@@ -110,6 +114,9 @@ type Server struct {
 	cfg  Config
 	run  *run // the listener now serving; nil when stopped
 	spid atomic.Uint32
+	// sessions are the connected ones, by session ID, for
+	// sys.dm_exec_connections.
+	sessions map[uint16]*session
 
 	// writes is the one table, kept across restarts like a database's data:
 	// INSERT INTO writes (id) VALUES (n) appends, SELECT id FROM writes reads.
@@ -123,7 +130,7 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{addr: l.Addr().String(), cfg: cfg}
+	s := &Server{addr: l.Addr().String(), cfg: cfg, sessions: map[uint16]*session{}}
 	if err := s.serve(l); err != nil {
 		return nil, err
 	}
@@ -212,7 +219,13 @@ func (s *Server) accept(r *run, cfg Config) {
 			}()
 			sess := &session{srv: s, cfg: cfg, raw: c, spid: uint16(s.spid.Add(1) + 50)}
 			sess.info = SessionInfo{Spid: sess.spid, RemoteAddr: c.RemoteAddr().String(), ClientEncrypt: -1, Answer: -1, Encryption: "none"}
+			s.mu.Lock()
+			s.sessions[sess.spid] = sess
+			s.mu.Unlock()
 			sess.info.Err = sess.serve()
+			s.mu.Lock()
+			delete(s.sessions, sess.spid)
+			s.mu.Unlock()
 			if cfg.OnSession != nil {
 				cfg.OnSession(sess.info)
 			}
@@ -252,6 +265,18 @@ func (s *Server) Stop() error {
 		s.mu.Unlock()
 		return fmt.Errorf("tdsserver %s: Stop gave up after %v with %d session(s) still running", s.addr, StopTimeout, n)
 	}
+}
+
+// sessionsNow returns the connected sessions in session ID order.
+func (s *Server) sessionsNow() []*session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*session, 0, len(s.sessions))
+	for _, o := range s.sessions {
+		out = append(out, o)
+	}
+	slices.SortFunc(out, func(a, b *session) int { return int(a.spid) - int(b.spid) })
+	return out
 }
 
 // SetToken sets the access token that logins from now on must carry (see

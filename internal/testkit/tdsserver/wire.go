@@ -11,35 +11,98 @@ import (
 	"unicode/utf16"
 )
 
-// readMessage reads packets up to the end-of-message status bit.
+// Packet status bits ([MS-TDS] 2.2.3.1.2).
+const (
+	statusEOM       = 0x01 // the last packet of the message
+	statusIgnore    = 0x02 // the client asks the server to ignore the message
+	statusReset     = 0x08 // RESETCONNECTION
+	statusResetSkip = 0x10 // RESETCONNECTIONSKIPTRAN
+)
+
+// maxPacket is the packet size the server announces in its login answer
+// (ENVCHANGE 4), and the largest packet it reads.
+const maxPacket = 4096
+
+// readMessage reads one client message and checks its framing as SQL
+// Server would (see readClientMessage); a message the client marked
+// IGNORE is skipped.
 func (s *session) readMessage() (byte, []byte, error) {
-	wire, msg, err := ReadMessage(s.rw)
-	if err != nil {
-		return 0, nil, err
+	for {
+		typ, status, msg, err := readClientMessage(s.rw)
+		if err != nil {
+			return 0, nil, err
+		}
+		if status&statusIgnore == 0 {
+			return typ, msg, nil
+		}
 	}
-	return wire[0], msg, nil
 }
 
-// writeMessage splits a message into packets of at most 4096 bytes.
+// readClientMessage reads one message from a client ([MS-TDS] 2.2.3) and
+// refuses a malformed one, which ends the session: a packet whose type is
+// not the message's, a status with undefined bits, RESETCONNECTION anywhere
+// but on the first packet of a SQL batch, RPC or transaction manager
+// request, a length under the header's or over maxPacket, or a packet ID
+// that is not the previous packet's plus one (modulo 256). It returns the
+// type, the first packet's status, and the joined payload.
+func readClientMessage(r io.Reader) (typ, status byte, payload []byte, err error) {
+	var prevID byte
+	for i := 0; ; i++ {
+		var h [8]byte
+		if _, err := io.ReadFull(r, h[:]); err != nil {
+			return 0, 0, nil, err
+		}
+		t, st, n, id := h[0], h[1], int(binary.BigEndian.Uint16(h[2:4])), h[6]
+		switch {
+		case n < 8 || n > maxPacket:
+			return 0, 0, nil, fmt.Errorf("tds: packet length %d outside 8..%d", n, maxPacket)
+		case st&^(statusEOM|statusIgnore|statusReset|statusResetSkip) != 0:
+			return 0, 0, nil, fmt.Errorf("tds: packet status %#x has undefined bits", st)
+		case i > 0 && t != typ:
+			return 0, 0, nil, fmt.Errorf("tds: packet type %#x inside a message of type %#x", t, typ)
+		case i > 0 && id != prevID+1:
+			return 0, 0, nil, fmt.Errorf("tds: packet ID %d after %d in one message", id, prevID)
+		case st&(statusReset|statusResetSkip) != 0 && (i > 0 || (t != packSQLBatch && t != packRPC && t != packTransMgr)):
+			return 0, 0, nil, fmt.Errorf("tds: RESETCONNECTION on packet %d of a message of type %#x", i+1, t)
+		}
+		if i == 0 {
+			typ, status = t, st
+		}
+		prevID = id
+		body := make([]byte, n-8)
+		if _, err := io.ReadFull(r, body); err != nil {
+			return 0, 0, nil, err
+		}
+		payload = append(payload, body...)
+		if st&statusEOM != 0 {
+			return typ, status, payload, nil
+		}
+	}
+}
+
+// writeMessage sends a message in packets of at most maxPacket bytes.
 func (s *session) writeMessage(typ byte, msg []byte) error {
-	return writePackets(s.rw, typ, msg, s.spid, &s.packetID)
+	return writePackets(s.rw, typ, msg, s.spid)
 }
 
-func writePackets(w io.Writer, typ byte, msg []byte, spid uint16, id *byte) error {
-	const max = 4096 - 8
+// writePackets splits a message into packets numbered from 1, as SQL
+// Server and the drivers number each message's packets.
+func writePackets(w io.Writer, typ byte, msg []byte, spid uint16) error {
+	const max = maxPacket - 8
 	var out bytes.Buffer
+	var id byte
 	for first := true; first || len(msg) > 0; first = false {
 		chunk := msg[:min(len(msg), max)]
 		msg = msg[len(chunk):]
 		status := byte(0)
 		if len(msg) == 0 {
-			status = 0x01
+			status = statusEOM
 		}
-		*id++
+		id++
 		out.Write([]byte{typ, status})
 		out.Write(binary.BigEndian.AppendUint16(nil, uint16(len(chunk)+8)))
 		out.Write(binary.BigEndian.AppendUint16(nil, spid))
-		out.Write([]byte{*id, 0})
+		out.Write([]byte{id, 0})
 		out.Write(chunk)
 	}
 	_, err := w.Write(out.Bytes())
@@ -52,37 +115,33 @@ func writePackets(w io.Writer, typ byte, msg []byte, spid uint16, id *byte) erro
 type HandshakeConn struct {
 	net.Conn
 	spid        uint16
-	id          *byte
 	pending     []byte
 	passthrough bool
 }
 
-// NewHandshakeConn wraps c; id is the packet counter shared with the
-// session's other messages.
-func NewHandshakeConn(c net.Conn, spid uint16, id *byte) *HandshakeConn {
-	return &HandshakeConn{Conn: c, spid: spid, id: id}
+// NewHandshakeConn wraps c; spid goes in the packets it writes.
+func NewHandshakeConn(c net.Conn, spid uint16) *HandshakeConn {
+	return &HandshakeConn{Conn: c, spid: spid}
 }
 
 // Done makes TLS records flow bare, as they do after the handshake.
 func (h *HandshakeConn) Done() { h.passthrough = true }
 
+// Read returns the TLS bytes of the PRELOGIN messages read, refusing a
+// message of any other type or badly framed (readClientMessage).
 func (h *HandshakeConn) Read(p []byte) (int, error) {
 	if h.passthrough {
 		return h.Conn.Read(p)
 	}
 	for len(h.pending) == 0 {
-		var hdr [8]byte
-		if _, err := io.ReadFull(h.Conn, hdr[:]); err != nil {
+		typ, _, msg, err := readClientMessage(h.Conn)
+		if err != nil {
 			return 0, err
 		}
-		n := int(binary.BigEndian.Uint16(hdr[2:4]))
-		if n < 8 {
-			return 0, fmt.Errorf("bad packet length %d", n)
+		if typ != packPrelogin {
+			return 0, fmt.Errorf("tds: packet type %#x during the TLS handshake, want PRELOGIN", typ)
 		}
-		h.pending = make([]byte, n-8)
-		if _, err := io.ReadFull(h.Conn, h.pending); err != nil {
-			return 0, err
-		}
+		h.pending = msg
 	}
 	n := copy(p, h.pending)
 	h.pending = h.pending[n:]
@@ -93,7 +152,7 @@ func (h *HandshakeConn) Write(p []byte) (int, error) {
 	if h.passthrough {
 		return h.Conn.Write(p)
 	}
-	if err := writePackets(h.Conn, packPrelogin, p, h.spid, h.id); err != nil {
+	if err := writePackets(h.Conn, packPrelogin, p, h.spid); err != nil {
 		return 0, err
 	}
 	return len(p), nil

@@ -22,6 +22,9 @@ func target(t testing.TB) matrix.Target {
 		Upstream:    testenv.Addr(servers[1].TLSPort),
 		UpstreamTLS: true,
 		Certs:       certs,
+		// AUTH sends the password as is: readable in a plaintext session.
+		Password:                testenv.RedisPassword,
+		PlainLoginShowsPassword: true,
 		Connect: func(ctx context.Context, addr string, mode sslconn.Mode, marker string, opts ...sslconn.Option) error {
 			c, err := NewClient("redis://:"+testenv.RedisPassword+"@"+addr+"/0?ssl-mode="+mode.String()+"&ssl-ca="+certs.CA, opts...)
 			if err != nil {

@@ -49,7 +49,7 @@ func (p *Proxy) wholeTLS(client net.Conn) {
 			p.cut(client, up, 60)
 			return
 		}
-		p.relay(client, up, !p.cfg.UpstreamTLS)
+		p.relay(client, up)
 	case StripTLS:
 		br := bufio.NewReader(client)
 		first, err := br.Peek(1)
@@ -60,7 +60,7 @@ func (p *Proxy) wholeTLS(client net.Conn) {
 		if err != nil {
 			return
 		}
-		p.relay(&readConn{Conn: client, r: br}, up, true)
+		p.relay(&readConn{Conn: client, r: br}, up)
 	case Flood:
 		br := bufio.NewReader(client)
 		if _, err := br.Peek(1); err != nil {
@@ -77,7 +77,7 @@ func (p *Proxy) wholeTLS(client net.Conn) {
 		if first[0] != 0x16 {
 			// A plaintext client: read along.
 			if up, err := dialUp(); err == nil {
-				p.relay(rc, up, true)
+				p.relay(rc, up)
 			}
 			return
 		}
@@ -154,13 +154,12 @@ func (p *Proxy) mysql(client net.Conn) {
 		return
 	}
 	if !wantsTLS {
-		seenWriter{p}.Write(resp)
-		p.relay(client, up, true)
+		p.relay(client, up)
 		return
 	}
 	switch p.cfg.Attack {
 	case Relay, StripTLS:
-		p.relay(client, up, false)
+		p.relay(client, up)
 	case CutHandshake:
 		p.cut(client, up, 60)
 	case Flood:
@@ -237,6 +236,6 @@ func (p *Proxy) tds(client net.Conn) {
 	case p.cfg.Attack == CutHandshake && asked != int(tdsserver.EncryptNotSup):
 		p.cut(client, up, 60)
 	default:
-		p.relay(client, up, p.cfg.Attack == StripTLS || asked == int(tdsserver.EncryptNotSup))
+		p.relay(client, up)
 	}
 }

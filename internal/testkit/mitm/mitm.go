@@ -2,9 +2,12 @@
 // and a real server and attacks the connection the way an attacker on the
 // network path could: strip TLS, present its own certificate, present a
 // valid certificate for another host, offer only TLS 1.0, cut the handshake,
-// stall, or flood the client with an endless handshake. It records what the
-// attacker could read, so tests can assert that a mode's promise held: no
-// credential in the clear, no session the attacker can read. Test code only.
+// stall, or flood the client with an endless handshake. It records every
+// byte the client sends as it crosses the network (Wire), whatever the
+// proxy believes about TLS, and what it decrypts from the sessions the
+// client accepted from it (Seen), so tests can assert that a mode's promise
+// held: no credential in the clear, no session the attacker can read. Test
+// code only.
 package mitm
 
 import (
@@ -105,7 +108,9 @@ type Proxy struct {
 	wg  sync.WaitGroup // the accept loop and the handlers; Add only under mu while !closed
 
 	mu          sync.Mutex
-	seen        bytes.Buffer // client bytes the attacker could read
+	wire        bytes.Buffer // every byte the client sent, as it crossed the network
+	inside      bytes.Buffer // what the client sent inside TLS sessions it accepted from the proxy
+	dropped     int64        // bytes past maxRecord, not recorded
 	intercepted int          // TLS sessions the client accepted from the proxy
 	flooded     int64        // bytes sent by Flood
 	active      map[net.Conn]struct{}
@@ -129,12 +134,66 @@ func Start(cfg Config) (*Proxy, error) {
 // Addr is where clients connect.
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
-// Seen returns every client byte the attacker could read: plaintext, or
-// the inside of a TLS session the client accepted from the proxy.
+// Wire returns every byte the client sent, as it crossed the network: the
+// proxy records them where it reads them from the client, whatever the
+// protocol, the attack or what the proxy believes about TLS. A session
+// that is encrypted shows TLS records here; one that only encrypts its
+// login (TDS's ENCRYPT_OFF) shows its later queries in plaintext.
+func (p *Proxy) Wire() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return bytes.Clone(p.wire.Bytes())
+}
+
+// Seen returns every client byte the attacker could read: Wire, followed
+// by the inside of the TLS sessions the client accepted from the proxy.
 func (p *Proxy) Seen() []byte {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return bytes.Clone(p.seen.Bytes())
+	return append(bytes.Clone(p.wire.Bytes()), p.inside.Bytes()...)
+}
+
+// Dropped counts client bytes not recorded because a record was full
+// (maxRecord): a check on Wire or Seen is only complete when it is zero.
+func (p *Proxy) Dropped() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dropped
+}
+
+// maxRecord bounds each record (Wire, and the inside of intercepted
+// sessions): far more than a test's connections send.
+const maxRecord = 16 << 20
+
+// recorder appends what is written to one of the proxy's records.
+type recorder struct {
+	p   *Proxy
+	buf *bytes.Buffer
+}
+
+func (r recorder) Write(b []byte) (int, error) {
+	r.p.mu.Lock()
+	defer r.p.mu.Unlock()
+	n := min(len(b), maxRecord-r.buf.Len())
+	r.buf.Write(b[:n])
+	r.p.dropped += int64(len(b) - n)
+	return len(b), nil
+}
+
+// recordConn is the client's connection as the proxy reads it: every byte
+// read is recorded in Wire before the proxy does anything with it, so it
+// is recorded before the server can answer it.
+type recordConn struct {
+	net.Conn
+	p *Proxy
+}
+
+func (c *recordConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		recorder{c.p, &c.p.wire}.Write(b[:n])
+	}
+	return n, err
 }
 
 // Intercepted counts TLS sessions in which the client accepted the proxy's
@@ -160,12 +219,13 @@ func (p *Proxy) Active() int {
 	return len(p.active)
 }
 
-// Reset forgets what was seen and intercepted.
+// Reset forgets what was recorded and intercepted.
 func (p *Proxy) Reset() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.seen.Reset()
-	p.intercepted, p.flooded = 0, 0
+	p.wire.Reset()
+	p.inside.Reset()
+	p.intercepted, p.flooded, p.dropped = 0, 0, 0
 }
 
 // Stop stops the proxy: it closes the listener and every connection
@@ -237,7 +297,7 @@ func (p *Proxy) accept() {
 		go func() {
 			defer p.wg.Done()
 			defer p.forget(c)
-			p.handle(c)
+			p.handle(&recordConn{Conn: c, p: p})
 		}()
 	}
 }
@@ -329,5 +389,5 @@ func (p *Proxy) dual(client net.Conn, tlsAddr string) {
 	if _, err := up.Write(first[:]); err != nil {
 		return
 	}
-	p.relay(client, up, false)
+	p.relay(client, up)
 }

@@ -49,18 +49,15 @@ func upstreamTLS(c net.Conn) (*tls.Conn, error) {
 	return tc, c.SetDeadline(time.Time{})
 }
 
-// relay copies both ways until either side ends, recording what the client
-// sent when the attacker can read it.
-func (p *Proxy) relay(client, server net.Conn, readable bool) {
+// relay copies both ways until either side ends. What the client sends
+// is recorded where it is read: client is the recording connection, or the
+// inside of an intercepted session.
+func (p *Proxy) relay(client, server net.Conn) {
 	var once sync.Once
 	done := make(chan struct{})
 	stop := func() { once.Do(func() { client.Close(); server.Close(); close(done) }) }
 	go func() {
-		var w io.Writer = server
-		if readable {
-			w = io.MultiWriter(seenWriter{p}, server) // seen first: the reply cannot overtake it
-		}
-		io.Copy(w, client)
+		io.Copy(server, client)
 		stop()
 	}()
 	io.Copy(client, server)
@@ -71,25 +68,15 @@ func (p *Proxy) relay(client, server net.Conn, readable bool) {
 // interceptedRelay waits for the client's first bytes inside the session
 // before counting it as intercepted: a client that rejects the certificate
 // after the handshake sends an alert or nothing, never application data.
+// What the client sends inside the session is recorded as read.
 func (p *Proxy) interceptedRelay(client *tls.Conn, server net.Conn) {
-	br := bufio.NewReader(client)
+	br := bufio.NewReader(io.TeeReader(client, recorder{p, &p.inside}))
 	if _, err := br.Peek(1); err != nil {
 		server.Close()
 		return
 	}
 	p.countIntercept()
-	p.relay(&readConn{Conn: client, r: br}, server, true)
-}
-
-type seenWriter struct{ p *Proxy }
-
-func (s seenWriter) Write(b []byte) (int, error) {
-	s.p.mu.Lock()
-	defer s.p.mu.Unlock()
-	if s.p.seen.Len() < 1<<20 {
-		s.p.seen.Write(b)
-	}
-	return len(b), nil
+	p.relay(&readConn{Conn: client, r: br}, server)
 }
 
 type readConn struct {

@@ -116,7 +116,8 @@ type Proxy struct {
 	active      map[net.Conn]struct{}
 	upstream    map[net.Conn]struct{} // connections to the server, closed by Stop too
 	closed      bool
-	tlsUpstream string // see SetTLSUpstream
+	tlsUpstream string        // see SetTLSUpstream
+	plainDelay  time.Duration // see SetPlainDelay
 }
 
 // Start listens on a free loopback port.
@@ -370,6 +371,14 @@ func (p *Proxy) SetTLSUpstream(tlsAddr string) {
 	p.mu.Unlock()
 }
 
+// SetPlainDelay makes an endpoint of SetTLSUpstream answer plaintext d
+// late: a plaintext connection's first bytes reach Upstream after d.
+func (p *Proxy) SetPlainDelay(d time.Duration) {
+	p.mu.Lock()
+	p.plainDelay = d
+	p.mu.Unlock()
+}
+
 func (p *Proxy) dual(client net.Conn, tlsAddr string) {
 	var first [1]byte
 	_ = client.SetReadDeadline(time.Now().Add(handshakeTimeout))
@@ -380,6 +389,11 @@ func (p *Proxy) dual(client net.Conn, tlsAddr string) {
 	addr := p.cfg.Upstream
 	if first[0] == 0x16 {
 		addr = tlsAddr
+	} else {
+		p.mu.Lock()
+		d := p.plainDelay
+		p.mu.Unlock()
+		time.Sleep(d)
 	}
 	up, release, err := p.dialAddr(addr)
 	if err != nil {

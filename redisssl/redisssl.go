@@ -503,6 +503,7 @@ func newFailoverClient(fo *redis.FailoverOptions, cfg *core.Config, set userSet)
 	d := tuneFailover(fo, cfg, set)
 	c := redis.NewFailoverClient(fo)
 	c.AddHook(retryHook{cfg, d})
+	c.AddHook(outcomeErrors{})
 	d.owner.c.Store(c)
 	return c
 }

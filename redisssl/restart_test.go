@@ -100,7 +100,8 @@ func TestRestarts(t *testing.T) {
 
 // TestClusterNodeRestart: one node of the TLS cluster restarts while a
 // client writes keys across all slots; the client follows it back, and no
-// acknowledged write is lost or doubled.
+// acknowledged write is lost or doubled; a write fails only if it was in
+// flight at the stop, and then as a documented kind.
 func TestClusterNodeRestart(t *testing.T) {
 	certs, nodes := lazyCerts.Get(t), restartCluster.Get(t)
 	// Keys of their own per run (-count reuses the cluster).
@@ -114,7 +115,7 @@ func TestClusterNodeRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	acked := map[string]bool{}
-	var failed int
+	var errs errorTally
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -128,7 +129,7 @@ func TestClusterNodeRestart(t *testing.T) {
 			if err := c.Incr(ctx, key).Err(); err == nil {
 				acked[key] = true
 			} else {
-				failed++
+				errs.add(err)
 			}
 			if len(acked) >= 600 {
 				return
@@ -150,5 +151,11 @@ func TestClusterNodeRestart(t *testing.T) {
 			t.Fatalf("%s = %d, %v; want 1 (an INCR applied once)", key, v, err)
 		}
 	}
-	t.Logf("%d acknowledged INCRs, %d failed while the node was down", len(acked), failed)
+	t.Logf("%d acknowledged INCRs; errors while the node was down: %v", len(acked), errs.kinds)
+	// One writer: only the INCR in flight when the node stopped may fail,
+	// and only as a documented kind.
+	errs.check(t, 1)
+	if len(acked) < 600 {
+		t.Errorf("only %d INCRs acknowledged within 2 minutes", len(acked))
+	}
 }

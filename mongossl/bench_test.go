@@ -32,7 +32,7 @@ func BenchmarkRecovery(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer c.Disconnect(context.Background())
-		matrix.BenchRecovery(b, s.Stop, s.Start, ping(c))
+		matrix.BenchRecovery(b, testenv.Addr(s.Port), s.Stop, s.Start, ping(c))
 	})
 	b.Run("bare", func(b *testing.B) {
 		c, err := mongo.Connect(options.Client().ApplyURI(fmt.Sprintf("mongodb://localhost:%d/?tls=true&tlsInsecure=true", s.Port)))
@@ -40,6 +40,6 @@ func BenchmarkRecovery(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer c.Disconnect(context.Background())
-		matrix.BenchRecovery(b, s.Stop, s.Start, ping(c))
+		matrix.BenchRecovery(b, testenv.Addr(s.Port), s.Stop, s.Start, ping(c))
 	})
 }

@@ -32,7 +32,7 @@ func TestDisconnectStopsDials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := mongo.Connect(co)
+	c, err := mongo.Connect(co) //v1:replace mongo.Connect(co) => mongo.Connect(context.Background(), co)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,13 +65,13 @@ func TestConflictTable(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				uri := "mongodb://app:" + pw + "@localhost:27017/?" + params
 				co, err := ClientOptions(uri)
-				cfg, rerr := core.ResolveDSN("mongo", uri)
+				cfg, rerr := core.ResolveDSN("mongo", uri) //v1:replace "mongo" => "mongov1"
 				if (err == nil) != (rerr == nil) {
 					t.Fatalf("ClientOptions: %v; ResolveDSN: %v", err, rerr)
 				}
 				if n.clashes[explicit] {
 					if err == nil {
-						t.Fatalf("no error; resolved %v", cfg.Mode())
+						t.Fatalf("no error; resolved %v", cfg.Config.Mode())
 					}
 					matrix.CheckConflict(t, err, n.says, explicit, pw)
 					matrix.CheckConflict(t, rerr, n.says, explicit, pw)
@@ -90,7 +90,7 @@ func TestConflictTable(t *testing.T) {
 				if want == 0 {
 					want = sslconn.Preferred
 				}
-				if got := cfg.Mode(); got != want {
+				if got := cfg.Config.Mode(); got != want {
 					t.Fatalf("mode %v, want %v", got, want)
 				}
 			})

@@ -64,3 +64,9 @@
 // server goes, or started within a millisecond or so of it, reports the
 // error to the caller.
 package mongossl
+
+// mongov1 is this package in mongo-driver v1's types: its files but its
+// doc.go are generated from this package's, library and tests, where the
+// drivers' differences are marked (see internal/v1gen). Edit here, then:
+//
+//go:generate go run ./internal/v1gen

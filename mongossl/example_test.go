@@ -31,6 +31,8 @@ func ExampleConnect() {
 }
 
 // Assemble the client yourself: the options carry the TLS dialer.
+//
+//v1:replace mongo.Connect(opts) => mongo.Connect(context.Background(), opts)
 func ExampleClientOptions() {
 	opts, err := mongossl.ClientOptions("mongodb://10.0.0.8:3717/?tls=true&tlsAllowInvalidHostnames=true",
 		sslconn.WithCAFile("/etc/ssl/ApsaraDB-CA-Chain.jks"))

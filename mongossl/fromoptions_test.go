@@ -230,13 +230,18 @@ func TestConnectOptionsTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	noRevocation, err := ClientOptions("mongodb://app:" + pw + "@db.example.com/?tlsDisableCertificateRevocationCheck=true")
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
-		name string
-		co   *options.ClientOptions
-		opts []sslconn.Option
-		want sslconn.Mode
-		says []string // in the Config's String, or in the error
-		err  bool     // ErrInvalidOption
+		name         string
+		co           *options.ClientOptions
+		opts         []sslconn.Option
+		want         sslconn.Mode
+		noRevocation bool     // the dialer checks no OCSP staple
+		says         []string // in the Config's String, or in the error
+		err          bool     // ErrInvalidOption
 	}{
 		{name: "no TLSConfig", co: base(nil), want: sslconn.Preferred},
 		{name: "no TLSConfig, a CA", co: base(nil), opts: []sslconn.Option{sslconn.WithCAFile(shortPKI(t).CA)}, want: sslconn.VerifyCA},
@@ -249,6 +254,7 @@ func TestConnectOptionsTLS(t *testing.T) {
 			want: sslconn.VerifyCA, says: []string{`server-name="other.internal"`}},
 		{name: "from ClientOptions", co: fromURI, want: sslconn.VerifyIdentity},
 		{name: "from ClientOptions, more options", co: fromURI, opts: []sslconn.Option{sslconn.WithMode(sslconn.VerifyCA)}, want: sslconn.VerifyCA},
+		{name: "from ClientOptions, tlsDisableCertificateRevocationCheck stays", co: noRevocation, want: sslconn.VerifyIdentity, noRevocation: true},
 
 		{name: "nil", co: nil, err: true, says: []string{"nil"}},
 		{name: "InsecureSkipVerify and VERIFY_CA", co: base(&tls.Config{InsecureSkipVerify: true}), opts: []sslconn.Option{sslconn.WithMode(sslconn.VerifyCA)},
@@ -260,9 +266,11 @@ func TestConnectOptionsTLS(t *testing.T) {
 		{name: "from ClientOptions and a TLSConfig", co: func() *options.ClientOptions {
 			c := *fromURI
 			return c.SetTLSConfig(&tls.Config{})
-		}(), err: true, says: []string{"TLSConfig", "ClientOptions"}},
+		}(), err: true, says: []string{"TLSConfig", pkg + ".ClientOptions"}},
+		//v1:omit v1's options have no SetDisableCertificateRevocationCheck
 		{name: "InsecureSkipVerify and tlsDisableCertificateRevocationCheck", co: base(&tls.Config{InsecureSkipVerify: true}).SetDisableCertificateRevocationCheck(true),
 			err: true, says: []string{"tlsInsecure", "tlsDisableCertificateRevocationCheck"}},
+		//v1:end
 		{name: "the driver rejects the URI", co: options.Client().ApplyURI("mongodb://app:" + pw + "@[::1/?x"), err: true, says: []string{"invalid client options"}},
 		{name: "a bad CA", co: base(&tls.Config{}), opts: []sslconn.Option{sslconn.WithCAFile("/nonexistent.pem")}, err: true, says: []string{"ssl-ca"}},
 	}
@@ -288,6 +296,9 @@ func TestConnectOptionsTLS(t *testing.T) {
 				if got := d.Cfg.Mode(); got != tt.want {
 					t.Errorf("mode %v, want %v", got, tt.want)
 				}
+				if d.Revocation == tt.noRevocation {
+					t.Errorf("revocation check %t, want %t", d.Revocation, !tt.noRevocation)
+				}
 				for _, s := range tt.says {
 					if !strings.Contains(d.Cfg.String(), s) {
 						t.Errorf("%s does not say %s", d.Cfg, s)
@@ -296,8 +307,8 @@ func TestConnectOptionsTLS(t *testing.T) {
 				if c.TLSConfig != nil || c.Dialer != d {
 					t.Error("the copy does not carry the TLS dialer alone")
 				}
-				if strings.Contains(d.String(), pw) {
-					t.Error("the dialer prints the password")
+				if s := d.String(); strings.Contains(s, pw) || !strings.HasPrefix(s, pkg+".") {
+					t.Errorf("the dialer prints %s", s)
 				}
 			}
 			if tt.co != nil && (tt.co.TLSConfig != before.TLSConfig || tt.co.Dialer != before.Dialer) {

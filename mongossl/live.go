@@ -13,6 +13,7 @@ import (
 )
 
 // The live pings (see mongocore/live.go), in v2's types.
+//v1:replace v2's types => v1's types
 
 // ping is the client's ping for mongocore.Live. Any server may answer it
 // with this read preference: in a replica set it may be another, which is

@@ -50,7 +50,7 @@ func TestFirstOperationAfterRestart(t *testing.T) {
 		mu.Unlock()
 	}}
 	co.PoolMonitor = &event.PoolMonitor{Event: func(e *event.PoolEvent) {
-		if e.Type == event.ConnectionPoolCleared {
+		if e.Type == event.ConnectionPoolCleared { //v1:replace ConnectionPoolCleared => PoolCleared
 			cleared.Add(1)
 		}
 	}}

@@ -22,13 +22,16 @@ func ClientOptions(rawURI string, opts ...sslconn.Option) (*options.ClientOption
 	return co, err
 }
 
+// init registers the adapter for core.ResolveDSN.
+//
+//v1:replace "mongo" => "mongov1"
 func init() {
-	core.RegisterResolver("mongo", func(uri string, opts ...sslconn.Option) (*core.Config, error) {
-		_, d, err := clientOptions(uri, opts)
+	core.RegisterResolver("mongo", func(uri string, opts ...sslconn.Option) (*core.Resolved, error) {
+		co, d, err := clientOptions(uri, opts)
 		if err != nil {
 			return nil, err
 		}
-		return d.Cfg, nil
+		return &core.Resolved{Config: d.Cfg, Addrs: co.Hosts}, nil
 	})
 }
 
@@ -41,7 +44,8 @@ func clientOptions(rawURI string, opts []sslconn.Option) (*options.ClientOptions
 	if err := co.Validate(); err != nil {
 		return nil, nil, p.InvalidURI(err)
 	}
-	co.DisableOCSPEndpointCheck, co.DisableCertificateRevocationCheck = p.NoEndpoint, p.NoRevocation
+	co.DisableOCSPEndpointCheck = p.NoEndpoint
+	co.DisableCertificateRevocationCheck = p.NoRevocation //v1:omit v1's options lack it; the dialer has it from p
 	return co, install(co, p.Dialer(pkg, opts)), nil
 }
 
@@ -86,7 +90,7 @@ func ConnectOptions(ctx context.Context, co *options.ClientOptions, opts ...sslc
 	// not a pooled one the server closed (see mongocore/live.go).
 	d.Live = mongocore.NewLive()
 	c.Monitor = hidePings(c.Monitor)
-	client, err := mongo.Connect(c)
+	client, err := mongo.Connect(c) //v1:replace mongo.Connect(c) => mongo.Connect(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +119,7 @@ func fromOptions(co *options.ClientOptions, opts []sslconn.Option) (*options.Cli
 	if err != nil {
 		return nil, nil, err
 	}
-	d.Revocation = c.DisableCertificateRevocationCheck == nil || !*c.DisableCertificateRevocationCheck
+	d.Revocation = c.DisableCertificateRevocationCheck == nil || !*c.DisableCertificateRevocationCheck //v1:omit v1's options lack it; a dialer from ClientOptions keeps the URI's
 	return &c, install(&c, d), nil
 }
 
@@ -131,6 +135,8 @@ func install(co *options.ClientOptions, d *dialer) *dialer {
 type dialer = mongocore.Dialer
 
 // pkg names the package in messages.
+//
+//v1:replace "mongossl" => "mongov1"
 const pkg = "mongossl"
 
 // Connect returns a connected client. Before handing the client over, it

@@ -20,9 +20,9 @@ import (
 	"github.com/sslconn/sslconn/sslconn"
 )
 
-// The servers and certificates are mongotest's, shared with mongov1's
-// tests: one FerretDB per scenario S0-S7 started on first use, a mutual-TLS
-// one, and startOwn for the tests that restart theirs.
+// The servers and certificates are mongotest's, which the tests of both
+// adapters use: one FerretDB per scenario S0-S7 started on first use, a
+// mutual-TLS one, and startOwn for the tests that restart theirs.
 var (
 	scenarios = mongotest.Scenarios
 	mutualTLS = mongotest.MutualTLS
@@ -36,7 +36,9 @@ var (
 func TestMain(m *testing.M) {
 	slog.SetDefault(slog.New(slog.DiscardHandler))
 	code := m.Run()
-	testenv.Cleanup()
+	if testenv.Cleanup() != nil && code == 0 {
+		code = 1 // a server that would not stop fails the run
+	}
 	os.Exit(code)
 }
 
@@ -216,7 +218,7 @@ func TestReplicaSetHosts(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cfg, err := core.New(sslconn.WithMode(sslconn.VerifyIdentity), sslconn.WithCAFile(certs.CA), sslconn.WithRetryBudget(2*time.Second))
+	cfg, err := core.Resolve(core.Spec{}, sslconn.WithMode(sslconn.VerifyIdentity), sslconn.WithCAFile(certs.CA), sslconn.WithRetryBudget(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

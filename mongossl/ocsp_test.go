@@ -205,8 +205,10 @@ func TestStapledOCSP(t *testing.T) {
 		{name: "good, server sends its certificate alone", chain: chain[:1], staple: good, tc: verified},
 		{name: "revoked in VERIFY_CA", chain: chain, staple: revoked, tc: &tls.Config{RootCAs: p.pool}, opts: []sslconn.Option{sslconn.WithMode(sslconn.VerifyCA), sslconn.WithServerName("elsewhere.example")}, says: "is revoked"},
 		{name: "revoked in REQUIRED: nothing is verified", chain: chain, staple: revoked, tc: &tls.Config{InsecureSkipVerify: true}},
+		//v1:omit v1's options have no SetDisableCertificateRevocationCheck
 		{name: "revoked, tlsDisableCertificateRevocationCheck", chain: chain, staple: revoked, tc: verified,
 			set: func(co *options.ClientOptions) { co.SetDisableCertificateRevocationCheck(true) }},
+		//v1:end
 		{name: "revoked, tlsDisableOCSPEndpointCheck still checks staples", chain: chain, staple: revoked, tc: verified,
 			set: func(co *options.ClientOptions) { co.SetDisableOCSPEndpointCheck(true) }, says: "is revoked"},
 		{name: "staple for another certificate", chain: chain, staple: p.response(t, p.mustStaple, ocsp.Good, nil), tc: verified, says: "invalid"},

@@ -2,6 +2,8 @@ package mongossl
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -50,6 +52,27 @@ func (w mongoWorkload) Count(ctx context.Context) (map[int64]int, error) {
 		counts[doc.W]++
 	}
 	return counts, cur.Err()
+}
+
+// OutcomeUnknown: the driver reports a write whose connection broke after
+// it was sent (and whose one retryable-write retry, if any, failed too) as
+// a network error (mongo.IsNetworkError: "connection(...) incomplete read
+// of message header: ..."), which mongossl passes on: the driver's
+// documented equivalent of sslconn.ErrOutcomeUnknown.
+//
+// FerretDB, the test server, also ends the operations under way while it
+// shuts down (its stop takes about 3 s) with a server error of its own
+// carrying its cancelled context ("(MaxTimeMSExpired) ... context deadline
+// exceeded", "(InternalError) ... context canceled"); a real MongoDB answers
+// InterruptedAtShutdown, which the driver retries. Those count too: still
+// only for an operation in flight at the stop.
+func (mongoWorkload) OutcomeUnknown(err error) bool {
+	if mongo.IsNetworkError(err) {
+		return true
+	}
+	var ce mongo.CommandError
+	return errors.As(err, &ce) &&
+		(strings.Contains(ce.Message, "context canceled") || strings.Contains(ce.Message, "context deadline exceeded"))
 }
 
 func (w mongoWorkload) Status(ctx context.Context) (sslconn.Status, error) { return Verify(ctx, w.c) }

@@ -3,7 +3,7 @@ package mongossl
 import "github.com/sslconn/sslconn/mongossl/internal/mongocore"
 
 // The names the package's tests used before the driver-independent code
-// moved to mongocore, shared with mongov1.
+// moved to mongocore, which both adapters share.
 
 var (
 	preflight     = mongocore.Preflight

@@ -26,8 +26,8 @@ func BenchmarkRecovery(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Stop()
-	stop := func() error { s.Stop(); return nil }
+	defer testenv.Stop(b, "the TDS server", s.Stop)
+	stop := s.Stop
 	start := func() error { return s.Listen(conf) }
 	ping := func(db *sql.DB) func(context.Context) error {
 		return func(ctx context.Context) error { var one int; return db.QueryRowContext(ctx, "SELECT 1").Scan(&one) }
@@ -38,7 +38,7 @@ func BenchmarkRecovery(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer db.Close()
-		matrix.BenchRecovery(b, stop, start, ping(db))
+		matrix.BenchRecovery(b, testenv.Addr(s.Port()), stop, start, ping(db))
 	})
 	b.Run("bare", func(b *testing.B) {
 		c, err := mssql.NewConnector(fmt.Sprintf("sqlserver://%s:%s@localhost:%d?encrypt=true&TrustServerCertificate=true", user, password, s.Port()))
@@ -47,6 +47,6 @@ func BenchmarkRecovery(b *testing.B) {
 		}
 		db := sql.OpenDB(c)
 		defer db.Close()
-		matrix.BenchRecovery(b, stop, start, ping(db))
+		matrix.BenchRecovery(b, testenv.Addr(s.Port()), stop, start, ping(db))
 	})
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/microsoft/go-mssqldb/msdsn"
 
 	"github.com/sslconn/sslconn/internal/core"
+	"github.com/sslconn/sslconn/internal/param"
 	"github.com/sslconn/sslconn/internal/tlsinfo"
 	"github.com/sslconn/sslconn/sslconn"
 )
@@ -31,12 +32,12 @@ const DriverName = "mssqlssl"
 
 func init() {
 	sql.Register(DriverName, Driver{})
-	core.RegisterResolver("mssql", func(dsn string, opts ...sslconn.Option) (*core.Config, error) {
+	core.RegisterResolver("mssql", func(dsn string, opts ...sslconn.Option) (*core.Resolved, error) {
 		c, err := NewConnector(dsn, opts...)
 		if err != nil {
 			return nil, err
 		}
-		return c.ssl, nil
+		return &core.Resolved{Config: c.ssl, Addrs: []string{c.addr()}}, nil
 	})
 }
 
@@ -215,7 +216,7 @@ func Open(dsn string, opts ...sslconn.Option) (*sql.DB, error) {
 // The TLSConfig Parse derives from the DSN's parameters is dropped:
 // newConnector reads the parameters themselves.
 func parseDSN(dsn string) (msdsn.Config, error) {
-	if err := core.CheckLength(dsn); err != nil {
+	if err := param.CheckLength(dsn); err != nil {
 		return msdsn.Config{}, err
 	}
 	cfg, err := msdsn.Parse(dsn)
@@ -264,13 +265,13 @@ func newConnector(cfg msdsn.Config, opts []sslconn.Option, moreSecrets ...string
 	params := url.Values{}
 	var keys []string
 	for k, v := range cfg.Parameters {
-		if core.IsParam(k) {
+		if param.Is(k) {
 			params.Set(k, v)
 		} else {
 			keys = append(keys, k)
 		}
 	}
-	if err := core.CheckUnknown(keys, func(k string) bool { return strings.EqualFold(k, "tlsmin") }); err != nil {
+	if err := param.CheckUnknown(keys, func(k string) bool { return strings.EqualFold(k, "tlsmin") }); err != nil {
 		return nil, core.Redact(err, secrets...)
 	}
 	ssl, err := core.Resolve(core.Spec{Native: native, Params: params, Secrets: secrets}, opts...)
@@ -593,7 +594,7 @@ func (c *Connector) connectPreferredKnown(ctx context.Context, mode sslconn.Mode
 // recheckTLS asks the server whether it encrypts now, with a login
 // bounded by the handshake timeout.
 func (c *Connector) recheckTLS() {
-	ctx, cancel := context.WithTimeout(context.Background(), c.ssl.HandshakeTimeout())
+	ctx, cancel := context.WithTimeout(context.Background(), c.ssl.Settings().HandshakeTimeout)
 	defer cancel()
 	ctx, release := c.life.Bind(ctx)
 	defer release()
@@ -602,7 +603,7 @@ func (c *Connector) recheckTLS() {
 	if conn != nil {
 		conn.Close()
 	}
-	c.ssl.PlainChecked(c.addr(), err == nil || !errors.Is(err, sslconn.ErrServerNoTLS) && core.KindOf(err) != nil)
+	c.ssl.PlainChecked(c.addr(), err == nil || !errors.Is(err, sslconn.ErrServerNoTLS) && core.KindName(err) != "")
 }
 
 // attempt observes one connection attempt from the side: the server's
@@ -629,7 +630,7 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode, tokens *
 		if c.strict {
 			cfg.Encryption = msdsn.EncryptionStrict
 		}
-		tc := c.ssl.TLSConfigMode(mode, c.addr())
+		tc := c.ssl.Settings().TLSConfig(mode, c.addr())
 		if tc.ServerName == "" {
 			// Reached by IP: crypto/tls then keys the session cache by
 			// RemoteAddr, which the driver's handshake wrapper returns as
@@ -676,7 +677,7 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode, tokens *
 		// count against the server's: the login bound restarts after it.
 		resume := func() {
 			for _, r := range alive() {
-				r.setLoginBy(time.Now().Add(c.ssl.HandshakeTimeout()))
+				r.setLoginBy(time.Now().Add(c.ssl.Settings().HandshakeTimeout))
 			}
 		}
 		var err error
@@ -694,14 +695,14 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode, tokens *
 		// handshake and LOGINACK with no deadline: a server that accepts
 		// and stalls would hold the caller forever. Bound the login.
 		r := &sniffConn{Conn: nc, peer: core.NewPeerCheck(nc), a: a, sniff: !c.strict}
-		r.setLoginBy(time.Now().Add(c.ssl.HandshakeTimeout()))
+		r.setLoginBy(time.Now().Add(c.ssl.Settings().HandshakeTimeout))
 		dmu.Lock()
 		dialed = append(dialed, r)
 		dmu.Unlock()
 		return r, nil
 	})
 	conn.Dialer = dial
-	if c.ssl.UserDialer() != nil {
+	if c.ssl.Settings().Dialer != nil {
 		// sslconn.WithDialer's dial (a bastion, a proxy) resolves the
 		// host name in its own network: the driver then passes it on
 		// instead of resolving it here.
@@ -720,7 +721,7 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode, tokens *
 		dmu.Unlock()
 		if !tokenFailed && ctx.Err() == nil && timedOut {
 			return nil, core.NewError(sslconn.ErrHandshakeTimeout, mode, c.addr(),
-				"no PRELOGIN answer, TLS handshake and login within "+c.ssl.HandshakeTimeout().String(), os.ErrDeadlineExceeded)
+				"no PRELOGIN answer, TLS handshake and login within "+c.ssl.Settings().HandshakeTimeout.String(), os.ErrDeadlineExceeded)
 		}
 		return nil, c.classify(err, mode, a)
 	}

@@ -87,7 +87,9 @@ func serverConfig(t testenv.TLS) tdsserver.Config {
 func TestMain(m *testing.M) {
 	slog.SetDefault(slog.New(slog.DiscardHandler))
 	code := m.Run()
-	testenv.Cleanup()
+	if testenv.Cleanup() != nil && code == 0 {
+		code = 1 // a server that would not stop fails the run
+	}
 	os.Exit(code)
 }
 

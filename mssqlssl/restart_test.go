@@ -42,6 +42,13 @@ func (w mssqlWorkload) Count(ctx context.Context) (map[int64]int, error) {
 	return counts, rows.Err()
 }
 
+// OutcomeUnknown: go-mssqldb returns driver.ErrBadConn (database/sql's
+// retry) only for a request it could not send; one whose connection broke
+// while it read the answer comes back as the read's network error, which
+// mssqlssl passes on. That is the driver's equivalent of
+// sslconn.ErrOutcomeUnknown (matrix.LostAfterSent).
+func (mssqlWorkload) OutcomeUnknown(err error) bool { return matrix.LostAfterSent(err) }
+
 func (w mssqlWorkload) Status(ctx context.Context) (sslconn.Status, error) { return Verify(ctx, w.db) }
 func (w mssqlWorkload) Close() error                                       { return w.db.Close() }
 
@@ -54,7 +61,7 @@ func TestRestarts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Stop()
+	defer testenv.Stop(t, "the TDS server", s.Stop)
 	open := func(mode sslconn.Mode, ca string) (matrix.Workload, error) {
 		db, err := Open(urlDSN(s, "localhost", ""), sslconn.WithMode(mode), sslconn.WithCAFile(ca))
 		if err != nil {
@@ -63,6 +70,6 @@ func TestRestarts(t *testing.T) {
 		return mssqlWorkload{db}, nil
 	}
 	matrix.RunRestarts(t, certs, false, open,
-		func() error { s.Stop(); return nil },
+		s.Stop,
 		func(to testenv.TLS) error { return s.Listen(serverConfig(to)) })
 }

@@ -33,7 +33,7 @@ func BenchmarkRecovery(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer db.Close()
-		matrix.BenchRecovery(b, s.Stop, restart, ping(db))
+		matrix.BenchRecovery(b, testenv.Addr(s.Port), s.Stop, restart, ping(db))
 	})
 	b.Run("bare", func(b *testing.B) {
 		db, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(localhost:%d)/%s?tls=skip-verify", testenv.MySQLUser, testenv.MySQLPassword, s.Port, testenv.MySQLDatabase))
@@ -41,6 +41,6 @@ func BenchmarkRecovery(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer db.Close()
-		matrix.BenchRecovery(b, s.Stop, restart, ping(db))
+		matrix.BenchRecovery(b, testenv.Addr(s.Port), s.Stop, restart, ping(db))
 	})
 }

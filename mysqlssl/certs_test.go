@@ -277,11 +277,11 @@ func TestWatchCertRequest(t *testing.T) {
 			if tt.client {
 				opts = append(opts, sslconn.WithClientCertFiles(certs.Client.Cert, certs.Client.Key))
 			}
-			cfg, err := core.New(opts...)
+			cfg, err := core.Resolve(core.Spec{}, opts...)
 			if err != nil {
 				t.Fatal(err)
 			}
-			tc := cfg.TLSConfigMode(sslconn.Required, l.Addr().String())
+			tc := cfg.Settings().TLSConfig(sslconn.Required, l.Addr().String())
 			asked := watchCertRequest(tc)
 			raw, err := net.Dial("tcp", l.Addr().String())
 			if err != nil {

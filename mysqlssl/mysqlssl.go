@@ -16,6 +16,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/sslconn/sslconn/internal/core"
+	"github.com/sslconn/sslconn/internal/param"
 	"github.com/sslconn/sslconn/internal/tlsinfo"
 	"github.com/sslconn/sslconn/sslconn"
 )
@@ -26,12 +27,12 @@ const DriverName = "mysqlssl"
 
 func init() {
 	sql.Register(DriverName, Driver{})
-	core.RegisterResolver("mysql", func(dsn string, opts ...sslconn.Option) (*core.Config, error) {
+	core.RegisterResolver("mysql", func(dsn string, opts ...sslconn.Option) (*core.Resolved, error) {
 		c, err := NewConnector(dsn, opts...)
 		if err != nil {
 			return nil, err
 		}
-		return c.ssl, nil
+		return &core.Resolved{Config: c.ssl, Addrs: []string{c.cfg.Addr}}, nil
 	})
 }
 
@@ -180,9 +181,9 @@ func newConnector(cfg *mysql.Config, spec core.Spec, opts []sslconn.Option) (*Co
 // (see certAskedConnector).
 func (c *Connector) driverConnector(mode sslconn.Mode) (driver.Connector, error) {
 	cfg := c.cfg.Clone()
-	cfg.TLS = c.ssl.TLSConfigMode(mode, cfg.Addr)
+	cfg.TLS = c.ssl.Settings().TLSConfig(mode, cfg.Addr)
 	cfg.AllowFallbackToPlaintext = mode == sslconn.Preferred
-	if d := c.ssl.UserDialer(); d != nil {
+	if d := c.ssl.Settings().Dialer; d != nil {
 		cfg.DialFunc = d
 	}
 	asked := watchCertRequest(cfg.TLS)
@@ -244,7 +245,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	// without a deadline unless ctx has one: a server that accepts and then
 	// stalls would hold database/sql's Ping or Query forever. Each attempt
 	// gets the dial timeout plus the handshake timeout.
-	bound := c.ssl.HandshakeTimeout() + c.cfg.Timeout
+	bound := c.ssl.Settings().HandshakeTimeout + c.cfg.Timeout
 	err := c.ssl.Retry(ctx, c.cfg.Addr, func(ctx context.Context) error {
 		actx, cancel := context.WithTimeout(ctx, bound)
 		defer cancel()
@@ -393,7 +394,7 @@ var nativeModes = map[string]sslconn.Mode{
 // with the driver.
 func parseDSN(dsn string) (*mysql.Config, core.Spec, error) {
 	var spec core.Spec
-	if err := core.CheckLength(dsn); err != nil {
+	if err := param.CheckLength(dsn); err != nil {
 		return nil, spec, err
 	}
 	// Parameters start at the first '?' after the last '@': a password may
@@ -415,7 +416,7 @@ func parseDSN(dsn string) (*mysql.Config, core.Spec, error) {
 		}
 		k, v, _ := strings.Cut(kv, "=")
 		switch {
-		case core.IsParam(k):
+		case param.Is(k):
 			uv, err := url.QueryUnescape(v)
 			if err != nil {
 				return nil, spec, core.InvalidOption(k, "badly escaped value", nil)
@@ -431,7 +432,7 @@ func parseDSN(dsn string) (*mysql.Config, core.Spec, error) {
 	}
 	// The driver sends parameters it does not know to the server as session
 	// variables: a misspelled ssl-mode would come back as SQL error 1064.
-	if err := core.CheckUnknown(keys, nil); err != nil {
+	if err := param.CheckUnknown(keys, nil); err != nil {
 		return nil, spec, core.Redact(err, spec.Secrets...)
 	}
 	cfgDSN := base

@@ -67,7 +67,9 @@ func TestMain(m *testing.M) {
 	slog.SetDefault(slog.New(slog.DiscardHandler))
 	_ = mysql.SetLogger(log.New(io.Discard, "", 0))
 	code := m.Run()
-	testenv.Cleanup()
+	if testenv.Cleanup() != nil && code == 0 {
+		code = 1 // a server that would not stop fails the run
+	}
 	os.Exit(code)
 }
 
@@ -328,11 +330,18 @@ func TestPreferredPerConnection(t *testing.T) {
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
+	started := make(chan error, 1)
 	go func() {
 		time.Sleep(time.Second)
 		s.TLS = testenv.Scenario(certs, 1)
-		if err := s.Start(); err != nil {
-			t.Error(err)
+		started <- s.Start()
+	}()
+	// The restart's error is reported by the test's own goroutine, which
+	// waits for it before returning (after a Fatalf too): no t.Error from
+	// a goroutine that may outlive the test.
+	defer func() {
+		if err := <-started; err != nil {
+			t.Errorf("restarting the server with TLS: %v", err)
 		}
 	}()
 	// The pooled connection died with the server; liveness checks drop it,

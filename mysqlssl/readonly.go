@@ -148,14 +148,14 @@ func (c *Connector) search(s *writableSearch) {
 	start := time.Now()
 	var err error
 	for {
-		pctx, cancel := context.WithTimeout(ctx, c.ssl.HandshakeTimeout())
+		pctx, cancel := context.WithTimeout(ctx, c.ssl.Settings().HandshakeTimeout)
 		err = c.probeWritable(pctx)
 		cancel()
 		c.roMu.Lock()
 		idle := s.waiters == 0
 		c.roMu.Unlock()
 		retry := errors.Is(err, errStillReadOnly) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn)
-		if err == nil || !retry || idle || time.Since(start) > c.ssl.RetryBudget() || ctx.Err() != nil {
+		if err == nil || !retry || idle || time.Since(start) > c.ssl.Settings().RetryBudget || ctx.Err() != nil {
 			break
 		}
 		t := time.NewTimer(core.PollInterval(time.Since(start)))
@@ -251,9 +251,10 @@ func unwrapConn(conn driver.Conn) driver.Conn {
 }
 
 // refused handles a statement's error: see the comment at the top.
+// Any other error goes through lost (lost.go).
 func (w *roConn) refused(ctx context.Context, err error) error {
 	if err == nil || !w.c.rejectRO.Load() || !isReadOnlyRefusal(err) {
-		return err
+		return lost(err)
 	}
 	w.bad.Store(true)
 	if w.inTx.Load() || w.c.cfg.MultiStatements {
@@ -276,6 +277,12 @@ func (w *roConn) Prepare(query string) (driver.Stmt, error) {
 func (w *roConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
 	st, err := w.inner.PrepareContext(ctx, query)
 	if err != nil {
+		if connectionLost(err) {
+			// Preparing changes nothing on the server: safe to retry
+			// on another connection, as the driver itself says when
+			// the request could not be written.
+			return nil, driver.ErrBadConn
+		}
 		return nil, w.refused(ctx, err)
 	}
 	return &roStmt{w: w, inner: st}, nil
@@ -309,7 +316,7 @@ func (w *roConn) QueryContext(ctx context.Context, query string, args []driver.N
 	if err != nil {
 		return nil, w.refused(ctx, err)
 	}
-	return rows, nil
+	return wrapRows(rows), nil
 }
 
 func (w *roConn) Ping(ctx context.Context) error {
@@ -337,7 +344,7 @@ type roTx struct {
 
 func (t *roTx) Commit() error {
 	defer t.w.inTx.Store(false)
-	return t.inner.Commit()
+	return lost(t.inner.Commit())
 }
 
 func (t *roTx) Rollback() error {
@@ -372,7 +379,7 @@ func (s *roStmt) QueryContext(ctx context.Context, args []driver.NamedValue) (dr
 	if err != nil {
 		return nil, s.w.refused(ctx, err)
 	}
-	return rows, nil
+	return wrapRows(rows), nil
 }
 
 func (s *roStmt) CheckNamedValue(nv *driver.NamedValue) error {

@@ -43,7 +43,7 @@ func TestReadOnlyRefusal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Stop()
+	defer testenv.Stop(t, "the replication pair", r.Stop)
 	if err := r.SetReadOnly(); err != nil {
 		t.Fatal(err)
 	}
@@ -98,12 +98,12 @@ func BenchmarkSwitchover(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer r.Stop()
+		defer testenv.Stop(b, "the replication pair", r.Stop)
 		fwd, err := testenv.StartForwarder(testenv.Addr(r.Primary.Port))
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer fwd.Close()
+		defer testenv.Stop(b, "the forwarder", fwd.Close)
 		db, err := open(fwd.Port)
 		if err != nil {
 			b.Fatal(err)

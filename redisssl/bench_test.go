@@ -39,12 +39,12 @@ func BenchmarkRecovery(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer c.Close()
-		matrix.BenchRecovery(b, s.Stop, s.Start, ping(c))
+		matrix.BenchRecovery(b, testenv.Addr(s.Port), s.Stop, s.Start, ping(c))
 	})
 	b.Run("bare", func(b *testing.B) {
 		c := redis.NewClient(&redis.Options{Addr: testenv.Addr(s.Port), Password: testenv.RedisPassword,
 			TLSConfig: &tls.Config{InsecureSkipVerify: true}})
 		defer c.Close()
-		matrix.BenchRecovery(b, s.Stop, s.Start, ping(c))
+		matrix.BenchRecovery(b, testenv.Addr(s.Port), s.Stop, s.Start, ping(c))
 	})
 }

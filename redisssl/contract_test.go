@@ -85,8 +85,8 @@ func TestConflictTable(t *testing.T) {
 				if err != nil {
 					t.Fatalf("ResolveDSN: %v", err)
 				}
-				if cfg.Mode() != want {
-					t.Fatalf("mode %s, want %s", cfg.Mode(), want)
+				if cfg.Config.Mode() != want {
+					t.Fatalf("mode %s, want %s", cfg.Config.Mode(), want)
 				}
 			})
 		}

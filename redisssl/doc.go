@@ -38,8 +38,9 @@
 // dial of the client at once, the commands still waiting getting
 // redis.ErrClosed. go-redis's
 // MaxRetries is set to -1 unless the URL sets max_retries: a command whose
-// connection died after it was sent is reported to the caller and never
-// re-sent, so no write is applied twice. Set max_retries in the URL to opt
+// connection died after it was sent (an end of stream, a reset, a read
+// timeout) fails with sslconn.ErrOutcomeUnknown and is never re-sent, so no
+// write is applied twice. Set max_retries in the URL to opt
 // in to go-redis's retries for idempotent workloads. Cluster redirections
 // (MOVED, ASK) are still followed: the command was not executed.
 // go-redis's cluster client would also re-send a command after its

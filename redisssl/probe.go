@@ -8,7 +8,7 @@ import (
 	"net"
 )
 
-// ping is PREFERRED's plaintext question (see core.PlainProbe): a Redis
+// ping is PREFERRED's plaintext question (see core.Spec.Probe): a Redis
 // server that speaks plaintext answers PING with +PONG, or -NOAUTH before
 // AUTH; a TLS port answers with an alert or closes.
 func ping(_ context.Context, conn net.Conn) error {

@@ -77,7 +77,7 @@ func (h retryHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		if notExecuted(err) {
 			err = h.cfg.RetrySafe(ctx, "redis", func(ctx context.Context) error { return next(ctx, cmd) }, notExecuted)
 		}
-		return h.explain(ctx, err, cmd)
+		return h.explain(ctx, typed(err, cmd), cmd)
 	}
 }
 
@@ -91,9 +91,14 @@ func (h retryHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 		if pipelineNotSent(err) {
 			err = h.cfg.RetrySafe(ctx, "redis", func(ctx context.Context) error { return next(ctx, cmds) }, pipelineNotSent)
 		}
-		return h.explain(ctx, err, cmds...)
+		return h.explain(ctx, typed(err, cmds...), cmds...)
 	}
 }
+
+// typed makes a failure after the commands went out (an end of stream, a
+// reset, a read timeout, a server gone silent) sslconn.ErrOutcomeUnknown,
+// in the result and in the commands that carry it.
+func typed(err error, cmds ...redis.Cmder) error { return replace(err, outcomeOf(err), cmds) }
 
 // explain replaces a context error that hides a failing dial, in the
 // result and in the commands that carry it.
@@ -101,7 +106,11 @@ func (h retryHook) explain(ctx context.Context, err error, cmds ...redis.Cmder) 
 	if ctx.Err() == nil || h.d == nil {
 		return err
 	}
-	e := h.d.explain(ctx, err)
+	return replace(err, h.d.explain(ctx, err), cmds)
+}
+
+// replace puts e in place of err, in the commands that carry err too.
+func replace(err, e error, cmds []redis.Cmder) error {
 	if e != err {
 		for _, cmd := range cmds {
 			if cmd.Err() == err {

@@ -117,7 +117,7 @@ password=Tds-Secret-pw1
 #   TLS / TLS1.x   connected, encrypt_option TRUE (the version the server saw)
 #   no-TLS, requires-TLS, unknown-CA, host-mismatch, expired, TLS-version:
 #                  refused, for the reason of the sslconn sentinel of that name
-#   n/a            the client has no setting for this mode (see README)
+#   n/a            the client has no setting for this mode (see docs/tds-test-server.md)
 expected() {
   cat <<'EOF'
 S0        DISABLED         plain         plain           plain

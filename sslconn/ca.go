@@ -16,6 +16,8 @@ import (
 	"github.com/pavlo-v-chernykh/keystore-go/v4"
 	"github.com/smallstep/pkcs7"
 	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/sslconn/sslconn/internal/bridge"
 )
 
 // DefaultJKSPassword is the password of the ApsaraDB-CA-Chain.jks that the
@@ -413,4 +415,15 @@ func checkJKSLengths(b []byte) error {
 		return errShort
 	}
 	return nil
+}
+
+func init() {
+	bridge.ReadCerts = func(path, password string) ([]*x509.Certificate, error) {
+		data, err := readLimited(path)
+		if err != nil {
+			return nil, err
+		}
+		certs, _, err := parseCA(data, password, 0)
+		return certs, err
+	}
 }

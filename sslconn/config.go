@@ -31,156 +31,132 @@ const (
 // meant to live as long as the client or pool it serves, so the session cache
 // and the CA file check are shared by all its connections.
 type Config struct {
-	mode             Mode
-	ca               *caSource // nil: the system roots
-	clientCert       *tls.Certificate
-	serverName       string
-	minVersion       uint16
-	maxVersion       uint16
-	cipherSuites     []uint16
-	retryBudget      time.Duration
-	backoff          Backoff
-	onRetry          func(RetryEvent)
-	log              *slog.Logger
-	onExpiry         func(ExpiryWarning)
-	observe          func(host string, cs tls.ConnectionState)
-	expiryWindow     time.Duration
-	handshakeTimeout time.Duration
-	clock            clock
-	sessions         tls.ClientSessionCache
-	explicit         Mode // the mode set by WithMode or ssl-mode, or 0
-	dialer           DialFunc
-	budgetSet        bool         // WithRetryBudget was given
-	systemRoots      *systemRoots // WithSystemRoots: the CA joins the system roots
-	reported         sync.Map     // certificate fingerprint -> struct{}: expiry reported once
+	s           settings     // the options, completed by New
+	mode        Mode         // the mode in force
+	ca          *caSource    // nil: the system roots
+	systemRoots *systemRoots // WithSystemRoots: the CA joins the system roots
+	reported    sync.Map     // certificate fingerprint -> struct{}: expiry reported once
 }
 
 // New validates the options and returns a Config. Errors match ErrBadCA or
 // ErrInvalidOption and name the option at fault.
 func New(opts ...Option) (*Config, error) {
-	var s settings
+	c := &Config{}
+	s := &c.s
 	for _, o := range opts {
 		if o != nil {
-			o(&s)
+			o(s)
 		}
 	}
-	c := &Config{
-		serverName:       s.serverName,
-		minVersion:       s.minVersion,
-		maxVersion:       s.maxVersion,
-		cipherSuites:     s.cipherSuites,
-		retryBudget:      s.retryBudget,
-		backoff:          s.backoff.withDefaults(),
-		onRetry:          s.onRetry,
-		log:              s.logger,
-		onExpiry:         s.onExpiry,
-		observe:          s.observe,
-		expiryWindow:     s.expiryWindow,
-		handshakeTimeout: s.handshakeTimeout,
-		sessions:         s.sessions,
-		explicit:         s.mode,
-		dialer:           s.dialer,
-		budgetSet:        s.retryBudget != 0,
-		systemRoots:      newSystemRoots(s.systemRoots),
-		clock:            realClock,
+	s.RetryBudgetSet = s.RetryBudget != 0
+	c.systemRoots = newSystemRoots(s.SystemRoots)
+	if s.Clock.Now == nil || s.Clock.Sleep == nil {
+		s.Clock = realClock
 	}
-	if s.clock != nil {
-		c.clock = *s.clock
+	if s.Logger == nil {
+		s.Logger = slog.Default()
 	}
-	if c.log == nil {
-		c.log = slog.Default()
+	if s.RetryBudget == 0 {
+		s.RetryBudget = defaultRetryBudget
 	}
-	if c.retryBudget == 0 {
-		c.retryBudget = defaultRetryBudget
+	if s.Delay == nil {
+		s.Delay = Backoff{}.withDefaults().jittered
 	}
-	if c.expiryWindow == 0 {
-		c.expiryWindow = defaultExpiryWindow
+	if s.ExpiryWindow == 0 {
+		s.ExpiryWindow = defaultExpiryWindow
 	}
-	if !s.sessionsSet {
-		c.sessions = tls.NewLRUClientSessionCache(0)
+	if !s.SessionsSet {
+		s.Sessions = tls.NewLRUClientSessionCache(0)
 	}
-	if c.handshakeTimeout <= 0 {
-		c.handshakeTimeout = defaultHandshakeTimeout
+	if s.HandshakeTimeout <= 0 {
+		s.HandshakeTimeout = defaultHandshakeTimeout
 	}
-	if c.minVersion == 0 {
-		c.minVersion = tls.VersionTLS12
+	if s.MinVersion == 0 {
+		s.MinVersion = tls.VersionTLS12
 	}
-	if c.maxVersion != 0 && c.maxVersion < c.minVersion {
-		return nil, invalidOption("tls-version", "highest TLS version %s is below the lowest %s", tlsinfo.VersionName(c.maxVersion), tlsinfo.VersionName(c.minVersion))
+	if s.MaxVersion != 0 && s.MaxVersion < s.MinVersion {
+		return nil, invalidOption("tls-version", "highest TLS version %s is below the lowest %s", tlsinfo.VersionName(s.MaxVersion), tlsinfo.VersionName(s.MinVersion))
 	}
-	if c.minVersion < tls.VersionTLS12 && c.cipherSuites == nil {
-		c.cipherSuites = legacySuites
+	if s.MinVersion < tls.VersionTLS12 && s.CipherSuites == nil {
+		s.CipherSuites = legacySuites
 	}
-	if (s.mode != 0 && !s.mode.valid()) || (s.defaultMode != 0 && !s.defaultMode.valid()) {
-		return nil, invalidOption("ssl-mode", "invalid mode %v", s.mode)
+	if (s.Mode != 0 && !s.Mode.valid()) || (s.DefaultMode != 0 && !s.DefaultMode.valid()) {
+		return nil, invalidOption("ssl-mode", "invalid mode %v", s.Mode)
 	}
 
 	switch {
-	case s.caFile != "":
-		src := &caSource{path: s.caFile, password: s.caPassword}
+	case s.CAFile != "":
+		src := &caSource{path: s.CAFile, password: s.CAPassword}
 		src.onErr = func(err error) {
-			c.log.Warn("sslconn: CA file changed but cannot be read; keeping the previous CA", "error", err)
+			s.Logger.Warn("sslconn: CA file changed but cannot be read; keeping the previous CA", "error", err)
 		}
-		if _, err := src.pool(c.clock.now()); err != nil {
+		if _, err := src.pool(s.Clock.Now()); err != nil {
 			return nil, err
 		}
 		c.ca = src
-	case len(s.caBytes) > 0:
-		certs, err := ParseCAChain(s.caBytes, s.caPassword)
+	case len(s.CABytes) > 0:
+		certs, err := ParseCAChain(s.CABytes, s.CAPassword)
 		if err != nil {
 			return nil, err
 		}
 		c.ca = staticCA(certs)
-	case s.rootPool != nil:
-		c.ca = &caSource{roots: s.rootPool}
+	case s.RootPool != nil:
+		c.ca = &caSource{roots: s.RootPool}
 	}
 
-	cert, err := loadClientCert(&s)
+	cert, err := loadClientCert(s)
 	if err != nil {
 		return nil, err
 	}
-	c.clientCert = cert
+	s.ClientCert = cert
 
 	// Which mode applies: explicit, else the driver's own setting, else a CA
 	// given alone means VERIFY_CA, else PREFERRED (the MySQL default).
 	switch {
-	case s.mode != 0:
-		c.mode = s.mode
-	case s.defaultMode != 0:
-		c.mode = s.defaultMode
+	case s.Mode != 0:
+		c.mode = s.Mode
+	case s.DefaultMode != 0:
+		c.mode = s.DefaultMode
 	case c.ca != nil:
 		c.mode = VerifyCA
 	default:
 		c.mode = Preferred
 	}
 	if c.ca != nil && (c.mode == Required || c.mode == Preferred) {
-		c.log.Warn("sslconn: a CA is set but the mode does not verify certificates; use VERIFY_CA or VERIFY_IDENTITY to use it",
+		s.Logger.Warn("sslconn: a CA is set but the mode does not verify certificates; use VERIFY_CA or VERIFY_IDENTITY to use it",
 			"mode", c.mode.String())
 	}
 	if c.ca != nil {
 		c.checkExpiry("ca", "", c.ca.current())
+	}
+	s.TLSConfig, s.VerifyChain, s.NameFor = c.tlsConfig, c.verifyChain, c.nameFor
+	if c.ca != nil {
+		s.CASource = c.ca.describe()
+	}
+	if s.Keep != nil {
+		s.Keep(s)
 	}
 	return c, nil
 }
 
 func loadClientCert(s *settings) (*tls.Certificate, error) {
 	switch {
-	case s.clientCert != nil:
-		return s.clientCert, nil
-	case s.certFile == "" && s.keyFile == "":
+	case s.ClientCert != nil:
+		return s.ClientCert, nil
+	case s.CertFile == "" && s.KeyFile == "":
 		return nil, nil
-	case s.certFile == "" || s.keyFile == "":
+	case s.CertFile == "" || s.KeyFile == "":
 		return nil, invalidOption("ssl-cert", "ssl-cert and ssl-key must be given together")
 	}
-	certPEM, err := os.ReadFile(s.certFile)
+	certPEM, err := os.ReadFile(s.CertFile)
 	var keyPEM []byte
 	if err == nil {
-		keyPEM, err = os.ReadFile(s.keyFile)
+		keyPEM, err = os.ReadFile(s.KeyFile)
 	}
 	if err != nil {
 		return nil, &Error{Kind: ErrInvalidOption, Option: "ssl-cert", Detail: "cannot read client certificate or key", Err: err}
 	}
-	if keyPEM, err = decryptKey(keyPEM, s.keyPassword); err != nil {
+	if keyPEM, err = decryptKey(keyPEM, s.KeyPassword); err != nil {
 		return nil, err
 	}
 	c, err := tls.X509KeyPair(certPEM, keyPEM)
@@ -247,7 +223,7 @@ func (c *Config) String() string {
 		ca = c.ca.describe()
 	}
 	return fmt.Sprintf("sslconn.Config{mode=%s ca=%s server-name=%q tls=%s-%s client-cert=%t}",
-		c.mode, ca, c.serverName, tlsinfo.VersionName(c.minVersion), tlsinfo.VersionName(c.maxVersion), c.clientCert != nil)
+		c.mode, ca, c.s.ServerName, tlsinfo.VersionName(c.s.MinVersion), tlsinfo.VersionName(c.s.MaxVersion), c.s.ClientCert != nil)
 }
 
 // TLSConfig returns a tls.Config for one server, addressed as "host" or
@@ -272,15 +248,15 @@ func (c *Config) tlsConfig(mode Mode, host string) *tls.Config {
 		// crypto/tls's own check cannot do VERIFY_CA, the CN fallback or a
 		// CA file that changes, so every mode verifies in VerifyConnection.
 		InsecureSkipVerify: true, //nolint:gosec // verified below per mode
-		MinVersion:         c.minVersion,
-		MaxVersion:         c.maxVersion,
-		CipherSuites:       c.cipherSuites,
-		ClientSessionCache: c.sessions,
+		MinVersion:         c.s.MinVersion,
+		MaxVersion:         c.s.MaxVersion,
+		CipherSuites:       c.s.CipherSuites,
+		ClientSessionCache: c.s.Sessions,
 	}
 	if net.ParseIP(name) == nil {
 		tc.ServerName = name // no SNI for IP literals (RFC 6066 §3)
 	}
-	cert := c.clientCert
+	cert := c.s.ClientCert
 	if cert == nil {
 		cert = &tls.Certificate{} // none: the server decides whether that is enough
 	}
@@ -298,7 +274,7 @@ func (c *Config) tlsConfig(mode Mode, host string) *tls.Config {
 	if mode >= VerifyCA {
 		tc.VerifyConnection = c.verifier(mode, name)
 	}
-	if observe, verify := c.observe, tc.VerifyConnection; observe != nil {
+	if observe, verify := c.s.Observe, tc.VerifyConnection; observe != nil {
 		tc.VerifyConnection = func(cs tls.ConnectionState) error {
 			observe(host, cs)
 			if verify != nil {
@@ -313,10 +289,19 @@ func (c *Config) tlsConfig(mode Mode, host string) *tls.Config {
 // nameFor is the name VERIFY_IDENTITY checks for host: the server-name
 // override, else the host connected to.
 func (c *Config) nameFor(host string) string {
-	if c.serverName != "" {
-		return c.serverName
+	if c.s.ServerName != "" {
+		return c.s.ServerName
 	}
 	return tlsinfo.HostOnly(host)
+}
+
+// verifyChain judges a chain as a handshake in mode would; the error is
+// crypto/x509's.
+func (c *Config) verifyChain(mode Mode, host string, chain []*x509.Certificate) error {
+	if mode < VerifyCA {
+		return nil
+	}
+	return c.verifier(mode, c.nameFor(host))(tls.ConnectionState{PeerCertificates: chain})
 }
 
 // verifier returns crypto/x509's own errors (the adapters classify them),
@@ -326,7 +311,7 @@ func (c *Config) verifier(mode Mode, name string) func(tls.ConnectionState) erro
 		if len(cs.PeerCertificates) == 0 {
 			return bridge.ErrNoCertificate
 		}
-		now := c.clock.now()
+		now := c.s.Clock.Now()
 		opts := x509.VerifyOptions{
 			CurrentTime:   now,
 			Intermediates: x509.NewCertPool(),

@@ -3,10 +3,11 @@ package sslconn
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"log/slog"
 	"net"
 	"time"
+
+	isettings "github.com/sslconn/sslconn/internal/settings"
 )
 
 // Option configures a Config. Options are applied in order, so a later one
@@ -15,46 +16,21 @@ import (
 // constructor), not here.
 type Option func(*settings)
 
-// settings collects what the options say before New validates it.
-type settings struct {
-	mode, defaultMode Mode
-	caFile            string
-	caBytes           []byte
-	caPassword        string
-	rootPool          *x509.CertPool // from a driver's tls.Config
-	certFile, keyFile string
-	keyPassword       string
-	clientCert        *tls.Certificate
-	serverName        string
-	minVersion        uint16
-	maxVersion        uint16
-	cipherSuites      []uint16
-	retryBudget       time.Duration
-	backoff           Backoff
-	onRetry           func(RetryEvent)
-	logger            *slog.Logger
-	onExpiry          func(ExpiryWarning)
-	observe           func(host string, cs tls.ConnectionState)
-	sessions          tls.ClientSessionCache
-	sessionsSet       bool
-	expiryWindow      time.Duration
-	handshakeTimeout  time.Duration
-	clock             *clock
-	dialer            DialFunc
-	systemRoots       bool
-}
+// settings are a Config's settings (see internal/settings): the options
+// write them, New completes them, and the adapters' engine reads them.
+type settings = isettings.Settings[Mode, RetryEvent, ExpiryWarning]
 
 // WithMode sets the SSL mode explicitly (the ssl-mode parameter does the
 // same). It wins over the CA-implies-VERIFY_CA rule and refines the
 // driver's own TLS setting; contradicting that setting (TLS off and a mode
 // that encrypts, TLS on and DISABLED, verification off and VERIFY_*) is an
 // ErrInvalidOption error.
-func WithMode(m Mode) Option { return func(s *settings) { s.mode = m } }
+func WithMode(m Mode) Option { return func(s *settings) { s.Mode = m } }
 
 // WithCAFile names a CA file in any format ParseCAChain reads. The file is
 // re-read when it changes, so a rotated CA takes effect on the next
 // connection without a restart. The CA replaces the system roots.
-func WithCAFile(path string) Option { return func(s *settings) { s.caFile, s.caBytes = path, nil } }
+func WithCAFile(path string) Option { return func(s *settings) { s.CAFile, s.CABytes = path, nil } }
 
 // WithSystemRoots trusts the system's roots as well as the CA given with
 // WithCAFile or WithCA (the ssl-ca-system=include parameter does the same;
@@ -62,15 +38,15 @@ func WithCAFile(path string) Option { return func(s *settings) { s.caFile, s.caB
 // moves its instances from one CA to another (RDS, Azure and Atlas have):
 // a certificate from either CA verifies. Without a CA it changes nothing:
 // the system roots are the default.
-func WithSystemRoots() Option { return func(s *settings) { s.systemRoots = true } }
+func WithSystemRoots() Option { return func(s *settings) { s.SystemRoots = true } }
 
 // WithCA gives the CA as bytes in any format ParseCAChain reads, e.g. from a
 // secrets manager.
-func WithCA(data []byte) Option { return func(s *settings) { s.caBytes, s.caFile = data, "" } }
+func WithCA(data []byte) Option { return func(s *settings) { s.CABytes, s.CAFile = data, "" } }
 
 // WithCAPassword sets the password of a JKS or PKCS#12 CA file. Empty means
 // DefaultJKSPassword ("apsaradb").
-func WithCAPassword(pw string) Option { return func(s *settings) { s.caPassword = pw } }
+func WithCAPassword(pw string) Option { return func(s *settings) { s.CAPassword = pw } }
 
 // WithClientCertFiles sets a client certificate and key, PEM files, for
 // mutual TLS (a MySQL user created REQUIRE X509, Redis tls-auth-clients yes).
@@ -79,12 +55,12 @@ func WithCAPassword(pw string) Option { return func(s *settings) { s.caPassword 
 func WithClientCertFiles(certFile, keyFile string) Option {
 	return func(s *settings) {
 		if certFile != "" {
-			s.certFile = certFile
+			s.CertFile = certFile
 		}
 		if keyFile != "" {
-			s.keyFile = keyFile
+			s.KeyFile = keyFile
 		}
-		s.clientCert = nil
+		s.ClientCert = nil
 	}
 }
 
@@ -92,16 +68,16 @@ func WithClientCertFiles(certFile, keyFile string) Option {
 // "ENCRYPTED PRIVATE KEY", as openssl pkey -aes256 writes it, or the older
 // PEM encryption of openssl rsa -aes256 -traditional). It never appears in
 // errors, logs or String.
-func WithClientKeyPassword(pw string) Option { return func(s *settings) { s.keyPassword = pw } }
+func WithClientKeyPassword(pw string) Option { return func(s *settings) { s.KeyPassword = pw } }
 
 // WithClientCertificate sets a loaded client certificate for mutual TLS.
 func WithClientCertificate(c tls.Certificate) Option {
-	return func(s *settings) { s.clientCert, s.certFile, s.keyFile = &c, "", "" }
+	return func(s *settings) { s.ClientCert, s.CertFile, s.KeyFile = &c, "", "" }
 }
 
 // WithServerName overrides the name VERIFY_IDENTITY checks and SNI sends:
 // for an endpoint reached by IP, through a proxy, or cluster nodes announced by IP.
-func WithServerName(name string) Option { return func(s *settings) { s.serverName = name } }
+func WithServerName(name string) Option { return func(s *settings) { s.ServerName = name } }
 
 // WithTLSVersions sets the lowest and highest TLS version (tls.VersionTLS10
 // ...). The default minimum is TLS 1.2; legacy instances need an explicit 1.0
@@ -115,7 +91,7 @@ func WithServerName(name string) Option { return func(s *settings) { s.serverNam
 // TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA), which older MySQL 5.6/5.7 builds
 // and instances with ssl_cipher=ALL:@SECLEVEL=0 may need.
 func WithTLSVersions(minVersion, maxVersion uint16) Option {
-	return func(s *settings) { s.minVersion, s.maxVersion = minVersion, maxVersion }
+	return func(s *settings) { s.MinVersion, s.MaxVersion = minVersion, maxVersion }
 }
 
 // WithCipherSuites restricts TLS 1.0-1.2 cipher suites (crypto/tls IDs), for
@@ -123,7 +99,7 @@ func WithTLSVersions(minVersion, maxVersion uint16) Option {
 // not configurable in Go.
 func WithCipherSuites(ids ...uint16) Option {
 	ids = append([]uint16(nil), ids...)
-	return func(s *settings) { s.cipherSuites = ids }
+	return func(s *settings) { s.CipherSuites = ids }
 }
 
 // WithRetryBudget bounds how long new connections are retried while the
@@ -138,39 +114,42 @@ func WithRetryBudget(d time.Duration) Option {
 	}
 	// d is settled before the closure: an Option may be applied by many
 	// goroutines at once.
-	return func(s *settings) { s.retryBudget = d }
+	return func(s *settings) { s.RetryBudget = d }
 }
 
 // WithBackoff sets the retry delays; zero fields keep their defaults.
-func WithBackoff(b Backoff) Option { return func(s *settings) { s.backoff = b } }
+func WithBackoff(b Backoff) Option {
+	delay := b.withDefaults().jittered
+	return func(s *settings) { s.Delay = delay }
+}
 
 // WithRetryCallback is called before every retry with the attempt, the delay
 // and the cause, e.g. to count reconnects in metrics.
-func WithRetryCallback(f func(RetryEvent)) Option { return func(s *settings) { s.onRetry = f } }
+func WithRetryCallback(f func(RetryEvent)) Option { return func(s *settings) { s.OnRetry = f } }
 
 // WithLogger sets the logger for retries, expiry warnings and mode warnings
 // (default slog.Default()).
-func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.logger = l } }
+func WithLogger(l *slog.Logger) Option { return func(s *settings) { s.Logger = l } }
 
 // WithExpiryWarning calls f once per certificate (CA or server) that expires
 // within window (zero means the default, 30 days); such certificates are
 // also logged. f may be nil to change only the window.
 func WithExpiryWarning(window time.Duration, f func(ExpiryWarning)) Option {
-	return func(s *settings) { s.expiryWindow, s.onExpiry = window, f }
+	return func(s *settings) { s.ExpiryWindow, s.OnExpiry = window, f }
 }
 
 // WithSessionCache sets the TLS session cache the Config's connections
 // share (default: a new LRU cache per Config, so reconnects resume their
 // sessions where the server allows it); nil turns resumption off.
 func WithSessionCache(c tls.ClientSessionCache) Option {
-	return func(s *settings) { s.sessions, s.sessionsSet = c, true }
+	return func(s *settings) { s.Sessions, s.SessionsSet = c, true }
 }
 
 // WithHandshakeTimeout bounds one TLS handshake and the protocol's greeting
 // and login (default 10 s), so a server that accepts and then stalls cannot
 // hold a connection attempt.
 func WithHandshakeTimeout(d time.Duration) Option {
-	return func(s *settings) { s.handshakeTimeout = d }
+	return func(s *settings) { s.HandshakeTimeout = d }
 }
 
 // DialFunc makes one plain TCP connection, like net.Dialer.DialContext.
@@ -181,4 +160,4 @@ type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 // adapter uses it for every connection it opens, MySQL and SQL Server
 // included; TLS, when the mode asks for it, runs on top. Default: a
 // net.Dialer.
-func WithDialer(d DialFunc) Option { return func(s *settings) { s.dialer = d } }
+func WithDialer(d DialFunc) Option { return func(s *settings) { s.Dialer = d } }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"math/rand/v2"
 	"time"
+
+	isettings "github.com/sslconn/sslconn/internal/settings"
 )
 
 // Backoff sets the delays between connection attempts: Initial, then
@@ -71,13 +73,8 @@ type RetryEvent struct {
 	Err     error
 }
 
-// clock is injectable so the retry tests run without sleeping.
-type clock struct {
-	now   func() time.Time
-	sleep func(ctx context.Context, d time.Duration) error
-}
-
-var realClock = clock{now: time.Now, sleep: sleepCtx}
+// realClock is the Clock unless the engine's tests inject one.
+var realClock = isettings.Clock{Now: time.Now, Sleep: sleepCtx}
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)

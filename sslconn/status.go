@@ -34,20 +34,20 @@ type ExpiryWarning struct {
 // checkExpiry reports each certificate expiring within the window once per
 // Config, to the log and the callback.
 func (c *Config) checkExpiry(source, host string, certs []*x509.Certificate) {
-	now := c.clock.now()
+	now := c.s.Clock.Now()
 	for _, cert := range certs {
 		left := cert.NotAfter.Sub(now)
-		if left > c.expiryWindow || left < 0 {
+		if left > c.s.ExpiryWindow || left < 0 {
 			continue // expired ones fail verification, with their own error
 		}
 		if _, dup := c.reported.LoadOrStore(string(cert.Signature), struct{}{}); dup {
 			continue
 		}
 		w := ExpiryWarning{Source: source, Host: host, Subject: cert.Subject.String(), NotAfter: cert.NotAfter, Left: left}
-		c.log.Warn("sslconn: certificate expires soon", "source", source, "host", host,
+		c.s.Logger.Warn("sslconn: certificate expires soon", "source", source, "host", host,
 			"subject", w.Subject, "not_after", cert.NotAfter, "days_left", int(left.Hours()/24))
-		if c.onExpiry != nil {
-			c.onExpiry(w)
+		if c.s.OnExpiry != nil {
+			c.s.OnExpiry(w)
 		}
 	}
 }

@@ -1,9 +1,6 @@
-// Package bridge hands the library's engine (internal/core) what package
-// sslconn keeps unexported, without an import cycle: the engine imports
-// sslconn for its types, so sslconn cannot import the engine. Package
-// sslconn sets the variables in its init; package core asserts them to its
-// own interfaces once, at its init. Nothing else uses this package but
-// the sslconn command.
+// Package bridge holds the few things package sslconn shares with the
+// engine (internal/core) and the sslconn command without exporting them.
+// A Config's settings travel in internal/settings.
 package bridge
 
 import (
@@ -11,18 +8,11 @@ import (
 	"errors"
 )
 
-var (
-	// Engine returns, for a *sslconn.Config, a value with the methods of
-	// core's engine interface.
-	Engine func(config any) any
-	// Options is a value with the methods of core's optionMaker interface:
-	// options only the adapters set.
-	Options any
-	// ReadCerts reads certificates from a file in any format ReadCAChain
-	// reads, without requiring a CA among them (the command's ca inspect
-	// shows what such a file holds).
-	ReadCerts func(path, password string) ([]*x509.Certificate, error)
-)
+// ReadCerts reads certificates from a file in any format
+// sslconn.ReadCAChain reads, without requiring a CA among them (the
+// command's ca inspect shows what such a file holds). Package sslconn sets
+// it in its init.
+var ReadCerts func(path, password string) ([]*x509.Certificate, error)
 
 // CertAskedKey is the context key under which a handshake carries an
 // *atomic.Bool that the tls.Config sets when the server asks for a client

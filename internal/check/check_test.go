@@ -18,7 +18,9 @@ import (
 	"github.com/sslconn/sslconn/sslconn"
 )
 
-func TestDetectEngineAndEndpoint(t *testing.T) {
+// TestDetectEngineAndAddress: the engine comes from the DSN's syntax, the
+// address from the engine's adapter, as it dials.
+func TestDetectEngineAndAddress(t *testing.T) {
 	tests := []struct {
 		dsn    string
 		engine Engine
@@ -27,14 +29,16 @@ func TestDetectEngineAndEndpoint(t *testing.T) {
 		{"app:pw@tcp(rm-1.mysql.rds.aliyuncs.com:3306)/shop?ssl-mode=REQUIRED", MySQL, "rm-1.mysql.rds.aliyuncs.com:3306"},
 		{"app:p@ss@tcp([::1]:3306)/db", MySQL, "[::1]:3306"},
 		{"tcp(127.0.0.1:3307)/db", MySQL, "127.0.0.1:3307"},
+		{"app:pw@tcp(rm-1)/db", MySQL, "rm-1:3306"},
 		{"app:pw@unix(/run/mysqld.sock)/db", MySQL, "/run/mysqld.sock"},
 		{"redis://:pw@r-1:6379/0", Redis, "r-1:6379"},
-		{"rediss://u:pw@10.0.0.5:6380?addr=10.0.0.6:6380", Redis, "10.0.0.5:6380"},
+		{"rediss://u:pw@10.0.0.5:6380", Redis, "10.0.0.5:6380"},
+		{"redis://r-1/0", Redis, "r-1:6379"},
 		{"mongodb://u:pw@dds-a:3717,dds-b:3717/admin?replicaSet=rs", Mongo, "dds-a:3717"},
-		{"mongodb+srv://u:pw@cluster.example.com/", Mongo, "cluster.example.com"},
+		{"mongodb://dds-a/admin", Mongo, "dds-a"},
 		{"sqlserver://sa:pw@rm-2:1433?database=db", MSSQL, "rm-2:1433"},
 		{"server=tcp:rm-2,1433;user id=sa;password=pw", MSSQL, "rm-2:1433"},
-		{"odbc:server=rm-2;uid=sa;pwd={pw}", MSSQL, "rm-2"},
+		{"odbc:server=rm-2;uid=sa;pwd={pw}", MSSQL, "rm-2:1433"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.dsn, func(t *testing.T) {
@@ -42,13 +46,56 @@ func TestDetectEngineAndEndpoint(t *testing.T) {
 			if err != nil || e != tt.engine {
 				t.Fatalf("engine %q %v, want %q", e, err, tt.engine)
 			}
-			if got := Endpoint(e, tt.dsn); got != tt.addr {
-				t.Errorf("endpoint %q, want %q", got, tt.addr)
+			res, _, err := resolve(e, tt.dsn, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Addrs) == 0 || res.Addrs[0] != tt.addr {
+				t.Errorf("addresses %q, want %q first", res.Addrs, tt.addr)
 			}
 		})
 	}
 	if _, err := DetectEngine("host=db;pwd=x"); err == nil {
 		t.Error("an ambiguous DSN was given an engine")
+	}
+}
+
+// TestChainJudgedAsAdapterReads: the CA and the host name the report
+// judges the chain with are the adapter's reading of the DSN, the
+// drivers' own parameters included, and the command's flags override it.
+func TestChainJudgedAsAdapterReads(t *testing.T) {
+	ca, other := writeCA(t), writeCA(t)
+	tests := []struct {
+		dsn      string
+		o        Options
+		ca, host string
+	}{
+		{"app:pw@tcp(db.example:3306)/db", Options{}, "system roots", "db.example"},
+		{"app:pw@tcp(10.0.0.1:3306)/db?ssl-ca=" + ca + "&ssl-server-name=db.example", Options{}, ca, "db.example"},
+		{"app:pw@tcp(10.0.0.1:3306)/db?ssl-ca=" + ca, Options{CAFile: other, ServerName: "x.example"}, other, "x.example"},
+		{"rediss://:pw@r-1:6380/0?ssl-ca=" + ca, Options{}, ca, "r-1"},
+		{"mongodb://h:27017/?tlsCAFile=" + ca, Options{}, ca, "h"},
+		{"sqlserver://sa:pw@10.0.0.2?certificate=" + ca + "&hostNameInCertificate=sql.example", Options{}, ca, "sql.example"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.dsn, func(t *testing.T) {
+			e, err := DetectEngine(tt.dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var opts []sslconn.Option
+			if tt.o.CAFile != "" {
+				opts = append(opts, sslconn.WithCAFile(tt.o.CAFile), sslconn.WithServerName(tt.o.ServerName))
+			}
+			res, _, err := resolve(e, tt.dsn, tt.o, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ch := analyse([]*x509.Certificate{readCert(t, ca)}, res.Config, res.Addrs[0])
+			if ch.CA != tt.ca || ch.Host != tt.host {
+				t.Errorf("judged against CA %q and host %q, want %q and %q", ch.CA, ch.Host, tt.ca, tt.host)
+			}
+		})
 	}
 }
 
@@ -115,6 +162,20 @@ func TestRequestedModeMatchesAdapters(t *testing.T) {
 			}
 		})
 	}
+}
+
+func readCert(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := pem.Decode(data)
+	c, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func writeCA(t *testing.T) string {

@@ -43,7 +43,7 @@ func TestVerdictNamesTheCause(t *testing.T) {
 	// verifyFails is a report in which the modes that verify fail as a
 	// handshake against a server with this certificate would (or pass).
 	verifyFails := func(t *testing.T, server, ca string) *Report {
-		judge, err := core.New(sslconn.WithCAFile(ca))
+		judge, err := core.Resolve(core.Spec{}, sslconn.WithCAFile(ca))
 		if err != nil {
 			t.Fatal(err)
 		}

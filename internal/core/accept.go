@@ -68,7 +68,7 @@ type acceptWatch struct {
 func (c *Config) sleepOrAccept(ctx context.Context, err error, delay time.Duration) error {
 	var op *net.OpError
 	if !errors.As(err, &op) || op.Op != "dial" || op.Addr == nil || !errors.Is(err, syscall.ECONNREFUSED) {
-		return c.e.Sleep(ctx, delay)
+		return c.s.Clock.Sleep(ctx, delay)
 	}
 	network, target := op.Addr.Network(), op.Addr.String()
 	w := c.joinWatch(network, target)
@@ -77,7 +77,7 @@ func (c *Config) sleepOrAccept(ctx context.Context, err error, delay time.Durati
 	defer cancel()
 	stop := context.AfterFunc(w.up, cancel)
 	defer stop()
-	if serr := c.e.Sleep(sctx, delay); serr != nil && ctx.Err() != nil {
+	if serr := c.s.Clock.Sleep(sctx, delay); serr != nil && ctx.Err() != nil {
 		return serr
 	}
 	return nil

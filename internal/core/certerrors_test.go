@@ -27,7 +27,7 @@ func TestCertDiagnosis(t *testing.T) {
 		for _, c := range cas {
 			pem = append(pem, c.pem()...)
 		}
-		c, err := New(sslconn.WithCA(pem))
+		c, err := newConfig(sslconn.WithCA(pem))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,11 +94,11 @@ func TestNotACA(t *testing.T) {
 // explicit ssl-cipher, do not.
 func TestLegacySuites(t *testing.T) {
 	suites := func(opts ...sslconn.Option) []uint16 {
-		c, err := New(opts...)
+		c, err := newConfig(opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return c.TLSConfigMode(Required, "db").CipherSuites
+		return c.s.TLSConfig(Required, "db").CipherSuites
 	}
 	has := func(ids []uint16, id uint16) bool {
 		for _, x := range ids {

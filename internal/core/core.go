@@ -9,47 +9,26 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"log/slog"
 	"net"
+	"slices"
 	"time"
 
-	"github.com/sslconn/sslconn/internal/bridge"
+	isettings "github.com/sslconn/sslconn/internal/settings"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
-// engine is what package sslconn exposes to this package (see bridge).
-type engine interface {
-	TLSConfig(mode sslconn.Mode, host string) *tls.Config
-	VerifyChain(mode sslconn.Mode, host string, chain []*x509.Certificate) error
-	HandshakeTimeout() time.Duration
-	RetryBudget() time.Duration
-	RetryBudgetSet() bool
-	Delay(attempt int) time.Duration
-	Now() time.Time
-	Sleep(ctx context.Context, d time.Duration) error
-	Logger() *slog.Logger
-	OnRetry(sslconn.RetryEvent)
-	HasClientCert() bool
-	ExplicitMode() sslconn.Mode
-	Dialer() sslconn.DialFunc
-}
+// settings are a Config's settings as package sslconn completed them (see
+// internal/settings): the engine reads them as they are, and its own
+// options write them.
+type settings = isettings.Settings[sslconn.Mode, sslconn.RetryEvent, sslconn.ExpiryWarning]
 
-type optionMaker interface {
-	DefaultMode(sslconn.Mode) sslconn.Option
-	Observer(func(host string, cs tls.ConnectionState)) sslconn.Option
-	Clock(now func() time.Time, sleep func(context.Context, time.Duration) error) sslconn.Option
-	RootPool(*x509.CertPool) sslconn.Option
-}
-
-var options = bridge.Options.(optionMaker)
-
-// WithDefaultMode sets the mode the driver's own TLS setting maps to.
-func WithDefaultMode(m sslconn.Mode) sslconn.Option { return options.DefaultMode(m) }
+// withDefaultMode sets the mode the driver's own TLS setting maps to.
+func withDefaultMode(m sslconn.Mode) sslconn.Option { return func(s *settings) { s.DefaultMode = m } }
 
 // WithObserver calls f after every TLS handshake, in every mode and before
 // verification (the sslconn command reports chains that a mode rejects).
 func WithObserver(f func(host string, cs tls.ConnectionState)) sslconn.Option {
-	return options.Observer(f)
+	return func(s *settings) { s.Observe = f }
 }
 
 // NativeTLS reads a *tls.Config a user set on a driver's config (nil: the
@@ -75,7 +54,7 @@ func NativeTLS(tc *tls.Config, setting string) (Native, error) {
 		n.Mode, n.Setting = sslconn.Required, n.Setting+" with InsecureSkipVerify"
 	}
 	if tc.RootCAs != nil {
-		n.Options = append(n.Options, options.RootPool(tc.RootCAs))
+		n.Options = append(n.Options, func(s *settings) { s.RootPool = tc.RootCAs })
 	}
 	if len(tc.Certificates) > 0 {
 		n.Options = append(n.Options, sslconn.WithClientCertificate(tc.Certificates[0]))
@@ -92,76 +71,56 @@ func NativeTLS(tc *tls.Config, setting string) (Native, error) {
 	return n, nil
 }
 
-// WithClock replaces time, for tests of retrying.
-func WithClock(now func() time.Time, sleep func(context.Context, time.Duration) error) sslconn.Option {
-	return options.Clock(now, sleep)
-}
-
 // Config is a *sslconn.Config with the engine's view of it. It is safe for
 // concurrent use and meant to live as long as the client or pool it serves.
 type Config struct {
 	*sslconn.Config
-	e engine
+	s *settings // the Config's own, as sslconn.New completed them
 	// answered records addresses that have completed a connection, so that
 	// an address that never has is not retried for the whole budget.
 	answered answeredSet
 	// plain: addresses where PREFERRED found plaintext only; probe: the
 	// engine's plaintext question, if it has one.
 	plain plainAddrs
-	probe PlainProbe
+	probe func(ctx context.Context, conn net.Conn) error
 	// accepts watches addresses that refused, for the retry loop.
 	accepts acceptWatches
 }
 
-// Wrap gives the engine's view of cfg.
-func Wrap(cfg *sslconn.Config) *Config {
-	return &Config{Config: cfg, e: bridge.Engine(cfg).(engine)}
-}
-
-// New is sslconn.New, wrapped.
-func New(opts ...sslconn.Option) (*Config, error) {
-	cfg, err := sslconn.New(opts...)
+// newConfig is sslconn.New, with the engine's view of the Config.
+func newConfig(opts ...sslconn.Option) (*Config, error) {
+	c := &Config{}
+	keep := func(s *settings) { s.Keep = func(s *settings) { c.s = s } }
+	cfg, err := sslconn.New(append(slices.Clip(opts), keep)...)
 	if err != nil {
 		return nil, err
 	}
-	return Wrap(cfg), nil
+	c.Config = cfg
+	return c, nil
 }
 
-// TLSConfigMode is the tls.Config for a mode other than the configured one
-// (PREFERRED's probe, REQUIRED's check that a port speaks TLS).
-func (c *Config) TLSConfigMode(mode sslconn.Mode, host string) *tls.Config {
-	return c.e.TLSConfig(mode, host)
+// Settings are the Config's settings as sslconn.New completed them:
+// timeouts, the retry budget, the explicit mode, WithDialer's dial, the
+// tls.Config for any mode. Read them; never write them: the Config is
+// shared by every connection it makes.
+func (c *Config) Settings() *isettings.Settings[sslconn.Mode, sslconn.RetryEvent, sslconn.ExpiryWarning] {
+	return c.s
 }
-
-// HandshakeTimeout bounds one TLS handshake, and each adapter's greeting and login.
-func (c *Config) HandshakeTimeout() time.Duration { return c.e.HandshakeTimeout() }
-
-// RetryBudget is how long new connections are retried; negative: not at all.
-func (c *Config) RetryBudget() time.Duration { return c.e.RetryBudget() }
-
-// Logger is the configured logger.
-func (c *Config) Logger() *slog.Logger { return c.e.Logger() }
 
 // Dialer is the TCP dial for every connection: WithDialer's, else a
 // net.Dialer with a connect timeout and keep-alives.
-func (c *Config) Dialer() DialFunc {
-	if d := c.e.Dialer(); d != nil {
+func (c *Config) Dialer() sslconn.DialFunc {
+	if d := c.s.Dialer; d != nil {
 		return d
 	}
 	d := net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
 	return d.DialContext
 }
 
-// UserDialer is WithDialer's dial, or nil.
-func (c *Config) UserDialer() DialFunc { return c.e.Dialer() }
-
-// ExplicitMode is the mode set by WithMode or ssl-mode, or 0.
-func (c *Config) ExplicitMode() sslconn.Mode { return c.e.ExplicitMode() }
-
 // VerifyChain judges a chain (leaf first) exactly as a handshake in mode
 // would, with the same typed errors.
 func (c *Config) VerifyChain(mode sslconn.Mode, host string, chain []*x509.Certificate) error {
-	return Classify(c.e.VerifyChain(mode, host, chain), mode, host)
+	return Classify(c.s.VerifyChain(mode, host, chain), mode, host)
 }
 
 // Modes lists every mode, weakest first.

@@ -15,14 +15,11 @@ import (
 	"github.com/sslconn/sslconn/sslconn"
 )
 
-// DialFunc dials one plain connection, like net.Dialer.DialContext.
-type DialFunc = sslconn.DialFunc
-
 const (
 	// firstByteTimeout is how long a handshake waits for the server's first
 	// byte: a TLS server answers a ClientHello within a round trip, while
 	// Redis on its plaintext port never answers one at all. PREFERRED waits
-	// this long only for an engine without a PlainProbe.
+	// this long only for an engine without a plaintext probe (Spec.Probe).
 	firstByteTimeout = 3 * time.Second
 	// dialTimeout bounds one TCP connect within the retry loop.
 	dialTimeout = 10 * time.Second
@@ -39,7 +36,7 @@ const (
 // nil for the Config's dialer (WithDialer, else a net.Dialer).
 //
 // The connection returned is a *Conn.
-func (c *Config) Dial(ctx context.Context, network, addr string, dial DialFunc) (net.Conn, error) {
+func (c *Config) Dial(ctx context.Context, network, addr string, dial sslconn.DialFunc) (net.Conn, error) {
 	var conn net.Conn
 	err := c.Retry(ctx, addr, func(ctx context.Context) error {
 		var err error
@@ -50,7 +47,7 @@ func (c *Config) Dial(ctx context.Context, network, addr string, dial DialFunc) 
 }
 
 // DialMode makes one connection attempt in the given mode, without retrying.
-func (c *Config) DialMode(ctx context.Context, mode sslconn.Mode, network, addr string, dial DialFunc) (net.Conn, error) {
+func (c *Config) DialMode(ctx context.Context, mode sslconn.Mode, network, addr string, dial sslconn.DialFunc) (net.Conn, error) {
 	if dial == nil {
 		dial = c.Dialer()
 	}
@@ -69,33 +66,27 @@ func (c *Config) DialMode(ctx context.Context, mode sslconn.Mode, network, addr 
 		return nil, err
 	}
 	w := c.wrap(tc, raw, tc, mode, network, addr, dial)
-	w.certAsked = asked && !c.e.HasClientCert()
+	w.certAsked = asked && c.s.ClientCert == nil
 	return w, nil
 }
 
-// Handshake runs a client TLS handshake over raw for the given mode and host,
-// bounded by the handshake timeout and ctx. It closes raw on failure. A
-// server that answers in plaintext, closes, or sends nothing at all yields
+// handshake runs a client TLS handshake over raw for the given mode and
+// host, bounded by the handshake timeout and ctx, and reports whether the
+// server asked for a client certificate. It closes raw on failure. A server
+// that answers in plaintext, closes, or sends nothing at all yields
 // ErrServerNoTLS.
-func (c *Config) Handshake(ctx context.Context, mode sslconn.Mode, raw net.Conn, addr string) (*tls.Conn, error) {
-	tc, _, err := c.handshake(ctx, mode, raw, addr)
-	return tc, err
-}
-
-// handshake is Handshake, also reporting whether the server asked for a
-// client certificate.
 func (c *Config) handshake(ctx context.Context, mode sslconn.Mode, raw net.Conn, addr string) (*tls.Conn, bool, error) {
 	return c.handshakeWatched(ctx, mode, raw, addr, nil)
 }
 
 // handshakeWatched is handshake, reporting its progress to w (if not nil).
 func (c *Config) handshakeWatched(ctx context.Context, mode sslconn.Mode, raw net.Conn, addr string, w *handshakeWatch) (*tls.Conn, bool, error) {
-	first := min(firstByteTimeout, c.HandshakeTimeout())
+	first := min(firstByteTimeout, c.s.HandshakeTimeout)
 	cr := &countingConn{Conn: raw, watch: w}
 	_ = raw.SetReadDeadline(time.Now().Add(first))
-	tc := tls.Client(cr, c.TLSConfigMode(mode, addr))
+	tc := tls.Client(cr, c.s.TLSConfig(mode, addr))
 	asked := new(atomic.Bool)
-	hctx, cancel := context.WithTimeout(context.WithValue(ctx, bridge.CertAskedKey{}, asked), c.HandshakeTimeout())
+	hctx, cancel := context.WithTimeout(context.WithValue(ctx, bridge.CertAskedKey{}, asked), c.s.HandshakeTimeout)
 	defer cancel()
 	err := tc.HandshakeContext(hctx)
 	if err == nil {
@@ -114,7 +105,7 @@ func (c *Config) handshakeWatched(ctx context.Context, mode sslconn.Mode, raw ne
 	}
 	cerr := Classify(err, mode, addr)
 	var local *sslconn.Error
-	if asked.Load() && !c.e.HasClientCert() && (!errors.As(cerr, &local) || errors.Is(cerr, sslconn.ErrTLSVersion) || errors.Is(cerr, sslconn.ErrClientCertRequired)) {
+	if asked.Load() && c.s.ClientCert == nil && (!errors.As(cerr, &local) || errors.Is(cerr, sslconn.ErrTLSVersion) || errors.Is(cerr, sslconn.ErrClientCertRequired)) {
 		// The server asked for a certificate, got none, and ended the
 		// handshake: whatever alert it chose, that is the cause.
 		return nil, true, errCertAsked(mode, addr, err)
@@ -182,7 +173,7 @@ type Conn struct {
 	mode    sslconn.Mode
 	network string
 	addr    string
-	dial    DialFunc
+	dial    sslconn.DialFunc
 	read    atomic.Bool
 	// certAsked: the server asked for a client certificate and got none.
 	// Under TLS 1.3 it says so only after the handshake, by ending the
@@ -190,7 +181,7 @@ type Conn struct {
 	certAsked bool
 }
 
-func (c *Config) wrap(nc, raw net.Conn, tc *tls.Conn, mode sslconn.Mode, network, addr string, dial DialFunc) *Conn {
+func (c *Config) wrap(nc, raw net.Conn, tc *tls.Conn, mode sslconn.Mode, network, addr string, dial sslconn.DialFunc) *Conn {
 	return &Conn{Conn: nc, raw: raw, peer: NewPeerCheck(raw), tls: tc, cfg: c, mode: mode, network: network, addr: addr, dial: dial}
 }
 
@@ -251,8 +242,6 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (c *Conn) Close() error { return c.Conn.Close() }
-
 // firstError explains an error on a read or write of a connection the
 // server has not yet said a word on.
 func (c *Conn) firstError(err error) error {
@@ -276,7 +265,7 @@ func (c *Conn) firstError(err error) error {
 	if derr != nil {
 		return err
 	}
-	tc, herr := c.cfg.Handshake(ctx, sslconn.Required, raw, c.addr)
+	tc, _, herr := c.cfg.handshake(ctx, sslconn.Required, raw, c.addr)
 	if herr != nil && (errors.Is(herr, sslconn.ErrServerNoTLS) || !isTLSAnswer(herr)) {
 		return err
 	}

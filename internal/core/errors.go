@@ -38,20 +38,20 @@ var kinds = map[error]kind{
 	sslconn.ErrOutcomeUnknown:     {"ErrOutcomeUnknown", "", "", true},
 }
 
-// Sentinels lists the sentinels in the order reports show them.
-var Sentinels = []error{
+// sentinels lists the sentinels in the order reports show them.
+var sentinels = []error{
 	sslconn.ErrServerNoTLS, sslconn.ErrServerRequiresTLS, sslconn.ErrUnknownAuthority,
 	sslconn.ErrHostnameMismatch, sslconn.ErrCertExpired, sslconn.ErrBadCertificate, sslconn.ErrTLSVersion,
 	sslconn.ErrClientCertRequired, sslconn.ErrHandshakeTimeout, sslconn.ErrUnavailable,
 	sslconn.ErrBadCA, sslconn.ErrInvalidOption, sslconn.ErrNotSent, sslconn.ErrOutcomeUnknown,
 }
 
-// KindOf returns the sentinel err matches, or nil.
-func KindOf(err error) error {
+// kindOf returns the sentinel err matches, or nil.
+func kindOf(err error) error {
 	if err == nil {
 		return nil
 	}
-	for _, k := range Sentinels {
+	for _, k := range sentinels {
 		if errors.Is(err, k) {
 			return k
 		}
@@ -61,7 +61,7 @@ func KindOf(err error) error {
 
 // KindName is the name of the sentinel err matches ("ErrUnknownAuthority"),
 // or "" when it matches none.
-func KindName(err error) string { return kinds[KindOf(err)].name }
+func KindName(err error) string { return kinds[kindOf(err)].name }
 
 // NewError returns an *sslconn.Error of the given kind with the table's
 // option and hint.
@@ -205,7 +205,7 @@ func IsPermanent(err error) bool {
 	if errors.As(err, &de) && de.IsNotFound {
 		return true
 	}
-	if k := KindOf(err); k != nil {
+	if k := kindOf(err); k != nil {
 		return kinds[k].permanent
 	}
 	return rawKind(err) != nil

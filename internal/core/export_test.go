@@ -3,6 +3,8 @@ package core
 import (
 	"context"
 	"time"
+
+	isettings "github.com/sslconn/sslconn/internal/settings"
 )
 
 // fakeClock advances only when slept on, so retry tests are instant and exact.
@@ -22,4 +24,6 @@ func (f *fakeClock) Sleep(ctx context.Context, d time.Duration) error {
 	return nil
 }
 
-func withClock(c *fakeClock) Option { return WithClock(c.Now, c.Sleep) }
+func withClock(c *fakeClock) Option {
+	return func(s *settings) { s.Clock = isettings.Clock{Now: c.Now, Sleep: c.Sleep} }
+}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sslconn/sslconn/internal/param"
 	"github.com/sslconn/sslconn/internal/testkit/testenv"
 )
 
@@ -101,7 +102,7 @@ func TestConflictRule(t *testing.T) {
 				cfg, err := Resolve(Spec{Native: Native{Mode: n.mode, Setting: "tls=x"}}, WithMode(m))
 				if slices.Contains(n.bad, m) {
 					var e *Error
-					if !errors.As(err, &e) || e.Kind != ErrInvalidOption || e.Option != ParamMode || !strings.Contains(err.Error(), "tls=x") || !strings.Contains(err.Error(), m.String()) {
+					if !errors.As(err, &e) || e.Kind != ErrInvalidOption || e.Option != param.Mode || !strings.Contains(err.Error(), "tls=x") || !strings.Contains(err.Error(), m.String()) {
 						t.Fatalf("err = %v, want ErrInvalidOption naming tls=x and %s", err, m)
 					}
 					return
@@ -111,39 +112,6 @@ func TestConflictRule(t *testing.T) {
 				}
 			})
 		}
-	}
-}
-
-func TestCheckUnknown(t *testing.T) {
-	tests := []struct {
-		key, meant string // meant "": accepted
-	}{
-		{"ssl-mdoe", "ssl-mode"},
-		{"sslmod", "ssl-mode"},
-		{"ssl_certificate", "ssl-cert"},
-		{"tls_versoin", "tls-version"},
-		{"tlsVersion", ""}, // ours
-		{"trustCertificateKeyStoreUrl", ""},
-		{"trustCertificateKeyStoreURI", "ssl-ca"},
-		{"charset", ""},
-		{"parseTime", ""},
-		{"sql_mode", ""},
-		{"tlsmin", ""}, // the driver's, when it says so
-	}
-	for _, tt := range tests {
-		t.Run(tt.key, func(t *testing.T) {
-			err := CheckUnknown([]string{tt.key}, func(k string) bool { return k == "tlsmin" })
-			if tt.meant == "" {
-				if err != nil {
-					t.Fatalf("rejected: %v", err)
-				}
-				return
-			}
-			var e *Error
-			if !errors.As(err, &e) || e.Kind != ErrInvalidOption || e.Option != tt.key || !strings.Contains(err.Error(), tt.meant) {
-				t.Fatalf("err = %v, want ErrInvalidOption naming %s and %s", err, tt.key, tt.meant)
-			}
-		})
 	}
 }
 
@@ -163,7 +131,7 @@ func TestNewOptionErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := New(tt.opts...)
+			_, err := newConfig(tt.opts...)
 			var e *Error
 			if !errors.Is(err, tt.kind) || !errors.As(err, &e) || e.Option != tt.option {
 				t.Fatalf("err = %v, want %v naming %s", err, tt.kind, tt.option)
@@ -183,14 +151,14 @@ func TestModePrecedence(t *testing.T) {
 	}{
 		{"nothing", nil, Preferred},
 		{"CA alone", []Option{WithCA(ca)}, VerifyCA},
-		{"driver's mode", []Option{WithDefaultMode(VerifyIdentity), WithCA(ca)}, VerifyIdentity},
-		{"driver's PREFERRED with a CA", []Option{WithDefaultMode(Preferred), WithCA(ca)}, Preferred},
-		{"explicit wins", []Option{WithMode(Required), WithDefaultMode(VerifyIdentity), WithCA(ca)}, Required},
+		{"driver's mode", []Option{withDefaultMode(VerifyIdentity), WithCA(ca)}, VerifyIdentity},
+		{"driver's PREFERRED with a CA", []Option{withDefaultMode(Preferred), WithCA(ca)}, Preferred},
+		{"explicit wins", []Option{WithMode(Required), withDefaultMode(VerifyIdentity), WithCA(ca)}, Required},
 		{"later option wins", []Option{WithMode(Required), WithMode(Disabled)}, Disabled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := New(tt.opts...)
+			c, err := newConfig(tt.opts...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -210,17 +178,6 @@ func TestKeyPasswordParam(t *testing.T) {
 		if _, err := Resolve(Spec{Params: q}); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-	}
-}
-
-func TestCheckLength(t *testing.T) {
-	if err := CheckLength(strings.Repeat("a", MaxDSN)); err != nil {
-		t.Fatal(err)
-	}
-	err := CheckLength(strings.Repeat("a", MaxDSN+1))
-	var e *Error
-	if !errors.As(err, &e) || e.Kind != ErrInvalidOption || e.Option != "dsn" {
-		t.Fatalf("err = %v", err)
 	}
 }
 
@@ -258,20 +215,5 @@ func TestNativeTLS(t *testing.T) {
 				t.Fatalf("mode %v, want %v", cfg.Mode(), tt.want)
 			}
 		})
-	}
-}
-
-func TestEditDistance(t *testing.T) {
-	for _, tc := range []struct {
-		a, b string
-		want int
-	}{
-		{"", "", 0}, {"abc", "", 3}, {"", "abc", 3}, {"sslmode", "sslmode", 0},
-		{"sslmode", "sslmdoe", 1}, {"kitten", "sitting", 3}, {"sslca", "sslcert", 3},
-		{"trustcertificatekeystoreur", "trustcertificatekeystoreurl", 1},
-	} {
-		if got := editDistance(tc.a, tc.b); got != tc.want {
-			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
-		}
 	}
 }

@@ -11,7 +11,7 @@ import (
 // connection and asked before every write: on Linux it reads the kernel's
 // TCP state and allocates nothing per call (one getsockopt); on macOS and
 // the BSDs it peeks; on Windows it cannot tell and says nothing. A
-// connection that delivered data in the last RecentRead (see Received) is
+// connection that delivered data in the last recentRead (see Received) is
 // taken as alive without asking: back-to-back operations then cost nothing,
 // and a FIN landing in that window is the same race as one landing just
 // after the check; the check is for connections that sat idle in a pool
@@ -25,8 +25,8 @@ type PeerCheck struct {
 	unanswered atomic.Bool
 }
 
-// RecentRead is how fresh a read must be for PeerCheck to skip the kernel.
-const RecentRead = 50 * time.Microsecond
+// recentRead is how fresh a read must be for PeerCheck to skip the kernel.
+const recentRead = 50 * time.Microsecond
 
 // epoch makes PeerCheck's timestamps monotonic.
 var epoch = time.Now()
@@ -66,7 +66,7 @@ func NewPeerCheck(conn net.Conn) *PeerCheck { return &PeerCheck{conn: conn, prob
 // or reset the connection, and nil while it looks alive, right after a
 // read, or where the platform cannot tell.
 func (p *PeerCheck) Closed() error {
-	if last := p.lastRead.Load(); last != 0 && time.Since(epoch)-time.Duration(last) < RecentRead {
+	if last := p.lastRead.Load(); last != 0 && time.Since(epoch)-time.Duration(last) < recentRead {
 		return nil
 	}
 	if err, known := p.probe.closed(); known {

@@ -13,14 +13,6 @@ import (
 	"github.com/sslconn/sslconn/sslconn"
 )
 
-// PlainProbe asks a server, over a new plaintext connection, the cheapest
-// question its protocol has (Redis: PING; MongoDB: hello), and returns nil
-// when the answer shows that the server speaks plaintext there; an error
-// reply counts as an answer. It must leave conn at a message boundary: a
-// probed connection is handed to the driver. It runs under a deadline set
-// on conn.
-type PlainProbe func(ctx context.Context, conn net.Conn) error
-
 const (
 	// tlsGrace is how long PREFERRED still waits for a TLS answer once the
 	// plaintext probe has been answered. A server that serves TLS and
@@ -116,12 +108,12 @@ func (p *plainAddrs) checked(addr string) {
 // At an address known to serve plaintext it dials plaintext, as a bare
 // driver would, and now and then asks in the background whether TLS is
 // served there now. Elsewhere it starts the TLS handshake and, when the
-// engine has a PlainProbe, asks the plaintext question on a second
+// engine has a plaintext probe (Spec.Probe), asks the plaintext question on a second
 // connection at the same time: a TLS answer wins (and a handshake that
 // starts and fails is the error, never a downgrade); a plaintext answer
 // wins once no TLS answer has come within a grace after the ClientHello
 // went out, and the probed connection is the one returned.
-func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial DialFunc) (net.Conn, error) {
+func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial sslconn.DialFunc) (net.Conn, error) {
 	mode := sslconn.Preferred
 	known, isPlain := c.plain.get(addr)
 	if isPlain {
@@ -159,7 +151,7 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial D
 	}
 	// The TLS attempt may outlive this call (below); it is bounded by the
 	// handshake timeout, not by ctx.
-	tctx, tcancel := context.WithTimeout(context.WithoutCancel(ctx), c.HandshakeTimeout())
+	tctx, tcancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.HandshakeTimeout)
 	stopTLS := context.AfterFunc(ctx, tcancel)
 	watch := &handshakeWatch{sent: make(chan time.Time, 1), answered: make(chan struct{})}
 	tlsCh := make(chan tlsResult, 1)
@@ -264,7 +256,7 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial D
 				dropProbe(plain, probePending)
 				c.plain.learnTLS(addr)
 				w := c.wrap(r.tc, r.raw, r.tc, mode, network, addr, dial)
-				w.certAsked = r.asked && !c.e.HasClientCert()
+				w.certAsked = r.asked && c.s.ClientCert == nil
 				return w, nil
 			}
 			if !errors.Is(r.err, sslconn.ErrServerNoTLS) {
@@ -286,7 +278,7 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial D
 				return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("%s: the server closed the connection on the TLS ClientHello and did not answer plaintext either: %w", addr, io.ErrUnexpectedEOF)}
 			}
 			c.plain.learn(addr)
-			c.Logger().Debug("sslconn: server does not speak TLS here; PREFERRED falls back to plaintext", "addr", addr)
+			c.s.Logger.Debug("sslconn: server does not speak TLS here; PREFERRED falls back to plaintext", "addr", addr)
 			return c.wrap(plain, plain, nil, mode, network, addr, dial), nil
 		case p := <-probeCh:
 			probePending = false
@@ -306,7 +298,7 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial D
 				continue
 			}
 			c.plain.learn(addr)
-			c.Logger().Debug("sslconn: server answers plaintext and not TLS; PREFERRED uses plaintext", "addr", addr)
+			c.s.Logger.Debug("sslconn: server answers plaintext and not TLS; PREFERRED uses plaintext", "addr", addr)
 			// A server slower to answer TLS than the grace still gets it
 			// from the next connection on: the handshake goes on, bounded
 			// by the handshake timeout, no longer by ctx.
@@ -336,14 +328,14 @@ func (c *Config) learnFrom(addr string, tc *tls.Conn, err error) {
 	}
 	if err == nil || isTLSAnswer(err) {
 		c.plain.learnTLS(addr)
-		c.Logger().Debug("sslconn: server now answers TLS; PREFERRED encrypts new connections", "addr", addr)
+		c.s.Logger.Debug("sslconn: server now answers TLS; PREFERRED encrypts new connections", "addr", addr)
 		return
 	}
 	c.plain.checked(addr)
 }
 
 // recheck asks addr, off the request path, whether it speaks TLS now.
-func (c *Config) recheck(network, addr string, dial DialFunc) {
+func (c *Config) recheck(network, addr string, dial sslconn.DialFunc) {
 	// Bounded, as everything that runs off the request path: a server
 	// that speaks TLS answers a ClientHello within milliseconds.
 	ctx, cancel := context.WithTimeout(context.Background(), firstByteTimeout)
@@ -357,10 +349,10 @@ func (c *Config) recheck(network, addr string, dial DialFunc) {
 	c.learnFrom(addr, tc, err)
 }
 
-// dialPreferredSlow is PREFERRED for an engine without a PlainProbe, and
+// dialPreferredSlow is PREFERRED for an engine without a plaintext probe, and
 // at an address that has answered TLS: the silence of a plaintext server
 // is seen only when the first-byte wait ends.
-func (c *Config) dialPreferredSlow(ctx context.Context, network, addr string, dial DialFunc) (net.Conn, error) {
+func (c *Config) dialPreferredSlow(ctx context.Context, network, addr string, dial sslconn.DialFunc) (net.Conn, error) {
 	raw, err := dial(ctx, network, addr)
 	if err != nil {
 		// Down, perhaps restarting with other settings: find out anew.
@@ -371,14 +363,14 @@ func (c *Config) dialPreferredSlow(ctx context.Context, network, addr string, di
 	if err == nil {
 		c.plain.learnTLS(addr)
 		w := c.wrap(tc, raw, tc, sslconn.Preferred, network, addr, dial)
-		w.certAsked = asked && !c.e.HasClientCert()
+		w.certAsked = asked && c.s.ClientCert == nil
 		return w, nil
 	}
 	if !errors.Is(err, sslconn.ErrServerNoTLS) {
 		return nil, err
 	}
 	c.plain.learn(addr)
-	c.Logger().Debug("sslconn: server does not speak TLS here; PREFERRED falls back to plaintext", "addr", addr)
+	c.s.Logger.Debug("sslconn: server does not speak TLS here; PREFERRED falls back to plaintext", "addr", addr)
 	if raw, err = dial(ctx, network, addr); err != nil {
 		return nil, err
 	}

@@ -118,7 +118,7 @@ type peeked struct {
 
 func (p *peeked) Read(b []byte) (int, error) { return p.r.Read(b) }
 
-// testPing is a PlainProbe for endpoint.
+// testPing is a plaintext probe (Spec.Probe) for endpoint.
 func testPing(_ context.Context, conn net.Conn) error {
 	if _, err := io.WriteString(conn, "PING\r\n"); err != nil {
 		return err
@@ -133,7 +133,7 @@ func testPing(_ context.Context, conn net.Conn) error {
 	return nil
 }
 
-func preferredConfig(t *testing.T, probe PlainProbe) *Config {
+func preferredConfig(t *testing.T, probe func(context.Context, net.Conn) error) *Config {
 	t.Helper()
 	c, err := Resolve(Spec{Probe: probe}, sslconn.WithMode(sslconn.Preferred))
 	if err != nil {

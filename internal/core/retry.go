@@ -10,12 +10,12 @@ import (
 	"github.com/sslconn/sslconn/sslconn"
 )
 
-// FirstContactBudget bounds the retrying of an address that has never
+// firstContactBudget bounds the retrying of an address that has never
 // completed a connection for this Config, unless WithRetryBudget was given:
 // a typo in the host or port, or a firewall, should surface in seconds,
 // while a server that has answered before gets the whole default budget to
 // come back from a restart.
-const FirstContactBudget = 30 * time.Second
+const firstContactBudget = 30 * time.Second
 
 // answeredSet is the set of addresses that completed a connection.
 type answeredSet struct{ m sync.Map }
@@ -49,11 +49,11 @@ func (c *Config) Retry(ctx context.Context, addr string, connect func(context.Co
 		return err
 	}
 	detail := "the retry budget ran out"
-	if c.e.RetryBudget() < 0 {
+	if c.s.RetryBudget < 0 {
 		detail = "retrying is off"
 	}
 	if r.capped {
-		detail = "the address has not answered since the client was created (retried for at most " + FirstContactBudget.String() + "); check the host and port"
+		detail = "the address has not answered since the client was created (retried for at most " + firstContactBudget.String() + "); check the host and port"
 	}
 	return c.unavailable(addr, r, detail, err)
 }
@@ -92,7 +92,7 @@ func (c *Config) RetrySafe(ctx context.Context, addr string, op func(context.Con
 }
 
 // retried says how a retry loop ended: after how many attempts over how
-// long; capped, that the budget was cut to FirstContactBudget; exhausted,
+// long; capped, that the budget was cut to firstContactBudget; exhausted,
 // that the budget ran out (not ctx, not a permanent error).
 type retried struct {
 	attempts          int
@@ -102,19 +102,19 @@ type retried struct {
 
 // retry is the loop behind Retry and RetrySafe.
 func (c *Config) retry(ctx context.Context, addr string, op func(context.Context) error, again func(error) bool, connecting bool) (retried, error) {
-	start := c.e.Now()
+	start := c.s.Clock.Now()
 	var r retried
-	budget := c.e.RetryBudget()
-	if connecting && !c.e.RetryBudgetSet() && budget > FirstContactBudget && !c.hasAnswered(addr) {
-		budget, r.capped = FirstContactBudget, true
+	budget := c.s.RetryBudget
+	if connecting && !c.s.RetryBudgetSet && budget > firstContactBudget && !c.hasAnswered(addr) {
+		budget, r.capped = firstContactBudget, true
 	}
 	for attempt := 1; ; attempt++ {
 		err := op(ctx)
-		r.attempts, r.elapsed = attempt, c.e.Now().Sub(start)
+		r.attempts, r.elapsed = attempt, c.s.Clock.Now().Sub(start)
 		if err == nil || !again(err) || ctx.Err() != nil {
 			return r, err
 		}
-		delay := c.e.Delay(attempt)
+		delay := c.s.Delay(attempt)
 		if budget < 0 || r.elapsed+delay > budget {
 			r.exhausted = true
 			return r, err
@@ -125,15 +125,17 @@ func (c *Config) retry(ctx context.Context, addr string, op func(context.Context
 		if attempt == 1 || attempt%10 == 0 {
 			level = slog.LevelInfo
 		}
-		c.e.Logger().LogAttrs(ctx, level, "sslconn: retrying",
+		c.s.Logger.LogAttrs(ctx, level, "sslconn: retrying",
 			slog.String("addr", addr), slog.Int("attempt", attempt), slog.Duration("delay", delay), slog.Any("error", err))
-		c.e.OnRetry(sslconn.RetryEvent{Addr: addr, Attempt: attempt, Delay: delay, Elapsed: r.elapsed, Err: err})
-		sleep := c.e.Sleep
+		if c.s.OnRetry != nil {
+			c.s.OnRetry(sslconn.RetryEvent{Addr: addr, Attempt: attempt, Delay: delay, Elapsed: r.elapsed, Err: err})
+		}
+		sleep := c.s.Clock.Sleep
 		if connecting {
 			sleep = func(ctx context.Context, d time.Duration) error { return c.sleepOrAccept(ctx, err, d) }
 		}
 		if serr := sleep(ctx, delay); serr != nil {
-			r.elapsed = c.e.Now().Sub(start)
+			r.elapsed = c.s.Clock.Now().Sub(start)
 			return r, err
 		}
 	}

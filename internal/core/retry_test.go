@@ -40,7 +40,7 @@ func TestRetry(t *testing.T) {
 			if tt.budget != 0 {
 				opts = append(opts, WithRetryBudget(tt.budget))
 			}
-			cfg, err := New(opts...)
+			cfg, err := newConfig(opts...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,7 +69,7 @@ func TestRetry(t *testing.T) {
 func TestRetryJitterAndEvents(t *testing.T) {
 	clk := &fakeClock{now: time.Unix(1e9, 0)}
 	var events []RetryEvent
-	cfg, _ := New(withClock(clk), WithRetryCallback(func(e RetryEvent) { events = append(events, e) }))
+	cfg, _ := newConfig(withClock(clk), WithRetryCallback(func(e RetryEvent) { events = append(events, e) }))
 	n := 0
 	err := cfg.Retry(context.Background(), "db:3306", func(context.Context) error {
 		if n++; n < 8 {
@@ -94,7 +94,7 @@ func TestRetryJitterAndEvents(t *testing.T) {
 func TestRetryContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	cfg, _ := New(WithMode(VerifyCA))
+	cfg, _ := newConfig(WithMode(VerifyCA))
 	start := time.Now()
 	err := cfg.Retry(ctx, "db:3306", func(context.Context) error { return errRefused })
 	var e *Error
@@ -117,7 +117,7 @@ func TestUnavailable(t *testing.T) {
 	for _, answered := range []bool{false, true} {
 		t.Run(fmt.Sprintf("answered=%t", answered), func(t *testing.T) {
 			clk := &fakeClock{now: time.Unix(1e9, 0)}
-			cfg, err := New(withClock(clk), WithMode(VerifyIdentity), WithBackoff(Backoff{Jitter: -1}))
+			cfg, err := newConfig(withClock(clk), WithMode(VerifyIdentity), WithBackoff(Backoff{Jitter: -1}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -139,7 +139,7 @@ func TestUnavailable(t *testing.T) {
 				}
 			}
 			spent := clk.now.Sub(start)
-			want := FirstContactBudget
+			want := firstContactBudget
 			if answered {
 				want = 3 * time.Minute
 			}

@@ -157,7 +157,7 @@ func TestModeMatrix(t *testing.T) {
 		for _, mode := range Modes {
 			t.Run(sc.name+"/"+mode.String(), func(t *testing.T) {
 				t.Parallel()
-				cfg, err := New(WithMode(mode), WithCAFile(c.CA), WithHandshakeTimeout(time.Second))
+				cfg, err := newConfig(WithMode(mode), WithCAFile(c.CA), WithHandshakeTimeout(time.Second))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -192,7 +192,7 @@ func TestLegacyTLSByOption(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := New(WithMode(VerifyIdentity), WithCAFile(c.CA), WithTLSVersions(lo, hi))
+	cfg, err := newConfig(WithMode(VerifyIdentity), WithCAFile(c.CA), WithTLSVersions(lo, hi))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,14 +211,14 @@ func TestLegacyTLSByOption(t *testing.T) {
 func TestServerNameAndSNI(t *testing.T) {
 	c := testenv.GetCerts(t)
 	srv := startTLSServer(t, serverConf(t, c.OtherHost), 0)
-	cfg, err := New(WithMode(VerifyIdentity), WithCAFile(c.CA))
+	cfg, err := newConfig(WithMode(VerifyIdentity), WithCAFile(c.CA))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cfg.Dial(context.Background(), "tcp", srv.addr(), nil); !errors.Is(err, ErrHostnameMismatch) {
 		t.Fatalf("by IP without override: %v", err)
 	}
-	cfg, err = New(WithMode(VerifyIdentity), WithCAFile(c.CA), WithServerName("other.example.com"))
+	cfg, err = newConfig(WithMode(VerifyIdentity), WithCAFile(c.CA), WithServerName("other.example.com"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestCAReloadAndResumption(t *testing.T) {
 	if err := os.WriteFile(caFile, readFile(t, c.CA), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := New(WithMode(VerifyIdentity), WithCAFile(caFile))
+	cfg, err := newConfig(WithMode(VerifyIdentity), WithCAFile(caFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +297,7 @@ func TestClientCertificate(t *testing.T) {
 	for _, max := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		t.Run(tlsinfo.VersionName(max), func(t *testing.T) {
 			srv := startTLSServer(t, conf, 0)
-			cfg, _ := New(WithMode(VerifyIdentity), WithCAFile(c.CA), WithTLSVersions(0, max))
+			cfg, _ := newConfig(WithMode(VerifyIdentity), WithCAFile(c.CA), WithTLSVersions(0, max))
 			conn, err := cfg.Dial(context.Background(), "tcp", srv.addr(), nil)
 			if err == nil {
 				// TLS 1.3 reports the server's refusal on the first read,
@@ -308,7 +308,7 @@ func TestClientCertificate(t *testing.T) {
 			if !errors.Is(err, ErrClientCertRequired) {
 				t.Fatalf("without a client cert: %v", err)
 			}
-			cfg, err = New(WithMode(VerifyIdentity), WithCAFile(c.CA), WithClientCertFiles(c.Client.Cert, c.Client.Key), WithTLSVersions(0, max))
+			cfg, err = newConfig(WithMode(VerifyIdentity), WithCAFile(c.CA), WithClientCertFiles(c.Client.Cert, c.Client.Key), WithTLSVersions(0, max))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -345,7 +345,7 @@ func TestWithDialer(t *testing.T) {
 		return d.DialContext(ctx, network, addr)
 	}
 	for _, m := range []Mode{Required, VerifyIdentity} {
-		cfg, err := New(WithMode(m), WithCAFile(c.CA), WithServerName("localhost"), sslconn.WithDialer(via))
+		cfg, err := newConfig(WithMode(m), WithCAFile(c.CA), WithServerName("localhost"), sslconn.WithDialer(via))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -69,7 +69,7 @@ func TestIntermediates(t *testing.T) {
 	inter := makeCert(t, "intermediate", nil, true, year, root)
 	leaf := makeCert(t, "leaf", []string{"localhost"}, false, year, inter)
 	srv := startTLSServer(t, &tls.Config{Certificates: []tls.Certificate{leaf.tlsCert(inter)}}, 0)
-	cfg, err := New(WithMode(VerifyIdentity), WithCA([]byte(root.pem())), WithServerName("localhost"))
+	cfg, err := newConfig(WithMode(VerifyIdentity), WithCA([]byte(root.pem())), WithServerName("localhost"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestExpiryWarnings(t *testing.T) {
 	srv := startTLSServer(t, &tls.Config{Certificates: []tls.Certificate{leaf.tlsCert()}}, 0)
 	var got []ExpiryWarning
 	var logs bytes.Buffer
-	cfg, err := New(WithMode(VerifyIdentity), WithCA([]byte(ca.pem())), WithServerName("localhost"),
+	cfg, err := newConfig(WithMode(VerifyIdentity), WithCA([]byte(ca.pem())), WithServerName("localhost"),
 		WithExpiryWarning(0, func(w ExpiryWarning) { got = append(got, w) }),
 		WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	if err != nil {
@@ -126,7 +126,7 @@ func TestRequiredWithCAWarns(t *testing.T) {
 	other := makeCert(t, "other", nil, true, time.Now().Add(time.Hour*24*365), nil)
 	leaf := makeCert(t, "leaf", []string{"localhost"}, false, time.Now().Add(time.Hour*24*365), other)
 	srv := startTLSServer(t, &tls.Config{Certificates: []tls.Certificate{leaf.tlsCert()}}, 0)
-	cfg, err := New(WithMode(Required), WithCA([]byte(ca.pem())), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	cfg, err := newConfig(WithMode(Required), WithCA([]byte(ca.pem())), WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestVerifyChain(t *testing.T) {
 		}
 		return []*x509.Certificate{cert}
 	}
-	cfg, err := New(WithCAFile(c.CA))
+	cfg, err := newConfig(WithCAFile(c.CA))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -95,7 +95,9 @@ func TestMain(m *testing.M) {
 	_ = mysql.SetLogger(log.New(io.Discard, "", 0))
 	redis.SetLogger(quietRedis{})
 	code := m.Run()
-	testenv.Cleanup()
+	if testenv.Cleanup() != nil && code == 0 {
+		code = 1 // a server that would not stop fails the run
+	}
 	os.Exit(code)
 }
 

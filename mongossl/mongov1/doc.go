@@ -16,6 +16,9 @@
 //
 //	mongodb://app:secret@dds-bp1xxxx.mongodb.rds.aliyuncs.com:3717/admin?replicaSet=mgset-1&ssl-mode=VERIFY_IDENTITY&ssl-ca=/etc/ApsaraDB-CA-Chain.pem
 //
+// (For mongodb+srv://, v1's ApplyURI, and so ClientOptions, looks the
+// hosts up in DNS.)
+//
 // Without ssl-mode, the driver's own TLS options map onto a mode: tls=false
 // DISABLED; tls=true, tlsCAFile, tlsCertificateKeyFile, the revocation
 // options below, or mongodb+srv:// VERIFY_IDENTITY; tlsInsecure or
@@ -73,3 +76,6 @@
 // server goes, or started within a millisecond or so of it, reports the
 // error to the caller.
 package mongov1
+
+// The package's other files are generated from mongossl's: edit those and
+// run go generate ./mongossl (see mongossl/internal/v1gen).

@@ -58,7 +58,7 @@ var ErrNone = errors.New("connected, and the attacker read nothing")
 // depends on how a cut connection looks to the driver.
 var ErrAny = errors.New("any error")
 
-// AttackWant is the table the Security section of the README states: the
+// AttackWant is the table docs/security.md states: the
 // error each mode must end in under each attack, or nil where the mode
 // connects and the attacker reads the session (what the contract does not
 // promise to prevent).

@@ -61,6 +61,10 @@ func CheckQuiet(t testing.TB, dials *DialCounter, base int) int64 {
 	return dials.N()
 }
 
+// closeWithin bounds how long after Close a Ping waiting for a connection
+// returns.
+const closeWithin = 500 * time.Millisecond
+
 // RunCloseStops checks a database/sql connector against a server that is
 // down: closing the *sql.DB while a Ping waits for a connection stops the
 // connector at once (the Ping returns ErrUnavailable saying the connector
@@ -91,9 +95,15 @@ func RunCloseStops(t *testing.T, newConnector func(addr string, opts ...sslconn.
 	}
 	select {
 	case err := <-done:
-		t.Logf("Ping returned %v after Close: %v", time.Since(closed).Round(time.Millisecond), err)
+		took := time.Since(closed)
+		t.Logf("Ping returned %v after Close: %v", took.Round(time.Millisecond), err)
 		if !errors.Is(err, sslconn.ErrUnavailable) || !strings.Contains(err.Error(), "connector was closed") {
 			t.Errorf("%v, want ErrUnavailable saying the connector was closed", err)
+		}
+		// "At once": Close cancels the retry loop's wait and the attempt
+		// under way; milliseconds, with room for a slow machine.
+		if took > closeWithin {
+			t.Errorf("Ping returned %v after Close, want within %v", took.Round(time.Millisecond), closeWithin)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Ping still waits 5 s after Close")

@@ -5,15 +5,20 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/sslconn/sslconn/internal/testkit/testenv"
 )
 
-// BenchRecovery measures, per restart (the median), the time from the server accepting
-// connections again to the first successful operation, and how many errors
-// the application saw meanwhile. Each iteration stops the server, starts
-// an operation while it is down, and brings it back 500 ms later. An
-// operation that fails is retried every 10 ms, as an application must with
-// a bare driver; with the library there should be nothing to retry.
-func BenchRecovery(b *testing.B, stop, start func() error, op func(context.Context) error) {
+// BenchRecovery measures, per restart (the median), the time from the
+// server's port at addr accepting connections again (stamped by a probe
+// that connects in a tight loop, testenv.ProbeAccept) to the first
+// successful operation, and how many errors the application saw meanwhile.
+// Each iteration stops the server, starts an operation while it is down,
+// and brings it back 500 ms later. An operation that fails is retried
+// every 10 ms, as an application must with a bare driver; with the library
+// there should be nothing to retry. An operation that succeeds before the
+// port accepts is a broken harness, and fails the benchmark.
+func BenchRecovery(b *testing.B, addr string, stop, start func() error, op func(context.Context) error) {
 	ctx := context.Background()
 	if err := op(ctx); err != nil {
 		b.Fatalf("before: %v", err)
@@ -28,13 +33,11 @@ func BenchRecovery(b *testing.B, stop, start func() error, op func(context.Conte
 		if err := stop(); err != nil {
 			b.Fatal(err)
 		}
-		upCh := make(chan time.Time, 1)
+		probe := testenv.ProbeAccept(addr)
+		started := make(chan error, 1)
 		go func() {
 			time.Sleep(500 * time.Millisecond)
-			if err := start(); err != nil {
-				b.Error(err)
-			}
-			upCh <- time.Now()
+			started <- start()
 		}()
 		var doneAt time.Time
 		for {
@@ -46,8 +49,18 @@ func BenchRecovery(b *testing.B, stop, start func() error, op func(context.Conte
 			errs++
 			time.Sleep(10 * time.Millisecond)
 		}
-		up := <-upCh
-		took = append(took, max(doneAt.Sub(up), 0))
+		if err := <-started; err != nil {
+			b.Fatal(err)
+		}
+		up, err := probe.Wait(startTimeout)
+		if err != nil {
+			b.Fatal(err)
+		}
+		d := doneAt.Sub(up)
+		if d < 0 {
+			b.Fatalf("the operation succeeded %v before %s accepted connections again", -d, addr)
+		}
+		took = append(took, d)
 	}
 	b.StopTimer()
 	// The median: one slow restart (a MariaDB that takes a second longer to

@@ -3,8 +3,10 @@ package matrix
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,9 +43,16 @@ func Switchovers(c *testenv.Certs) []Switchover {
 	}
 }
 
-// switchoverRecoverOps writes must succeed within recoverTimeout of the
-// new primary being reachable.
-const switchoverRecoverOps = 10
+// switchoverRecoverOps writes must succeed within switchoverRecoverTimeout
+// of the endpoint reaching the new primary. The README states 65-320 ms
+// from the move to the first write on this 2-core machine (the writable
+// node is found by a probe every 50 ms); 3 s leaves room for a machine
+// twice as slow and the race detector, and still fails a library that
+// waits out a backoff or a pool's idle timeout instead.
+const (
+	switchoverRecoverOps     = 10
+	switchoverRecoverTimeout = 3 * time.Second
+)
 
 // RunSwitchovers runs Switchovers(c), each against a fresh MariaDB primary
 // and replica behind a forwarder (the endpoint), under a workload of
@@ -54,10 +63,14 @@ const switchoverRecoverOps = 10
 // catches up and is promoted, the endpoint moves, and the old connections
 // are cut or not. Then, from the new primary's data: every acknowledged
 // write is there exactly once, every write with an unknown outcome at most
-// once; only operations in flight at the cut failed (none at all without
-// a cut); writes resumed; and the pool is encrypted as the case says. It
-// logs the recovery time: from the new primary being reachable through the
-// endpoint to the first write that succeeded after it.
+// once; the only failures are operations in flight on a connection the
+// endpoint cut, typed sslconn.ErrOutcomeUnknown and ended soon after the cut
+// (see excuse), no more of them than connections cut, and none at all
+// without a cut; writes issued while the primary was read-only waited and
+// landed on the new primary; writes resumed within
+// switchoverRecoverTimeout; and the pool is encrypted as the case says. It
+// logs the recovery time: from the endpoint reaching the new primary (the
+// forwarder's own stamp) to the first write that succeeded after it.
 func RunSwitchovers(t *testing.T, c *testenv.Certs, open func(mode sslconn.Mode, port int) (Workload, error)) {
 	for _, sw := range Switchovers(c) {
 		t.Run(sw.Name, func(t *testing.T) { runSwitchover(t, sw, open) })
@@ -69,12 +82,12 @@ func runSwitchover(t *testing.T, sw Switchover, open func(sslconn.Mode, int) (Wo
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Stop()
+	defer testenv.Stop(t, "the replication pair", r.Stop)
 	fwd, err := testenv.StartForwarder(testenv.Addr(r.Primary.Port))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer fwd.Close()
+	defer testenv.Stop(t, "the forwarder", fwd.Close)
 	w, err := open(sw.Mode, fwd.Port)
 	if err != nil {
 		t.Fatal(err)
@@ -145,16 +158,18 @@ func runSwitchover(t *testing.T, sw Switchover, open func(sslconn.Mode, int) (Wo
 	time.Sleep(300 * time.Millisecond)
 	step("catch-up", r.CatchUp)
 	step("promote", r.Promote)
-	cutAt := time.Now()
-	fwd.Move(testenv.Addr(r.Primary.Port), sw.Cut)
-	up := time.Now()
+	// The forwarder stamps the move (under the lock its dialing reads the
+	// target under) and both ends of the cut: the test takes no stamp of
+	// its own that an operation could fall between.
+	cut := fwd.Move(testenv.Addr(r.Primary.Port), sw.Cut)
+	up := cut.Moved
 	upAt.Store(up.UnixNano())
-	deadline := up.Add(recoverTimeout)
+	deadline := up.Add(switchoverRecoverTimeout)
 	for afterOK.Load() < switchoverRecoverOps && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 	if n := afterOK.Load(); n < switchoverRecoverOps {
-		t.Errorf("only %d writes succeeded within %v of the switchover", n, recoverTimeout)
+		t.Errorf("only %d writes succeeded within %v of the endpoint reaching the new primary", n, switchoverRecoverTimeout)
 	}
 	stopWorkers()
 	drained := make(chan struct{})
@@ -171,9 +186,21 @@ func runSwitchover(t *testing.T, sw Switchover, open func(sslconn.Mode, int) (Wo
 		}
 	}
 
+	// Every Move the forwarder made, with the connections each cut closed
+	// (connections accepted before a cut and dialed after it included).
+	cuts := fwd.Cuts()
+	closed := 0
+	for _, c := range cuts {
+		closed += c.Closed
+	}
 	acked, unknown := map[int64]bool{}, map[int64]bool{}
-	var first time.Time
-	var waited []time.Duration // writes that started in the read-only window
+	var (
+		first      time.Time
+		waited     []time.Duration // writes that started in the read-only window, acknowledged
+		roWrites   int             // writes that started in the read-only window
+		excused    int
+		excusedMsg []string
+	)
 	for _, o := range ops {
 		switch {
 		case o.err == nil && o.write:
@@ -181,17 +208,44 @@ func runSwitchover(t *testing.T, sw Switchover, open func(sslconn.Mode, int) (Wo
 		case o.write:
 			unknown[o.id] = true
 		}
-		inFlightAtCut := sw.Cut && o.start.Before(cutAt) && !o.end.Before(cutAt)
-		if o.err != nil && !o.aborted && !inFlightAtCut {
-			t.Errorf("%s started %v after read-only, failed after %v, not in flight at a cut: %v",
-				o, o.start.Sub(roAt).Round(time.Millisecond), o.end.Sub(o.start).Round(time.Millisecond), o.err)
+		if o.err != nil && !o.aborted {
+			if why, c := excuse(w, o, cuts); why != "" {
+				t.Errorf("%s started %v after read-only (%v before the move), failed after %v: %s: %v",
+					o, o.start.Sub(roAt).Round(time.Millisecond), up.Sub(o.start).Round(time.Millisecond),
+					o.end.Sub(o.start).Round(time.Millisecond), why, o.err)
+			} else {
+				excused++
+				excusedMsg = append(excusedMsg, fmt.Sprintf("%s (started %v before the cut's end, ended %v after it)",
+					o, c.End.Sub(o.start).Round(time.Microsecond), o.end.Sub(c.End).Round(time.Microsecond)))
+			}
 		}
-		if o.write && o.err == nil && o.start.After(up) && (first.IsZero() || o.end.Before(first)) {
+		if o.write && o.err == nil && !o.start.Before(up) && (first.IsZero() || o.end.Before(first)) {
 			first = o.end
 		}
-		if o.write && o.err == nil && o.start.After(roAt) && o.start.Before(cutAt) {
-			waited = append(waited, o.end.Sub(o.start))
+		if o.write && o.start.After(roAt) && o.start.Before(up) {
+			roWrites++
+			if o.err == nil {
+				waited = append(waited, o.end.Sub(o.start))
+			}
 		}
+	}
+	if excused > closed {
+		t.Errorf("%d operations failed in flight at a cut, but the cuts closed only %d connections: %s",
+			excused, closed, strings.Join(excusedMsg, "; "))
+	}
+	if len(excusedMsg) > 0 {
+		t.Logf("in flight at the cut (%d connections closed), ErrOutcomeUnknown: %s", closed, strings.Join(excusedMsg, "; "))
+	}
+	// The read-only window lasts 300 ms and more, with two writers: writes
+	// started in it, and read-only handling must have carried them over
+	// to the new primary (any that failed is reported above).
+	if roWrites == 0 || len(waited) == 0 {
+		t.Errorf("%d writes started while the primary was read-only, %d acknowledged; want at least one, acknowledged", roWrites, len(waited))
+	}
+	if first.IsZero() {
+		t.Errorf("no write that started after the move succeeded")
+	} else if took := first.Sub(up); took > switchoverRecoverTimeout {
+		t.Errorf("the first write after the move succeeded %v after it, want within %v", took.Round(time.Millisecond), switchoverRecoverTimeout)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
 	defer cancel()
@@ -224,12 +278,14 @@ func runSwitchover(t *testing.T, sw Switchover, open func(sslconn.Mode, int) (Wo
 	if len(waited) > 0 {
 		maxWait = waited[len(waited)-1]
 	}
-	t.Logf("%d ops, %d writes acknowledged, %d with unknown outcome (%d not applied); %d writes issued while read-only waited up to %v; recovery %v",
-		len(ops), len(acked), len(unknown), lost, len(waited), maxWait.Round(time.Millisecond), first.Sub(up).Round(time.Millisecond))
+	t.Logf("%d ops, %d writes acknowledged, %d with unknown outcome (%d not applied); %d writes issued while read-only waited up to %v; cut closed %d connections in %v; recovery %v",
+		len(ops), len(acked), len(unknown), lost, len(waited), maxWait.Round(time.Millisecond),
+		closed, cut.End.Sub(cut.Begin).Round(time.Microsecond), first.Sub(up).Round(time.Millisecond))
 }
 
 // BenchSwitchover measures, per switchover (the median), the time from the
-// new primary being reachable through the endpoint to the first successful
+// new primary being reachable through the endpoint (the forwarder's stamp
+// of the move) to the first successful
 // write, and how many errors the application saw meanwhile. Each iteration
 // turns the primary read-only, starts a write, and 500 ms later promotes
 // the replica and moves the endpoint, cutting its connections; the roles
@@ -251,15 +307,25 @@ func BenchSwitchover(b *testing.B, r *testenv.Replication, fwd *testenv.Forwarde
 		if err := r.SetReadOnly(); err != nil {
 			b.Fatal(err)
 		}
-		upCh := make(chan time.Time, 1)
+		type moved struct {
+			at  time.Time
+			err error
+		}
+		upCh := make(chan moved, 1)
+		// The goroutine reports through upCh, read below and, after a
+		// Fatalf, by the deferred wait: no b.Error after the benchmark.
 		go func() {
 			time.Sleep(500 * time.Millisecond)
 			err := errors.Join(r.CatchUp(), r.Promote())
-			if err != nil {
-				b.Error(err)
+			// The forwarder's own stamp: when new connections started
+			// going to the new primary.
+			upCh <- moved{fwd.Move(testenv.Addr(r.Primary.Port), true).Moved, err}
+		}()
+		received := false
+		defer func() {
+			if !received {
+				<-upCh
 			}
-			fwd.Move(testenv.Addr(r.Primary.Port), true)
-			upCh <- time.Now()
 		}()
 		var doneAt time.Time
 		id++
@@ -275,8 +341,17 @@ func BenchSwitchover(b *testing.B, r *testenv.Replication, fwd *testenv.Forwarde
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		up := <-upCh
-		took = append(took, max(doneAt.Sub(up), 0))
+		m := <-upCh
+		received = true
+		if m.err != nil {
+			b.Fatal(m.err)
+		}
+		up := m.at
+		d := doneAt.Sub(up)
+		if d < 0 {
+			b.Fatalf("a write succeeded %v before the endpoint reached a writable node", -d)
+		}
+		took = append(took, d)
 	}
 	b.StopTimer()
 	sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })

@@ -1,7 +1,7 @@
 // Package mongotest is the test environment of the mongo adapters that
 // does not depend on the driver: the FerretDB scenarios, started lazily,
 // servers of a test's own, and a small PKI for the tests without a server.
-// (mongossl's tests keep their own copy; mongov1's use this one.)
+// mongossl's tests use it, and so mongov1's, which are generated from them.
 package mongotest
 
 import (
@@ -75,6 +75,10 @@ var MutualTLS = testenv.NewLazy(func() (*CertServer, error) {
 // serverCerts are the certificates of the tests that start a server of
 // their own (see StartOwn): a Lazy, so that its Get skips them under -short.
 var serverCerts = testenv.NewLazy(loadCerts)
+
+// Certs are the certificates of the servers a test starts itself; like a
+// Lazy's Get it skips under -short.
+func Certs(t testing.TB) *testenv.Certs { return serverCerts.Get(t) }
 
 // StartOwn starts a FerretDB that only the calling test or benchmark uses,
 // because it restarts or reconfigures it: a fresh one on every run, stopped

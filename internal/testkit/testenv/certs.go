@@ -140,8 +140,9 @@ func TempDir(name string) (string, error) {
 // Lazy started on a test's first Get (and closes the Lazy values that have
 // a Close or Stop method), and removes their files. TestMain calls it after
 // m.Run. Every stop is bounded (see KillTimeout); a server that would not
-// stop is reported on standard error.
-func Cleanup() {
+// stop is reported on standard error and in the error returned, which
+// TestMain turns into a failing exit code.
+func Cleanup() error {
 	err := cleanupLazies()
 	err = errors.Join(err, stopAll())
 	if err != nil {
@@ -153,6 +154,25 @@ func Cleanup() {
 		os.RemoveAll(d)
 	}
 	tmpDirs = nil
+	return err
+}
+
+// ErrorfTB is the part of testing.TB that Stop reports through.
+type ErrorfTB interface {
+	Helper()
+	Errorf(format string, args ...any)
+}
+
+// Stop calls stop (a server's Stop, a forwarder's Close) and fails the
+// test with t.Errorf when it returns an error: a server that would not stop
+// is a failure, not a line on standard error. For defer:
+//
+//	defer testenv.Stop(t, "the TDS server", s.Stop)
+func Stop(t ErrorfTB, what string, stop func() error) {
+	t.Helper()
+	if err := stop(); err != nil {
+		t.Errorf("stopping %s: %v", what, err)
+	}
 }
 
 // Must is a TB for TestMain: it panics on failure.

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/sslconn/sslconn/internal/testkit/netns"
 )
 
 var (
@@ -100,7 +102,10 @@ func ferretBinary() (string, error) {
 // TLS.Force), TLSPort is TLS (closed when TLS.Off). TLS.Versions serves TLS
 // through a terminator limited to those versions; TLS.ClientAuth requires
 // client certificates from TLS.CA.
-func StartFerretDB(t TLS) (*Server, error) {
+func StartFerretDB(t TLS) (*Server, error) { return StartFerretDBOn(nil, t) }
+
+// StartFerretDBOn is StartFerretDB inside test host h (nil: loopback).
+func StartFerretDBOn(h *netns.Host, t TLS) (*Server, error) {
 	bin, err := ferretBinary()
 	if err != nil {
 		return nil, err
@@ -109,6 +114,7 @@ func StartFerretDB(t TLS) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.onHost(h, 27017, 27018)
 	if err := os.MkdirAll(filepath.Join(s.Dir, "data"), 0o755); err != nil {
 		return nil, err
 	}
@@ -119,10 +125,10 @@ func StartFerretDB(t TLS) (*Server, error) {
 		if t.OnPlainPort && !t.Off {
 			tlsPort = s.Port
 		} else if t.Off || !t.Force {
-			args = append(args, "-listen", Addr(s.Port))
+			args = append(args, "-listen", s.Addr(s.Port))
 		}
 		if !t.Off {
-			args = append(args, "-tls", Addr(tlsPort), "-cert", t.Cert.Cert, "-key", t.Cert.Key)
+			args = append(args, "-tls", s.Addr(tlsPort), "-cert", t.Cert.Cert, "-key", t.Cert.Key)
 			if t.ClientAuth {
 				args = append(args, "-ca", t.CA)
 			}
@@ -134,15 +140,15 @@ func StartFerretDB(t TLS) (*Server, error) {
 	}
 	s.ready = func(s *Server) error {
 		if s.TLS.OnPlainPort && !s.TLS.Off {
-			return dialReady(Addr(s.Port))
+			return dialReady(s.Addr(s.Port))
 		}
 		if s.TLS.Off || !s.TLS.Force {
-			if err := dialReady(Addr(s.Port)); err != nil {
+			if err := dialReady(s.Addr(s.Port)); err != nil {
 				return err
 			}
 		}
 		if !s.TLS.Off {
-			return dialReady(Addr(s.TLSPort))
+			return dialReady(s.Addr(s.TLSPort))
 		}
 		return nil
 	}

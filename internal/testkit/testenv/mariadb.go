@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/sslconn/sslconn/internal/testkit/netns"
 )
 
 // MariaDB accounts in every instance. The passwords are test fixtures.
@@ -119,7 +121,7 @@ func mariadbArgv(s *Server) ([]string, []string, error) {
 		"--tmpdir=" + s.Dir, // private, as the bootstrap's
 
 		"--port=" + strconv.Itoa(s.Port),
-		"--bind-address=127.0.0.1,::1",
+		"--bind-address=" + strings.Join(s.bind(), ","),
 		"--user=root", "--skip-name-resolve", "--skip-log-bin",
 		"--innodb-buffer-pool-size=16M", "--innodb-log-file-size=16M",
 		"--performance-schema=OFF", "--max-connections=200",
@@ -164,7 +166,7 @@ func mariadbArgv(s *Server) ([]string, []string, error) {
 }
 
 func mariadbReady(s *Server) error {
-	if err := dialReady(Addr(s.Port)); err != nil {
+	if err := dialReady(s.Addr(s.Port)); err != nil {
 		return err
 	}
 	_, err := os.Stat(filepath.Join(s.Dir, "mysqld.sock"))
@@ -172,10 +174,14 @@ func mariadbReady(s *Server) error {
 }
 
 // StartMariaDB starts a private MariaDB with the test accounts and tls.
-func StartMariaDB(t TLS) (*Server, error) { return startMariaDB(t, nil) }
+func StartMariaDB(t TLS) (*Server, error) { return startMariaDB(nil, t, nil) }
 
-// startMariaDB is StartMariaDB with extra command-line arguments.
-func startMariaDB(t TLS, extra []string) (*Server, error) {
+// StartMariaDBOn is StartMariaDB inside test host h.
+func StartMariaDBOn(h *netns.Host, t TLS) (*Server, error) { return startMariaDB(h, t, nil) }
+
+// startMariaDB is StartMariaDB on h (nil: loopback) with extra
+// command-line arguments.
+func startMariaDB(h *netns.Host, t TLS, extra []string) (*Server, error) {
 	tmpl, err := mariadbTemplate()
 	if err != nil {
 		return nil, err
@@ -184,6 +190,7 @@ func startMariaDB(t TLS, extra []string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.onHost(h, 3306, 0)
 	if out, err := exec.Command("cp", "-a", filepath.Join(tmpl, "data"), filepath.Join(s.Dir, "data")).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("copy template: %v\n%s", err, out)
 	}

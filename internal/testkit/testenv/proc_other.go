@@ -14,3 +14,6 @@ func terminate(cmd *exec.Cmd) error { return cmd.Process.Kill() }
 
 // kill ends the server process (TerminateProcess on Windows).
 func kill(cmd *exec.Cmd) error { return cmd.Process.Kill() }
+
+// freezeSupported tells whether Freeze can stop a server: not here.
+const freezeSupported = false

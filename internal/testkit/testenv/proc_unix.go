@@ -19,3 +19,9 @@ func terminate(cmd *exec.Cmd) error { return syscall.Kill(-cmd.Process.Pid, sysc
 
 // kill ends the server's process group at once (SIGKILL).
 func kill(cmd *exec.Cmd) error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+
+// signal sends sig to the server's process group.
+func signal(cmd *exec.Cmd, sig syscall.Signal) error { return syscall.Kill(-cmd.Process.Pid, sig) }
+
+// freezeSupported tells whether Freeze can stop a server.
+const freezeSupported = true

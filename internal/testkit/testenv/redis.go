@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sslconn/sslconn/internal/testkit/netns"
 )
 
 // RedisPassword is the requirepass of every test Redis (a test fixture).
@@ -37,11 +39,15 @@ func StartRedisDurable(t TLS) (*Server, error) {
 // StartRedis starts a private Redis. Redis puts plaintext and TLS on separate
 // ports: Port is plaintext (closed when TLS.Force), TLSPort is TLS (closed
 // when TLS.Off).
-func StartRedis(t TLS) (*Server, error) {
+func StartRedis(t TLS) (*Server, error) { return StartRedisOn(nil, t) }
+
+// StartRedisOn is StartRedis inside test host h (nil: loopback).
+func StartRedisOn(h *netns.Host, t TLS) (*Server, error) {
 	s, err := newServer("redis", true, t)
 	if err != nil {
 		return nil, err
 	}
+	s.onHost(h, 6379, 6380)
 	s.argv, s.ready = redisArgv, redisReady
 	register(s)
 	if err := s.startFresh(); err != nil {
@@ -63,7 +69,7 @@ func redisArgv(s *Server) ([]string, []string, error) {
 	if (t.Force || t.OnPlainPort) && !t.Off {
 		port = 0
 	}
-	args := []string{bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1 ::1",
+	args := []string{bin, "--port", strconv.Itoa(port), "--bind", strings.Join(s.bind(), " "),
 		"--save", "", "--appendonly", "no", "--dir", s.Dir, "--daemonize", "no",
 		"--requirepass", RedisPassword, "--protected-mode", "no"}
 	var env []string
@@ -95,16 +101,16 @@ func redisArgv(s *Server) ([]string, []string, error) {
 
 func redisReady(s *Server) error {
 	if s.TLS.OnPlainPort && !s.TLS.Off {
-		return dialReady(Addr(s.Port))
+		return dialReady(s.Addr(s.Port))
 	}
 	if s.TLS.Force && !s.TLS.Off {
-		return dialReady(Addr(s.TLSPort))
+		return dialReady(s.Addr(s.TLSPort))
 	}
-	if err := dialReady(Addr(s.Port)); err != nil {
+	if err := dialReady(s.Addr(s.Port)); err != nil {
 		return err
 	}
 	if !s.TLS.Off {
-		return dialReady(Addr(s.TLSPort))
+		return dialReady(s.Addr(s.TLSPort))
 	}
 	return nil
 }

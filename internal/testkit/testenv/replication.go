@@ -65,7 +65,7 @@ func StartReplication(primaryTLS, replicaTLS TLS) (*Replication, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s, err := startMariaDB(t, replicationArgs())
+			s, err := startMariaDB(nil, t, replicationArgs())
 			out[i] = res{s, err}
 		}()
 	}

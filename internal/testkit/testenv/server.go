@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sslconn/sslconn/internal/testkit/netns"
 )
 
 // Time limits of the harness. A server is ready in about a second and
@@ -103,6 +105,47 @@ type Server struct {
 	logFile string
 	// extraArgs are appended to the command line (Redis cluster settings).
 	extraArgs []string
+	// host, if set, runs the server inside a test host of its own instead
+	// of on loopback (see StartOn).
+	host *netns.Host
+}
+
+// onHost places the server in test host h (nil: loopback) on the engine's
+// usual ports: a host's namespace is its own, so they are free, and the
+// hosts of one test share them, as the nodes behind a moving name do.
+func (s *Server) onHost(h *netns.Host, port, tlsPort int) {
+	if h == nil {
+		return
+	}
+	s.host, s.Port = h, port
+	if s.TLSPort != 0 {
+		s.TLSPort = tlsPort
+	}
+}
+
+// Addr returns the server's address for port: on loopback, or on its test
+// host.
+func (s *Server) Addr(port int) string {
+	if s.host != nil {
+		return s.host.Addr(port)
+	}
+	return Addr(port)
+}
+
+// IP is the address the server listens on.
+func (s *Server) IP() string {
+	if s.host != nil {
+		return s.host.IP
+	}
+	return "127.0.0.1"
+}
+
+// bind lists the addresses the server listens on.
+func (s *Server) bind() []string {
+	if s.host != nil {
+		return []string{s.host.IP}
+	}
+	return []string{"127.0.0.1", "::1"}
 }
 
 var (
@@ -179,6 +222,9 @@ func (s *Server) Start() error {
 	args, env, err := s.argv(s)
 	if err != nil {
 		return err
+	}
+	if s.host != nil {
+		args = s.host.Command(args...)
 	}
 	log, err := os.OpenFile(s.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

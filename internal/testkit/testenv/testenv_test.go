@@ -14,7 +14,9 @@ import (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	Cleanup()
+	if Cleanup() != nil && code == 0 {
+		code = 1 // a server that would not stop fails the run
+	}
 	os.Exit(code)
 }
 

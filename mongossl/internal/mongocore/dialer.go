@@ -87,8 +87,8 @@ func FromOptions(pkg string, tc *tls.Config, user ContextDialer, pw string, opts
 // DialContext dials every host, seed or discovered from a replica set's
 // hello, in the same mode, verified against the name it is reached by.
 func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	var raw core.DialFunc
-	if d.User != nil && d.Cfg.UserDialer() == nil {
+	var raw sslconn.DialFunc
+	if d.User != nil && d.Cfg.Settings().Dialer == nil {
 		raw = d.User.DialContext
 	}
 	var dials *rawDials
@@ -172,7 +172,7 @@ func hello(ctx context.Context, d *Dialer, host string) error {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
 	} else {
-		_ = c.SetDeadline(time.Now().Add(d.Cfg.HandshakeTimeout()))
+		_ = c.SetDeadline(time.Now().Add(d.Cfg.Settings().HandshakeTimeout))
 	}
 	if _, err := c.Write(helloMsg); err != nil {
 		return err

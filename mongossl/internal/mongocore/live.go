@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sslconn/sslconn/internal/core"
+	"github.com/sslconn/sslconn/sslconn"
 )
 
 // After a server restart the driver hands the next operation an idle pooled
@@ -141,7 +141,7 @@ type rawDials struct {
 
 // wrap returns dial, recording what it makes until find is called (later
 // dials, PREFERRED's background checks among them, pass through).
-func (r *rawDials) wrap(dial core.DialFunc) core.DialFunc {
+func (r *rawDials) wrap(dial sslconn.DialFunc) sslconn.DialFunc {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dial(ctx, network, addr)
 		if err == nil {

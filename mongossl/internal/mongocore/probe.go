@@ -29,7 +29,7 @@ var helloMsg = func() []byte {
 	return msg
 }()
 
-// PlainHello is PREFERRED's plaintext question (see core.PlainProbe): a server
+// PlainHello is PREFERRED's plaintext question (see core.Spec.Probe): a server
 // that speaks the MongoDB wire protocol in plaintext answers hello (an
 // error reply too) with a message that responds to it; a TLS port answers
 // with an alert or closes. The whole reply is read.

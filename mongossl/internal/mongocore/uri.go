@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sslconn/sslconn/internal/core"
+	"github.com/sslconn/sslconn/internal/param"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
@@ -19,7 +20,7 @@ type URI struct {
 
 // SplitURI splits s, or says why it is no MongoDB URI.
 func SplitURI(s string) (*URI, error) {
-	if err := core.CheckLength(s); err != nil {
+	if err := param.CheckLength(s); err != nil {
 		return nil, err
 	}
 	scheme, rest, ok := strings.Cut(s, "://")
@@ -175,7 +176,7 @@ func take(u *URI) (url.Values, *driverTLS, error) {
 				d.noRevocation, d.noRevKey = &b, k
 			}
 		default:
-			if core.IsParam(k) {
+			if param.Is(k) {
 				ours.Set(k, uv)
 			} else {
 				keep = append(keep, kv)
@@ -183,7 +184,7 @@ func take(u *URI) (url.Values, *driverTLS, error) {
 			}
 		}
 	}
-	if err := core.CheckUnknown(keys, nil); err != nil {
+	if err := param.CheckUnknown(keys, nil); err != nil {
 		return nil, nil, err
 	}
 	// The driver's own rules for the revocation options, which it no

@@ -151,22 +151,6 @@ func (outcomeHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 	return func(ctx context.Context, cmds []redis.Cmder) error { return outcomeOf(next(ctx, cmds)) }
 }
 
-// outcomeErrors is outcomeHook's error mapping alone, for a failover
-// client: go-redis closes the old master's connections on a switch, and a
-// command in flight on one then fails with an end of stream or a closed
-// connection after it was sent: sslconn.ErrOutcomeUnknown.
-type outcomeErrors struct{}
-
-func (outcomeErrors) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (outcomeErrors) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return outcomeHook{}.ProcessHook(next)
-}
-
-func (outcomeErrors) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return outcomeHook{}.ProcessPipelineHook(next)
-}
-
 func outcomeOf(err error) error {
 	var se *sslconn.Error
 	var op *net.OpError

@@ -19,7 +19,9 @@ import (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	testenv.Cleanup()
+	if testenv.Cleanup() != nil && code == 0 {
+		code = 1 // a server that would not stop fails the run
+	}
 	os.Exit(code)
 }
 

@@ -24,6 +24,7 @@ const (
 	defaultRetryBudget      = 3 * time.Minute
 	defaultExpiryWindow     = 30 * 24 * time.Hour
 	defaultHandshakeTimeout = 10 * time.Second
+	defaultDeadPeer         = 10 * time.Second
 )
 
 // Config is the validated, immutable result of the options: the one place
@@ -70,6 +71,9 @@ func New(opts ...Option) (*Config, error) {
 	}
 	if s.HandshakeTimeout <= 0 {
 		s.HandshakeTimeout = defaultHandshakeTimeout
+	}
+	if s.DeadPeer == 0 {
+		s.DeadPeer = defaultDeadPeer
 	}
 	if s.MinVersion == 0 {
 		s.MinVersion = tls.VersionTLS12

@@ -103,3 +103,12 @@ func ExampleWithDialer() {
 	}
 	_ = opts // pass to mysqlssl.Open, redisssl.NewClient, mongossl.Connect, mssqlssl.Open, ...
 }
+
+// A server that goes silent in a failover holds no operation longer than
+// the bound: here 5 s instead of the default 10 s.
+func ExampleWithDeadPeerTimeout() {
+	opts := []sslconn.Option{
+		sslconn.WithDeadPeerTimeout(5 * time.Second), // DSN: dead-peer-timeout=5s; off turns it off
+	}
+	_ = opts // pass to mysqlssl.Open, redisssl.NewClient, mongossl.Connect, mssqlssl.Open, ...
+}

@@ -152,6 +152,22 @@ func WithHandshakeTimeout(d time.Duration) Option {
 	return func(s *settings) { s.HandshakeTimeout = d }
 }
 
+// WithDeadPeerTimeout bounds how long an operation waits on a server that
+// went silent (a lost host, a failover behind a load balancer: packets
+// dropped, nothing answered, nothing reset) before its connection is ended:
+// a request that went out then fails with ErrOutcomeUnknown and is never
+// re-sent, one that did not is ErrNotSent and retried on a new connection,
+// and idle pooled connections to that server are dropped. Default 10 s;
+// zero or less turns it off. A server that is only slow (a long query, a
+// blocking pop) still acknowledges at the TCP level and is never cut.
+// DSN: dead-peer-timeout=10s (or off).
+func WithDeadPeerTimeout(d time.Duration) Option {
+	if d <= 0 {
+		d = -1
+	}
+	return func(s *settings) { s.DeadPeer = d }
+}
+
 // DialFunc makes one plain TCP connection, like net.Dialer.DialContext.
 type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 

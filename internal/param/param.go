@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sslconn/sslconn/internal/tlsinfo"
 	"github.com/sslconn/sslconn/sslconn"
@@ -19,16 +21,17 @@ import (
 // MySQL Connector/J's names are accepted too, so settings from the guides'
 // Java samples can be pasted as they are.
 const (
-	Mode        = "ssl-mode"         // DISABLED ... VERIFY_IDENTITY; Connector/J sslMode
-	CA          = "ssl-ca"           // CA file, any format; Connector/J trustCertificateKeyStoreUrl
-	CAPassword  = "ssl-ca-password"  // JKS/PKCS#12 password; Connector/J trustCertificateKeyStorePassword
-	Cert        = "ssl-cert"         // client certificate (PEM file)
-	Key         = "ssl-key"          // client key (PEM file, may be encrypted)
-	KeyPassword = "ssl-key-password" // password of an encrypted ssl-key; libpq sslpassword
-	ServerName  = "ssl-server-name"  // host name to verify instead of the one connected to
-	TLSVersion  = "tls-version"      // e.g. TLSv1.2,TLSv1.3; Connector/J enabledTLSProtocols, tlsVersions
-	Cipher      = "ssl-cipher"       // OpenSSL or IANA names, ':' or ',' separated
-	CASystem    = "ssl-ca-system"    // include: trust the system roots too; Connector/J fallbackToSystemTrustStore
+	Mode        = "ssl-mode"          // DISABLED ... VERIFY_IDENTITY; Connector/J sslMode
+	CA          = "ssl-ca"            // CA file, any format; Connector/J trustCertificateKeyStoreUrl
+	CAPassword  = "ssl-ca-password"   // JKS/PKCS#12 password; Connector/J trustCertificateKeyStorePassword
+	Cert        = "ssl-cert"          // client certificate (PEM file)
+	Key         = "ssl-key"           // client key (PEM file, may be encrypted)
+	KeyPassword = "ssl-key-password"  // password of an encrypted ssl-key; libpq sslpassword
+	ServerName  = "ssl-server-name"   // host name to verify instead of the one connected to
+	TLSVersion  = "tls-version"       // e.g. TLSv1.2,TLSv1.3; Connector/J enabledTLSProtocols, tlsVersions
+	Cipher      = "ssl-cipher"        // OpenSSL or IANA names, ':' or ',' separated
+	CASystem    = "ssl-ca-system"     // include: trust the system roots too; Connector/J fallbackToSystemTrustStore
+	DeadPeer    = "dead-peer-timeout" // 10s, or off: how long a silent server may hold an operation
 )
 
 // aliases maps normalised names to the canonical parameter.
@@ -50,6 +53,7 @@ var aliases = map[string]string{
 	"sslcasystem":                      CASystem,
 	"fallbacktosystemtruststore":       CASystem,
 	"enabledsslciphersuites":           Cipher,
+	"deadpeertimeout":                  DeadPeer,
 }
 
 var separators = strings.NewReplacer("-", "", "_", "")
@@ -144,6 +148,27 @@ func option(canon, given, v string) (sslconn.Option, error) {
 			return nil, nil // the default; New skips nil options
 		}
 		return nil, invalid(CASystem, fmt.Sprintf("ssl-ca-system is %q; use include (trust the system roots as well as ssl-ca) or exclude (ssl-ca alone, the default)", v), nil)
+	case DeadPeer:
+		v = strings.TrimSpace(v)
+		if strings.EqualFold(v, "off") || v == "0" {
+			return sslconn.WithDeadPeerTimeout(-1), nil
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			// Plain seconds, as MySQL's timeouts are written.
+			n, nerr := strconv.ParseFloat(v, 64)
+			if nerr != nil || n < 0 {
+				return nil, invalid(DeadPeer, fmt.Sprintf("dead-peer-timeout is %q; want a duration such as 10s, or off", v), nil)
+			}
+			d = time.Duration(n * float64(time.Second))
+		}
+		if d < 0 {
+			return nil, invalid(DeadPeer, fmt.Sprintf("dead-peer-timeout is %q; want a duration such as 10s, or off", v), nil)
+		}
+		if d == 0 {
+			return sslconn.WithDeadPeerTimeout(-1), nil
+		}
+		return sslconn.WithDeadPeerTimeout(d), nil
 	case Cipher:
 		ids, err := tlsinfo.ParseCipherSuites(v)
 		if err != nil {

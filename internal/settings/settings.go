@@ -49,6 +49,9 @@ type Settings[Mode ~int, RetryEvent, ExpiryWarning any] struct {
 	// driver's own dialer, else a net.Dialer).
 	Dialer      func(ctx context.Context, network, addr string) (net.Conn, error)
 	SystemRoots bool // WithSystemRoots
+	// DeadPeer is WithDeadPeerTimeout's bound, or the default after New;
+	// negative: detection is off.
+	DeadPeer time.Duration
 
 	// Set by the engine's options (internal/core), never by users.
 

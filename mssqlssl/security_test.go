@@ -13,7 +13,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf16"
 
 	mssql "github.com/microsoft/go-mssqldb"
 	"github.com/microsoft/go-mssqldb/msdsn"
@@ -42,29 +41,13 @@ func target(t testing.TB) matrix.Target {
 			var n int
 			return db.QueryRowContext(ctx, "SELECT 1 -- "+marker).Scan(&n)
 		},
-		// SQL batches travel as UTF-16LE.
-		Wire:     ucs2,
-		Password: password,
-		// LOGIN7 carries the password in UTF-16LE, each byte's nibbles
-		// swapped and XORed with 0xA5 ([MS-TDS] 2.2.6.4): readable.
-		WirePassword: func(pw string) []byte {
-			b := ucs2(pw)
-			for i, c := range b {
-				b[i] = (c<<4 | c>>4) ^ 0xA5
-			}
-			return b
-		},
+		// SQL batches travel as UTF-16LE; LOGIN7 carries the password
+		// obfuscated, readably.
+		Wire:                    tdsserver.UCS2,
+		Password:                password,
+		WirePassword:            tdsserver.LoginPassword,
 		PlainLoginShowsPassword: true,
 	}
-}
-
-// ucs2 is s as TDS sends text: UTF-16LE.
-func ucs2(s string) []byte {
-	var b []byte
-	for _, u := range utf16.Encode([]rune(s)) {
-		b = append(b, byte(u), byte(u>>8))
-	}
-	return b
 }
 
 // TestAttacks: a man in the middle against every mode (see matrix.RunAttacks).

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-	"unicode/utf16"
 
 	mssql "github.com/microsoft/go-mssqldb"
 
@@ -23,24 +22,6 @@ func TestMain(m *testing.M) {
 		code = 1 // a server that would not stop fails the run
 	}
 	os.Exit(code)
-}
-
-func ucs2(s string) []byte {
-	var b []byte
-	for _, u := range utf16.Encode([]rune(s)) {
-		b = append(b, byte(u), byte(u>>8))
-	}
-	return b
-}
-
-// loginPassword is password as a plaintext LOGIN7 carries it ([MS-TDS]
-// 2.2.6.4: UTF-16LE, nibbles swapped, XORed with 0xA5).
-func loginPassword(password string) []byte {
-	b := ucs2(password)
-	for i, c := range b {
-		b[i] = (c<<4 | c>>4) ^ 0xA5
-	}
-	return b
 }
 
 // TestRelayRecordsWire: a passive relay records every byte the client
@@ -99,10 +80,10 @@ func TestRelayRecordsWire(t *testing.T) {
 				t.Fatal(err)
 			}
 			wire := p.Wire()
-			if got := bytes.Contains(wire, ucs2(marker)); got != tt.marker {
+			if got := bytes.Contains(wire, tdsserver.UCS2(marker)); got != tt.marker {
 				t.Errorf("the query after the login on the wire: %t, want %t", got, tt.marker)
 			}
-			if got := bytes.Contains(wire, loginPassword(password)); got != tt.password {
+			if got := bytes.Contains(wire, tdsserver.LoginPassword(password)); got != tt.password {
 				t.Errorf("the password on the wire: %t, want %t", got, tt.password)
 			}
 			if p.Dropped() != 0 {

@@ -360,6 +360,20 @@ func featureExtAckFedAuth() []byte {
 	return append(b, featureTerminator)
 }
 
+// UCS2 is s as TDS sends text (SQL batches, LOGIN7's fields): UTF-16LE.
+func UCS2(s string) []byte { return ucs2(s) }
+
+// LoginPassword is password as a LOGIN7 record carries it: UTF-16LE, each
+// byte's nibbles swapped, then XORed with 0xA5 ([MS-TDS] 2.2.6.4). What a
+// plaintext login shows an attacker.
+func LoginPassword(password string) []byte {
+	b := ucs2(password)
+	for i, c := range b {
+		b[i] = (c<<4 | c>>4) ^ 0xA5
+	}
+	return b
+}
+
 func ucs2(s string) []byte {
 	var out []byte
 	for _, r := range utf16.Encode([]rune(s)) {

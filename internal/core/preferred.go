@@ -142,6 +142,7 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 	}
 	type probeResult struct {
 		conn net.Conn
+		rtt  time.Duration // from the connection made to the answer
 		err  error
 	}
 	// The TLS attempt may outlive this call (below); it is bounded by the
@@ -157,7 +158,7 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 			tlsCh <- tlsResult{err: err}
 			return
 		}
-		watch.dialed = time.Now() // read after watch.sent
+		watch.dialed, watch.raw = time.Now(), raw // read after watch.sent
 		tc, asked, err := c.handshakeWatched(tctx, mode, raw, addr, watch)
 		tlsCh <- tlsResult{tc, raw, asked, err}
 	}()
@@ -186,11 +187,12 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 		}
 		_ = raw.SetDeadline(start.Add(firstByteTimeout))
 		stop := context.AfterFunc(pctx, func() { _ = raw.SetDeadline(time.Now()) })
+		asked := time.Now()
 		err = c.probe(pctx, raw)
 		stop()
 		if err == nil && pctx.Err() == nil {
 			_ = raw.SetDeadline(time.Time{})
-			probeCh <- probeResult{conn: raw}
+			probeCh <- probeResult{conn: raw, rtt: time.Since(asked)}
 			return
 		}
 		raw.Close()
@@ -213,6 +215,7 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 
 	var (
 		plain        net.Conn
+		plainRTT     time.Duration // how long the plaintext answer took
 		probePending = true
 		sentCh       = watch.sent
 		answered     = watch.answered
@@ -223,10 +226,19 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 	// ClientHello is out: a server's ServerHello costs it about what the
 	// ClientHello cost us (a key share, and a signature), so a machine that
 	// is slow to make one (loaded, or under the race detector) waits longer.
+	// A server slow to answer the plaintext question (loaded) is as slow
+	// to answer the ClientHello: the grace is also three times that answer's
+	// round trip. And it lasts tlsGrace past the plaintext answer: a
+	// machine that delivered that answer late is late with the TLS one too,
+	// and a grace already spent would hand out plaintext at once.
 	startGrace := func() {
 		if plain != nil && !sentAt.IsZero() && answered != nil && grace == nil {
-			d := max(tlsGrace, 3*sentAt.Sub(watch.dialed))
-			grace = time.After(time.Until(sentAt.Add(d)))
+			d := max(tlsGrace, 3*sentAt.Sub(watch.dialed), 3*plainRTT)
+			end := sentAt.Add(d)
+			if late := time.Now().Add(tlsGrace); late.After(end) {
+				end = late
+			}
+			grace = time.After(time.Until(end))
 		}
 	}
 	for {
@@ -266,12 +278,18 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 			if p.err != nil {
 				continue // the TLS attempt decides, with its own bounds
 			}
-			plain = p.conn
+			plain, plainRTT = p.conn, p.rtt
 			startGrace()
 		case <-answered:
 			// The server answered the ClientHello: its handshake decides.
 			answered, grace = nil, nil
 		case <-grace:
+			if readable(watch.raw) {
+				// The server's answer to the ClientHello is in the socket,
+				// not yet read: the handshake decides.
+				answered, grace = nil, nil
+				continue
+			}
 			p.next(mode, errPlainFirst)
 			// A server slower to answer TLS than the grace still gets it
 			// from the next connection on: the handshake goes on, bounded

@@ -24,6 +24,8 @@ func target(t *testing.T) matrix.Target {
 		Upstream:    testenv.Addr(servers[1].TLSPort),
 		UpstreamTLS: true,
 		Certs:       certs,
+		// No Password: FerretDB runs without authentication here, so the
+		// cells check the marker alone.
 		Connect: func(ctx context.Context, addr string, mode sslconn.Mode, marker string, opts ...sslconn.Option) error {
 			c, err := Connect(ctx, "mongodb://"+addr+"/?ssl-mode="+mode.String()+"&ssl-ca="+certs.CA, opts...)
 			if err != nil {

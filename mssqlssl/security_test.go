@@ -13,13 +13,13 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf16"
 
 	mssql "github.com/microsoft/go-mssqldb"
 	"github.com/microsoft/go-mssqldb/msdsn"
 
 	"github.com/sslconn/sslconn/internal/testkit/matrix"
 	"github.com/sslconn/sslconn/internal/testkit/mitm"
+	"github.com/sslconn/sslconn/internal/testkit/tdsserver"
 	"github.com/sslconn/sslconn/internal/testkit/testenv"
 	"github.com/sslconn/sslconn/sslconn"
 )
@@ -41,14 +41,12 @@ func target(t testing.TB) matrix.Target {
 			var n int
 			return db.QueryRowContext(ctx, "SELECT 1 -- "+marker).Scan(&n)
 		},
-		// SQL batches travel as UTF-16LE.
-		Wire: func(marker string) []byte {
-			var b []byte
-			for _, u := range utf16.Encode([]rune(marker)) {
-				b = append(b, byte(u), byte(u>>8))
-			}
-			return b
-		},
+		// SQL batches travel as UTF-16LE; LOGIN7 carries the password
+		// obfuscated, readably.
+		Wire:                    tdsserver.UCS2,
+		Password:                password,
+		WirePassword:            tdsserver.LoginPassword,
+		PlainLoginShowsPassword: true,
 	}
 }
 
@@ -210,4 +208,81 @@ func TestSecretsTokens(t *testing.T) {
 		"empty token":    probe(urlDSN(s, "localhost", verified), returns("")),
 		"wrong CA (TLS)": probe(urlDSN(s, "localhost", "ssl-mode=VERIFY_CA&ssl-ca="+certFile(t)), returns(tokenGood)),
 	})
+}
+
+// TestLoginOnlyUpgraded: the driver's encrypt=false encrypts only LOGIN7,
+// and its queries then cross in plaintext; here it means PREFERRED, which
+// encrypts the whole session. Through a passive relay that records every
+// byte the client sends, neither the query after the login nor the
+// password crosses in plaintext. (mitm's TestRelayRecordsWire shows the
+// same relay seeing the bare driver's queries after a login-only TLS.)
+func TestLoginOnlyUpgraded(t *testing.T) {
+	tg := target(t)
+	p, err := mitm.Start(mitm.Config{Engine: mitm.TDS, Attack: mitm.Relay, Upstream: tg.Upstream})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	marker := "marker-login-only"
+	db, err := Open("sqlserver://" + user + ":" + password + "@" + p.Addr() + "?database=master&encrypt=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT 1 -- "+marker).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	ex := matrix.Exposure(t, p, tg.Wire(marker), tg.WirePassword(password))
+	if ex.MarkerOnWire || ex.PasswordOnWire {
+		t.Errorf("encrypt=false: in plaintext on the wire: query %t, password %t", ex.MarkerOnWire, ex.PasswordOnWire)
+	}
+	if len(p.Wire()) == 0 {
+		t.Fatal("the relay recorded nothing: not in the path")
+	}
+}
+
+// TestVerifyOwnSession: Verify reports the TLS state of its own session
+// while others are connected. The TDS test server answers
+// sys.dm_exec_connections without a WHERE clause as SQL Server answers a
+// login with VIEW SERVER STATE, a row per session, the older plaintext
+// session first: a Verify that asked without session_id = @@SPID would
+// report that session's state, not its own.
+func TestVerifyOwnSession(t *testing.T) {
+	certs := serverCerts.Get(t)
+	s, err := tdsserver.Start(serverConfig(testenv.Scenario(certs, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	hold := func(mode sslconn.Mode) *sql.Conn {
+		db, err := Open(urlDSN(s, "localhost", "ssl-mode="+mode.String()+"&ssl-ca="+certs.CA))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	plain := hold(sslconn.Disabled)
+	enc := hold(sslconn.VerifyIdentity)
+	later := hold(sslconn.Disabled)
+	for _, c := range []struct {
+		conn *sql.Conn
+		want bool
+	}{{enc, true}, {plain, false}, {later, false}} {
+		st, err := VerifyConn(ctx, c.conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		matrix.CheckStatus(t, "VerifyConn", st, c.want)
+	}
 }

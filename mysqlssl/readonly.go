@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -49,33 +48,6 @@ import (
 // the bare driver. The driver's own rejectReadOnly=true (which returns
 // ErrBadConn at once, a bare "driver: bad connection" when the endpoint
 // has not moved yet) is replaced by this.
-
-// dsnParam reports whether the DSN's parameters hold key, and its value.
-func dsnParam(dsn, key string) (string, bool) {
-	from := strings.LastIndexByte(dsn, '@') + 1
-	q := strings.IndexByte(dsn[from:], '?')
-	if q < 0 {
-		return "", false
-	}
-	for _, kv := range strings.Split(dsn[from+q+1:], "&") {
-		k, v, _ := strings.Cut(kv, "=")
-		if k == key {
-			uv, err := url.QueryUnescape(v)
-			if err != nil {
-				uv = v
-			}
-			return uv, true
-		}
-	}
-	return "", false
-}
-
-// initReadOnly sets the read-only handling and takes the driver's own
-// rejectReadOnly out of the config (the wrapper needs to see the error).
-func (c *Connector) initReadOnly(on bool) {
-	c.rejectRO.Store(on)
-	c.cfg.RejectReadOnly = false
-}
 
 // SetRejectReadOnly turns the handling of writes refused by a read-only
 // node on (the default) or off; see the package doc. Call it before the

@@ -21,6 +21,9 @@ func target(t testing.TB) matrix.Target {
 		Engine:   mitm.MySQL,
 		Upstream: testenv.Addr(env.servers[1].Port),
 		Certs:    certs,
+		// The login carries a scramble, never the password: not even
+		// after a PREFERRED fallback (no cleartext plugin, no RSA fetch).
+		Password: testenv.MySQLPassword,
 		Connect: func(ctx context.Context, addr string, mode sslconn.Mode, marker string, opts ...sslconn.Option) error {
 			db, err := Open(appDSNAt(addr, "ssl-mode="+mode.String()+"&ssl-ca="+certs.CA), opts...)
 			if err != nil {

@@ -98,7 +98,13 @@ func (h retryHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 // typed makes a failure after the commands went out (an end of stream, a
 // reset, a read timeout, a server gone silent) sslconn.ErrOutcomeUnknown,
 // in the result and in the commands that carry it.
-func typed(err error, cmds ...redis.Cmder) error { return replace(err, outcomeOf(err), cmds) }
+// The caller's own deadline or cancellation stays a context error.
+func typed(err error, cmds ...redis.Cmder) error {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return replace(err, outcomeOf(err), cmds)
+}
 
 // explain replaces a context error that hides a failing dial, in the
 // result and in the commands that carry it.

@@ -32,7 +32,9 @@ const (
 // meant to live as long as the client or pool it serves, so the session cache
 // and the CA file check are shared by all its connections.
 type Config struct {
-	s           settings     // the options, completed by New
+	// s is the options, completed by New. A pointer: %#v of a Config then
+	// prints its address, not the passwords it holds.
+	s           *settings
 	mode        Mode         // the mode in force
 	ca          *caSource    // nil: the system roots
 	systemRoots *systemRoots // WithSystemRoots: the CA joins the system roots
@@ -42,8 +44,8 @@ type Config struct {
 // New validates the options and returns a Config. Errors match ErrBadCA or
 // ErrInvalidOption and name the option at fault.
 func New(opts ...Option) (*Config, error) {
-	c := &Config{}
-	s := &c.s
+	s := &settings{}
+	c := &Config{s: s}
 	for _, o := range opts {
 		if o != nil {
 			o(s)

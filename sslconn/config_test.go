@@ -53,7 +53,7 @@ func TestKeep(t *testing.T) {
 		t.Fatal(err)
 	}
 	switch {
-	case kept != &cfg.s:
+	case kept != cfg.s:
 		t.Fatal("Keep was not given the Config's own settings")
 	case kept.TLSConfig == nil || kept.VerifyChain == nil || kept.Delay == nil || kept.Logger == nil || kept.Clock.Now == nil:
 		t.Fatal("settings not completed")

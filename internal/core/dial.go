@@ -135,6 +135,7 @@ type countingConn struct {
 // handshakeWatch reports a handshake's progress to PREFERRED's race.
 type handshakeWatch struct {
 	dialed   time.Time      // when the TCP connection was made
+	raw      net.Conn       // that connection
 	sent     chan time.Time // when the ClientHello went out (buffered)
 	answered chan struct{}  // closed at the server's first byte
 }

@@ -28,6 +28,10 @@ const (
 
 var errTLSAnswered = errors.New("the server answered TLS: no probe")
 
+// errPlainFirst is what the race learns when the plaintext question is
+// answered and the ClientHello is not, within the grace.
+var errPlainFirst = fmt.Errorf("%w: the server answered plaintext, and not the TLS ClientHello within the grace", sslconn.ErrServerNoTLS)
+
 // recheckEvery is how often an address known to serve plaintext is asked
 // again, off the request path, whether it speaks TLS now (the "enable SSL"
 // change behind a proxy that accepts both); a variable for tests.
@@ -54,11 +58,6 @@ func (p *plainAddrs) get(addr string) (known, plain bool) {
 	defer p.mu.Unlock()
 	a, ok := p.m[addr]
 	return ok, ok && a.plain
-}
-
-func (p *plainAddrs) known(addr string) bool {
-	_, plain := p.get(addr)
-	return plain
 }
 
 func (p *plainAddrs) set(addr string, plain bool) {
@@ -115,26 +114,23 @@ func (p *plainAddrs) checked(addr string) {
 // went out, and the probed connection is the one returned.
 func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial sslconn.DialFunc) (net.Conn, error) {
 	mode := sslconn.Preferred
-	known, isPlain := c.plain.get(addr)
-	if isPlain {
+	p := c.plan(mode, addr)
+	if p.first == sslconn.Disabled {
 		raw, err := dial(ctx, network, addr)
+		p.next(sslconn.Disabled, err)
 		if err != nil {
-			// Down, perhaps restarting with other settings: find out anew.
-			c.plain.forget(addr)
 			return nil, err
 		}
-		if c.plain.due(addr) {
-			go c.recheck(network, addr, dial)
-		}
+		p.runRecheck(func() error { return c.recheck(network, addr, dial) })
 		return c.wrap(raw, raw, nil, mode, network, addr, dial), nil
 	}
 	if c.probe == nil {
-		return c.dialPreferredSlow(ctx, network, addr, dial)
+		return c.dialPreferredSlow(ctx, p, network, addr, dial)
 	}
 	// At an address that has answered TLS, the probe waits for a TLS
 	// answer that is late: a server restarted without TLS meanwhile.
 	var probeAfter time.Duration
-	if known {
+	if p.tlsKnown {
 		probeAfter = tlsLate
 	}
 
@@ -146,6 +142,7 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 	}
 	type probeResult struct {
 		conn net.Conn
+		rtt  time.Duration // from the connection made to the answer
 		err  error
 	}
 	// The TLS attempt may outlive this call (below); it is bounded by the
@@ -161,7 +158,7 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 			tlsCh <- tlsResult{err: err}
 			return
 		}
-		watch.dialed = time.Now() // read after watch.sent
+		watch.dialed, watch.raw = time.Now(), raw // read after watch.sent
 		tc, asked, err := c.handshakeWatched(tctx, mode, raw, addr, watch)
 		tlsCh <- tlsResult{tc, raw, asked, err}
 	}()
@@ -190,11 +187,12 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 		}
 		_ = raw.SetDeadline(start.Add(firstByteTimeout))
 		stop := context.AfterFunc(pctx, func() { _ = raw.SetDeadline(time.Now()) })
+		asked := time.Now()
 		err = c.probe(pctx, raw)
 		stop()
 		if err == nil && pctx.Err() == nil {
 			_ = raw.SetDeadline(time.Time{})
-			probeCh <- probeResult{conn: raw}
+			probeCh <- probeResult{conn: raw, rtt: time.Since(asked)}
 			return
 		}
 		raw.Close()
@@ -217,6 +215,7 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 
 	var (
 		plain        net.Conn
+		plainRTT     time.Duration // how long the plaintext answer took
 		probePending = true
 		sentCh       = watch.sent
 		answered     = watch.answered
@@ -227,10 +226,19 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 	// ClientHello is out: a server's ServerHello costs it about what the
 	// ClientHello cost us (a key share, and a signature), so a machine that
 	// is slow to make one (loaded, or under the race detector) waits longer.
+	// A server slow to answer the plaintext question (loaded) is as slow
+	// to answer the ClientHello: the grace is also three times that answer's
+	// round trip. And it lasts tlsGrace past the plaintext answer: a
+	// machine that delivered that answer late is late with the TLS one too,
+	// and a grace already spent would hand out plaintext at once.
 	startGrace := func() {
 		if plain != nil && !sentAt.IsZero() && answered != nil && grace == nil {
-			d := max(tlsGrace, 3*sentAt.Sub(watch.dialed))
-			grace = time.After(time.Until(sentAt.Add(d)))
+			d := max(tlsGrace, 3*sentAt.Sub(watch.dialed), 3*plainRTT)
+			end := sentAt.Add(d)
+			if late := time.Now().Add(tlsGrace); late.After(end) {
+				end = late
+			}
+			grace = time.After(time.Until(end))
 		}
 	}
 	for {
@@ -242,16 +250,14 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 			stopTLS()
 			if r.err == nil {
 				dropProbe(plain, probePending)
-				c.plain.learnTLS(addr)
+				p.next(mode, nil)
 				w := c.wrap(r.tc, r.raw, r.tc, mode, network, addr, dial)
 				w.certAsked = r.asked && c.s.ClientCert == nil
 				return w, nil
 			}
 			if !errors.Is(r.err, sslconn.ErrServerNoTLS) {
 				dropProbe(plain, probePending)
-				if isTLSAnswer(r.err) {
-					c.plain.learnTLS(addr)
-				}
+				p.next(mode, r.err)
 				return nil, r.err
 			}
 			// No TLS here: the probed connection, once answered, is the one.
@@ -265,29 +271,36 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 				// says nothing about TLS. Retried like a refused one.
 				return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("%s: the server closed the connection on the TLS ClientHello and did not answer plaintext either: %w", addr, io.ErrUnexpectedEOF)}
 			}
-			c.plain.learn(addr)
-			c.s.Logger.Debug("sslconn: server does not speak TLS here; PREFERRED falls back to plaintext", "addr", addr)
+			p.next(mode, r.err)
 			return c.wrap(plain, plain, nil, mode, network, addr, dial), nil
 		case p := <-probeCh:
 			probePending = false
 			if p.err != nil {
 				continue // the TLS attempt decides, with its own bounds
 			}
-			plain = p.conn
+			plain, plainRTT = p.conn, p.rtt
 			startGrace()
 		case <-answered:
 			// The server answered the ClientHello: its handshake decides.
 			answered, grace = nil, nil
 		case <-grace:
-			c.plain.learn(addr)
-			c.s.Logger.Debug("sslconn: server answers plaintext and not TLS; PREFERRED uses plaintext", "addr", addr)
+			if readable(watch.raw) {
+				// The server's answer to the ClientHello is in the socket,
+				// not yet read: the handshake decides.
+				answered, grace = nil, nil
+				continue
+			}
+			p.next(mode, errPlainFirst)
 			// A server slower to answer TLS than the grace still gets it
 			// from the next connection on: the handshake goes on, bounded
 			// by the handshake timeout, no longer by ctx.
 			stopTLS()
 			go func() {
 				r := <-tlsCh
-				c.learnFrom(addr, r.tc, r.err)
+				if r.tc != nil {
+					r.tc.Close()
+				}
+				c.rechecked(addr, r.err)
 			}()
 			return c.wrap(plain, plain, nil, mode, network, addr, dial), nil
 		case <-ctx.Done():
@@ -302,88 +315,43 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 	}
 }
 
-// learnFrom records what a TLS attempt at addr showed: a server that
-// answered it in TLS is no longer taken to serve plaintext only.
-func (c *Config) learnFrom(addr string, tc *tls.Conn, err error) {
-	if tc != nil {
-		tc.Close()
-	}
-	if err == nil || isTLSAnswer(err) {
-		c.plain.learnTLS(addr)
-		c.s.Logger.Debug("sslconn: server now answers TLS; PREFERRED encrypts new connections", "addr", addr)
-		return
-	}
-	c.plain.checked(addr)
-}
-
-// recheck asks addr, off the request path, whether it speaks TLS now.
-func (c *Config) recheck(network, addr string, dial sslconn.DialFunc) {
+// recheck makes one TLS attempt at addr, off the request path: does it
+// speak TLS now?
+func (c *Config) recheck(network, addr string, dial sslconn.DialFunc) error {
 	// Bounded, as everything that runs off the request path: a server
 	// that speaks TLS answers a ClientHello within milliseconds.
 	ctx, cancel := context.WithTimeout(context.Background(), firstByteTimeout)
 	defer cancel()
 	raw, err := dial(ctx, network, addr)
 	if err != nil {
-		c.plain.checked(addr)
-		return
+		return err
 	}
 	tc, _, err := c.handshake(ctx, sslconn.Preferred, raw, addr)
-	c.learnFrom(addr, tc, err)
+	if tc != nil {
+		tc.Close()
+	}
+	return err
 }
 
 // dialPreferredSlow is PREFERRED for an engine without a plaintext probe, and
 // at an address that has answered TLS: the silence of a plaintext server
 // is seen only when the first-byte wait ends.
-func (c *Config) dialPreferredSlow(ctx context.Context, network, addr string, dial sslconn.DialFunc) (net.Conn, error) {
+func (c *Config) dialPreferredSlow(ctx context.Context, p *plan, network, addr string, dial sslconn.DialFunc) (net.Conn, error) {
 	raw, err := dial(ctx, network, addr)
 	if err != nil {
-		// Down, perhaps restarting with other settings: find out anew.
-		c.plain.forget(addr)
 		return nil, err
 	}
 	tc, asked, err := c.handshake(ctx, sslconn.Preferred, raw, addr)
-	if err == nil {
-		c.plain.learnTLS(addr)
+	if p.next(sslconn.Preferred, err) != sslconn.Disabled {
+		if err != nil {
+			return nil, err
+		}
 		w := c.wrap(tc, raw, tc, sslconn.Preferred, network, addr, dial)
 		w.certAsked = asked && c.s.ClientCert == nil
 		return w, nil
 	}
-	if !errors.Is(err, sslconn.ErrServerNoTLS) {
-		return nil, err
-	}
-	c.plain.learn(addr)
-	c.s.Logger.Debug("sslconn: server does not speak TLS here; PREFERRED falls back to plaintext", "addr", addr)
 	if raw, err = dial(ctx, network, addr); err != nil {
 		return nil, err
 	}
 	return c.wrap(raw, raw, nil, sslconn.Preferred, network, addr, dial), nil
-}
-
-// The same knowledge, for engines that negotiate TLS in their protocol and
-// pay a second connection when PREFERRED finds it off (SQL Server's
-// ENCRYPT_NOT_SUP).
-
-// KnownPlain reports whether PREFERRED found addr to serve plaintext only,
-// and whether it is time to ask again, off the request path, whether it
-// serves TLS now; the caller then reports with PlainChecked.
-func (c *Config) KnownPlain(addr string) (known, recheck bool) {
-	if !c.plain.known(addr) {
-		return false, false
-	}
-	return true, c.plain.due(addr)
-}
-
-// LearnPlain records that addr serves plaintext only.
-func (c *Config) LearnPlain(addr string) { c.plain.learn(addr) }
-
-// ForgetPlain drops what is known of addr: it serves TLS now, or may.
-func (c *Config) ForgetPlain(addr string) { c.plain.forget(addr) }
-
-// PlainChecked reports a recheck's outcome: whether addr serves TLS now.
-func (c *Config) PlainChecked(addr string, servesTLS bool) {
-	if servesTLS {
-		c.plain.learnTLS(addr)
-		return
-	}
-	c.plain.checked(addr)
 }

@@ -21,15 +21,24 @@ import (
 type endpoint struct {
 	l     net.Listener
 	conf  *tls.Config
-	serve atomic.Int32 // servePlain, serveTLS or serveBoth
+	serve atomic.Int32 // servePlain, serveTLS, serveBoth or serveAlert
 	hello atomic.Int32 // ClientHellos received
+	// pongAfter delays every plaintext answer (a time.Duration).
+	pongAfter atomic.Int64
 }
 
 const (
 	servePlain = iota
 	serveTLS
 	serveBoth
+	// serveAlert answers PING at once, and a ClientHello with a TLS
+	// protocol_version alert: a server that speaks TLS, not the versions
+	// offered, on a port that also answers plaintext.
+	serveAlert
 )
+
+// versionAlert is a fatal protocol_version alert record (RFC 8446 6.2).
+var versionAlert = []byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 70}
 
 func startEndpoint(t *testing.T, serve int) *endpoint {
 	t.Helper()
@@ -64,6 +73,17 @@ func (e *endpoint) handle(c net.Conn) {
 	serve := e.serve.Load()
 	if first[0] == 0x16 {
 		e.hello.Add(1)
+		if serve == serveAlert {
+			// Read the whole ClientHello record first: a socket closed
+			// with unread data sends a reset, which can destroy the alert.
+			var h [5]byte
+			if _, err := io.ReadFull(r, h[:]); err == nil {
+				if _, err := io.CopyN(io.Discard, r, int64(h[3])<<8|int64(h[4])); err == nil {
+					_, _ = c.Write(versionAlert)
+				}
+			}
+			return
+		}
 		if serve == servePlain {
 			_, _ = io.Copy(io.Discard, r) // Redis waits for a newline that never comes
 			return
@@ -82,6 +102,7 @@ func (e *endpoint) handle(c net.Conn) {
 			return
 		}
 		if strings.HasPrefix(line, "PING") {
+			time.Sleep(time.Duration(e.pongAfter.Load()))
 			_, _ = io.WriteString(c, "+PONG\r\n")
 		}
 		if strings.HasPrefix(line, "PINGBYE") {
@@ -169,7 +190,8 @@ func TestPreferredPlaintext(t *testing.T) {
 // TLS. With both, the first connection may go plaintext when the server's
 // TLS answer comes later than the plaintext one by more than the grace (a
 // loaded machine); the late answer is still heard, and from then on every
-// connection is TLS.
+// connection is TLS. TestPreferredStrict holds the first connection to
+// the grace.
 func TestPreferredTLS(t *testing.T) {
 	for _, serve := range []int{serveTLS, serveBoth} {
 		t.Run([]string{"tls-only", "both"}[serve-1], func(t *testing.T) {
@@ -197,6 +219,44 @@ func TestPreferredTLS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPreferredStrict: PREFERRED takes plaintext only from a port that does
+// not speak TLS. Each round is a new client's first connection, with
+// nothing known of the address. A port that serves TLS, and answers
+// plaintext too but later (by 100 ms, far beyond any grace), is TLS every
+// time. A port that answers plaintext at once and a ClientHello with a
+// protocol_version alert speaks TLS: every connection fails with
+// ErrTLSVersion, none is plaintext. The grace is what makes the second
+// hold: the plaintext answer comes first, the alert a ClientHello's round
+// trip later.
+func TestPreferredStrict(t *testing.T) {
+	const rounds = 20
+	t.Run("plaintext answered late", func(t *testing.T) {
+		e := startEndpoint(t, serveBoth)
+		e.pongAfter.Store(int64(100 * time.Millisecond))
+		for i := range rounds {
+			if !encrypted(t, preferredConfig(t, testPing), e.l.Addr().String()) {
+				t.Fatalf("round %d: plaintext on a port that serves TLS and answers plaintext 100 ms later", i+1)
+			}
+		}
+	})
+	t.Run("TLS answered with an alert", func(t *testing.T) {
+		e := startEndpoint(t, serveAlert)
+		for i := range rounds {
+			c := preferredConfig(t, testPing)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			conn, err := c.DialMode(ctx, sslconn.Preferred, "tcp", e.l.Addr().String(), nil)
+			cancel()
+			if err == nil {
+				conn.Close()
+				t.Fatalf("round %d: connected (encrypted: %t) to a port that answered the ClientHello with an alert", i+1, conn.(*Conn).Status().Encrypted)
+			}
+			if !errors.Is(err, sslconn.ErrTLSVersion) {
+				t.Fatalf("round %d: %v, want ErrTLSVersion", i+1, err)
+			}
+		}
+	})
 }
 
 // TestPreferredLearnsTLS: an address known to serve plaintext is

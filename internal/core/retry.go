@@ -20,8 +20,8 @@ const firstContactBudget = 30 * time.Second
 // answeredSet is the set of addresses that completed a connection.
 type answeredSet struct{ m sync.Map }
 
-// MarkAnswered records that addr completed a connection.
-func (c *Config) MarkAnswered(addr string) { c.answered.m.Store(addr, struct{}{}) }
+// markAnswered records that addr completed a connection.
+func (c *Config) markAnswered(addr string) { c.answered.m.Store(addr, struct{}{}) }
 
 func (c *Config) hasAnswered(addr string) bool {
 	_, ok := c.answered.m.Load(addr)
@@ -38,7 +38,7 @@ func (c *Config) hasAnswered(addr string) bool {
 func (c *Config) Retry(ctx context.Context, addr string, connect func(context.Context) error) error {
 	r, err := c.retry(ctx, addr, connect, func(err error) bool { return !IsPermanent(err) }, true)
 	if err == nil {
-		c.MarkAnswered(addr)
+		c.markAnswered(addr)
 		return nil
 	}
 	if !r.exhausted {

@@ -45,3 +45,19 @@ func rawConn(raw net.Conn) syscall.RawConn {
 	}
 	return rc
 }
+
+// readable reports, without reading or blocking, whether conn has bytes
+// waiting to be read. It may run while another goroutine is blocked in a
+// Read of conn: Control, unlike RawConn.Read, does not wait for that Read.
+func readable(conn net.Conn) bool {
+	rc := rawConn(conn)
+	if rc == nil {
+		return false
+	}
+	var n int
+	_ = rc.Control(func(fd uintptr) {
+		var b [1]byte
+		n, _, _ = syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	})
+	return n > 0
+}

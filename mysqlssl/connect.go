@@ -1,0 +1,205 @@
+package mysqlssl
+
+import (
+	"context"
+	"crypto/tls"
+	"database/sql/driver"
+	"errors"
+	"os"
+	"sync/atomic"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/sslconn/sslconn/internal/core"
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+// Connect implements driver.Connector: it connects in the configured mode,
+// retrying refused and reset connections within the retry budget, and maps
+// failures onto sslconn's errors. Close ends it.
+func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.life.Connect(ctx, c.attempt, nil)
+	if err != nil {
+		return nil, err
+	}
+	return c.wrap(conn), nil
+}
+
+// attempt is one connection attempt in mode. Under PREFERRED the driver
+// makes both of the plan's attempts in one connection
+// (AllowFallbackToPlaintext): TLS when the server's greeting offers
+// CLIENT_SSL, plaintext when it does not, which reports to the plan as its
+// plaintext attempt. Nothing is remembered that would make a later
+// connection skip asking: the greeting says it at no cost.
+func (c *Connector) attempt(ctx context.Context, mode sslconn.Mode) (driver.Conn, sslconn.Mode, error) {
+	// The driver reads the greeting and runs the TLS handshake and login
+	// without a deadline unless ctx has one: a server that accepts and then
+	// stalls would hold database/sql's Ping or Query forever. Each attempt
+	// gets the dial timeout plus the handshake timeout.
+	bound := c.ssl.Settings().HandshakeTimeout + c.cfg.Timeout
+	actx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	inner, err := c.driverConnector(mode)
+	if err != nil {
+		return nil, mode, core.Permanent(err)
+	}
+	conn, err := inner.Connect(actx)
+	switch {
+	case err == nil && mode == sslconn.Preferred && !inner.seen.handshake.Load():
+		return conn, sslconn.Disabled, nil // the driver's fallback: no CLIENT_SSL
+	case err == nil:
+		return conn, mode, nil
+	case ctx.Err() == nil && actx.Err() != nil:
+		return nil, mode, core.NewError(sslconn.ErrHandshakeTimeout, mode, c.cfg.Addr,
+			"no greeting, TLS handshake and login within "+bound.String(), os.ErrDeadlineExceeded)
+	}
+	return nil, mode, c.classify(actx, err)
+}
+
+// driverConnector is the driver's connector for one new connection, with
+// TLS set for mode. Each connection gets its own copy of the config: the
+// driver's own PREFERRED sets a shared config's TLS to nil on the first
+// fallback, turning the whole pool plaintext, while here the fallback is
+// decided per connection. The user's BeforeConnect, kept in the copy, runs
+// after this, as the driver calls it. The connection's tls.Config notes
+// its handshake (see watchHandshake).
+func (c *Connector) driverConnector(mode sslconn.Mode) (*watchedConnector, error) {
+	cfg := c.cfg.Clone()
+	cfg.TLS = c.ssl.Settings().TLSConfig(mode, cfg.Addr)
+	cfg.AllowFallbackToPlaintext = mode == sslconn.Preferred
+	if d := c.ssl.Settings().Dialer; d != nil {
+		cfg.DialFunc = d
+	}
+	seen := watchHandshake(cfg.TLS)
+	inner, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &watchedConnector{inner, seen}, nil
+}
+
+// MySQL and MariaDB error numbers the connector interprets.
+const (
+	erAccessDenied           = 1045
+	erConCount               = 1040 // too many connections: retry
+	erServerShutdown         = 1053 // shutting down: retry
+	erSecureTransportMySQL80 = 3159 // MySQL 8: require_secure_transport
+)
+
+func (c *Connector) classify(ctx context.Context, err error) error {
+	mode, addr := c.ssl.Mode(), c.cfg.Addr
+	var me *mysql.MySQLError
+	switch {
+	case errors.Is(err, mysql.ErrNoTLS):
+		return core.NewError(sslconn.ErrServerNoTLS, mode, addr, "the server's handshake lacks CLIENT_SSL", err)
+	case errors.As(err, &me):
+		switch me.Number {
+		case erConCount, erServerShutdown:
+			return err
+		case erSecureTransportMySQL80:
+			return core.NewError(sslconn.ErrServerRequiresTLS, mode, addr, "", err)
+		case erAccessDenied:
+			var asked *certAskedError
+			if mode != sslconn.Disabled && errors.As(err, &asked) {
+				// MariaDB and MySQL refuse an account created REQUIRE X509
+				// (or ISSUER, SUBJECT) that sent no certificate with 1045,
+				// as they do a wrong password. The server asked for one in
+				// this handshake and none went: say so, without a second
+				// login to find out, keeping the server's error.
+				e := core.NewError(sslconn.ErrClientCertRequired, mode, addr,
+					"the server asked for a client certificate and none is configured: the account may require one (REQUIRE X509, ISSUER or SUBJECT), which MariaDB and MySQL report as error 1045, like a wrong password", me)
+				e.Hint = "if the account requires a client certificate (SHOW CREATE USER shows REQUIRE), set ssl-cert and ssl-key to one the server's CA signed; otherwise check the user name and password"
+				return core.Permanent(e)
+			}
+			if mode == sslconn.Disabled && c.acceptsTLSLogin(ctx) {
+				return core.NewError(sslconn.ErrServerRequiresTLS, mode, addr,
+					"the plaintext login was refused but the same login over TLS succeeds: the server (require_secure_transport) or the account (REQUIRE SSL) requires TLS; MariaDB reports both as error 1045, like a wrong password", err)
+			}
+		}
+		// Credentials, unknown database, privileges: retrying cannot help.
+		return core.Permanent(core.Classify(err, mode, addr))
+	}
+	return core.Classify(err, mode, addr)
+}
+
+// acceptsTLSLogin tells "requires TLS" from "wrong password" after a 1045 in
+// DISABLED: it tries the same login once over TLS, without verifying, and
+// reports whether the server accepted it.
+func (c *Connector) acceptsTLSLogin(ctx context.Context) bool {
+	// The same config in REQUIRED: the user's BeforeConnect runs too, so
+	// the login is the one that was refused.
+	conn, err := c.driverConnector(sslconn.Required)
+	if err != nil {
+		return false
+	}
+	dc, err := conn.Connect(ctx)
+	if err != nil {
+		return false
+	}
+	dc.Close()
+	return true
+}
+
+// handshakeNotes is what a connection's tls.Config saw of its handshake.
+type handshakeNotes struct {
+	// asked: the server asked for a client certificate and none was sent.
+	asked atomic.Bool
+	// handshake: a TLS handshake completed.
+	handshake atomic.Bool
+}
+
+// watchHandshake makes tc (one connection's own tls.Config; nil for
+// plaintext) note its handshake: the driver runs it without a context, so
+// the flag the library's tls.Config sets through the handshake's context
+// cannot reach it, and the driver does not say whether it fell back to
+// plaintext.
+func watchHandshake(tc *tls.Config) *handshakeNotes {
+	seen := new(handshakeNotes)
+	if tc == nil {
+		return seen
+	}
+	if get := tc.GetClientCertificate; get != nil {
+		tc.GetClientCertificate = func(cri *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			cert, err := get(cri)
+			if err == nil && (cert == nil || len(cert.Certificate) == 0) {
+				seen.asked.Store(true)
+			}
+			return cert, err
+		}
+	}
+	verify := tc.VerifyConnection
+	tc.VerifyConnection = func(cs tls.ConnectionState) error {
+		if verify != nil {
+			if err := verify(cs); err != nil {
+				return err
+			}
+		}
+		seen.handshake.Store(true)
+		return nil
+	}
+	return seen
+}
+
+// watchedConnector is the driver's connector for one connection; its
+// error is a *certAskedError when the server asked for a client
+// certificate and none was sent.
+type watchedConnector struct {
+	driver.Connector
+	seen *handshakeNotes
+}
+
+func (w *watchedConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := w.Connector.Connect(ctx)
+	if err != nil && w.seen.asked.Load() {
+		err = &certAskedError{err}
+	}
+	return conn, err
+}
+
+// certAskedError marks a connection error that followed a handshake in
+// which the server asked for a client certificate and got none. It reads
+// and unwraps as the driver's error.
+type certAskedError struct{ err error }
+
+func (e *certAskedError) Error() string { return e.err.Error() }
+func (e *certAskedError) Unwrap() error { return e.err }

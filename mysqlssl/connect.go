@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"database/sql/driver"
 	"errors"
+	"net"
 	"os"
 	"sync/atomic"
 
@@ -67,9 +68,7 @@ func (c *Connector) driverConnector(mode sslconn.Mode) (*watchedConnector, error
 	cfg := c.cfg.Clone()
 	cfg.TLS = c.ssl.Settings().TLSConfig(mode, cfg.Addr)
 	cfg.AllowFallbackToPlaintext = mode == sslconn.Preferred
-	if d := c.ssl.Settings().Dialer; d != nil {
-		cfg.DialFunc = d
-	}
+	cfg.DialFunc = c.dialer(cfg)
 	seen := watchHandshake(cfg.TLS)
 	inner, err := mysql.NewConnector(cfg)
 	if err != nil {
@@ -203,3 +202,32 @@ type certAskedError struct{ err error }
 
 func (e *certAskedError) Error() string { return e.err.Error() }
 func (e *certAskedError) Unwrap() error { return e.err }
+
+// dialer is the driver's DialFunc: the connection WithDialer, the user's own
+// DialFunc or the driver would make, through the core's watch, which refuses
+// a statement written into a connection the server closed or that went
+// silent (sslconn.ErrNotSent: database/sql retries it on another
+// connection) and arms the socket against a silent server
+// (WithDeadPeerTimeout). A network registered with mysql.RegisterDialContext
+// is left to the driver: its dial cannot be reached from here.
+func (c *Connector) dialer(cfg *mysql.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	dial := c.ssl.Settings().Dialer
+	if dial == nil {
+		dial = cfg.DialFunc
+	}
+	if dial == nil {
+		switch cfg.Net {
+		case "tcp", "tcp4", "tcp6", "unix":
+			dial = c.ssl.Dialer() // the driver's own would be a net.Dialer too
+		default:
+			return nil
+		}
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		raw, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return c.ssl.Watched(raw), nil
+	}
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the demo need on a fresh Debian machine:
 # MariaDB and Redis servers (Debian packages), their clients, openssl, zip
-# and keytool for the certificate fixtures. Does nothing when all are there.
+# and keytool for the certificate fixtures, ip for the test hosts. Does nothing when all are there.
 set -euo pipefail
 need=()
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
@@ -12,6 +12,8 @@ have redis-cli || need+=(redis-tools)
 have openssl || need+=(openssl)
 have zip || need+=(zip)
 have keytool || need+=(default-jre-headless)
+# The silent-primary tests put servers in network namespaces of their own.
+have ip || need+=(iproute2)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   sudo=""

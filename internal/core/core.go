@@ -113,7 +113,7 @@ func (c *Config) Dialer() sslconn.DialFunc {
 	if d := c.s.Dialer; d != nil {
 		return d
 	}
-	d := net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	d := net.Dialer{Timeout: c.connectTimeout(), KeepAlive: 30 * time.Second}
 	return d.DialContext
 }
 

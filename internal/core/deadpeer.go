@@ -23,6 +23,27 @@ const (
 	keepAliveEvery = time.Second
 )
 
+// silentAfter is how long since the peer's last acknowledgement, with a
+// keepalive probe or a retransmission unanswered, a server counts as
+// silent (where the kernel tells: Linux, see watch_linux.go): the probe
+// goes out after keepAliveIdle of quiet, and a live server's kernel answers
+// either within a round trip. A write into such a connection would only
+// wait for the dead-peer bound, so it is refused unsent instead.
+const silentAfter = keepAliveIdle + keepAliveEvery/2
+
+// connectTimeout bounds one TCP connect. With dead-peer detection on it is
+// a third of the bound (at least a second): a live server answers a SYN
+// within a round trip, the kernel resends a lost one after 1 s and 3 s, and
+// a connect to a silent address (a name not yet moved off a lost primary)
+// would otherwise hold the attempt for the whole dialTimeout; the next
+// attempt resolves the name again.
+func (c *Config) connectTimeout() time.Duration {
+	if c.s.DeadPeer <= 0 {
+		return dialTimeout
+	}
+	return min(dialTimeout, max(time.Second, c.s.DeadPeer*3/10))
+}
+
 // armDeadPeer makes the kernel end conn when its server stops answering
 // for bound: keepalive probes on a quiet connection, and on Linux
 // TCP_USER_TIMEOUT for data left unacknowledged (a request written into

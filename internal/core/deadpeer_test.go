@@ -81,7 +81,13 @@ func TestDeadPeer(t *testing.T) {
 		return err
 	}
 	slowConn, inFlight, idle := conn(), conn(), conn()
-	for _, c := range []net.Conn{inFlight, idle} {
+	// One armed with the default bound, which a keepalive probe outlives.
+	longBound, err := armedDialer(d.DialContext, DefaultDeadPeer)(context.Background(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { longBound.Close() })
+	for _, c := range []net.Conn{inFlight, idle, longBound} {
 		if err := ask(c, 'x'); err != nil {
 			t.Fatal(err)
 		}
@@ -97,6 +103,13 @@ func TestDeadPeer(t *testing.T) {
 	// The margin is the kernel's: a retransmission or probe timer fires
 	// within a fraction of a second of the bound.
 	limit := bound + 2*time.Second
+	// Once a keepalive probe has gone unanswered, the check before a write
+	// refuses the idle connection: the request would only wait for the bound.
+	checked := newWatch(longBound)
+	time.Sleep(silentAfter + keepAliveEvery)
+	if err := checked.closed(); !errors.Is(err, syscall.ETIMEDOUT) {
+		t.Errorf("the check before a write on an idle connection to a silent server says %v, want ETIMEDOUT", err)
+	}
 	start = time.Now()
 	idleErr := make(chan error, 1)
 	go func() {

@@ -213,6 +213,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 	} else if err != nil && !c.read.Load() {
 		err = c.firstError(err)
 	}
+	if err != nil && errors.Is(err, syscall.ETIMEDOUT) {
+		// The kernel gave up on a silent server (armDeadPeer): whatever was
+		// asked may have run. Not a timeout to the driver, which would
+		// re-send it (go-redis) or keep the connection.
+		err = OutcomeUnknown(err)
+	}
 	return n, err
 }
 

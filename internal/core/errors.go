@@ -271,18 +271,24 @@ type redacted struct {
 func (r *redacted) Error() string { return r.msg }
 func (r *redacted) Unwrap() error { return r.err }
 
-// OutcomeUnknown marks err as sslconn.ErrOutcomeUnknown. The mark hides
-// err's chain from errors.Is and errors.As (its text stays): drivers that
-// re-send a request after io.EOF or a timeout (go-redis's cluster client
-// does, whatever MaxRetries says) then report it instead.
-func OutcomeUnknown(err error) error { return &outcomeUnknownError{err} }
-
-type outcomeUnknownError struct{ err error }
-
-func (e *outcomeUnknownError) Error() string {
-	return sslconn.ErrOutcomeUnknown.Error() + ": " + e.err.Error()
+// OutcomeUnknown marks err as sslconn.ErrOutcomeUnknown, an *sslconn.Error
+// like every error the adapters return. The mark hides err's chain from
+// errors.Is and errors.As (its text stays): drivers that re-send a request
+// after io.EOF or a timeout (go-redis's cluster client does, whatever
+// MaxRetries says; database/sql after driver.ErrBadConn) then report it
+// instead.
+func OutcomeUnknown(err error) error {
+	var se *sslconn.Error
+	if errors.As(err, &se) && se.Kind == sslconn.ErrOutcomeUnknown {
+		return err
+	}
+	return &sslconn.Error{Kind: sslconn.ErrOutcomeUnknown, Err: opaque(err.Error())}
 }
-func (e *outcomeUnknownError) Unwrap() error { return sslconn.ErrOutcomeUnknown }
+
+// opaque is an error's text without its chain.
+type opaque string
+
+func (o opaque) Error() string { return string(o) }
 
 // NotSent is the write error for a connection whose server closed it
 // (cause, from watch.closed) before the request went out; it matches

@@ -1,9 +1,11 @@
 package core
 
 import (
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -36,6 +38,8 @@ import (
 // in a pool while the server restarted.
 type watch struct {
 	conn     net.Conn
+	server   string       // the remote address, for silentSince
+	made     int64        // since epoch, ns
 	state    *tcpState    // nil where the kernel does not tell (see watch_linux.go)
 	lastRead atomic.Int64 // since epoch, ns; 0: never
 	// unanswered: bytes were written since the last read, so the server
@@ -52,36 +56,83 @@ const recentRead = 50 * time.Microsecond
 // epoch makes a watch's timestamps monotonic.
 var epoch = time.Now()
 
-// deadPeerBound is the bound Config.watch arms connections with
-// (armDeadPeer): 0, off, so that sockets keep the dialer's settings, until
-// issue #25 arms them with the Config's (Settings().DeadPeer).
-const deadPeerBound time.Duration = 0
-
 // watch arms raw, a TCP connection (under any TLS) that an adapter keeps,
-// against a server that goes silent (armDeadPeer with deadPeerBound; off
-// for now), and returns its watch. Every connection an adapter keeps comes
+// against a server that goes silent (armDeadPeer with WithDeadPeerTimeout's
+// bound), and returns its watch. Every connection an adapter keeps comes
 // through here: those of Dial (Redis, MongoDB, whatever dialed them) and of
-// Watched (SQL Server); PREFERRED's and the retries' short-lived probes do
-// not. MySQL's do not yet: go-sql-driver dials them itself, unless
-// WithDialer, and checks them itself before reuse (CheckConnLiveness,
-// which also drops a connection with unsolicited bytes waiting); #25 gives
-// it a DialFunc that dials as the driver does (armedDialer).
+// Watched (MySQL, SQL Server); PREFERRED's and the retries' short-lived
+// probes do not.
 func (c *Config) watch(raw net.Conn) *watch {
-	armDeadPeer(raw, deadPeerBound)
+	armDeadPeer(raw, c.s.DeadPeer)
 	return newWatch(raw)
 }
 
 // newWatch prepares the watch of raw, a TCP connection (the socket, not a
 // TLS connection over it). Any other connection gets a watch that never
 // sees a close.
-func newWatch(raw net.Conn) *watch { return &watch{conn: raw, state: newTCPState(raw)} }
+func newWatch(raw net.Conn) *watch {
+	w := &watch{conn: raw, state: newTCPState(raw), made: int64(time.Since(epoch))}
+	if a := raw.RemoteAddr(); a != nil {
+		w.server = a.String()
+	}
+	return w
+}
 
 // received records a read that returned n bytes.
 func (w *watch) received(n int) {
 	if n > 0 {
 		w.lastRead.Store(int64(time.Since(epoch)))
 		w.unanswered.Store(false)
+		if silentServers.Load() > 0 {
+			heard(w.server)
+		}
 	}
+}
+
+// A server found silent on one connection is taken for silent on its other
+// connections that have heard nothing from it since, without waiting for
+// their own probes: a pool's idle connections, and a driver's monitoring
+// connection that would otherwise send its next check into the silence.
+// Anything heard from the server ends that.
+var (
+	silentMu      sync.Mutex
+	silentSince   = map[string]int64{} // server address -> when found silent (since epoch, ns)
+	silentServers atomic.Int32         // len(silentSince), read without the lock
+)
+
+// foundSilent records that server was found silent on a connection.
+func foundSilent(server string) {
+	if server == "" {
+		return
+	}
+	silentMu.Lock()
+	defer silentMu.Unlock()
+	if _, ok := silentSince[server]; !ok {
+		silentSince[server] = int64(time.Since(epoch))
+		silentServers.Store(int32(len(silentSince)))
+	}
+}
+
+// heard forgets that server was silent.
+func heard(server string) {
+	silentMu.Lock()
+	defer silentMu.Unlock()
+	if _, ok := silentSince[server]; ok {
+		delete(silentSince, server)
+		silentServers.Store(int32(len(silentSince)))
+	}
+}
+
+// silentServer tells whether w's server was found silent after w last
+// heard from it (or was made: a new connection has been answered).
+func (w *watch) silentServer() bool {
+	if silentServers.Load() == 0 {
+		return false
+	}
+	silentMu.Lock()
+	since, ok := silentSince[w.server]
+	silentMu.Unlock()
+	return ok && since > max(w.lastRead.Load(), w.made)
 }
 
 // sent records a write of n bytes.
@@ -98,7 +149,14 @@ func (w *watch) closed() error {
 	if last := w.lastRead.Load(); last != 0 && time.Since(epoch)-time.Duration(last) < recentRead {
 		return nil
 	}
-	if err, known := w.state.closed(); known {
+	err, known := w.state.closed()
+	switch {
+	case errors.Is(err, syscall.ETIMEDOUT):
+		foundSilent(w.server)
+	case err == nil && w.silentServer():
+		err = syscall.ETIMEDOUT
+	}
+	if err != nil || known {
 		return err
 	}
 	return peek(w.conn)
@@ -143,7 +201,13 @@ func (w *watch) stop() {
 // into it refused when the server has already closed it: sslconn.ErrNotSent
 // (or ErrOutcomeUnknown after an unanswered write), as Conn.Write does. It
 // is armed against a server that goes silent (see Config.watch).
-func (c *Config) Watched(raw net.Conn) net.Conn { return &watchedConn{Conn: raw, w: c.watch(raw)} }
+func (c *Config) Watched(raw net.Conn) net.Conn {
+	w := &watchedConn{Conn: raw, w: c.watch(raw)}
+	if sc, ok := raw.(syscall.Conn); ok {
+		return &watchedSocket{w, sc}
+	}
+	return w
+}
 
 // watchedConn is Watched's connection.
 type watchedConn struct {
@@ -151,9 +215,26 @@ type watchedConn struct {
 	w *watch
 }
 
+// watchedSocket is a watchedConn over a socket, which it still exposes, so
+// that a driver's own check of an idle connection (go-sql-driver's
+// CheckConnLiveness) still reaches it.
+type watchedSocket struct {
+	*watchedConn
+	sc syscall.Conn
+}
+
+func (c *watchedSocket) SyscallConn() (syscall.RawConn, error) { return c.sc.SyscallConn() }
+
 func (c *watchedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.w.received(n)
+	if err != nil && errors.Is(err, syscall.ETIMEDOUT) {
+		// The kernel gave up on a silent server (armDeadPeer): whatever was
+		// asked may have run. Still a network error, so that the driver
+		// drops the connection (go-mssqldb tells a bad connection by its
+		// type), but no longer a timeout it could take for its own.
+		err = &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: OutcomeUnknown(err)}
+	}
 	return n, err
 }
 

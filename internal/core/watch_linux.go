@@ -1,12 +1,16 @@
 package core
 
 import (
+	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,8 +24,23 @@ import (
 type tcpState struct {
 	rc    syscall.RawConn
 	state atomic.Int32 // tcpi_state, -1 when unknown
-	fn    func(fd uintptr)
+	// silent: a keepalive probe (see armDeadPeer) or a retransmission has
+	// gone unanswered for longer than a live server's kernel takes to
+	// answer one.
+	silent atomic.Bool
+	fn     func(fd uintptr)
 }
+
+// The head of struct tcp_info the check reads: tcpi_state at 0,
+// tcpi_retransmits at 2 (retransmissions of unacknowledged data in a
+// row), tcpi_probes at 3 (keepalive probes sent and not answered),
+// tcpi_last_ack_recv at 56 (ms since the peer last acknowledged anything).
+const (
+	tcpInfoLen       = 60
+	tcpiRetransmits  = 2
+	tcpiProbes       = 3
+	tcpiLastAckRecvd = 56
+)
 
 func newTCPState(conn net.Conn) *tcpState {
 	rc := rawConn(conn)
@@ -30,12 +49,19 @@ func newTCPState(conn net.Conn) *tcpState {
 	}
 	p := &tcpState{rc: rc}
 	p.fn = func(fd uintptr) {
-		s, err := unix.GetsockoptByte(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-		if err != nil {
+		// A raw getsockopt into a stack buffer: x/sys's TCPInfo would
+		// allocate on every write.
+		var info [tcpInfoLen]byte
+		n := uint32(tcpInfoLen)
+		_, _, errno := syscall.Syscall6(syscall.SYS_GETSOCKOPT, fd, unix.IPPROTO_TCP, unix.TCP_INFO,
+			uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&n)), 0)
+		if errno != 0 || n < tcpInfoLen {
 			p.state.Store(-1)
 			return
 		}
-		p.state.Store(int32(s))
+		p.state.Store(int32(info[0]))
+		lastAck := time.Duration(binary.NativeEndian.Uint32(info[tcpiLastAckRecvd:])) * time.Millisecond
+		p.silent.Store((info[tcpiProbes] > 0 || info[tcpiRetransmits] > 0) && lastAck >= silentAfter)
 	}
 	return p
 }
@@ -53,6 +79,9 @@ func (p *tcpState) closed() (error, bool) {
 	case 7: // TCP_CLOSE
 		return syscall.ECONNRESET, true
 	}
+	if p.silent.Load() {
+		return syscall.ETIMEDOUT, true
+	}
 	return nil, true
 }
 
@@ -67,7 +96,16 @@ type closeSet struct {
 	ep   *os.File // nil while nothing is watched
 	epfd int
 	next uint64
-	regs map[uint64]func() // id -> what to call on close; nil once called
+	regs map[uint64]*closeReg
+	done chan struct{} // closed with ep: ends the scan for silent servers
+}
+
+// closeReg is one watched socket: what to call when its server closes it
+// or goes silent (nil once called), and its TCP state.
+type closeReg struct {
+	onClose func()
+	state   *tcpState
+	server  string
 }
 
 var closes closeSet
@@ -96,7 +134,7 @@ func notifyClose(raw net.Conn, onClose func()) (stop func(), ok bool) {
 		w.closeIfIdle()
 		return nil, false
 	}
-	w.regs[id] = onClose
+	w.regs[id] = &closeReg{onClose, newTCPState(raw), raw.RemoteAddr().String()}
 	return func() { w.stop(id, rc) }, true
 }
 
@@ -117,11 +155,12 @@ func (w *closeSet) start() bool {
 		f.Close()
 		return false
 	}
-	w.ep, w.epfd = f, fd
+	w.ep, w.epfd, w.done = f, fd, make(chan struct{})
 	if w.regs == nil {
-		w.regs = map[uint64]func(){}
+		w.regs = map[uint64]*closeReg{}
 	}
 	go w.loop(rc)
+	go w.scan(w.done)
 	return true
 }
 
@@ -149,15 +188,49 @@ func (w *closeSet) loop(rc syscall.RawConn) {
 			return // closed: nothing left to watch
 		}
 		for _, id := range ids {
-			w.mu.Lock()
-			f := w.regs[id]
-			if f != nil {
-				w.regs[id] = nil
+			w.fire(id)
+		}
+	}
+}
+
+// fire calls id's onClose, once.
+func (w *closeSet) fire(id uint64) {
+	w.mu.Lock()
+	var f func()
+	if r := w.regs[id]; r != nil {
+		f, r.onClose = r.onClose, nil
+	}
+	w.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+
+// scan reports, as closed, sockets whose server went silent: no event
+// tells of that, so their TCP state is read once every keepAliveEvery
+// (one getsockopt each), until done.
+func (w *closeSet) scan(done chan struct{}) {
+	tick := time.NewTicker(keepAliveEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+		}
+		var silent []uint64
+		w.mu.Lock()
+		for id, r := range w.regs {
+			if r.onClose != nil && r.state != nil {
+				if err, _ := r.state.closed(); errors.Is(err, syscall.ETIMEDOUT) {
+					silent = append(silent, id)
+					foundSilent(r.server)
+				}
 			}
-			w.mu.Unlock()
-			if f != nil {
-				f()
-			}
+		}
+		w.mu.Unlock()
+		for _, id := range silent {
+			w.fire(id)
 		}
 	}
 }
@@ -179,6 +252,7 @@ func (w *closeSet) stop(id uint64, rc syscall.RawConn) {
 func (w *closeSet) closeIfIdle() {
 	if len(w.regs) == 0 && w.ep != nil {
 		w.ep.Close()
-		w.ep = nil
+		close(w.done)
+		w.ep, w.done = nil, nil
 	}
 }

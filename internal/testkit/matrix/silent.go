@@ -161,8 +161,8 @@ func RunSilent(t *testing.T, c *testenv.Certs, spec Silent) {
 		}
 	})
 	// A frozen server's kernel still acknowledges: to the library it is a
-	// slow server, and is not cut. The driver's own read timeout (go-redis:
-	// 3 s by default) may still end the operation: it must then be typed.
+	// slow server, and is not cut. The driver's own read timeout (go-redis's
+	// ReadTimeout) may still end the operation: it must then be typed.
 	t.Run("frozen-primary", func(t *testing.T) {
 		mode := spec.Modes[len(spec.Modes)-1]
 		w, err := spec.Open(mode, hosts[0].Addr(servers[0].Port(mode)))

@@ -76,3 +76,19 @@ func editHosts(edit func([]string) []string) error {
 	_, err = f.WriteAt([]byte(out), 0)
 	return err
 }
+
+// lockFile serialises choosing addresses across test binaries.
+const lockFile = "/run/sslconn-netns.lock"
+
+// lockMachine takes the machine-wide lock New chooses addresses under.
+func lockMachine() (unlock func(), err error) {
+	f, err := os.OpenFile(lockFile, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}

@@ -11,3 +11,5 @@ func SetName(name, ip string) error { return errNotLinux }
 
 // RemoveName is Linux-only.
 func RemoveName(name string) error { return errNotLinux }
+
+func lockMachine() (func(), error) { return nil, errNotLinux }

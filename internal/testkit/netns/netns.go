@@ -92,14 +92,18 @@ func New() (*Host, error) {
 		Name: fmt.Sprintf("%s%d-%d", prefix, pid, n),
 		link: fmt.Sprintf("%s%dh%d", prefix, pid%10000000, n),
 	}
-	// A /30 per host: 198.18.0.0/15 holds 32768 of them; the pid spreads
-	// concurrent test binaries apart, and a collision fails at "ip addr".
-	block := (pid*64 + n) % 32768
-	base := net.IPv4(198, 18, 0, 0).To4()
-	off := block * 4
-	base[1] += byte(off >> 16)
-	base[2] = byte(off >> 8)
-	base[3] = byte(off)
+	// A /30 per host in 198.18.0.0/15, chosen under a machine-wide lock
+	// among those no interface uses: test binaries run side by side.
+	unlock, err := lockMachine()
+	if err != nil {
+		return nil, err
+	}
+	defer func() { unlock() }()
+	block, err := freeBlock((pid*64 + n) % blocks)
+	if err != nil {
+		return nil, err
+	}
+	base := blockBase(block)
 	h.gw = net.IPv4(base[0], base[1], base[2], base[3]+1).String()
 	h.IP = net.IPv4(base[0], base[1], base[2], base[3]+2).String()
 	peer := h.link + "n"
@@ -124,6 +128,41 @@ func New() (*Host, error) {
 		}
 	}
 	return h, nil
+}
+
+// blocks is how many /30s 198.18.0.0/15 holds.
+const blocks = 32768
+
+// blockBase is the first address of /30 number b.
+func blockBase(b int) net.IP {
+	base := net.IPv4(198, 18, 0, 0).To4()
+	off := b * 4
+	base[1] += byte(off >> 16)
+	base[2] = byte(off >> 8)
+	base[3] = byte(off)
+	return base
+}
+
+// freeBlock is the first /30 from start on that no interface here uses.
+func freeBlock(start int) (int, error) {
+	used := map[int]bool{}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return 0, err
+	}
+	_, bench, _ := net.ParseCIDR("198.18.0.0/15")
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && bench.Contains(n.IP) {
+			ip := n.IP.To4()
+			used[((int(ip[1])-18)<<16|int(ip[2])<<8|int(ip[3]))/4] = true
+		}
+	}
+	for i := range blocks {
+		if b := (start + i) % blocks; !used[b] {
+			return b, nil
+		}
+	}
+	return 0, errors.New("netns: no free /30 in 198.18.0.0/15")
 }
 
 // Addr returns "IP:port" on the host.

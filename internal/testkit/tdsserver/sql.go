@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // answer runs a batch: the few statements the tests and Verify send, and
@@ -15,6 +16,7 @@ import (
 // else does (a WHERE clause the server cannot apply is refused, not
 // ignored).
 func (s *session) answer(sql string) ([]byte, bool) {
+	s.srv.waitThawed()
 	if onlySet(stripComments(sql)) {
 		// Session options, as tedious sends after every login ("set
 		// ansi_nulls on", "set textsize 2147483647", ...): SQL Server
@@ -40,6 +42,12 @@ func (s *session) answer(sql string) ([]byte, bool) {
 			s.srv.writes = append(s.srv.writes, id)
 			s.srv.dataMu.Unlock()
 			return doneToken(0x0010, 0xC3, 1), true // DONE_COUNT, INSERT
+		}
+	case strings.HasPrefix(q, "waitfor delay '") && strings.HasSuffix(q, "'"):
+		// A slow query: WAITFOR DELAY 'hh:mm:ss'.
+		if d, ok := parseDelay(strings.TrimSuffix(strings.TrimPrefix(q, "waitfor delay '"), "'")); ok {
+			time.Sleep(d)
+			return doneToken(0, 0, 0), true
 		}
 	case q == "select id from writes":
 		s.srv.dataMu.Lock()
@@ -178,4 +186,21 @@ func sqlText(b []byte) string {
 		}
 	}
 	return fromUCS2(b)
+}
+
+// parseDelay reads WAITFOR DELAY's "hh:mm:ss", at most a minute.
+func parseDelay(v string) (time.Duration, bool) {
+	parts := strings.Split(v, ":")
+	if len(parts) != 3 {
+		return 0, false
+	}
+	var d time.Duration
+	for i, unit := range []time.Duration{time.Hour, time.Minute, time.Second} {
+		n, err := strconv.Atoi(parts[i])
+		if err != nil || n < 0 {
+			return 0, false
+		}
+		d += time.Duration(n) * unit
+	}
+	return d, d <= time.Minute
 }

@@ -108,7 +108,12 @@ const StopTimeout = 10 * time.Second
 
 // Server listens on a loopback port; Stop and Start keep the port.
 type Server struct {
-	addr string
+	addr     string
+	listenOn func(network, addr string) (net.Listener, error)
+
+	// thawed is closed when a Freeze ends; nil while not frozen.
+	freezeMu sync.Mutex
+	thawed   chan struct{}
 
 	mu   sync.Mutex
 	cfg  Config
@@ -125,16 +130,53 @@ type Server struct {
 }
 
 // Start listens on a free loopback port with cfg.
-func Start(cfg Config) (*Server, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func Start(cfg Config) (*Server, error) { return StartOn(cfg, net.Listen, "127.0.0.1:0") }
+
+// StartOn is Start listening with listen at addr: a test host's Listen
+// serves the server from that host (see netns).
+func StartOn(cfg Config, listen func(network, addr string) (net.Listener, error), addr string) (*Server, error) {
+	l, err := listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{addr: l.Addr().String(), cfg: cfg, sessions: map[uint16]*session{}}
+	s := &Server{addr: l.Addr().String(), cfg: cfg, sessions: map[uint16]*session{}, listenOn: listen}
 	if err := s.serve(l); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// Freeze stops answering requests, as a server process stopped by SIGSTOP
+// does: its connections stay open and the kernel still acknowledges what
+// clients send, but nothing is answered until Thaw.
+func (s *Server) Freeze() error {
+	s.freezeMu.Lock()
+	defer s.freezeMu.Unlock()
+	if s.thawed == nil {
+		s.thawed = make(chan struct{})
+	}
+	return nil
+}
+
+// Thaw undoes Freeze: the requests waiting are answered.
+func (s *Server) Thaw() error {
+	s.freezeMu.Lock()
+	defer s.freezeMu.Unlock()
+	if s.thawed != nil {
+		close(s.thawed)
+		s.thawed = nil
+	}
+	return nil
+}
+
+// waitThawed blocks while the server is frozen.
+func (s *Server) waitThawed() {
+	s.freezeMu.Lock()
+	ch := s.thawed
+	s.freezeMu.Unlock()
+	if ch != nil {
+		<-ch
+	}
 }
 
 // Addr returns host:port.
@@ -158,7 +200,7 @@ type run struct {
 }
 
 func (s *Server) listen() error {
-	l, err := net.Listen("tcp", s.addr)
+	l, err := s.listenOn("tcp", s.addr)
 	if err != nil {
 		return err
 	}

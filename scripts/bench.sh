@@ -3,7 +3,7 @@
 # for the same mode, in one run, against the harness's servers (started by
 # each package's TestMain, as for the tests), then BENCHMARKS.md from
 # benchstat. Separate from scripts/test.sh: it takes about 15 minutes,
-# and the switchover benchmark a few more.
+# and the switchover benchmark and the silent primary a few more.
 #
 #   scripts/bench.sh                  # COUNT=8 runs of each benchmark
 #   COUNT=10 BENCHTIME=1s scripts/bench.sh
@@ -28,6 +28,13 @@ done
 go test -run '^$' -bench Recovery -benchtime 5x -timeout 30m ./mysqlssl ./redisssl ./mongossl ./mssqlssl > "$raw/recovery.txt"
 [ -z "${REPORT_ONLY:-}" ] && echo "bench: switchover" >&2 &&
 go test -run '^$' -bench Switchover -benchtime 5x -timeout 30m ./mysqlssl > "$raw/switchover.txt"
+# A silent primary needs test hosts (network namespaces, root): the test
+# measures and logs what it asserts.
+for pkg in mysqlssl redisssl mongossl mssqlssl; do
+  [ -n "${REPORT_ONLY:-}" ] && break
+  echo "bench: silent primary, $pkg" >&2
+  go test -run 'TestSilentPrimary$' -v -count 1 -timeout 30m "./$pkg" > "$raw/silent-$pkg.txt" || true
+done
 
 table() { # file filter column
   (cd "$raw" && $benchstat -filter "$2" -col "$3" "$1" 2>/dev/null) | sed -e '/^goos:/d' -e '/^goarch:/d' -e '/^pkg:/d' -e '/^cpu:/d'
@@ -131,6 +138,24 @@ handshake alone with crypto/tls; impl=sslconn the library as shipped"
       for (i = 5; i < NF; i += 2) m[$(i+1)] = $i
       name = substr($1, 21); sub(/-[0-9]+$/, "", name)
       printf "mysqlssl  %-20s %6s app errors   %8s ms to recover\n", name, m["app-errors/op"], m["ms-to-recover/op"] }' "$raw/switchover.txt"
+  echo '```'
+  echo
+  echo "## Silent primary"
+  echo
+  echo "The server in a network namespace of its own goes silent (blackhole rules: no"
+  echo "answer, no reset) while its name moves to a second server; four writers, the"
+  echo "default 10 s dead-peer bound. Per mode: writes, errors, the longest blocked"
+  echo "operation and the first write on the new primary after the silence, then the"
+  echo "next write of a pool left idle through the same."
+  echo "\`go test -run TestSilentPrimary -v ./mysqlssl ./redisssl ./mongossl ./mssqlssl\` (root)"
+  echo
+  echo '```'
+  for pkg in mysqlssl redisssl mongossl mssqlssl; do
+    [ -f "$raw/silent-$pkg.txt" ] || continue
+    awk -v pkg="$pkg" '/^=== RUN   TestSilentPrimary\/[A-Z_]+\/silent-primary/ { split($3, p, "/"); mode = p[2] }
+      /writes, .* acknowledged/ { sub(/^ *silent.go:[0-9]+: /, ""); printf "%-9s %-9s %s\n", pkg, mode, $0 }
+      /the idle pool.s next write took/ && !/at most/ { sub(/^ *silent.go:[0-9]+: /, ""); printf "%-9s %-9s %s\n", pkg, mode, $0 }' "$raw/silent-$pkg.txt"
+  done
   echo '```'
 } > BENCHMARKS.md
 echo "bench: wrote BENCHMARKS.md" >&2

@@ -56,6 +56,10 @@ func armDeadPeer(conn net.Conn, bound time.Duration) {
 	if !ok || bound <= 0 {
 		return
 	}
+	// The kernel acts on its own timers, up to a few hundred milliseconds
+	// after the limit: a tenth of the bound (at most a second) is kept for
+	// them, so that the operation has ended by the bound.
+	bound -= min(bound/10, time.Second)
 	idle := min(keepAliveIdle, bound/2)
 	count := max(1, int((bound-idle)/keepAliveEvery))
 	_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: idle, Interval: keepAliveEvery, Count: count})

@@ -8,11 +8,6 @@ import (
 	"github.com/sslconn/sslconn/sslconn"
 )
 
-// DefaultDeadPeer is how long an operation may wait on a server that went
-// silent (packets dropped, no FIN or RST: a lost host, a failover behind a
-// load balancer) before its connection is ended.
-const DefaultDeadPeer = 10 * time.Second
-
 // keepAliveIdle is how long a connection is quiet before the kernel asks
 // the server whether it is still there; it asks again every keepAliveEvery.
 // A live server's kernel answers within a round trip, whatever the server

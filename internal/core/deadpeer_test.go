@@ -81,8 +81,8 @@ func TestDeadPeer(t *testing.T) {
 		return err
 	}
 	slowConn, inFlight, idle := conn(), conn(), conn()
-	// One armed with the default bound, which a keepalive probe outlives.
-	longBound, err := armedDialer(d.DialContext, DefaultDeadPeer)(context.Background(), "tcp", ln.Addr().String())
+	// One armed with sslconn's default bound, which a keepalive probe outlives.
+	longBound, err := armedDialer(d.DialContext, 10*time.Second)(context.Background(), "tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,11 @@ const (
 	// a millisecond (measured: Redis 7, 0.7-1.1 ms on loopback), which the
 	// plaintext answer does not.
 	tlsGrace = 2 * time.Millisecond
+	// plainGrace is how long past its plaintext answer a server still has
+	// to answer the ClientHello: a loaded machine (a server process
+	// starved, two test runs side by side) was seen 2-3 ms late with a
+	// protocol_version alert, which must never be taken for "no TLS".
+	plainGrace = 5 * time.Millisecond
 	// tlsLate is when PREFERRED starts the plaintext probe at an address
 	// that has answered TLS before.
 	tlsLate = 50 * time.Millisecond
@@ -228,14 +233,14 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 	// is slow to make one (loaded, or under the race detector) waits longer.
 	// A server slow to answer the plaintext question (loaded) is as slow
 	// to answer the ClientHello: the grace is also three times that answer's
-	// round trip. And it lasts tlsGrace past the plaintext answer: a
+	// round trip. And it lasts plainGrace past the plaintext answer: a
 	// machine that delivered that answer late is late with the TLS one too,
 	// and a grace already spent would hand out plaintext at once.
 	startGrace := func() {
 		if plain != nil && !sentAt.IsZero() && answered != nil && grace == nil {
 			d := max(tlsGrace, 3*sentAt.Sub(watch.dialed), 3*plainRTT)
 			end := sentAt.Add(d)
-			if late := time.Now().Add(tlsGrace); late.After(end) {
+			if late := time.Now().Add(plainGrace); late.After(end) {
 				end = late
 			}
 			grace = time.After(time.Until(end))

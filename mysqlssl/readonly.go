@@ -126,7 +126,10 @@ func (c *Connector) search(s *writableSearch) {
 		c.roMu.Lock()
 		idle := s.waiters == 0
 		c.roMu.Unlock()
-		retry := errors.Is(err, errStillReadOnly) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn)
+		// Anything but an error retrying cannot fix (a login or a
+		// certificate refused) is the switchover still under way: a probe
+		// cut by the endpoint, or slow on a loaded machine.
+		retry := !core.IsPermanent(err)
 		if err == nil || !retry || idle || time.Since(start) > c.ssl.Settings().RetryBudget || ctx.Err() != nil {
 			break
 		}

@@ -1,11 +1,8 @@
 package core
 
 import (
-	"context"
 	"net"
 	"time"
-
-	"github.com/sslconn/sslconn/sslconn"
 )
 
 // keepAliveIdle is how long a connection is quiet before the kernel asks
@@ -60,19 +57,5 @@ func armDeadPeer(conn net.Conn, bound time.Duration) {
 	_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: idle, Interval: keepAliveEvery, Count: count})
 	if rc, err := tc.SyscallConn(); err == nil {
 		_ = rc.Control(func(fd uintptr) { setUnackedTimeout(fd, bound) })
-	}
-}
-
-// armedDialer wraps dial so that every TCP connection it makes is armed.
-func armedDialer(dial sslconn.DialFunc, bound time.Duration) sslconn.DialFunc {
-	if bound <= 0 {
-		return dial
-	}
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := dial(ctx, network, addr)
-		if err == nil {
-			armDeadPeer(c, bound)
-		}
-		return c, err
 	}
 }

@@ -1,7 +1,6 @@
 package core
 
 import (
-	"context"
 	"errors"
 	"net"
 	"syscall"
@@ -62,16 +61,17 @@ func TestDeadPeer(t *testing.T) {
 			}()
 		}
 	}()
-	var d net.Dialer
-	dial := armedDialer(d.DialContext, bound)
-	conn := func() net.Conn {
-		c, err := dial(context.Background(), "tcp", ln.Addr().String())
+	// Dialed and armed as Config.watch arms every connection it keeps.
+	armed := func(bound time.Duration) net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
+		armDeadPeer(c, bound)
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
+	conn := func() net.Conn { return armed(bound) }
 	ask := func(c net.Conn, b byte) error {
 		if _, err := c.Write([]byte{b}); err != nil {
 			return err
@@ -82,11 +82,7 @@ func TestDeadPeer(t *testing.T) {
 	}
 	slowConn, inFlight, idle := conn(), conn(), conn()
 	// One armed with sslconn's default bound, which a keepalive probe outlives.
-	longBound, err := armedDialer(d.DialContext, 10*time.Second)(context.Background(), "tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { longBound.Close() })
+	longBound := armed(10 * time.Second)
 	for _, c := range []net.Conn{inFlight, idle, longBound} {
 		if err := ask(c, 'x'); err != nil {
 			t.Fatal(err)

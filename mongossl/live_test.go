@@ -20,7 +20,7 @@ import (
 // after the server restarts succeeds, including those the driver never
 // retries (Ping and any RunCommand, a write to a standalone), whether it
 // starts while the server is down (as in BenchmarkRecovery) or once it is
-// back. Without live.go the client learns of the restart only from that
+// back. Without ping.go the client learns of the restart only from that
 // operation, which fails on a dead pooled connection. The user's command
 // and pool monitors keep working and see no ping of ours; every write is
 // there exactly once.
@@ -28,7 +28,7 @@ import (
 // The operation starts once the client has seen the server go (its pool
 // cleared, a millisecond after the server closed the connections): one
 // started in that millisecond, as the server goes, may still fail once
-// (see live.go), and would make the test flaky.
+// (see ping.go), and would make the test flaky.
 func TestFirstOperationAfterRestart(t *testing.T) {
 	_, s := startOwn(t, func(c *testenv.Certs) testenv.TLS {
 		conf := testenv.Scenario(c, 1)

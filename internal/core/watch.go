@@ -181,7 +181,7 @@ func (w *watch) writeError(conn net.Conn, cause error) error {
 // reports false, and will never call f, where that cannot be watched (not
 // Linux, not a socket). Call it at most once per watch; stop ends it.
 func (w *watch) onClose(f func()) bool {
-	stop, ok := notifyClose(w.conn, f)
+	stop, ok := notifyClose(w, f)
 	if ok {
 		w.stopFn = stop
 	}

@@ -111,11 +111,11 @@ type closeReg struct {
 var closes closeSet
 
 // notifyClose calls onClose, once and from another goroutine, when the
-// server closes or resets raw. stop ends the watch; it must be called
-// before raw is closed. ok is false when raw cannot be watched (not a
-// socket).
-func notifyClose(raw net.Conn, onClose func()) (stop func(), ok bool) {
-	rc := rawConn(raw)
+// server closes, resets or goes silent on wt's connection. stop ends the
+// watch; it must be called before the connection is closed. ok is false
+// when it cannot be watched (not a socket).
+func notifyClose(wt *watch, onClose func()) (stop func(), ok bool) {
+	rc := rawConn(wt.conn)
 	if rc == nil {
 		return nil, false
 	}
@@ -134,7 +134,7 @@ func notifyClose(raw net.Conn, onClose func()) (stop func(), ok bool) {
 		w.closeIfIdle()
 		return nil, false
 	}
-	w.regs[id] = &closeReg{onClose, newTCPState(raw), raw.RemoteAddr().String()}
+	w.regs[id] = &closeReg{onClose, wt.state, wt.server}
 	return func() { w.stop(id, rc) }, true
 }
 

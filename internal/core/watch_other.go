@@ -15,4 +15,4 @@ func (*tcpState) closed() (error, bool) { return nil, false }
 // notifyClose needs epoll: elsewhere nothing is watched in the background,
 // and an adapter that relies on it (mongocore's pings) does without: the
 // first operation after a restart fails as with the bare driver.
-func notifyClose(net.Conn, func()) (stop func(), ok bool) { return nil, false }
+func notifyClose(*watch, func()) (stop func(), ok bool) { return nil, false }

@@ -31,6 +31,11 @@ type Silent struct {
 	// Modes are the client modes to run (at least one that encrypts and
 	// DISABLED, where the engine has it).
 	Modes []sslconn.Mode
+	// IdleExtra is added to the idle pool's bound where the driver itself
+	// reconnects in the background: mongo-driver's monitor may have begun
+	// a connect to the old address, from a resolver not yet caught up,
+	// just before the write, and that connect runs to its bound (3 s).
+	IdleExtra time.Duration
 }
 
 // SilentServer is a server RunSilent runs in a test host.
@@ -392,8 +397,8 @@ func runIdlePool(t *testing.T, spec Silent, mode sslconn.Mode, hosts [2]*netns.H
 	if err != nil {
 		t.Fatalf("the idle pool's next write failed after %v: %v", took.Round(time.Millisecond), err)
 	}
-	if took > idleServe {
-		t.Errorf("the idle pool's next write took %v (at most %v)", took.Round(time.Millisecond), idleServe)
+	if limit := idleServe + spec.IdleExtra; took > limit {
+		t.Errorf("the idle pool's next write took %v (at most %v)", took.Round(time.Millisecond), limit)
 	}
 	t.Logf("the idle pool's next write took %v", took.Round(time.Millisecond))
 }

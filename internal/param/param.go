@@ -38,6 +38,7 @@ const (
 var aliases = map[string]string{
 	"sslmode":                          Mode,
 	"sslca":                            CA,
+	"sslrootcert":                      CA, // libpq
 	"trustcertificatekeystoreurl":      CA,
 	"sslcapassword":                    CAPassword,
 	"trustcertificatekeystorepassword": CAPassword,
@@ -53,7 +54,32 @@ var aliases = map[string]string{
 	"sslcasystem":                      CASystem,
 	"fallbacktosystemtruststore":       CASystem,
 	"enabledsslciphersuites":           Cipher,
+	"tlsciphersuites":                  Cipher, // Connector/J 8.0.28+
 	"deadpeertimeout":                  DeadPeer,
+}
+
+// foreign are other clients' parameters whose meaning is not exactly one
+// of ours (a Java keystore where we take PEM files, a boolean where we take
+// a mode): each is answered with the parameter that does the job. Without
+// this, the driver would send them to the server (MySQL: SQL error 1064) or
+// ignore them, and the setting the user meant would not apply.
+var foreign = map[string]string{
+	// MySQL Connector/J
+	"usessl":                            "did you mean ssl-mode? (Connector/J's useSSL=true is ssl-mode=PREFERRED, or REQUIRED with requireSSL=true; useSSL=false is ssl-mode=DISABLED)",
+	"requiressl":                        "did you mean ssl-mode=REQUIRED? (Connector/J's requireSSL=true)",
+	"verifyservercertificate":           "did you mean ssl-mode=VERIFY_CA? (Connector/J's verifyServerCertificate=true checks the chain against trustCertificateKeyStoreUrl, which is ssl-ca)",
+	"clientcertificatekeystoreurl":      "did you mean ssl-cert and ssl-key? (they take the client certificate and its key as PEM files, where Connector/J's clientCertificateKeyStoreUrl takes a keystore: export them with openssl pkcs12 -in keystore.p12 -nodes)",
+	"clientcertificatekeystorepassword": "did you mean ssl-key-password? (it is the password of an encrypted ssl-key PEM file; a keystore's password is not needed once the certificate and key are exported to ssl-cert and ssl-key)",
+	"clientcertificatekeystoretype":     "did you mean ssl-cert and ssl-key? (they take PEM files; no keystore type is needed)",
+	"trustcertificatekeystoretype":      "no type is needed: ssl-ca (Connector/J's trustCertificateKeyStoreUrl) reads PEM, DER, JKS and PKCS#12 and tells them apart itself",
+	// MariaDB Connector/J
+	"serversslcert":                  "did you mean ssl-ca? (MariaDB Connector/J's serverSslCert; ssl-ca takes the CA that signed the server's certificate)",
+	"truststore":                     "did you mean ssl-ca? (it reads a JKS or PKCS#12 truststore too, with ssl-ca-password)",
+	"truststorepassword":             "did you mean ssl-ca-password?",
+	"keystore":                       "did you mean ssl-cert and ssl-key? (they take the client certificate and its key as PEM files: export them with openssl pkcs12 -in keystore.p12 -nodes)",
+	"keystorepassword":               "did you mean ssl-key-password? (the password of an encrypted ssl-key PEM file)",
+	"disablesslhostnameverification": "did you mean ssl-mode=VERIFY_CA? (it checks the chain but not the host name)",
+	"enabledsslprotocolsuites":       "did you mean tls-version? (e.g. tls-version=TLSv1.2,TLSv1.3)",
 }
 
 var separators = strings.NewReplacer("-", "", "_", "")
@@ -116,6 +142,9 @@ func option(canon, given, v string) (sslconn.Option, error) {
 		}
 		return sslconn.WithMode(m), nil
 	case CA:
+		if norm(given) == "sslrootcert" && v == "system" {
+			return sslconn.WithSystemRoots(), nil // libpq 16's sslrootcert=system
+		}
 		// Connector/J takes a URL: file:/path or file:///path.
 		path := v
 		if rest, ok := strings.CutPrefix(path, "file://"); ok {
@@ -180,7 +209,9 @@ func option(canon, given, v string) (sslconn.Option, error) {
 }
 
 // CheckUnknown reports a parameter that is neither ours nor the driver's
-// (known) but looks like one of ours: it starts with "ssl" or "tls", or is
+// (known) but is another client's name for a setting of ours (foreign:
+// useSSL, clientCertificateKeyStoreUrl, ...), or looks like one of ours:
+// it starts with "ssl" or "tls", or is
 // within two edits of one of the long Connector/J names. (Short names are
 // not matched by distance: MySQL's sql_mode is one edit from ssl-mode.) Such a parameter would
 // otherwise reach the server (MySQL sends it as a session variable) or be
@@ -191,6 +222,9 @@ func CheckUnknown(keys []string, known func(string) bool) error {
 	for _, k := range sorted {
 		if Is(k) || (known != nil && known(k)) {
 			continue
+		}
+		if advice, ok := foreign[norm(k)]; ok {
+			return invalid(k, fmt.Sprintf("unknown parameter %q; %s", k, advice), nil)
 		}
 		if meant, ok := suspect(k); ok {
 			return invalid(k, fmt.Sprintf("unknown parameter %q; did you mean %s?", k, meant), nil)

@@ -21,6 +21,13 @@
 // (ssl-mdoe) is an error, where the driver would send it to the server as a
 // session variable.
 //
+// A config built with mysql.ParseDSN goes to NewConnectorFromConfig: the
+// driver leaves the names it does not know, ours among them, in cfg.Params,
+// and NewConnectorFromConfig reads ours there as NewConnector reads a DSN's
+// (and takes them out of its copy, so they never reach the server), with the
+// same check for misspelt ones; its options win over them. ParseDSN needs a
+// path's '/' escaped (url.QueryEscape); NewConnector does not.
+//
 // VERIFY_CA, which the driver cannot express, checks the chain but not the
 // host name. PREFERRED falls back to plaintext per connection, only when the
 // server's handshake lacks CLIENT_SSL: unlike the driver's tls=preferred, one

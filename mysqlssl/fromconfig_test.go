@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -228,4 +229,124 @@ func TestDSNAgreesWithConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFromConfigParams (#29): the ssl-* keys mysql.ParseDSN leaves in
+// cfg.Params apply as in a DSN, and are taken out of the connector's copy,
+// so they never reach the server; a misspelt one is ErrInvalidOption;
+// options given to NewConnectorFromConfig win over them, as over a DSN's.
+func TestFromConfigParams(t *testing.T) {
+	ca := url.QueryEscape(testenv.GetCerts(t).CA) // ParseDSN needs a path's '/' escaped
+	parse := func(params string) *mysql.Config {
+		t.Helper()
+		cfg, err := mysql.ParseDSN("app:Cfg-Secret-pw1@tcp(db.example.com:3306)/shop?" + params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	tests := []struct {
+		name   string
+		params string
+		opts   []sslconn.Option
+		want   sslconn.Mode
+		says   string // in the Config's String
+		err    string // an ErrInvalidOption saying this
+	}{
+		{name: "mode and CA", params: "ssl-mode=VERIFY_IDENTITY&ssl-ca=" + ca, want: sslconn.VerifyIdentity, says: "ca=/"},
+		{name: "CA alone", params: "ssl-ca=" + ca, want: sslconn.VerifyCA},
+		{name: "libpq names", params: "sslmode=require&sslrootcert=" + ca, want: sslconn.Required},
+		{name: "REQUIRED, driver's own kept", params: "ssl-mode=REQUIRED&sql_mode=%27ANSI%27&charset=utf8mb4", want: sslconn.Required},
+		{name: "option wins", params: "ssl-mode=REQUIRED&ssl-ca=" + ca, opts: []sslconn.Option{sslconn.WithMode(sslconn.VerifyIdentity)}, want: sslconn.VerifyIdentity},
+		{name: "typo", params: "ssl-mdoe=REQUIRED", err: "did you mean ssl-mode?"},
+		{name: "Connector/J's useSSL", params: "useSSL=true", err: "did you mean ssl-mode?"},
+		{name: "bad mode", params: "ssl-mode=VERIFY", err: "unknown SSL mode"},
+		{name: "contradicts tls=", params: "tls=true&ssl-mode=DISABLED", err: "ssl-mode=DISABLED would not encrypt"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := parse(tt.params)
+			before := fmt.Sprint(cfg.Params)
+			c, err := NewConnectorFromConfig(cfg, tt.opts...)
+			if tt.err != "" {
+				if !errors.Is(err, sslconn.ErrInvalidOption) || !strings.Contains(err.Error(), tt.err) || strings.Contains(err.Error(), "Cfg-Secret-pw1") {
+					t.Fatalf("err = %v, want ErrInvalidOption saying %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.Config().Mode(); got != tt.want {
+				t.Errorf("mode %v, want %v", got, tt.want)
+			}
+			if !strings.Contains(c.Config().String(), tt.says) {
+				t.Errorf("%s does not say %s", c.Config(), tt.says)
+			}
+			for k := range c.cfg.Params {
+				if strings.HasPrefix(strings.ToLower(k), "ssl") {
+					t.Errorf("%s is left for the driver to send to the server", k)
+				}
+			}
+			if strings.Contains(tt.params, "sql_mode") && c.cfg.Params["sql_mode"] != "'ANSI'" {
+				t.Errorf("the driver's own parameter was dropped: %v", c.cfg.Params)
+			}
+			if after := fmt.Sprint(cfg.Params); after != before {
+				t.Errorf("the caller's Params changed: %s, was %s", after, before)
+			}
+		})
+	}
+}
+
+// TestFromConfigParamsServer (#29): against MariaDB, the ssl-mode in a
+// ParseDSN config's Params is the mode applied: REQUIRED connects over TLS
+// (and the login would fail with error 1064 had ssl-mode reached the server
+// as SQL), the driver's own session variable still applies, and
+// VERIFY_IDENTITY with the wrong CA fails with ErrUnknownAuthority.
+func TestFromConfigParamsServer(t *testing.T) {
+	env := scenarios.Get(t)
+	s := env.servers[1]
+	open := func(t *testing.T, params string) *sql.DB {
+		t.Helper()
+		cfg, err := mysql.ParseDSN(dsn(testenv.MySQLUser, testenv.MySQLPassword, "localhost", s.Port, params))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := NewConnectorFromConfig(cfg, sslconn.WithRetryBudget(-1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		db := sql.OpenDB(c)
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	t.Run("REQUIRED", func(t *testing.T) {
+		db := open(t, "ssl-mode=REQUIRED&sql_mode=%27ANSI_QUOTES%27")
+		st, err := Verify(ctx, db)
+		if err != nil || !st.Encrypted {
+			t.Fatalf("%+v %v", st, err)
+		}
+		var mode string
+		if err := db.QueryRowContext(ctx, "SELECT @@SESSION.sql_mode").Scan(&mode); err != nil || mode != "ANSI_QUOTES" {
+			t.Fatalf("sql_mode %q %v: the driver's own parameter did not apply", mode, err)
+		}
+	})
+	t.Run("VERIFY_IDENTITY, right CA", func(t *testing.T) {
+		st, err := Verify(ctx, open(t, "ssl-mode=VERIFY_IDENTITY&ssl-ca="+url.QueryEscape(env.certs.CA)))
+		if err != nil || !st.Encrypted {
+			t.Fatalf("%+v %v", st, err)
+		}
+	})
+	t.Run("VERIFY_IDENTITY, wrong CA", func(t *testing.T) {
+		err := open(t, "ssl-mode=VERIFY_IDENTITY&ssl-ca="+url.QueryEscape(env.certs.OtherCA)).PingContext(ctx)
+		if !errors.Is(err, sslconn.ErrUnknownAuthority) {
+			t.Fatalf("%v, want ErrUnknownAuthority", err)
+		}
+		var me *mysql.MySQLError
+		if errors.As(err, &me) {
+			t.Fatalf("the server answered: %v", err)
+		}
+	})
 }

@@ -4,12 +4,14 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
+	"net/url"
 	"sync"
 	"sync/atomic"
 
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/sslconn/sslconn/internal/core"
+	"github.com/sslconn/sslconn/internal/param"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
@@ -52,17 +54,45 @@ func NewConnector(dsn string, opts ...sslconn.Option) (*Connector, error) {
 // DSN, and a *tls.Config's RootCAs, Certificates, ServerName, MinVersion,
 // MaxVersion and CipherSuites become the equivalent options, which opts
 // override.
+//
+// The shared ssl-* parameters in cfg.Params, where mysql.ParseDSN leaves
+// every name it does not know, apply as they do in NewConnector's DSN and
+// are taken out of the copy, so the driver never sends them to the server
+// as session variables; a misspelt one (ssl-mdoe) is an ErrInvalidOption
+// error. opts are applied after them, so they win, as with a DSN.
 func NewConnectorFromConfig(cfg *mysql.Config, opts ...sslconn.Option) (*Connector, error) {
 	if cfg == nil {
 		return nil, core.InvalidOption("config", "the *mysql.Config is nil", nil)
 	}
 	c := cfg.Clone()
+	params, err := takeParams(c)
+	if err != nil {
+		return nil, core.Redact(err, c.Passwd)
+	}
 	native, err := nativeTLS(c, "TLSConfig=")
 	if err != nil {
 		return nil, core.Redact(err, c.Passwd)
 	}
 	c.TLS, c.TLSConfig, c.AllowFallbackToPlaintext = nil, "", false
-	return newConnector(parsedDSN{cfg: c, spec: core.Spec{Native: native, Secrets: []string{c.Passwd}}, rejectRO: true}, opts)
+	return newConnector(parsedDSN{cfg: c, spec: core.Spec{Native: native, Params: params, Secrets: []string{c.Passwd}}, rejectRO: true}, opts)
+}
+
+// takeParams moves the shared ssl-* parameters out of c.Params (c is the
+// connector's own copy): the driver would send each name it does not know
+// to the server as a session variable (SET ssl-mode = ..., SQL error 1064
+// at the first connection). The names left are checked as a DSN's are.
+func takeParams(c *mysql.Config) (url.Values, error) {
+	ours := url.Values{}
+	var keys []string
+	for k, v := range c.Params {
+		if param.Is(k) {
+			ours.Set(k, v) // ParseDSN has unescaped it
+			delete(c.Params, k)
+		} else {
+			keys = append(keys, k)
+		}
+	}
+	return ours, param.CheckUnknown(keys, nil)
 }
 
 // Open returns a *sql.DB for the DSN; see NewConnector.

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -255,6 +256,13 @@ func TestConnectOptionsTLS(t *testing.T) {
 		{name: "from ClientOptions", co: fromURI, want: sslconn.VerifyIdentity},
 		{name: "from ClientOptions, more options", co: fromURI, opts: []sslconn.Option{sslconn.WithMode(sslconn.VerifyCA)}, want: sslconn.VerifyCA},
 		{name: "from ClientOptions, tlsDisableCertificateRevocationCheck stays", co: noRevocation, want: sslconn.VerifyIdentity, noRevocation: true},
+		// #29: the driver's ApplyURI keeps ssl-* as unknown options and
+		// ignores them; they are read as ClientOptions reads them.
+		{name: "driver's ApplyURI, ssl-mode", co: options.Client().ApplyURI("mongodb://app:" + pw + "@db.example.com/?ssl-mode=REQUIRED"), want: sslconn.Required},
+		{name: "driver's ApplyURI, ssl-ca", co: options.Client().ApplyURI("mongodb://app:" + pw + "@db.example.com/?ssl-mode=VERIFY_IDENTITY&ssl-ca=" + url.QueryEscape(shortPKI(t).CA)),
+			want: sslconn.VerifyIdentity, says: []string{"ca=" + shortPKI(t).CA}},
+		{name: "driver's ApplyURI, options win", co: options.Client().ApplyURI("mongodb://app:" + pw + "@db.example.com/?ssl-mode=REQUIRED"),
+			opts: []sslconn.Option{sslconn.WithMode(sslconn.Disabled)}, want: sslconn.Disabled},
 
 		{name: "nil", co: nil, err: true, says: []string{"nil"}},
 		{name: "InsecureSkipVerify and VERIFY_CA", co: base(&tls.Config{InsecureSkipVerify: true}), opts: []sslconn.Option{sslconn.WithMode(sslconn.VerifyCA)},
@@ -272,6 +280,10 @@ func TestConnectOptionsTLS(t *testing.T) {
 			err: true, says: []string{"tlsInsecure", "tlsDisableCertificateRevocationCheck"}},
 		//v1:end
 		{name: "the driver rejects the URI", co: options.Client().ApplyURI("mongodb://app:" + pw + "@[::1/?x"), err: true, says: []string{"invalid client options"}},
+		{name: "driver's ApplyURI, misspelt ssl-mode", co: options.Client().ApplyURI("mongodb://app:" + pw + "@db.example.com/?ssl-mdoe=REQUIRED"),
+			err: true, says: []string{"ssl-mdoe", "did you mean ssl-mode?"}},
+		{name: "driver's ApplyURI, tls=true and ssl-mode=DISABLED", co: options.Client().ApplyURI("mongodb://app:" + pw + "@db.example.com/?tls=true&ssl-mode=DISABLED"),
+			err: true, says: []string{"TLSConfig", "ssl-mode=DISABLED"}},
 		{name: "a bad CA", co: base(&tls.Config{}), opts: []sslconn.Option{sslconn.WithCAFile("/nonexistent.pem")}, err: true, says: []string{"ssl-ca"}},
 	}
 	for _, tt := range tests {

@@ -68,7 +68,10 @@ func clientOptions(rawURI string, opts []sslconn.Option) (*options.ClientOptions
 // opts added. Options from the driver's own ApplyURI keep only the
 // tls.Config it built: tls=false and tlsAllowInvalidHostnames leave no
 // trace there, so for a URI with TLS options use ClientOptions, which
-// reads them all.
+// reads them all. The shared ssl-* parameters of such a URI, which the
+// driver keeps as unknown options and ignores, are read here as
+// ClientOptions reads them (a misspelt one is ErrInvalidOption), and opts
+// win over them.
 //
 // Like Connect, it opens one connection before returning, so that an error
 // retrying cannot fix comes back at once as the matching sslconn error.
@@ -115,7 +118,7 @@ func fromOptions(co *options.ClientOptions, opts []sslconn.Option) (*options.Cli
 	if c.Dialer != nil {
 		user = c.Dialer
 	}
-	d, err := mongocore.FromOptions(pkg, c.TLSConfig, user, pw, opts)
+	d, err := mongocore.FromOptions(pkg, c.TLSConfig, user, pw, c.GetURI(), opts)
 	if err != nil {
 		return nil, nil, err
 	}

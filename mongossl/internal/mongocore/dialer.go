@@ -52,10 +52,13 @@ func InvalidOptions(err error, pw string) error {
 
 // FromOptions makes the dialer for the driver's options built in code, for
 // the adapter pkg: tc and user are their TLSConfig and Dialer, pw their
-// password. Options from the adapter's ClientOptions (user is a *Dialer)
-// keep their URI's settings, opts added; others map tc onto a mode.
+// password, uri the URI the driver's ApplyURI read (GetURI; "" for none).
+// Options from the adapter's ClientOptions (user is a *Dialer) keep their
+// URI's settings, opts added; others map tc onto a mode, and read the
+// shared ssl-* parameters in uri, which the driver keeps as unknown
+// options and ignores, as ClientOptions would (opts win over them).
 // Revocation is the previous dialer's, or on.
-func FromOptions(pkg string, tc *tls.Config, user ContextDialer, pw string, opts []sslconn.Option) (*Dialer, error) {
+func FromOptions(pkg string, tc *tls.Config, user ContextDialer, pw, uri string, opts []sslconn.Option) (*Dialer, error) {
 	if prev, ok := user.(*Dialer); ok {
 		// Options from ClientOptions (or a copy made here): the TLS
 		// settings are the dialer's.
@@ -77,6 +80,13 @@ func FromOptions(pkg string, tc *tls.Config, user ContextDialer, pw string, opts
 		return d, nil
 	}
 	spec := core.Spec{TLS: tc, Secrets: []string{pw}, Probe: PlainHello}
+	if uri != "" {
+		params, err := uriParams(uri)
+		if err != nil {
+			return nil, core.Redact(err, pw)
+		}
+		spec.Params = params
+	}
 	cfg, err := core.Resolve(spec, opts...)
 	if err != nil {
 		return nil, err

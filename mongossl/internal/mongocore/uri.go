@@ -70,6 +70,17 @@ func (u *URI) String() string {
 	return s
 }
 
+// uriParams is the shared ssl-* parameters of a URI the driver has
+// already read, misspelt ones an error.
+func uriParams(uri string) (url.Values, error) {
+	u, err := SplitURI(uri)
+	if err != nil {
+		return nil, err
+	}
+	ours, _, err := take(u)
+	return ours, err
+}
+
 // driverTLS is what the driver's own TLS options said.
 type driverTLS struct {
 	said                        []string // the settings as written, for errors

@@ -3,7 +3,9 @@ package mysqlssl
 import (
 	"context"
 	"crypto/tls"
+	"database/sql"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -159,11 +161,13 @@ func TestCertificateCases(t *testing.T) {
 	})
 }
 
-// TestClientCertRequiredAccount (#17, item 3): an account created REQUIRE
-// X509 reached without a client certificate is refused with 1045, as a
-// wrong password is; after a handshake in which the server asked for a
-// certificate and got none the error says the account may require one,
-// and still is the server's error. No second login is made to find out.
+// TestClientCertRequiredAccount (#17 item 3, #29): an account created
+// REQUIRE X509 reached without a client certificate is refused with 1045,
+// as a wrong password is, in the same bytes (measured below). After a
+// handshake in which the server asked for a certificate and got none, the
+// error names both causes, the wrong password first, and the fix of each;
+// it claims neither (not ErrClientCertRequired) and still is the server's
+// error. No second login is made for it.
 func TestClientCertRequiredAccount(t *testing.T) {
 	e := certServer.Get(t)
 	s := e.in(t, certTLS(e.certs))
@@ -173,18 +177,29 @@ func TestClientCertRequiredAccount(t *testing.T) {
 	x509DSN := func(params string) string {
 		return dsn(testenv.MySQLX509User, testenv.MySQLX509Password, "localhost", s.Port, params)
 	}
+	// both checks the error that names both causes.
+	both := func(t *testing.T, err error, retries int32, says ...string) {
+		t.Helper()
+		checkCase(t, err, retries, "", append([]string{"localhost", "check the user name and password", "set ssl-cert and ssl-key", "1045"}, says...),
+			testenv.MySQLX509Password, "Wrong-pw-123")
+		msg := err.Error()
+		pw, cert := strings.Index(msg, "password is wrong"), strings.Index(msg, "requires a client certificate (REQUIRE X509")
+		if pw < 0 || cert < pw {
+			t.Errorf("%q does not name the wrong password, then the certificate", msg)
+		}
+		if errors.Is(err, sslconn.ErrClientCertRequired) {
+			t.Errorf("claims ErrClientCertRequired: %v", err)
+		}
+		var me *mysql.MySQLError
+		if !errors.As(err, &me) || me.Number != 1045 {
+			t.Fatalf("not the server's 1045: %v", err)
+		}
+	}
 	for _, mode := range []string{"PREFERRED", "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY"} {
 		t.Run(mode, func(t *testing.T) {
 			retries, err := firstConnect(t, x509DSN("ssl-mode="+mode+"&ssl-ca="+e.certs.CA))
 			t.Logf("%v", err)
-			checkCase(t, err, retries, "ErrClientCertRequired",
-				[]string{mode, "localhost", "the server asked for a client certificate and none is configured: the account may require one",
-					"set ssl-cert and ssl-key", "otherwise check the user name and password", "1045"},
-				testenv.MySQLX509Password)
-			var me *mysql.MySQLError
-			if !errors.As(err, &me) || me.Number != 1045 {
-				t.Fatalf("not the server's 1045: %v", err)
-			}
+			both(t, err, retries, mode)
 		})
 	}
 	t.Run("with a client certificate", func(t *testing.T) {
@@ -194,30 +209,57 @@ func TestClientCertRequiredAccount(t *testing.T) {
 		}
 	})
 	t.Run("wrong password, no client certificate", func(t *testing.T) {
-		// Without a second login the two cannot be told apart: the text
-		// says "may", and names both causes.
+		// An account without REQUIRE X509: not ErrClientCertRequired.
 		d := dsn(testenv.MySQLUser, "Wrong-pw-123", "localhost", s.Port, "ssl-mode=REQUIRED")
 		retries, err := firstConnect(t, d)
-		checkCase(t, err, retries, "ErrClientCertRequired", []string{"may require one", "check the user name and password"}, "Wrong-pw-123")
-		var me *mysql.MySQLError
-		if !errors.As(err, &me) || me.Number != 1045 {
-			t.Fatalf("not the server's 1045: %v", err)
-		}
+		both(t, err, retries, "REQUIRED")
 	})
 	t.Run("wrong password with a client certificate", func(t *testing.T) {
 		d := dsn(testenv.MySQLX509User, "Wrong-pw-123", "localhost", s.Port,
 			"ssl-mode=REQUIRED&ssl-cert="+e.certs.Client.Cert+"&ssl-key="+e.certs.Client.Key)
 		retries, err := firstConnect(t, d)
 		var me *mysql.MySQLError
-		if !errors.As(err, &me) || me.Number != 1045 || errors.Is(err, sslconn.ErrClientCertRequired) || retries != 0 {
+		if !errors.As(err, &me) || me.Number != 1045 || errors.Is(err, sslconn.ErrClientCertRequired) || retries != 0 ||
+			strings.Contains(err.Error(), "REQUIRE X509") {
 			t.Fatalf("%v (%d retries)", err, retries)
 		}
 	})
 	t.Run("DISABLED", func(t *testing.T) {
-		// No handshake, so nothing is known of a certificate.
-		_, err := firstConnect(t, x509DSN("ssl-mode=DISABLED"))
-		if err == nil || errors.Is(err, sslconn.ErrClientCertRequired) {
-			t.Fatalf("%v", err)
+		// The plaintext login is refused; the same login over TLS is
+		// too, after the server asked for a certificate.
+		retries, err := firstConnect(t, x509DSN("ssl-mode=DISABLED"))
+		t.Logf("%v", err)
+		if retries != 1 {
+			t.Errorf("%d logins after the first, want 1 over TLS", retries)
+		}
+		both(t, err, 0, "DISABLED", "ssl-mode=REQUIRED")
+	})
+	t.Run("the server's answers", func(t *testing.T) {
+		// Why the error names both: a wrong password and a REQUIRE X509
+		// account without a certificate get the same 1045, in TLS and in
+		// plaintext, save the user name (MariaDB 10.11: 'Access denied for
+		// user ... (using password: YES)').
+		answer := func(user, pw, params string) string {
+			db, err := sql.Open("mysql", dsn(user, pw, "localhost", s.Port, params))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err = db.PingContext(ctx)
+			var me *mysql.MySQLError
+			if !errors.As(err, &me) {
+				t.Fatalf("%s: %v", user, err)
+			}
+			return fmt.Sprintf("%d %s %s", me.Number, me.SQLState, strings.Replace(me.Message, user, "USER", 1))
+		}
+		for _, params := range []string{"tls=skip-verify", "tls=false"} {
+			pw, cert := answer(testenv.MySQLUser, "Wrong-pw-123", params), answer(testenv.MySQLX509User, testenv.MySQLX509Password, params)
+			t.Logf("%s: wrong password %q; REQUIRE X509 without a certificate %q", params, pw, cert)
+			if pw != cert {
+				t.Errorf("%s: the server tells them apart now: %q, %q; classify could too", params, pw, cert)
+			}
 		}
 	})
 }

@@ -100,19 +100,24 @@ func (c *Connector) classify(ctx context.Context, err error) error {
 		case erAccessDenied:
 			var asked *certAskedError
 			if mode != sslconn.Disabled && errors.As(err, &asked) {
-				// MariaDB and MySQL refuse an account created REQUIRE X509
-				// (or ISSUER, SUBJECT) that sent no certificate with 1045,
-				// as they do a wrong password. The server asked for one in
-				// this handshake and none went: say so, without a second
-				// login to find out, keeping the server's error.
-				e := core.NewError(sslconn.ErrClientCertRequired, mode, addr,
-					"the server asked for a client certificate and none is configured: the account may require one (REQUIRE X509, ISSUER or SUBJECT), which MariaDB and MySQL report as error 1045, like a wrong password", me)
-				e.Hint = "if the account requires a client certificate (SHOW CREATE USER shows REQUIRE), set ssl-cert and ssl-key to one the server's CA signed; otherwise check the user name and password"
-				return core.Permanent(e)
+				// The server asked for a client certificate in this
+				// handshake and none went. An account created REQUIRE
+				// X509 (or ISSUER, SUBJECT) is then refused with 1045, but
+				// so is a wrong password: MariaDB 10.11 answers both with
+				// the same bytes, and checks the password first, so no
+				// second login without a certificate it trusts tells them
+				// apart (MariaDB asks every client for one once ssl-ca is
+				// set). Say both, the common one first, and claim neither.
+				return core.Permanent(&accessDenied{err: err, mode: mode, addr: addr})
 			}
-			if mode == sslconn.Disabled && c.acceptsTLSLogin(ctx) {
-				return core.NewError(sslconn.ErrServerRequiresTLS, mode, addr,
-					"the plaintext login was refused but the same login over TLS succeeds: the server (require_secure_transport) or the account (REQUIRE SSL) requires TLS; MariaDB reports both as error 1045, like a wrong password", err)
+			if mode == sslconn.Disabled {
+				switch tlsOK, asked := c.acceptsTLSLogin(ctx); {
+				case tlsOK:
+					return core.NewError(sslconn.ErrServerRequiresTLS, mode, addr,
+						"the plaintext login was refused but the same login over TLS succeeds: the server (require_secure_transport) or the account (REQUIRE SSL) requires TLS; MariaDB reports both as error 1045, like a wrong password", err)
+				case asked:
+					return core.Permanent(&accessDenied{err: err, mode: mode, addr: addr})
+				}
 			}
 		}
 		// Credentials, unknown database, privileges: retrying cannot help.
@@ -123,21 +128,49 @@ func (c *Connector) classify(ctx context.Context, err error) error {
 
 // acceptsTLSLogin tells "requires TLS" from "wrong password" after a 1045 in
 // DISABLED: it tries the same login once over TLS, without verifying, and
-// reports whether the server accepted it.
-func (c *Connector) acceptsTLSLogin(ctx context.Context) bool {
+// reports whether the server accepted it, and else whether it asked for a
+// client certificate in that handshake and got none (the account may
+// require one: see accessDenied).
+func (c *Connector) acceptsTLSLogin(ctx context.Context) (ok, certAsked bool) {
 	// The same config in REQUIRED: the user's BeforeConnect runs too, so
 	// the login is the one that was refused.
 	conn, err := c.driverConnector(sslconn.Required)
 	if err != nil {
-		return false
+		return false, false
 	}
 	dc, err := conn.Connect(ctx)
 	if err != nil {
-		return false
+		var me *mysql.MySQLError
+		return false, errors.As(err, &me) && me.Number == erAccessDenied && conn.seen.asked.Load()
 	}
 	dc.Close()
-	return true
+	return true, false
 }
+
+// accessDenied is the server's 1045 after a TLS handshake in which it asked
+// for a client certificate and none was sent: a wrong user name or
+// password, or an account that requires a certificate, which the server
+// does not tell apart. Its text names both, in that order, and the fix of
+// each; it matches no sslconn sentinel, and errors.As reaches the
+// driver's *mysql.MySQLError.
+type accessDenied struct {
+	err  error
+	mode sslconn.Mode
+	addr string
+}
+
+func (e *accessDenied) Error() string {
+	fix := "set ssl-cert and ssl-key to a certificate the server's CA signed"
+	if e.mode == sslconn.Disabled {
+		fix = "set ssl-mode=REQUIRED or stronger, and set ssl-cert and ssl-key to a certificate the server's CA signed"
+	}
+	return "sslconn: " + e.mode.String() + " connection to " + e.addr + ": " + e.err.Error() +
+		": either the user name or password is wrong, or the account requires a client certificate (REQUIRE X509, ISSUER or SUBJECT) and none is configured;" +
+		" the server asked for one, and MariaDB and MySQL refuse both with error 1045" +
+		" (check the user name and password; if SHOW CREATE USER shows REQUIRE X509, ISSUER or SUBJECT, " + fix + ")"
+}
+
+func (e *accessDenied) Unwrap() error { return e.err }
 
 // handshakeNotes is what a connection's tls.Config saw of its handshake.
 type handshakeNotes struct {

@@ -51,5 +51,8 @@
 // DISABLED against an account or server that requires TLS (MariaDB answers
 // that with error 1045, like a wrong password; the connector tells the two
 // apart by trying the same login over TLS once), and the certificate
-// sentinels.
+// sentinels. A 1045 after the server asked for a client certificate and
+// none was sent matches no sentinel: MariaDB answers a wrong password and
+// an account created REQUIRE X509 without a certificate in the same words,
+// so the error names both, the wrong password first, with the fix of each.
 package mysqlssl

@@ -59,6 +59,7 @@ func TestVerifyThroughProxy(t *testing.T) {
 				t.Fatalf("Verify: %v", err)
 			}
 			matrix.CheckStatus(t, "Verify", st, tt.encrypted)
+			matrix.CheckMode(t, "Verify", st, matrix.ParamsMode(tt.params))
 			// The connection that carried the probe is the client's own,
 			// to the proxy.
 			_, port, err := verifyWithPort(ctx, c)

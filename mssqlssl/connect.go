@@ -164,6 +164,7 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode, tokens *
 	a.mu.Lock()
 	st := core.StatusOf(a.state)
 	a.mu.Unlock()
+	st.Mode = c.ssl.Mode()
 	for i, r := range alive() {
 		r.setLoginBy(time.Time{}) // logged in: no deadline any more
 		if i == 0 {

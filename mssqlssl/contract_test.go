@@ -202,6 +202,7 @@ func TestVerifyThroughProxy(t *testing.T) {
 					t.Fatalf("%s: %v", what, err)
 				}
 				matrix.CheckStatus(t, what, st, tt.encrypted)
+				matrix.CheckMode(t, what, st, tt.mode)
 			}
 			st, err := Verify(ctx, db)
 			check("Verify", st, err)

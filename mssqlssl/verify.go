@@ -43,8 +43,8 @@ func Verify(ctx context.Context, db *sql.DB) (sslconn.Status, error) {
 
 // VerifyConn asks the server whether the session is encrypted
 // (sys.dm_exec_connections.encrypt_option for @@SPID: the server's word) and
-// takes the TLS version and cipher from the client's side of the same
-// connection.
+// takes the TLS version and cipher, and the connector's mode, from the
+// client's side of the same connection.
 func VerifyConn(ctx context.Context, conn *sql.Conn) (sslconn.Status, error) {
 	var enc string
 	err := conn.QueryRowContext(ctx, "SELECT encrypt_option FROM sys.dm_exec_connections WHERE session_id = @@SPID").Scan(&enc)
@@ -52,12 +52,13 @@ func VerifyConn(ctx context.Context, conn *sql.Conn) (sslconn.Status, error) {
 		return sslconn.Status{}, err
 	}
 	st := sslconn.Status{Encrypted: strings.EqualFold(enc, "TRUE")}
-	if !st.Encrypted {
-		return st, nil
-	}
 	err = conn.Raw(func(dc any) error {
 		if v, ok := live.Load(dc); ok {
-			st = v.(sslconn.Status)
+			known := v.(sslconn.Status)
+			st.Mode = known.Mode
+			if st.Encrypted {
+				st.Version, st.Cipher = known.Version, known.Cipher
+			}
 		}
 		return nil
 	})

@@ -131,6 +131,7 @@ func TestVerifyThroughProxy(t *testing.T) {
 					t.Fatalf("%s: %v", what, err)
 				}
 				matrix.CheckStatus(t, what, st, tt.encrypted)
+				matrix.CheckMode(t, what, st, matrix.ParamsMode(tt.params))
 			}
 			st, err := Verify(ctx, db)
 			check("Verify", st, err)

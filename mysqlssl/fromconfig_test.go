@@ -325,8 +325,8 @@ func TestFromConfigParamsServer(t *testing.T) {
 	t.Run("REQUIRED", func(t *testing.T) {
 		db := open(t, "ssl-mode=REQUIRED&sql_mode=%27ANSI_QUOTES%27")
 		st, err := Verify(ctx, db)
-		if err != nil || !st.Encrypted {
-			t.Fatalf("%+v %v", st, err)
+		if err != nil || !st.Encrypted || st.Mode != sslconn.Required {
+			t.Fatalf("%+v %v, want REQUIRED, encrypted", st, err)
 		}
 		var mode string
 		if err := db.QueryRowContext(ctx, "SELECT @@SESSION.sql_mode").Scan(&mode); err != nil || mode != "ANSI_QUOTES" {
@@ -335,7 +335,7 @@ func TestFromConfigParamsServer(t *testing.T) {
 	})
 	t.Run("VERIFY_IDENTITY, right CA", func(t *testing.T) {
 		st, err := Verify(ctx, open(t, "ssl-mode=VERIFY_IDENTITY&ssl-ca="+url.QueryEscape(env.certs.CA)))
-		if err != nil || !st.Encrypted {
+		if err != nil || !st.Encrypted || st.Mode != sslconn.VerifyIdentity {
 			t.Fatalf("%+v %v", st, err)
 		}
 	})

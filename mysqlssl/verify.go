@@ -11,7 +11,9 @@ import (
 
 // Verify asks the server for the session's TLS state (Ssl_version and
 // Ssl_cipher, as SHOW STATUS LIKE 'Ssl_cipher' does in the guides): the
-// server's word, not the client's belief. Cipher is given by its IANA name.
+// server's word, not the client's belief. Cipher is given by its IANA name;
+// Mode is the connector's (zero when a wrapper such as otelsql hides the
+// connection from database/sql's Raw).
 func Verify(ctx context.Context, db *sql.DB) (sslconn.Status, error) {
 	conn, err := db.Conn(ctx)
 	if err != nil {
@@ -26,10 +28,22 @@ func VerifyConn(ctx context.Context, conn *sql.Conn) (sslconn.Status, error) {
 	return verifyConn(ctx, conn)
 }
 
-func verifyConn(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}) (sslconn.Status, error) {
-	rows, err := q.QueryContext(ctx, "SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')")
+func verifyConn(ctx context.Context, conn *sql.Conn) (sslconn.Status, error) {
+	st, err := sessionTLS(ctx, conn)
+	if err != nil {
+		return st, err
+	}
+	err = conn.Raw(func(dc any) error {
+		if w, ok := dc.(*roConn); ok {
+			st.Mode = w.c.ssl.Mode()
+		}
+		return nil
+	})
+	return st, err
+}
+
+func sessionTLS(ctx context.Context, conn *sql.Conn) (sslconn.Status, error) {
+	rows, err := conn.QueryContext(ctx, "SHOW SESSION STATUS WHERE Variable_name IN ('Ssl_version', 'Ssl_cipher')")
 	if err != nil {
 		return sslconn.Status{}, err
 	}

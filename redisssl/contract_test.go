@@ -158,6 +158,7 @@ func TestVerifyThroughProxy(t *testing.T) {
 				t.Fatal(err)
 			}
 			matrix.CheckStatus(t, "Verify", st, tt.encrypted)
+			matrix.CheckMode(t, "Verify", st, tt.mode)
 			// The connection Verify asked went through the proxy, and in
 			// plaintext the proxy read the probe.
 			if p.Active() == 0 {

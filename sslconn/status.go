@@ -7,11 +7,17 @@ import (
 
 // Status is the TLS state of one live connection, as every adapter's Verify
 // reports it. Version is like "TLSv1.3"; Cipher is the IANA suite name
-// (e.g. "TLS_AES_128_GCM_SHA256"), whatever naming the server used.
+// (e.g. "TLS_AES_128_GCM_SHA256"), whatever naming the server used. Mode
+// is the SSL mode the client applies, as resolved from its DSN, its driver
+// settings and options (a CA alone gives VERIFY_CA, nothing PREFERRED):
+// under PREFERRED, Encrypted says whether this connection fell back.
+// It is zero when the connection was not made by an sslconn adapter's
+// client.
 type Status struct {
 	Encrypted bool
 	Version   string
 	Cipher    string
+	Mode      Mode
 }
 
 func (s Status) String() string {

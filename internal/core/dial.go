@@ -185,13 +185,15 @@ func (c *Config) wrap(nc, raw net.Conn, tc *tls.Conn, mode sslconn.Mode, network
 	return &Conn{Conn: nc, raw: raw, watch: c.watch(raw), tls: tc, cfg: c, mode: mode, network: network, addr: addr, dial: dial}
 }
 
-// Status returns the connection's TLS state.
+// Status returns the connection's TLS state and the client's mode.
 func (c *Conn) Status() sslconn.Status {
-	if c.tls == nil {
-		return sslconn.Status{}
+	st := sslconn.Status{}
+	if c.tls != nil {
+		cs := c.tls.ConnectionState()
+		st = StatusOf(&cs)
 	}
-	cs := c.tls.ConnectionState()
-	return StatusOf(&cs)
+	st.Mode = c.cfg.Mode()
+	return st
 }
 
 // ConnectionState returns the TLS state, and false for a plaintext connection.

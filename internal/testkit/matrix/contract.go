@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/url"
 	"strings"
 	"syscall"
 	"testing"
@@ -151,4 +152,26 @@ func CheckStatus(t testing.TB, what string, st sslconn.Status, encrypted bool) {
 	if !encrypted && (st.Version != "" || st.Cipher != "") {
 		t.Fatalf("%s: plaintext status %+v names a version or cipher", what, st)
 	}
+}
+
+// CheckMode asserts that a Status carries the mode the client applies
+// (#29): want is the mode its DSN and options resolved to.
+func CheckMode(t testing.TB, what string, st sslconn.Status, want sslconn.Mode) {
+	t.Helper()
+	if st.Mode != want {
+		t.Errorf("%s: %+v, want mode %s", what, st, want)
+	}
+}
+
+// ParamsMode is the mode a DSN's parameters resolve to, with no driver
+// setting: ssl-mode's, else VERIFY_CA with ssl-ca, else PREFERRED.
+func ParamsMode(params string) sslconn.Mode {
+	q, _ := url.ParseQuery(params)
+	if m, err := sslconn.ParseMode(q.Get("ssl-mode")); err == nil {
+		return m
+	}
+	if q.Get("ssl-ca") != "" {
+		return sslconn.VerifyCA
+	}
+	return sslconn.Preferred
 }

@@ -618,3 +618,20 @@ func TestUniversalFromOptionsConnects(t *testing.T) {
 		})
 	}
 }
+
+// TestParseURLRefusesOurParams (#29): the *redis.Options path needs no
+// reading of ssl-* parameters because go-redis's ParseURL refuses them, as
+// it does any name it does not know: nothing of them can reach
+// NewClientFromOptions unseen. Should go-redis start keeping them, this
+// fails and the options path must read them.
+func TestParseURLRefusesOurParams(t *testing.T) {
+	for _, u := range []string{
+		"rediss://localhost:6380/0?ssl-mode=VERIFY_CA",
+		"redis://localhost:6379/0?ssl-ca=/etc/ca.pem",
+		"redis://localhost:6379/0?ssl-mdoe=REQUIRED",
+	} {
+		if o, err := redis.ParseURL(u); err == nil || !strings.Contains(err.Error(), "unexpected option") {
+			t.Errorf("redis.ParseURL(%s) = %+v, %v; want unexpected option", u, o, err)
+		}
+	}
+}

@@ -30,6 +30,11 @@ func NewClient(rawURL string, opts ...sslconn.Option) (*redis.Client, error) {
 // As for URLs, MaxRetries becomes -1 (no command re-sent after its
 // connection died) unless set, DialTimeout covers the retry budget unless
 // set, and DialerRetries is 1: the dialer retries, within the retry budget.
+//
+// Options carry no URL parameters: redis.ParseURL refuses ssl-mode and the
+// other shared parameters ("unexpected option"), so nothing of them can be
+// lost on the way here; give such a URL to NewClient, or pass the settings
+// as opts.
 func NewClientFromOptions(o *redis.Options, opts ...sslconn.Option) (*redis.Client, error) {
 	return fromDriverOptions(o, opts, readOptions, newClient)
 }

@@ -5,7 +5,7 @@
 // Any DSN the driver accepts works unchanged, plus the shared parameters
 // ssl-mode, ssl-ca, ssl-ca-password, ssl-cert, ssl-key, ssl-server-name,
 // tls-version and ssl-cipher (also spelled ssl_mode, sslMode, and
-// Connector/J's trustCertificateKeyStoreUrl and friends):
+// Connector/J's trustCertificateKeyStoreUrl and friends, libpq's sslrootcert):
 //
 //	user:pass@tcp(rm-xxx.mysql.rds.aliyuncs.com:3306)/db?ssl-mode=VERIFY_IDENTITY&ssl-ca=/etc/ApsaraDB-CA-Chain.pem
 //

@@ -76,7 +76,7 @@ func FromOptions(pkg string, tc *tls.Config, user ContextDialer, pw string, opts
 		d.Cfg = cfg
 		return d, nil
 	}
-	spec := core.Spec{TLS: tc, Secrets: []string{pw}, Probe: PlainHello}
+	spec := core.Spec{TLS: tc, Secrets: []string{pw}, Probe: PlainHello, Engine: "mongodb"}
 	cfg, err := core.Resolve(spec, opts...)
 	if err != nil {
 		return nil, err

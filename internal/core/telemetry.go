@@ -53,6 +53,48 @@ type telemetry struct {
 	// failed connection attempt that a retry followed. The next success
 	// there is a recovery, timed from it.
 	down sync.Map // addr -> time.Time
+	// servers caches each address's attributes, so that a connection
+	// builds none.
+	servers sync.Map // addr -> *serverInfo
+}
+
+// serverInfo is an address's attributes, as the metrics and spans use them.
+type serverInfo struct {
+	attrs    []attribute.KeyValue // db.system.name, server.address, server.port
+	set      attribute.Set        // the same
+	mu       sync.Mutex
+	outcomes map[outcomeKey]attribute.Set // sslconn.connections' sets
+}
+
+type outcomeKey struct {
+	mode             sslconn.Mode
+	outcome, version string
+}
+
+// server is addr's attributes.
+func (t *telemetry) server(addr string) *serverInfo {
+	if si, ok := t.servers.Load(addr); ok {
+		return si.(*serverInfo)
+	}
+	attrs := serverAttrs([]attribute.KeyValue{t.system}, addr)
+	si, _ := t.servers.LoadOrStore(addr, &serverInfo{attrs: attrs, set: attribute.NewSet(attrs...), outcomes: map[outcomeKey]attribute.Set{}})
+	return si.(*serverInfo)
+}
+
+// outcome is the attribute set of a connection made (or failed) in mode.
+func (si *serverInfo) outcome(k outcomeKey) attribute.Set {
+	si.mu.Lock()
+	defer si.mu.Unlock()
+	set, ok := si.outcomes[k]
+	if !ok {
+		attrs := append(append([]attribute.KeyValue(nil), si.attrs...), keyMode.String(k.mode.String()), keyOutcome.String(k.outcome))
+		if k.version != "" {
+			attrs = append(attrs, keyTLSVersion.String(k.version))
+		}
+		set = attribute.NewSet(attrs...)
+		si.outcomes[k] = set
+	}
+	return set
 }
 
 // newTelemetry is the instrumentation for s's providers, or otel's global
@@ -102,7 +144,7 @@ func metersFor(mp metric.MeterProvider) *meters {
 		return m
 	}
 	meter := mp.Meter(scope)
-	m := &meters{certs: certSet{m: map[certKey]time.Time{}}}
+	m := &meters{certs: certSet{m: map[certKey]time.Time{}, seen: map[[2]string]map[string]struct{}{}}}
 	m.createTime, _ = meter.Float64Histogram("db.client.connection.create_time", metric.WithUnit("s"),
 		metric.WithDescription("The time it took to create a new connection: TLS, retries and PREFERRED's fallback included."),
 		metric.WithExplicitBucketBoundaries(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 180))
@@ -143,11 +185,6 @@ func serverAttrs(out []attribute.KeyValue, addr string) []attribute.KeyValue {
 	return out
 }
 
-// attrs is system and addr's server attributes, then more.
-func (t *telemetry) attrs(addr string, more ...attribute.KeyValue) []attribute.KeyValue {
-	out := serverAttrs(append(make([]attribute.KeyValue, 0, 3+len(more)), t.system), addr)
-	return append(out, more...)
-}
 
 // connectKey finds a new connection's record in its context.
 type connectKey struct{}
@@ -160,6 +197,7 @@ type connectRecord struct {
 	start    time.Time
 	mode     sslconn.Mode // configured
 	addr     string
+	server   *serverInfo
 	attempts int          // Retry's loop only
 	made     atomic.Int32 // the mode the connection was made in; 0: not noted
 	version  atomic.Uint32
@@ -171,9 +209,12 @@ func (t *telemetry) connecting(ctx context.Context, mode sslconn.Mode, addr stri
 	if t == nil {
 		return ctx, nil
 	}
-	r := &connectRecord{t: t, start: time.Now(), mode: mode, addr: addr}
-	ctx, r.span = t.tracer.Start(ctx, "sslconn.connect", trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(t.attrs(addr, keyMode.String(mode.String()))...))
+	r := &connectRecord{t: t, start: time.Now(), mode: mode, addr: addr, server: t.server(addr)}
+	ctx, r.span = t.tracer.Start(ctx, "sslconn.connect", trace.WithSpanKind(trace.SpanKindClient))
+	if r.span.IsRecording() {
+		r.span.SetAttributes(r.server.attrs...)
+		r.span.SetAttributes(keyMode.String(mode.String()))
+	}
 	return context.WithValue(ctx, connectKey{}, r), r
 }
 
@@ -188,7 +229,11 @@ func (r *connectRecord) attempt(ctx context.Context, n int) (context.Context, tr
 		return ctx, nil
 	}
 	r.attempts = n
-	return r.t.tracer.Start(ctx, "sslconn.attempt", trace.WithAttributes(keyAttempt.Int(n)))
+	ctx, span := r.t.tracer.Start(ctx, "sslconn.attempt")
+	if span.IsRecording() {
+		span.SetAttributes(keyAttempt.Int(n))
+	}
+	return ctx, span
 }
 
 // attempted ends an attempt's span with its outcome.
@@ -203,7 +248,7 @@ func (r *connectRecord) attempted(span trace.Span, err error) {
 // text, which may name what the caller would rather keep (a token's
 // provider, a user name).
 func endSpan(span trace.Span, err error) {
-	if err != nil {
+	if err != nil && span.IsRecording() {
 		k := errorKind(err)
 		span.SetAttributes(keyErrorType.String(k))
 		span.SetStatus(codes.Error, k)
@@ -274,19 +319,16 @@ func (r *connectRecord) done(ctx context.Context, err error) {
 			version = tlsVersion(uint16(v))
 		}
 	}
-	attrs := t.attrs(r.addr, keyMode.String(r.mode.String()), keyOutcome.String(outcome))
-	if version != "" {
-		attrs = append(attrs, keyTLSVersion.String(version))
-	}
-	set := metric.WithAttributeSet(attribute.NewSet(attrs...))
-	t.m.connections.Add(ctx, 1, set)
-	r.span.SetAttributes(keyOutcome.String(outcome), keyAttempts.Int(r.attempts))
-	if version != "" {
-		r.span.SetAttributes(keyTLSVersion.String(version))
+	t.m.connections.Add(ctx, 1, metric.WithAttributeSet(r.server.outcome(outcomeKey{r.mode, outcome, version})))
+	if r.span.IsRecording() {
+		r.span.SetAttributes(keyOutcome.String(outcome), keyAttempts.Int(r.attempts))
+		if version != "" {
+			r.span.SetAttributes(keyTLSVersion.String(version))
+		}
 	}
 	if err == nil {
 		now := time.Now()
-		server := metric.WithAttributeSet(attribute.NewSet(t.attrs(r.addr)...))
+		server := metric.WithAttributeSet(r.server.set)
 		t.m.createTime.Record(ctx, now.Sub(r.start).Seconds(), server)
 		if outcome == "plaintext" && r.mode == sslconn.Preferred {
 			t.m.plaintext.Add(ctx, 1, server)
@@ -323,7 +365,8 @@ func (t *telemetry) retrying(ctx context.Context, addr string, err error, connec
 	if connecting {
 		t.down.LoadOrStore(addr, time.Now())
 	}
-	t.m.retries.Add(ctx, 1, metric.WithAttributes(t.attrs(addr, keyErrorType.String(errorKind(err)))...))
+	attrs := append(append([]attribute.KeyValue(nil), t.server(addr).attrs...), keyErrorType.String(errorKind(err)))
+	t.m.retries.Add(ctx, 1, metric.WithAttributes(attrs...))
 }
 
 // handshake starts the span of a TLS handshake in mode.
@@ -331,7 +374,11 @@ func (t *telemetry) handshake(ctx context.Context, mode sslconn.Mode) (context.C
 	if t == nil {
 		return ctx, nil
 	}
-	return t.tracer.Start(ctx, "sslconn.handshake", trace.WithAttributes(keyMode.String(mode.String())))
+	ctx, span := t.tracer.Start(ctx, "sslconn.handshake")
+	if span.IsRecording() {
+		span.SetAttributes(keyMode.String(mode.String()))
+	}
+	return ctx, span
 }
 
 // handshaken ends a handshake's span.
@@ -339,7 +386,7 @@ func handshaken(span trace.Span, tc *tls.Conn, err error) {
 	if span == nil {
 		return
 	}
-	if err == nil && tc != nil {
+	if err == nil && tc != nil && span.IsRecording() {
 		span.SetAttributes(keyTLSVersion.String(tlsVersion(tc.ConnectionState().Version)))
 	}
 	endSpan(span, err)
@@ -370,8 +417,11 @@ func deadPeerFound(server string) {
 // source, server and subject, the latest seen (a renewed certificate
 // replaces its predecessor).
 type certSet struct {
-	mu sync.Mutex
-	m  map[certKey]time.Time // -> NotAfter
+	mu   sync.Mutex
+	m    map[certKey]time.Time // -> NotAfter
+	// seen is, per source and host, the signatures of the certificates
+	// in m.
+	seen map[[2]string]map[string]struct{}
 }
 
 type certKey struct{ source, host, subject string }
@@ -379,8 +429,20 @@ type certKey struct{ source, host, subject string }
 func (s *certSet) see(source, host string, certs []*x509.Certificate) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	host = tlsinfo.HostOnly(host)
+	seen := s.seen[[2]string{source, host}]
+	if seen == nil {
+		seen = map[string]struct{}{}
+		s.seen[[2]string{source, host}] = seen
+	}
 	for _, c := range certs {
-		s.m[certKey{source, tlsinfo.HostOnly(host), c.Subject.String()}] = c.NotAfter
+		// Most handshakes show certificates seen before: a signature
+		// is a cheap key, and their subjects need not be rendered again.
+		if _, ok := seen[string(c.Signature)]; ok {
+			continue
+		}
+		seen[string(c.Signature)] = struct{}{}
+		s.m[certKey{source, host, c.Subject.String()}] = c.NotAfter
 	}
 }
 

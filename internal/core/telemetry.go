@@ -198,6 +198,9 @@ type connectRecord struct {
 	mode     sslconn.Mode // configured
 	addr     string
 	server   *serverInfo
+	// recording: the connection's span is recorded, and so its attempts
+	// and handshakes get spans (with nothing installed, they cost none).
+	recording bool
 	attempts int          // Retry's loop only
 	made     atomic.Int32 // the mode the connection was made in; 0: not noted
 	version  atomic.Uint32
@@ -211,7 +214,7 @@ func (t *telemetry) connecting(ctx context.Context, mode sslconn.Mode, addr stri
 	}
 	r := &connectRecord{t: t, start: time.Now(), mode: mode, addr: addr, server: t.server(addr)}
 	ctx, r.span = t.tracer.Start(ctx, "sslconn.connect", trace.WithSpanKind(trace.SpanKindClient))
-	if r.span.IsRecording() {
+	if r.recording = r.span.IsRecording(); r.recording {
 		r.span.SetAttributes(r.server.attrs...)
 		r.span.SetAttributes(keyMode.String(mode.String()))
 	}
@@ -229,10 +232,11 @@ func (r *connectRecord) attempt(ctx context.Context, n int) (context.Context, tr
 		return ctx, nil
 	}
 	r.attempts = n
-	ctx, span := r.t.tracer.Start(ctx, "sslconn.attempt")
-	if span.IsRecording() {
-		span.SetAttributes(keyAttempt.Int(n))
+	if !r.recording {
+		return ctx, nil
 	}
+	ctx, span := r.t.tracer.Start(ctx, "sslconn.attempt")
+	span.SetAttributes(keyAttempt.Int(n))
 	return ctx, span
 }
 
@@ -369,15 +373,17 @@ func (t *telemetry) retrying(ctx context.Context, addr string, err error, connec
 	t.m.retries.Add(ctx, 1, metric.WithAttributes(attrs...))
 }
 
-// handshake starts the span of a TLS handshake in mode.
+// handshake starts the span of a TLS handshake in mode, if it is part of
+// a new connection whose span is recorded.
 func (t *telemetry) handshake(ctx context.Context, mode sslconn.Mode) (context.Context, trace.Span) {
 	if t == nil {
 		return ctx, nil
 	}
-	ctx, span := t.tracer.Start(ctx, "sslconn.handshake")
-	if span.IsRecording() {
-		span.SetAttributes(keyMode.String(mode.String()))
+	if r := recordOf(ctx); r == nil || !r.recording {
+		return ctx, nil
 	}
+	ctx, span := t.tracer.Start(ctx, "sslconn.handshake")
+	span.SetAttributes(keyMode.String(mode.String()))
 	return ctx, span
 }
 

@@ -185,25 +185,24 @@ func serverAttrs(out []attribute.KeyValue, addr string) []attribute.KeyValue {
 	return out
 }
 
-
 // connectKey finds a new connection's record in its context.
 type connectKey struct{}
 
 // connectRecord is one new connection in the making (a Retry): its span,
 // and what its attempts noted of the connection made.
 type connectRecord struct {
-	t        *telemetry
-	span     trace.Span
-	start    time.Time
-	mode     sslconn.Mode // configured
-	addr     string
-	server   *serverInfo
+	t      *telemetry
+	span   trace.Span
+	start  time.Time
+	mode   sslconn.Mode // configured
+	addr   string
+	server *serverInfo
 	// recording: the connection's span is recorded, and so its attempts
 	// and handshakes get spans (with nothing installed, they cost none).
 	recording bool
-	attempts int          // Retry's loop only
-	made     atomic.Int32 // the mode the connection was made in; 0: not noted
-	version  atomic.Uint32
+	attempts  int          // Retry's loop only
+	made      atomic.Int32 // the mode the connection was made in; 0: not noted
+	version   atomic.Uint32
 }
 
 // connecting starts the record of a new connection to addr in mode, with
@@ -423,8 +422,8 @@ func deadPeerFound(server string) {
 // source, server and subject, the latest seen (a renewed certificate
 // replaces its predecessor).
 type certSet struct {
-	mu   sync.Mutex
-	m    map[certKey]time.Time // -> NotAfter
+	mu sync.Mutex
+	m  map[certKey]time.Time // -> NotAfter
 	// seen is, per source and host, the signatures of the certificates
 	// in m.
 	seen map[[2]string]map[string]struct{}

@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"database/sql"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"os"
@@ -482,6 +483,49 @@ func TestTelemetryPlaintextRestart(t *testing.T) {
 			}
 			find(t, rm, "sslconn.retries", server)
 			tel.noSecrets(t, rm, e.secret)
+		})
+	}
+}
+
+// TestTelemetryFailure: on each adapter, a VERIFY_IDENTITY connection
+// refused for its certificate (the client trusts another CA) is counted
+// by its error kind, and its span is failed with the kind alone: no error
+// text, so nothing secret, reaches telemetry.
+func TestTelemetryFailure(t *testing.T) {
+	for _, e := range telEngines {
+		t.Run(e.name, func(t *testing.T) {
+			t.Parallel()
+			c := certs.Get(t)
+			addr := e.tlsAddr(t)
+			tel := newTelemetry(t)
+			ctx := testCtx(t)
+			opts := append([]sslconn.Option{sslconn.WithMode(sslconn.VerifyIdentity), sslconn.WithCAFile(c.OtherCA)}, tel.opts...)
+			ping, closeFn, err := e.open(ctx, addr, opts...)
+			if err == nil {
+				defer closeFn()
+				err = ping(ctx)
+			}
+			if !errors.Is(err, sslconn.ErrUnknownAuthority) {
+				t.Fatalf("connecting with another CA: %v; want ErrUnknownAuthority", err)
+			}
+			rm := tel.collect(t)
+			find(t, rm, "sslconn.connections", map[string]string{"db.system.name": e.system, "sslconn.mode": "VERIFY_IDENTITY", "sslconn.outcome": "ErrUnknownAuthority"})
+			if p := points(rm, "db.client.connection.create_time"); len(p) != 0 {
+				t.Errorf("create_time recorded for a connection not made: %v", p)
+			}
+			failed := false
+			for _, s := range tel.spans.GetSpans() {
+				if s.Name == "sslconn.connect" && s.Status.Code == codes.Error {
+					failed = true
+					if s.Status.Description != "ErrUnknownAuthority" {
+						t.Errorf("connect span's status: %q; want the kind alone", s.Status.Description)
+					}
+				}
+			}
+			if !failed {
+				t.Error("no failed sslconn.connect span")
+			}
+			tel.noSecrets(t, rm, e.secret, c.OtherCA)
 		})
 	}
 }

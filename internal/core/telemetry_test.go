@@ -164,7 +164,7 @@ func TestTelemetryRecovery(t *testing.T) {
 		t.Errorf("no retry counted: %v", got.seen)
 	}
 	rec := got.find("sslconn.recovery.duration", keyAddress.String("127.0.0.1"))
-	if len(rec) != 1 || rec[0].value < (down / 2).Seconds() {
+	if len(rec) != 1 || rec[0].value < (down/2).Seconds() {
 		t.Errorf("recoveries %v; want one of about %s", rec, down)
 	}
 }

@@ -235,7 +235,7 @@ func points(rm metricdata.ResourceMetrics, name string) []point {
 func has(attrs attribute.Set, want map[string]string) bool {
 	for k, v := range want {
 		got, ok := attrs.Value(attribute.Key(k))
-		if !ok || got.Emit() != v {
+		if !ok || got.String() != v {
 			return false
 		}
 	}
@@ -395,7 +395,7 @@ func (tel *telemetry) noSecrets(t *testing.T, rm metricdata.ResourceMetrics, sec
 	var texts []string
 	addSet := func(set attribute.Set) {
 		for _, kv := range set.ToSlice() {
-			texts = append(texts, string(kv.Key)+"="+kv.Value.Emit())
+			texts = append(texts, string(kv.Key)+"="+kv.Value.String())
 		}
 	}
 	for _, sm := range rm.ScopeMetrics {

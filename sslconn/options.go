@@ -127,7 +127,8 @@ func WithBackoff(b Backoff) Option {
 }
 
 // WithRetryCallback is called before every retry with the attempt, the delay
-// and the cause, e.g. to count reconnects in metrics.
+// and the cause, e.g. to count reconnects in metrics (WithMeterProvider
+// counts them in OpenTelemetry's, as sslconn.retries).
 func WithRetryCallback(f func(RetryEvent)) Option { return func(s *settings) { s.OnRetry = f } }
 
 // WithLogger sets the logger for retries, expiry warnings and mode warnings

@@ -267,11 +267,23 @@ func errorKind(err error) string {
 	return "error"
 }
 
-// noteMade records, on ctx's new connection if it has a record, the mode
-// an attempt made its connection in.
-func noteMade(ctx context.Context, mode sslconn.Mode) {
-	if r := recordOf(ctx); r != nil {
+// noteMade records, on ctx's new connection if it has a record, one step
+// of a plan (a Connector's attempt in one mode): the mode it made its
+// connection in, or its error, as an event of the attempt's span.
+func noteMade(ctx context.Context, mode sslconn.Mode, err error) {
+	r := recordOf(ctx)
+	if r == nil {
+		return
+	}
+	if err == nil {
 		r.made.Store(int32(mode))
+	}
+	if span := trace.SpanFromContext(ctx); r.recording && span.IsRecording() {
+		attrs := []attribute.KeyValue{keyMode.String(mode.String())}
+		if err != nil {
+			attrs = append(attrs, keyErrorType.String(errorKind(err)))
+		}
+		span.AddEvent("sslconn.plan_step", trace.WithAttributes(attrs...))
 	}
 }
 

@@ -90,7 +90,7 @@ func BenchmarkTelemetryHooks(b *testing.B) {
 		_, hs := cfg.tel.handshake(actx, sslconn.VerifyIdentity)
 		handshaken(hs, nil, nil)
 		cfg.tel.seeCerts("server", "localhost", chain)
-		noteMade(actx, sslconn.VerifyIdentity)
+		noteMade(actx, sslconn.VerifyIdentity, nil)
 		rec.attempted(span, nil)
 		rec.done(cctx, nil)
 	}

@@ -451,6 +451,15 @@ func TestTelemetryPlaintextRestart(t *testing.T) {
 			rm := tel.collect(t)
 			find(t, rm, "sslconn.connections", map[string]string{"db.system.name": e.system, "sslconn.mode": "PREFERRED", "sslconn.outcome": "plaintext"})
 			find(t, rm, "sslconn.plaintext_fallbacks", server)
+			fellBack := false
+			for _, s := range tel.spans.GetSpans() {
+				for _, ev := range s.Events {
+					fellBack = fellBack || (s.Name == "sslconn.connect" && ev.Name == "sslconn.plaintext_fallback")
+				}
+			}
+			if !fellBack {
+				t.Error("no sslconn.plaintext_fallback event on a sslconn.connect span")
+			}
 			if p := points(rm, "sslconn.recovery.duration"); len(p) != 0 {
 				t.Fatalf("a recovery before any restart: %v", p)
 			}

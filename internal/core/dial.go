@@ -98,6 +98,7 @@ func (c *Config) handshakeWatched(ctx context.Context, mode sslconn.Mode, raw ne
 	return tc, asked, err
 }
 
+// handshakeOnce is handshakeWatched's work, without its span.
 func (c *Config) handshakeOnce(ctx context.Context, mode sslconn.Mode, raw net.Conn, addr string, w *handshakeWatch) (*tls.Conn, bool, error) {
 	first := min(firstByteTimeout, c.s.HandshakeTimeout)
 	cr := &countingConn{Conn: raw, watch: w}

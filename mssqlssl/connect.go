@@ -163,6 +163,9 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode, tokens *
 	}
 	a.mu.Lock()
 	st := core.StatusOf(a.state)
+	if a.state != nil {
+		core.NoteTLSVersion(ctx, a.state.Version)
+	}
 	a.mu.Unlock()
 	st.Mode = c.ssl.Mode()
 	for i, r := range alive() {

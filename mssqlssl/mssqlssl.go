@@ -92,7 +92,7 @@ func newConnector(cfg msdsn.Config, opts []sslconn.Option, moreSecrets ...string
 	if err != nil {
 		return nil, core.Redact(err, secrets...)
 	}
-	ssl, err := core.Resolve(core.Spec{Native: native, Params: params, Secrets: secrets}, opts...)
+	ssl, err := core.Resolve(core.Spec{Native: native, Params: params, Secrets: secrets, Engine: "microsoft.sql_server"}, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -45,6 +45,7 @@ func (c *Connector) attempt(ctx context.Context, mode sslconn.Mode) (driver.Conn
 		return nil, mode, core.Permanent(err)
 	}
 	conn, err := inner.Connect(actx)
+	core.NoteTLSVersion(ctx, uint16(inner.seen.version.Load())) // for telemetry
 	switch {
 	case err == nil && mode == sslconn.Preferred && !inner.seen.handshake.Load():
 		return conn, sslconn.Disabled, nil // the driver's fallback: no CLIENT_SSL
@@ -178,6 +179,7 @@ type handshakeNotes struct {
 	asked atomic.Bool
 	// handshake: a TLS handshake completed.
 	handshake atomic.Bool
+	version   atomic.Uint32 // the TLS version agreed
 }
 
 // watchHandshake makes tc (one connection's own tls.Config; nil for
@@ -207,6 +209,7 @@ func watchHandshake(tc *tls.Config) *handshakeNotes {
 			}
 		}
 		seen.handshake.Store(true)
+		seen.version.Store(uint32(cs.Version))
 		return nil
 	}
 	return seen

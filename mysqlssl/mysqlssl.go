@@ -105,6 +105,7 @@ const DriverName = "mysqlssl"
 // newConnector is the one path behind NewConnector and
 // NewConnectorFromConfig: d.cfg is the connector's own copy.
 func newConnector(d parsedDSN, opts []sslconn.Option) (*Connector, error) {
+	d.spec.Engine = "mysql" // MySQL or MariaDB: the greeting tells, after the connection is made
 	ssl, err := core.Resolve(d.spec, opts...)
 	if err != nil {
 		return nil, err

@@ -40,7 +40,7 @@ func parse(raw string) (*parsed, error) {
 	// A Sentinel URL carries the master's password as a parameter.
 	p.spec.Secrets = append(p.spec.Secrets, q.Get("password"))
 	p.spec.Params = url.Values{}
-	p.spec.Probe = ping
+	p.spec.Probe, p.spec.Engine = ping, "redis"
 	var keys []string
 	for k, v := range q {
 		if param.Is(k) {
@@ -123,7 +123,7 @@ func (p *parsed) conflictHint(err error, opts []sslconn.Option) error {
 		return err
 	}
 	// The explicit mode alone, without the URL's setting.
-	alone, aerr := core.Resolve(core.Spec{Params: p.spec.Params, Secrets: p.spec.Secrets}, opts...)
+	alone, aerr := core.Resolve(core.Spec{Params: p.spec.Params, Secrets: p.spec.Secrets, Engine: "redis"}, opts...)
 	if aerr != nil {
 		return err
 	}
@@ -194,15 +194,15 @@ func fromDriverOptions[O, C any](o *O, opts []sslconn.Option, read func(*O) (cor
 // options for fromDriverOptions: the TLSConfig and the passwords, and which
 // of the settings the constructors default are set (non-zero).
 func readOptions(o *redis.Options) (core.Spec, userSet) {
-	return core.Spec{TLS: o.TLSConfig, Secrets: []string{o.Password}, Probe: ping}, userSet{o.MaxRetries != 0, o.DialTimeout != 0}
+	return core.Spec{TLS: o.TLSConfig, Secrets: []string{o.Password}, Probe: ping, Engine: "redis"}, userSet{o.MaxRetries != 0, o.DialTimeout != 0}
 }
 
 func readClusterOptions(o *redis.ClusterOptions) (core.Spec, userSet) {
-	return core.Spec{TLS: o.TLSConfig, Secrets: []string{o.Password}, Probe: ping}, userSet{o.MaxRetries != 0, o.DialTimeout != 0}
+	return core.Spec{TLS: o.TLSConfig, Secrets: []string{o.Password}, Probe: ping, Engine: "redis"}, userSet{o.MaxRetries != 0, o.DialTimeout != 0}
 }
 
 func readFailoverOptions(o *redis.FailoverOptions) (core.Spec, userSet) {
-	return core.Spec{TLS: o.TLSConfig, Secrets: []string{o.Password, o.SentinelPassword}, Probe: ping},
+	return core.Spec{TLS: o.TLSConfig, Secrets: []string{o.Password, o.SentinelPassword}, Probe: ping, Engine: "redis"},
 		userSet{o.MaxRetries != 0, o.DialTimeout != 0}
 }
 

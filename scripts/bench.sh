@@ -24,6 +24,8 @@ for pkg in sslconn mysqlssl redisssl mongossl mssqlssl; do
   go test -run '^$' -bench 'Connect|Resume|Query|ParseCAChain|CAPool|PeerCheck' -benchmem \
     -count "$count" -benchtime "$benchtime" -timeout 60m "./$pkg" > "$raw/$pkg.txt"
 done
+[ -z "${REPORT_ONLY:-}" ] && echo "bench: telemetry" >&2 &&
+go test -run '^$' -bench Telemetry -benchmem -count "$count" -benchtime "$benchtime" ./internal/core > "$raw/telemetry.txt"
 [ -z "${REPORT_ONLY:-}" ] && echo "bench: recovery" >&2 &&
 go test -run '^$' -bench Recovery -benchtime 5x -timeout 30m ./mysqlssl ./redisssl ./mongossl ./mssqlssl > "$raw/recovery.txt"
 [ -z "${REPORT_ONLY:-}" ] && echo "bench: switchover" >&2 &&
@@ -107,6 +109,28 @@ handshake alone with crypto/tls; impl=sslconn the library as shipped"
   echo
   echo '```'
   table sslconn.txt '*' .file
+  echo '```'
+  echo
+  echo "## Telemetry"
+  echo
+  echo "What OpenTelemetry costs a new connection when the application has installed"
+  echo "nothing (the global providers, which record nothing): TelemetryConnect is a new"
+  echo "VERIFY_IDENTITY connection from the core's Config.Dial (TCP, TLS 1.3 resuming its"
+  echo "session, verification) to a loopback TLS server, telemetry=off (the hooks' nil"
+  echo "checks only) against telemetry=global-noop (as shipped), in one run;"
+  echo "TelemetryHooks is the telemetry's own work for one such connection, alone (its"
+  echo "record, span, attempt, handshake and certificate), which the noise of a connect"
+  echo "would hide. \`go test -run '^\$' -bench Telemetry -benchmem ./internal/core\`"
+  echo
+  echo '```'
+  table telemetry.txt '.name:TelemetryConnect' /telemetry
+  echo
+  table telemetry.txt '.name:TelemetryHooks' .file
+  echo
+  awk '/^BenchmarkTelemetryHooks/ { h[++nh] = $3 } /^BenchmarkTelemetryConnect\/telemetry=off/ { c[++nc] = $3 }
+    function median(a, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+      return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+    END { if (nh && nc) printf "telemetry with nothing installed: %.0f ns of a %.0f ns connect (medians), %.2f %%\n", median(h, nh), median(c, nc), 100 * median(h, nh) / median(c, nc) }' "$raw/telemetry.txt"
   echo '```'
   echo
   echo "## Recovery after a restart"

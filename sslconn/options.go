@@ -7,6 +7,9 @@ import (
 	"net"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	isettings "github.com/sslconn/sslconn/internal/settings"
 )
 
@@ -124,7 +127,8 @@ func WithBackoff(b Backoff) Option {
 }
 
 // WithRetryCallback is called before every retry with the attempt, the delay
-// and the cause, e.g. to count reconnects in metrics.
+// and the cause, e.g. to count reconnects in metrics (WithMeterProvider
+// counts them in OpenTelemetry's, as sslconn.retries).
 func WithRetryCallback(f func(RetryEvent)) Option { return func(s *settings) { s.OnRetry = f } }
 
 // WithLogger sets the logger for retries, expiry warnings and mode warnings
@@ -177,3 +181,17 @@ type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 // included; TLS, when the mode asks for it, runs on top. Default: a
 // net.Dialer.
 func WithDialer(d DialFunc) Option { return func(s *settings) { s.Dialer = d } }
+
+// WithMeterProvider sets where the Config's OpenTelemetry metrics go
+// (default: otel's global provider, which records nothing until one is
+// set): connection set-up time (db.client.connection.create_time), and,
+// under sslconn., connections by mode, outcome and TLS version, PREFERRED
+// connections that went plaintext, retries, recoveries, dead peers and the
+// seconds left on each certificate. See docs/telemetry.md.
+func WithMeterProvider(p metric.MeterProvider) Option { return func(s *settings) { s.Meters = p } }
+
+// WithTracerProvider sets where the Config's OpenTelemetry spans go
+// (default: otel's global provider): a span per new connection, with its
+// attempts and handshakes, under the span of the context it was made with.
+// No attribute carries a password, a DSN or a certificate.
+func WithTracerProvider(p trace.TracerProvider) Option { return func(s *settings) { s.Tracers = p } }

@@ -40,6 +40,9 @@ type ExpiryWarning struct {
 // checkExpiry reports each certificate expiring within the window once per
 // Config, to the log and the callback.
 func (c *Config) checkExpiry(source, host string, certs []*x509.Certificate) {
+	if c.s.SeeCerts != nil {
+		c.s.SeeCerts(source, host, certs)
+	}
 	now := c.s.Clock.Now()
 	for _, cert := range certs {
 		left := cert.NotAfter.Sub(now)

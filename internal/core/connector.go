@@ -94,6 +94,7 @@ func (l *Connector) connectByPlan(ctx context.Context, attempt func(context.Cont
 		if made == 0 {
 			panic(fmt.Sprintf("BUG: an attempt in %s reported no mode", mode))
 		}
+		noteMade(ctx, made, err)
 		mode = p.next(made, err)
 	}
 	if err == nil {

@@ -22,6 +22,9 @@ import (
 // options write them.
 type settings = isettings.Settings[sslconn.Mode, sslconn.RetryEvent, sslconn.ExpiryWarning]
 
+// withEngine names the engine for telemetry (db.system.name).
+func withEngine(name string) sslconn.Option { return func(s *settings) { s.Engine = name } }
+
 // withDefaultMode sets the mode the driver's own TLS setting maps to.
 func withDefaultMode(m sslconn.Mode) sslconn.Option { return func(s *settings) { s.DefaultMode = m } }
 
@@ -85,12 +88,17 @@ type Config struct {
 	probe func(ctx context.Context, conn net.Conn) error
 	// accepts watches addresses that refused, for the retry loop.
 	accepts acceptWatches
+	tel     *telemetry // nil: none (benchmarks' baseline)
 }
 
 // newConfig is sslconn.New, with the engine's view of the Config.
 func newConfig(opts ...sslconn.Option) (*Config, error) {
 	c := &Config{}
-	keep := func(s *settings) { s.Keep = func(s *settings) { c.s = s } }
+	keep := func(s *settings) {
+		c.tel = newTelemetry(s)
+		s.SeeCerts = c.tel.seeCerts
+		s.Keep = func(s *settings) { c.s = s }
+	}
 	cfg, err := sslconn.New(append(slices.Clip(opts), keep)...)
 	if err != nil {
 		return nil, err

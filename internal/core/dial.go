@@ -52,14 +52,22 @@ func (c *Config) DialMode(ctx context.Context, mode sslconn.Mode, network, addr 
 		dial = c.Dialer()
 	}
 	if mode == sslconn.Preferred {
-		return c.dialPreferred(ctx, network, addr, dial)
+		conn, err := c.dialPreferred(ctx, network, addr, dial)
+		if w, ok := conn.(*Conn); ok && c.tel != nil {
+			noteConn(ctx, w)
+		}
+		return conn, err
 	}
 	raw, err := dial(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
 	if mode == sslconn.Disabled {
-		return c.wrap(raw, raw, nil, mode, network, addr, dial), nil
+		w := c.wrap(raw, raw, nil, mode, network, addr, dial)
+		if c.tel != nil {
+			noteConn(ctx, w)
+		}
+		return w, nil
 	}
 	tc, asked, err := c.handshake(ctx, mode, raw, addr)
 	if err != nil {
@@ -67,6 +75,9 @@ func (c *Config) DialMode(ctx context.Context, mode sslconn.Mode, network, addr 
 	}
 	w := c.wrap(tc, raw, tc, mode, network, addr, dial)
 	w.certAsked = asked && c.s.ClientCert == nil
+	if c.tel != nil {
+		noteConn(ctx, w)
+	}
 	return w, nil
 }
 
@@ -81,6 +92,14 @@ func (c *Config) handshake(ctx context.Context, mode sslconn.Mode, raw net.Conn,
 
 // handshakeWatched is handshake, reporting its progress to w (if not nil).
 func (c *Config) handshakeWatched(ctx context.Context, mode sslconn.Mode, raw net.Conn, addr string, w *handshakeWatch) (*tls.Conn, bool, error) {
+	ctx, span := c.tel.handshake(ctx, mode)
+	tc, asked, err := c.handshakeOnce(ctx, mode, raw, addr, w)
+	handshaken(span, tc, err)
+	return tc, asked, err
+}
+
+// handshakeOnce is handshakeWatched's work, without its span.
+func (c *Config) handshakeOnce(ctx context.Context, mode sslconn.Mode, raw net.Conn, addr string, w *handshakeWatch) (*tls.Conn, bool, error) {
 	first := min(firstByteTimeout, c.s.HandshakeTimeout)
 	cr := &countingConn{Conn: raw, watch: w}
 	_ = raw.SetReadDeadline(time.Now().Add(first))

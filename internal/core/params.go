@@ -40,6 +40,9 @@ type Spec struct {
 	// answer. It must leave conn at a message boundary: a probed connection
 	// is handed to the driver. It runs under a deadline set on conn.
 	Probe func(ctx context.Context, conn net.Conn) error
+	// Engine is the engine's db.system.name for telemetry: "mysql",
+	// "redis", "mongodb", "microsoft.sql_server".
+	Engine string
 }
 
 // Resolve builds the Config for spec and the caller's options (a zero Spec:
@@ -62,7 +65,7 @@ func Resolve(spec Spec, opts ...sslconn.Option) (*Config, error) {
 		}
 		spec.Native = n
 	}
-	all := append([]sslconn.Option(nil), spec.Native.Options...)
+	all := append([]sslconn.Option{withEngine(spec.Engine)}, spec.Native.Options...)
 	if spec.Native.Mode != 0 {
 		all = append(all, withDefaultMode(spec.Native.Mode))
 	}

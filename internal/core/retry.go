@@ -35,7 +35,17 @@ func (c *Config) hasAnswered(addr string) bool {
 // mode, addr, the attempts and the last cause. It is meant for new
 // connections only: an operation whose outcome is unknown must never be
 // handed to Retry.
+//
+// The new connection is recorded in the Config's telemetry: its span,
+// under ctx's, with one per attempt, and its outcome in the metrics.
 func (c *Config) Retry(ctx context.Context, addr string, connect func(context.Context) error) error {
+	ctx, rec := c.tel.connecting(ctx, c.Mode(), addr)
+	err := c.retryConnect(ctx, addr, connect)
+	rec.done(ctx, err)
+	return err
+}
+
+func (c *Config) retryConnect(ctx context.Context, addr string, connect func(context.Context) error) error {
 	r, err := c.retry(ctx, addr, connect, func(err error) bool { return !IsPermanent(err) }, true)
 	if err == nil {
 		c.markAnswered(addr)
@@ -108,8 +118,14 @@ func (c *Config) retry(ctx context.Context, addr string, op func(context.Context
 	if connecting && !c.s.RetryBudgetSet && budget > firstContactBudget && !c.hasAnswered(addr) {
 		budget, r.capped = firstContactBudget, true
 	}
+	var rec *connectRecord
+	if connecting {
+		rec = recordOf(ctx)
+	}
 	for attempt := 1; ; attempt++ {
-		err := op(ctx)
+		actx, span := rec.attempt(ctx, attempt)
+		err := op(actx)
+		rec.attempted(span, err)
 		r.attempts, r.elapsed = attempt, c.s.Clock.Now().Sub(start)
 		if err == nil || !again(err) || ctx.Err() != nil {
 			return r, err
@@ -127,6 +143,7 @@ func (c *Config) retry(ctx context.Context, addr string, op func(context.Context
 		}
 		c.s.Logger.LogAttrs(ctx, level, "sslconn: retrying",
 			slog.String("addr", addr), slog.Int("attempt", attempt), slog.Duration("delay", delay), slog.Any("error", err))
+		c.tel.retrying(ctx, addr, err, connecting)
 		if c.s.OnRetry != nil {
 			c.s.OnRetry(sslconn.RetryEvent{Addr: addr, Attempt: attempt, Delay: delay, Elapsed: r.elapsed, Err: err})
 		}

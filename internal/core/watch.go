@@ -108,6 +108,7 @@ func foundSilent(server string) {
 	silentMu.Lock()
 	defer silentMu.Unlock()
 	if _, ok := silentSince[server]; !ok {
+		defer deadPeerFound(server)
 		silentSince[server] = int64(time.Since(epoch))
 		silentServers.Store(int32(len(silentSince)))
 	}

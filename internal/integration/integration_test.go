@@ -5,7 +5,10 @@
 // enters the library's go.mod. Every test connects in VERIFY_IDENTITY to a
 // real server started through internal/testenv (or the in-process TDS test
 // server), runs its queries through the library under test, and asserts
-// that the connection is encrypted. go test -short runs none of them.
+// that the connection is encrypted. telemetry_test.go checks the library's
+// own OpenTelemetry metrics and spans with the SDK's in-memory reader and
+// recorder, also over PREFERRED to servers without TLS and across a
+// restart. go test -short runs none of them.
 package integration
 
 import (

@@ -12,6 +12,9 @@ import (
 	"log/slog"
 	"net"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Settings is what a Config was given, completed by sslconn.New: its
@@ -52,6 +55,10 @@ type Settings[Mode ~int, RetryEvent, ExpiryWarning any] struct {
 	// DeadPeer is WithDeadPeerTimeout's bound, or the default after New;
 	// negative: detection is off.
 	DeadPeer time.Duration
+	// Meters and Tracers are WithMeterProvider's and WithTracerProvider's;
+	// nil: OpenTelemetry's global providers.
+	Meters  metric.MeterProvider
+	Tracers trace.TracerProvider
 
 	// Set by the engine's options (internal/core), never by users.
 
@@ -59,6 +66,10 @@ type Settings[Mode ~int, RetryEvent, ExpiryWarning any] struct {
 	Observe     func(host string, cs tls.ConnectionState) // sees every handshake, before verification
 	RootPool    *x509.CertPool                            // a driver's tls.Config's RootCAs
 	Clock       Clock                                     // zero: the real one
+	Engine      string                                    // db.system.name for telemetry: "mysql", "redis", ...
+	// SeeCerts is given the certificates the Config checks for expiry (the
+	// CA at New, each verified server chain), whatever the window.
+	SeeCerts func(source, host string, certs []*x509.Certificate)
 	// Keep, when set, is given the Config's own Settings at the end of a
 	// successful sslconn.New: how the engine reads a Config it makes.
 	Keep func(*Settings[Mode, RetryEvent, ExpiryWarning])

@@ -79,7 +79,7 @@ func FromOptions(pkg string, tc *tls.Config, user ContextDialer, pw, uri string,
 		d.Cfg = cfg
 		return d, nil
 	}
-	spec := core.Spec{TLS: tc, Secrets: []string{pw}, Probe: PlainHello}
+	spec := core.Spec{TLS: tc, Secrets: []string{pw}, Probe: PlainHello, Engine: "mongodb"}
 	if uri != "" {
 		params, err := uriParams(uri)
 		if err != nil {

@@ -264,7 +264,7 @@ func ParseURI(rawURI string, opts []sslconn.Option) (*Parsed, error) {
 	if err != nil {
 		return nil, core.Redact(err, pw)
 	}
-	spec := core.Spec{Native: d.spec(u.scheme == "mongodb+srv"), Params: params, Secrets: []string{pw, d.password}, Probe: PlainHello}
+	spec := core.Spec{Native: d.spec(u.scheme == "mongodb+srv"), Params: params, Secrets: []string{pw, d.password}, Probe: PlainHello, Engine: "mongodb"}
 	cfg, err := core.Resolve(spec, opts...)
 	if err != nil {
 		return nil, err

@@ -116,6 +116,19 @@ func (b *addrBook) due(addr string) bool {
 	return true
 }
 
+// startCheck marks a TLS check of an address known to serve plaintext
+// as running, and reports false if one already is.
+func (b *addrBook) startCheck(addr string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	a, ok := b.m[addr]
+	if !ok || !a.plain || a.checking {
+		return false
+	}
+	a.checking = true
+	return true
+}
+
 func (b *addrBook) checked(addr string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()

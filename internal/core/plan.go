@@ -116,3 +116,11 @@ func (p *plan) runRecheck(check func() error) {
 	p.recheck = false
 	go func() { p.rechecked(check()) }()
 }
+
+// recheckNow runs check, a TLS attempt at the address, in the background
+// now, unless one is running.
+func (p *plan) recheckNow(check func() error) {
+	if p.book.startCheck(p.addr) {
+		go func() { p.rechecked(check()) }()
+	}
+}

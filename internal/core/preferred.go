@@ -223,6 +223,14 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 				return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("%s: the server closed the connection on the TLS ClientHello and did not answer plaintext either: %w", addr, io.ErrUnexpectedEOF)}
 			}
 			p.next(mode, r.err)
+			if closedWrite {
+				// It closed at our FIN. So does a relay that does not pass
+				// a half-close on (nginx's stream proxy by default), and
+				// with it goes a TLS answer the server behind it had not
+				// sent yet: ask again now, off the request path, on a
+				// connection left open for the first-byte wait.
+				p.recheckNow(func() error { return c.recheck(network, addr, dial) })
+			}
 			return c.wrap(plain, plain, nil, mode, network, addr, dial), nil
 		case p := <-probeCh:
 			probePending = false

@@ -62,6 +62,10 @@ var recheckEvery = 5 * time.Second
 // decides (a slow server that serves both gets TLS; one limited to TLS
 // 1.0, its version alert). Where the dialer's connection cannot
 // half-close (a net.Conn without CloseWrite), the first-byte wait decides.
+// The one case left to timing: a relay that closes both ways at the FIN
+// (nginx's stream proxy by default) loses a TLS answer its server had not
+// sent within the grace; the address is then asked again at once, off the
+// request path.
 func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial sslconn.DialFunc) (net.Conn, error) {
 	mode := sslconn.Preferred
 	p := c.planDial(mode, addr, dial)

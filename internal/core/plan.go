@@ -18,14 +18,16 @@ import (
 //	known to serve plaintext only:      plaintext, then TLS on ErrServerRequiresTLS
 //
 // and, at an address known to serve plaintext only, a TLS attempt off the
-// request path every recheckEvery (recheck). Every other mode is one
+// request path every recheckEvery (recheck), and one at once when the
+// address was found plaintext by a close at PREFERRED's FIN (recheckNow;
+// see dialPreferred). Every other mode is one
 // attempt in that mode, and learns nothing. Connector.Connect runs it for
 // the database/sql adapters, dialPreferred for the engines where TLS wraps
 // the whole connection.
 //
 // How an engine tells "no TLS here" is its adapter's translation into the
 // typed errors: SQL Server's ENCRYPT_NOT_SUP, a ClientHello met with
-// silence, plaintext or a close (the race in preferred.go). MySQL's driver
+// plaintext or a close, on the TLS connection (preferred.go). MySQL's driver
 // makes both attempts in one connection (AllowFallbackToPlaintext: the
 // greeting's CLIENT_SSL decides), which reports as the plaintext attempt.
 type plan struct {

@@ -3,12 +3,14 @@ package mongossl
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/sslconn/sslconn/internal/core"
 	"github.com/sslconn/sslconn/internal/testkit/matrix"
 	"github.com/sslconn/sslconn/internal/testkit/testenv"
 	"github.com/sslconn/sslconn/sslconn"
@@ -126,13 +128,18 @@ func BenchmarkQuery(b *testing.B) {
 
 // BenchmarkConnectPlaintext: PREFERRED, the default, against a server that
 // serves plaintext only, next to bare mongo-driver in plaintext. first: a
-// new client's first operation (the library has to find out that the port
-// does not speak TLS); later: an operation on a new connection of a client
-// that knows (a pooled connection idle for a nanosecond is replaced).
+// new client's first operation, the process knowing nothing of the address
+// (the library has to find out that the port does not speak TLS);
+// newclient: a new client's first operation, at an address another client
+// of the process has dialed; later: an operation on a new connection of a
+// client that knows (a pooled connection idle for a nanosecond is
+// replaced).
 //
 //	go test -run '^$' -bench ConnectPlaintext ./mongossl
 func BenchmarkConnectPlaintext(b *testing.B) {
-	uri := mongoURI("localhost", scenarios.Get(b).Servers[1].Port, "maxPoolSize=1")
+	port := scenarios.Get(b).Servers[1].Port
+	uri := mongoURI("localhost", port, "maxPoolSize=1")
+	addr := fmt.Sprintf("localhost:%d", port) // as the driver dials it
 	clients := map[string]func(ctx context.Context, b *testing.B, co *options.ClientOptions) *mongo.Client{
 		"bare": func(_ context.Context, b *testing.B, co *options.ClientOptions) *mongo.Client {
 			c, err := mongo.Connect(co)
@@ -151,6 +158,18 @@ func BenchmarkConnectPlaintext(b *testing.B) {
 	}
 	for _, impl := range []string{"bare", "sslconn"} {
 		b.Run("first/impl="+impl, func(b *testing.B) {
+			connectLoop(b, func(ctx context.Context) *mongo.Client {
+				core.ForgetPreferred(addr)
+				return clients[impl](ctx, b, options.Client().ApplyURI(uri))
+			})
+		})
+		b.Run("newclient/impl="+impl, func(b *testing.B) {
+			ctx := context.Background()
+			c := clients[impl](ctx, b, options.Client().ApplyURI(uri)) // the process learns the address
+			if err := c.Ping(ctx, nil); err != nil {
+				b.Fatal(err)
+			}
+			_ = c.Disconnect(ctx)
 			connectLoop(b, func(ctx context.Context) *mongo.Client { return clients[impl](ctx, b, options.Client().ApplyURI(uri)) })
 		})
 		b.Run("later/impl="+impl, func(b *testing.B) {

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 
+	"github.com/sslconn/sslconn/internal/core"
 	"github.com/sslconn/sslconn/internal/testkit/matrix"
 	"github.com/sslconn/sslconn/internal/testkit/testenv"
 	"github.com/sslconn/sslconn/sslconn"
@@ -124,8 +125,11 @@ func BenchmarkQuery(b *testing.B) {
 
 // BenchmarkConnectPlaintext: PREFERRED, the default, against a Redis that
 // serves plaintext only, next to bare go-redis in plaintext. first: a new
-// client's first connection (the library has to find out that the port
-// does not speak TLS); later: a new connection of a client that knows.
+// client's first connection, the process knowing nothing of the address
+// (the library has to find out that the port does not speak TLS);
+// newclient: a new client's first connection, at an address another
+// client of the process has dialed; later: a new connection of a client
+// that has connected before.
 //
 //	go test -run '^$' -bench ConnectPlaintext ./redisssl
 func BenchmarkConnectPlaintext(b *testing.B) {
@@ -147,6 +151,17 @@ func BenchmarkConnectPlaintext(b *testing.B) {
 	}
 	for _, impl := range []string{"bare", "sslconn"} {
 		b.Run("first/impl="+impl, func(b *testing.B) {
+			connectLoop(b, func() *redis.Client {
+				core.ForgetPreferred(addr)
+				return clients[impl](b, opts())
+			})
+		})
+		b.Run("newclient/impl="+impl, func(b *testing.B) {
+			c := clients[impl](b, opts()) // the process learns the address
+			if err := c.Ping(context.Background()).Err(); err != nil {
+				b.Fatal(err)
+			}
+			c.Close()
 			connectLoop(b, func() *redis.Client { return clients[impl](b, opts()) })
 		})
 		// A connection idle for a nanosecond is replaced: every PING

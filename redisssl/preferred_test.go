@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sslconn/sslconn/internal/core"
 	"github.com/sslconn/sslconn/internal/testkit/mitm"
 	"github.com/sslconn/sslconn/internal/testkit/testenv"
 	"github.com/sslconn/sslconn/sslconn"
@@ -44,7 +45,7 @@ func TestPreferredDualEndpoint(t *testing.T) {
 	ctx := context.Background()
 
 	// Each round is a new client's first connection, nothing known of the
-	// address.
+	// address in the process.
 	const rounds = 10
 	t.Run("serves both, plaintext later", func(t *testing.T) {
 		// The plaintext answer comes 100 ms late, far beyond any grace:
@@ -54,6 +55,7 @@ func TestPreferredDualEndpoint(t *testing.T) {
 		p.SetTLSUpstream(testenv.Addr(s.TLSPort))
 		p.SetPlainDelay(100 * time.Millisecond)
 		for i := range rounds {
+			core.ForgetPreferred(p.Addr())
 			st, err := Verify(ctx, newClient(t, p))
 			if err != nil || !st.Encrypted {
 				t.Fatalf("round %d: first connection %+v %v, want TLS", i+1, st, err)
@@ -81,6 +83,7 @@ func TestPreferredDualEndpoint(t *testing.T) {
 		p.SetTLSUpstream(testenv.Addr(servers[7].TLSPort))
 		p.SetPlainDelay(100 * time.Millisecond)
 		for i := range rounds {
+			core.ForgetPreferred(p.Addr())
 			err := newClient(t, p).Ping(ctx).Err()
 			if err == nil {
 				t.Fatalf("round %d: connected to a port that answered the ClientHello with an alert", i+1)

@@ -90,7 +90,7 @@ handshake alone with crypto/tls; impl=sslconn the library as shipped"
     echo '```'
     table "$pkg.txt" '.name:Connect' /impl
     echo
-    echo "PREFERRED against a plaintext-only server (first: a new client's first connection; later: a new connection of a client that has connected before):"
+    echo "PREFERRED against a plaintext-only server (first: a new client's first connection, the process knowing nothing of the address; newclient, Redis and MongoDB: a new client's first connection at an address another client of the process has dialed; later: a new connection of a client that has connected before):"
     echo
     table "$pkg.txt" '.name:ConnectPlaintext' /impl
     echo

@@ -82,8 +82,8 @@ type Config struct {
 	// answered records addresses that have completed a connection, so that
 	// an address that never has is not retried for the whole budget.
 	answered answeredSet
-	// plain: addresses where PREFERRED found plaintext only; probe: the
-	// engine's plaintext question, if it has one.
+	// plain: what PREFERRED learnt of addresses (see plainAddrs); probe:
+	// the engine's plaintext question, if it has one.
 	plain plainAddrs
 	probe func(ctx context.Context, conn net.Conn) error
 	// accepts watches addresses that refused, for the retry loop.
@@ -121,8 +121,9 @@ func (c *Config) Dialer() sslconn.DialFunc {
 	if d := c.s.Dialer; d != nil {
 		return d
 	}
-	d := net.Dialer{Timeout: c.connectTimeout(), KeepAlive: 30 * time.Second}
-	return d.DialContext
+	// A netDialer's, so that PREFERRED's knowledge of an address is shared
+	// by every client of the process that dials it this way (processBook).
+	return (&netDialer{net.Dialer{Timeout: c.connectTimeout(), KeepAlive: 30 * time.Second}}).dial
 }
 
 // VerifyChain judges a chain (leaf first) exactly as a handshake in mode

@@ -8,7 +8,9 @@ import (
 
 // plan is one new connection's attempts, as data: the mode of the first,
 // and, under PREFERRED, what each attempt showed about the address, which
-// decides the next and is remembered for later connections (plainAddrs).
+// decides the next and is remembered for later connections (an addrBook:
+// the process's for dials through the default dialer, shared by every
+// client, else the Config's own).
 //
 // PREFERRED's plan at an address
 //
@@ -16,18 +18,21 @@ import (
 //	known to serve plaintext only:      plaintext, then TLS on ErrServerRequiresTLS
 //
 // and, at an address known to serve plaintext only, a TLS attempt off the
-// request path every recheckEvery (recheck). Every other mode is one
+// request path every recheckEvery (recheck), and one at once when the
+// address was found plaintext by a close at PREFERRED's FIN (recheckNow;
+// see dialPreferred). Every other mode is one
 // attempt in that mode, and learns nothing. Connector.Connect runs it for
 // the database/sql adapters, dialPreferred for the engines where TLS wraps
 // the whole connection.
 //
 // How an engine tells "no TLS here" is its adapter's translation into the
 // typed errors: SQL Server's ENCRYPT_NOT_SUP, a ClientHello met with
-// silence, plaintext or a close (the race in preferred.go). MySQL's driver
+// plaintext or a close, on the TLS connection (preferred.go). MySQL's driver
 // makes both attempts in one connection (AllowFallbackToPlaintext: the
 // greeting's CLIENT_SSL decides), which reports as the plaintext attempt.
 type plan struct {
 	c         *Config
+	book      *addrBook // what is known of addresses, and where to learn
 	addr      string
 	preferred bool
 	first     sslconn.Mode
@@ -40,15 +45,26 @@ type plan struct {
 // restarted with other settings between two attempts.
 const maxTries = 3
 
+// plan is a database/sql connector's plan: it learns in the Config's own
+// book, since the driver may dial through a dialer of its own.
 func (c *Config) plan(mode sslconn.Mode, addr string) *plan {
-	p := &plan{c: c, addr: addr, first: mode, preferred: mode == sslconn.Preferred}
+	return c.planIn(&c.plain.own, mode, addr)
+}
+
+// planDial is the plan of a connection dialed through dial.
+func (c *Config) planDial(mode sslconn.Mode, addr string, dial sslconn.DialFunc) *plan {
+	return c.planIn(c.plain.book(dial), mode, addr)
+}
+
+func (c *Config) planIn(book *addrBook, mode sslconn.Mode, addr string) *plan {
+	p := &plan{c: c, book: book, addr: addr, first: mode, preferred: mode == sslconn.Preferred}
 	if !p.preferred {
 		return p
 	}
-	known, plain := c.plain.get(addr)
+	known, plain := book.get(addr)
 	p.tlsKnown = known && !plain
 	if plain {
-		p.first, p.recheck = sslconn.Disabled, c.plain.due(addr)
+		p.first, p.recheck = sslconn.Disabled, book.due(addr)
 	}
 	return p
 }
@@ -64,15 +80,15 @@ func (p *plan) next(mode sslconn.Mode, err error) sslconn.Mode {
 	case mode == sslconn.Disabled:
 		// Down, perhaps restarting with other settings, or asking for
 		// TLS now: find out anew; the recheck is moot.
-		p.c.plain.forget(p.addr)
+		p.book.forget(p.addr)
 		p.recheck = false
 		if again && errors.Is(err, sslconn.ErrServerRequiresTLS) {
 			return sslconn.Preferred
 		}
 	case err == nil || isTLSAnswer(err):
-		p.c.plain.learnTLS(p.addr)
+		p.book.learnTLS(p.addr)
 	case errors.Is(err, sslconn.ErrServerNoTLS):
-		p.c.plain.learn(p.addr)
+		p.book.learn(p.addr)
 		p.c.s.Logger.Debug("sslconn: server does not speak TLS here; PREFERRED falls back to plaintext", "addr", p.addr)
 		if again {
 			return sslconn.Disabled
@@ -84,13 +100,13 @@ func (p *plan) next(mode sslconn.Mode, err error) sslconn.Mode {
 // rechecked records a TLS attempt made off the request path (err: its
 // outcome): a server that answered it in TLS is no longer taken to serve
 // plaintext only.
-func (c *Config) rechecked(addr string, err error) {
+func (p *plan) rechecked(err error) {
 	if err == nil || isTLSAnswer(err) {
-		c.plain.learnTLS(addr)
-		c.s.Logger.Debug("sslconn: server now answers TLS; PREFERRED encrypts new connections", "addr", addr)
+		p.book.learnTLS(p.addr)
+		p.c.s.Logger.Debug("sslconn: server now answers TLS; PREFERRED encrypts new connections", "addr", p.addr)
 		return
 	}
-	c.plain.checked(addr)
+	p.book.checked(p.addr)
 }
 
 // runRecheck runs check, a TLS attempt at the address, in the background
@@ -100,5 +116,13 @@ func (p *plan) runRecheck(check func() error) {
 		return
 	}
 	p.recheck = false
-	go func() { p.c.rechecked(p.addr, check()) }()
+	go func() { p.rechecked(check()) }()
+}
+
+// recheckNow runs check, a TLS attempt at the address, in the background
+// now, unless one is running.
+func (p *plan) recheckNow(check func() error) {
+	if p.book.startCheck(p.addr) {
+		go func() { p.rechecked(check()) }()
+	}
 }

@@ -7,25 +7,23 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/sslconn/sslconn/sslconn"
 )
 
 const (
-	// tlsGrace is how long PREFERRED still waits for a TLS answer once the
-	// plaintext probe has been answered. A server that serves TLS and
-	// plaintext on one port (managed endpoints, mongod's allowTLS) answers
-	// both; its ServerHello costs it a key exchange and a signature, about
-	// a millisecond (measured: Redis 7, 0.7-1.1 ms on loopback), which the
-	// plaintext answer does not.
+	// tlsGrace is how long, past a plaintext round trip after the
+	// ClientHello went out, PREFERRED lets a server that answered the
+	// plaintext question answer the ClientHello before it closes its side
+	// of the TLS connection (see dialPreferred). A server that serves TLS
+	// and plaintext on one port (managed endpoints, mongod's allowTLS)
+	// answers both; its ServerHello costs it a key exchange and a
+	// signature, about a millisecond (measured: Redis 7, 0.7-1.1 ms on
+	// loopback), which the plaintext answer does not. It costs no safety,
+	// only speed: a TLS answer after it still decides, and costs the
+	// connection a second handshake.
 	tlsGrace = 2 * time.Millisecond
-	// plainGrace is how long past its plaintext answer a server still has
-	// to answer the ClientHello: a loaded machine (a server process
-	// starved, two test runs side by side) was seen 2-3 ms late with a
-	// protocol_version alert, which must never be taken for "no TLS".
-	plainGrace = 5 * time.Millisecond
 	// tlsLate is when PREFERRED starts the plaintext probe at an address
 	// that has answered TLS before.
 	tlsLate = 50 * time.Millisecond
@@ -33,93 +31,44 @@ const (
 
 var errTLSAnswered = errors.New("the server answered TLS: no probe")
 
-// errPlainFirst is what the race learns when the plaintext question is
-// answered and the ClientHello is not, within the grace.
-var errPlainFirst = fmt.Errorf("%w: the server answered plaintext, and not the TLS ClientHello within the grace", sslconn.ErrServerNoTLS)
-
 // recheckEvery is how often an address known to serve plaintext is asked
 // again, off the request path, whether it speaks TLS now (the "enable SSL"
 // change behind a proxy that accepts both); a variable for tests.
 var recheckEvery = 5 * time.Second
-
-// plainAddrs is what a Config knows about the addresses it dialed under
-// PREFERRED: those that answered in plaintext and not TLS (connections
-// there skip the TLS attempt), and those that answered TLS (connections
-// there skip the plaintext probe, and a server that also answers plaintext
-// is never taken for plaintext-only by a race it lost under load).
-type plainAddrs struct {
-	mu sync.Mutex
-	m  map[string]*plainAddr
-}
-
-type plainAddr struct {
-	plain    bool      // plaintext only; else it answered TLS
-	checked  time.Time // the last TLS attempt there
-	checking bool
-}
-
-func (p *plainAddrs) get(addr string) (known, plain bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	a, ok := p.m[addr]
-	return ok, ok && a.plain
-}
-
-func (p *plainAddrs) set(addr string, plain bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.m == nil {
-		p.m = map[string]*plainAddr{}
-	}
-	if a, ok := p.m[addr]; ok && a.plain == plain {
-		return
-	}
-	p.m[addr] = &plainAddr{plain: plain, checked: time.Now()}
-}
-
-func (p *plainAddrs) learn(addr string)    { p.set(addr, true) }
-func (p *plainAddrs) learnTLS(addr string) { p.set(addr, false) }
-
-func (p *plainAddrs) forget(addr string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.m, addr)
-}
-
-// due reports whether an address known to serve plaintext should be asked
-// again for TLS, and if so marks the check as running.
-func (p *plainAddrs) due(addr string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	a, ok := p.m[addr]
-	if !ok || !a.plain || a.checking || time.Since(a.checked) < recheckEvery {
-		return false
-	}
-	a.checking = true
-	return true
-}
-
-func (p *plainAddrs) checked(addr string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if a, ok := p.m[addr]; ok {
-		a.checking, a.checked = false, time.Now()
-	}
-}
 
 // dialPreferred is one PREFERRED connection attempt.
 //
 // At an address known to serve plaintext it dials plaintext, as a bare
 // driver would, and now and then asks in the background whether TLS is
 // served there now. Elsewhere it starts the TLS handshake and, when the
-// engine has a plaintext probe (Spec.Probe), asks the plaintext question on a second
-// connection at the same time: a TLS answer wins (and a handshake that
-// starts and fails is the error, never a downgrade); a plaintext answer
-// wins once no TLS answer has come within a grace after the ClientHello
-// went out, and the probed connection is the one returned.
+// engine has a plaintext probe (Spec.Probe), asks the plaintext question
+// on a second connection at the same time.
+//
+// The TLS connection alone decides, so that one server gets one outcome
+// whatever the load: any TLS record from the server (a ServerHello, an
+// alert), whenever it comes, means it speaks TLS, and the handshake's
+// outcome is the connection's (a handshake that fails is an error, never a
+// downgrade). Plaintext wins only on a definite "no TLS" on that
+// connection: an answer that is not TLS, a close or reset before any byte,
+// or no byte within the handshake's first-byte wait (firstByteTimeout, as
+// REQUIRED). The plaintext answer only hastens that: once it has come,
+// and a grace after the ClientHello (tlsGrace, past a round trip) has
+// passed with no TLS answer, PREFERRED closes its side of the TLS
+// connection (a TCP half-close). A server that speaks TLS has read the
+// whole ClientHello and still answers it, first, in TLS; a plaintext
+// server, silent on a ClientHello (Redis on its plaintext port), closes
+// at the FIN: one round trip. A TLS answer to a half-closed connection
+// cannot complete a handshake: a new TLS connection, without a probe,
+// decides (a slow server that serves both gets TLS; one limited to TLS
+// 1.0, its version alert). Where the dialer's connection cannot
+// half-close (a net.Conn without CloseWrite), the first-byte wait decides.
+// The one case left to timing: a relay that closes both ways at the FIN
+// (nginx's stream proxy by default) loses a TLS answer its server had not
+// sent within the grace; the address is then asked again at once, off the
+// request path.
 func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial sslconn.DialFunc) (net.Conn, error) {
 	mode := sslconn.Preferred
-	p := c.plan(mode, addr)
+	p := c.planDial(mode, addr, dial)
 	if p.first == sslconn.Disabled {
 		raw, err := dial(ctx, network, addr)
 		p.next(sslconn.Disabled, err)
@@ -147,11 +96,10 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 	}
 	type probeResult struct {
 		conn net.Conn
-		rtt  time.Duration // from the connection made to the answer
+		rtt  time.Duration // from the question asked to the answer
 		err  error
 	}
-	// The TLS attempt may outlive this call (below); it is bounded by the
-	// handshake timeout, not by ctx.
+	// The TLS attempt is bounded by the handshake timeout and by ctx.
 	tctx, tcancel := context.WithTimeout(context.WithoutCancel(ctx), c.s.HandshakeTimeout)
 	stopTLS := context.AfterFunc(ctx, tcancel)
 	watch := &handshakeWatch{sent: make(chan time.Time, 1), answered: make(chan struct{})}
@@ -226,24 +174,17 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 		answered     = watch.answered
 		sentAt       time.Time
 		grace        <-chan time.Time
+		closedWrite  bool // PREFERRED closed its side of the TLS connection
 	)
-	// The grace starts when the probe has been answered and the
-	// ClientHello is out: a server's ServerHello costs it about what the
-	// ClientHello cost us (a key share, and a signature), so a machine that
-	// is slow to make one (loaded, or under the race detector) waits longer.
-	// A server slow to answer the plaintext question (loaded) is as slow
-	// to answer the ClientHello: the grace is also three times that answer's
-	// round trip. And it lasts plainGrace past the plaintext answer: a
-	// machine that delivered that answer late is late with the TLS one too,
-	// and a grace already spent would hand out plaintext at once.
+	// The grace runs from the ClientHello: a plaintext round trip (the
+	// ServerHello needs one too; a loaded server is slow with both), and
+	// what a ServerHello costs the server, about what the ClientHello cost
+	// us (a key share, and a signature): a machine slow to make one waits
+	// longer.
 	startGrace := func() {
 		if plain != nil && !sentAt.IsZero() && answered != nil && grace == nil {
-			d := max(tlsGrace, 3*sentAt.Sub(watch.dialed), 3*plainRTT)
-			end := sentAt.Add(d)
-			if late := time.Now().Add(plainGrace); late.After(end) {
-				end = late
-			}
-			grace = time.After(time.Until(end))
+			end := sentAt.Add(plainRTT + max(tlsGrace, 3*sentAt.Sub(watch.dialed)))
+			grace = time.After(max(0, time.Until(end)))
 		}
 	}
 	for {
@@ -253,12 +194,21 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 			startGrace()
 		case r := <-tlsCh:
 			stopTLS()
-			if r.err == nil {
+			if r.err == nil && !closedWrite {
 				dropProbe(plain, probePending)
 				p.next(mode, nil)
 				w := c.wrap(r.tc, r.raw, r.tc, mode, network, addr, dial)
 				w.certAsked = r.asked && c.s.ClientCert == nil
 				return w, nil
+			}
+			if r.err == nil || (closedWrite && isClosed(watch.answered) && !errors.Is(r.err, sslconn.ErrServerNoTLS) && ctx.Err() == nil) {
+				// It answered in TLS, on a connection already half-closed:
+				// a new one decides.
+				if r.tc != nil {
+					r.tc.Close()
+				}
+				dropProbe(plain, probePending)
+				return c.dialPreferredTLS(ctx, p, network, addr, dial)
 			}
 			if !errors.Is(r.err, sslconn.ErrServerNoTLS) {
 				dropProbe(plain, probePending)
@@ -277,6 +227,14 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 				return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("%s: the server closed the connection on the TLS ClientHello and did not answer plaintext either: %w", addr, io.ErrUnexpectedEOF)}
 			}
 			p.next(mode, r.err)
+			if closedWrite {
+				// It closed at our FIN. So does a relay that does not pass
+				// a half-close on (nginx's stream proxy by default), and
+				// with it goes a TLS answer the server behind it had not
+				// sent yet: ask again now, off the request path, on a
+				// connection left open for the first-byte wait.
+				p.recheckNow(func() error { return c.recheck(network, addr, dial) })
+			}
 			return c.wrap(plain, plain, nil, mode, network, addr, dial), nil
 		case p := <-probeCh:
 			probePending = false
@@ -289,25 +247,18 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 			// The server answered the ClientHello: its handshake decides.
 			answered, grace = nil, nil
 		case <-grace:
+			answered, grace = nil, nil
 			if readable(watch.raw) {
 				// The server's answer to the ClientHello is in the socket,
-				// not yet read: the handshake decides.
-				answered, grace = nil, nil
+				// not yet read: the handshake decides, uncut.
 				continue
 			}
-			p.next(mode, errPlainFirst)
-			// A server slower to answer TLS than the grace still gets it
-			// from the next connection on: the handshake goes on, bounded
-			// by the handshake timeout, no longer by ctx.
-			stopTLS()
-			go func() {
-				r := <-tlsCh
-				if r.tc != nil {
-					r.tc.Close()
-				}
-				c.rechecked(addr, r.err)
-			}()
-			return c.wrap(plain, plain, nil, mode, network, addr, dial), nil
+			// Ask the silent server for a definite answer: a FIN. Where
+			// the connection cannot half-close, the first-byte wait
+			// decides.
+			if cw, ok := watch.raw.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+				closedWrite = true
+			}
 		case <-ctx.Done():
 			dropProbe(plain, probePending)
 			go func() {
@@ -318,6 +269,42 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// isClosed reports whether ch is closed, without waiting.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// dialPreferredTLS is PREFERRED's TLS attempt at an address whose server
+// has just answered TLS on a connection the race had half-closed: a new
+// TLS connection, whose outcome, connection or error, is the attempt's.
+func (c *Config) dialPreferredTLS(ctx context.Context, p *plan, network, addr string, dial sslconn.DialFunc) (net.Conn, error) {
+	mode := sslconn.Preferred
+	p.book.learnTLS(addr)
+	raw, err := dial(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	tc, asked, err := c.handshake(ctx, mode, raw, addr)
+	if errors.Is(err, sslconn.ErrServerNoTLS) {
+		// It answered TLS, and now does not: restarting with other
+		// settings. Found out anew, like a refused dial.
+		p.book.forget(addr)
+		return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("%s: the server answered TLS, then not on a new connection: %w", addr, err)}
+	}
+	p.next(mode, err)
+	if err != nil {
+		return nil, err
+	}
+	w := c.wrap(tc, raw, tc, mode, network, addr, dial)
+	w.certAsked = asked && c.s.ClientCert == nil
+	return w, nil
 }
 
 // recheck makes one TLS attempt at addr, off the request path: does it

@@ -1,0 +1,187 @@
+package core
+
+import (
+	"context"
+	"net"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/sslconn/sslconn/sslconn"
+)
+
+// maxKnown bounds each addrBook: past it, the address used least recently
+// is forgotten (and found out again if dialed).
+const maxKnown = 4096
+
+// processBook is what PREFERRED knows of the addresses dialed through the
+// default dialer, shared by every Config of the process: a new client of
+// an address another client has dialed starts where that one is, at the
+// bare driver's cost. What it holds is about the server, never about a
+// client's TLS settings: whether the address answers TLS at all.
+var processBook addrBook
+
+// addrBook is what PREFERRED knows about addresses: those that answered
+// in plaintext and not TLS (connections there skip the TLS attempt), and
+// those that answered TLS (connections there skip the plaintext probe, so
+// a server that also answers plaintext is never taken for plaintext-only
+// because its TLS answer was late). It is a hint, not a pin: an address
+// known to serve plaintext is asked again for TLS every recheckEvery, off
+// the request path, and a refused dial forgets it. The zero value is
+// empty and ready.
+type addrBook struct {
+	mu sync.Mutex
+	m  map[string]*plainAddr
+}
+
+type plainAddr struct {
+	plain    bool      // plaintext only; else it answered TLS
+	checked  time.Time // the last TLS attempt there
+	used     time.Time // the last look-up, for eviction
+	checking bool
+}
+
+func (b *addrBook) get(addr string) (known, plain bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	a, ok := b.m[addr]
+	if ok {
+		a.used = time.Now()
+	}
+	return ok, ok && a.plain
+}
+
+func (b *addrBook) set(addr string, plain bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m == nil {
+		b.m = map[string]*plainAddr{}
+	}
+	if a, ok := b.m[addr]; ok {
+		if a.plain != plain {
+			a.plain, a.checked, a.checking = plain, time.Now(), false
+		}
+		return
+	}
+	if len(b.m) >= maxKnown {
+		b.evict()
+	}
+	now := time.Now()
+	b.m[addr] = &plainAddr{plain: plain, checked: now, used: now}
+}
+
+// evict forgets the address looked up least recently. It scans the book:
+// it runs only when a new address comes to a full one.
+func (b *addrBook) evict() {
+	var (
+		oldest string
+		at     time.Time
+	)
+	for addr, a := range b.m {
+		if oldest == "" || a.used.Before(at) {
+			oldest, at = addr, a.used
+		}
+	}
+	delete(b.m, oldest)
+}
+
+func (b *addrBook) learn(addr string)    { b.set(addr, true) }
+func (b *addrBook) learnTLS(addr string) { b.set(addr, false) }
+
+func (b *addrBook) forget(addr string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.m, addr)
+}
+
+// has reports whether the book knows addr at all.
+func (b *addrBook) has(addr string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.m[addr]
+	return ok
+}
+
+// due reports whether an address known to serve plaintext should be asked
+// again for TLS, and if so marks the check as running: one at a time per
+// address, whichever client dials it.
+func (b *addrBook) due(addr string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	a, ok := b.m[addr]
+	if !ok || !a.plain || a.checking || time.Since(a.checked) < recheckEvery {
+		return false
+	}
+	a.checking = true
+	return true
+}
+
+// startCheck marks a TLS check of an address known to serve plaintext
+// as running, and reports false if one already is.
+func (b *addrBook) startCheck(addr string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	a, ok := b.m[addr]
+	if !ok || !a.plain || a.checking {
+		return false
+	}
+	a.checking = true
+	return true
+}
+
+func (b *addrBook) checked(addr string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if a, ok := b.m[addr]; ok {
+		a.checking, a.checked = false, time.Now()
+	}
+}
+
+// plainAddrs is a Config's view of what PREFERRED knows: the process's
+// book for dials through the default dialer, its own for dials through a
+// dialer of its own (WithDialer, or the driver's Dialer option), which may
+// reach another server behind the same address, and for the database/sql
+// engines, whose connector cannot tell which dialer the driver uses.
+type plainAddrs struct {
+	own addrBook
+}
+
+// book is where a dial through dial learns and looks up.
+func (p *plainAddrs) book(dial sslconn.DialFunc) *addrBook {
+	if isNetDial(dial) {
+		return &processBook
+	}
+	return &p.own
+}
+
+// learnTLS records that addr answers TLS now (a plaintext connection there
+// was dropped, and a handshake answered), in whichever book knows it: that
+// is where the connection was planned.
+func (p *plainAddrs) learnTLS(addr string) {
+	for _, b := range []*addrBook{&p.own, &processBook} {
+		if b.has(addr) {
+			b.learnTLS(addr)
+		}
+	}
+}
+
+// netDialer is the default dialer (Config.Dialer without WithDialer). Its
+// method value is recognised by its code (isNetDial), so that dials through
+// it share the process's book, and dials through any other do not.
+type netDialer struct{ d net.Dialer }
+
+func (n *netDialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	return n.d.DialContext(ctx, network, addr)
+}
+
+// netDialCode is the code of every netDialer.dial method value.
+var netDialCode = reflect.ValueOf((*netDialer)(nil).dial).Pointer()
+
+func isNetDial(dial sslconn.DialFunc) bool {
+	return dial != nil && reflect.ValueOf(dial).Pointer() == netDialCode
+}
+
+// ForgetPreferred forgets what PREFERRED learnt in this process about addr
+// through the default dialer, as if no client had dialed it: for
+// benchmarks of a first connection, and for tests that reuse a port.
+func ForgetPreferred(addr string) { processBook.forget(addr) }

@@ -270,15 +270,23 @@ func TestImpostorObtains(t *testing.T) {
 	}
 	want := map[sslconn.Mode]obtains{sslconn.Disabled: getsScramble, sslconn.Preferred: getsPassword, sslconn.Required: getsPassword,
 		sslconn.VerifyCA: getsNothing, sslconn.VerifyIdentity: getsNothing}
-	for _, plugin := range []string{fakemysql.CachingSHA2, fakemysql.Native} {
+	for _, plugin := range []string{fakemysql.CachingSHA2, fakemysql.Native, fakemysql.Clear} {
 		t.Run(plugin, func(t *testing.T) {
 			for mode, w := range want {
 				t.Run(mode.String(), func(t *testing.T) {
-					if plugin == fakemysql.Native && w == getsPassword {
+					params := "ssl-mode=" + mode.String() + "&ssl-ca=" + certs.CA
+					switch {
+					case plugin == fakemysql.Native && w == getsPassword:
 						w = getsScramble
+					case plugin == fakemysql.Clear:
+						// DISABLED with allowCleartextPasswords: chosen knowingly.
+						params += "&allowCleartextPasswords=true"
+						if mode == sslconn.Disabled {
+							w = getsPassword
+						}
 					}
 					s := startFake(t, fakemysql.Config{Plugin: plugin, TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
-					err := pingFake(t, s, "ssl-mode="+mode.String()+"&ssl-ca="+certs.CA)
+					err := pingFake(t, s, params)
 					if got := obtained(s.Obtained()); got != w {
 						t.Errorf("the impostor obtained %s, want %s (%v)", got, w, err)
 					}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -274,7 +275,10 @@ func TestImpostorObtains(t *testing.T) {
 		t.Run(plugin, func(t *testing.T) {
 			for mode, w := range want {
 				t.Run(mode.String(), func(t *testing.T) {
-					params := "ssl-mode=" + mode.String() + "&ssl-ca=" + certs.CA
+					params := "ssl-mode=" + mode.String()
+					if mode >= sslconn.VerifyCA {
+						params += "&ssl-ca=" + certs.CA
+					}
 					switch {
 					case plugin == fakemysql.Native && w == getsPassword:
 						w = getsScramble
@@ -377,4 +381,27 @@ func TestGuardSplitReads(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzAuthGuard: whatever a server sends and however the client's packets
+// look, the guard neither panics nor lets a key request through without
+// an opt-in after a request for full authentication.
+func FuzzAuthGuard(f *testing.F) {
+	f.Add([]byte("\x0a\x00\x00\x00\x0a8.0\x00"), []byte("\x01\x00\x00\x03\x02"), uint8(3))
+	f.Add([]byte("\x02\x00\x00\x02\x01\x04"), []byte("\x21\x00\x00\x01"), uint8(1))
+	f.Fuzz(func(t *testing.T, server, client []byte, cut uint8) {
+		var refused atomic.Pointer[sslconn.Error]
+		g := &authGuard{policy: authPolicy{mode: sslconn.Preferred}, refused: &refused}
+		for len(server) > 0 {
+			n := min(len(server), int(cut%16)+1)
+			g.serverBytes(server[:n])
+			server = server[n:]
+		}
+		_ = g.clientPacket(client)
+		if !g.done.Load() && g.responded && g.plugin == pluginCachingSHA2 && g.fullAuth {
+			if g.clientPacket([]byte{1, 0, 0, 3, 2}) == nil {
+				t.Fatal("a key request went through")
+			}
+		}
+	})
 }

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/sslconn/sslconn/internal/testkit/fakemysql"
 	"github.com/sslconn/sslconn/internal/testkit/testenv"
 	"github.com/sslconn/sslconn/sslconn"
@@ -152,6 +154,11 @@ func TestStripperObtains(t *testing.T) {
 				return map[bool]obtains{true: getsPassword, false: getsScramble}[m == "DISABLED"]
 			},
 			connects: func(m string) bool { return m == "DISABLED" }, refused: true},
+		"sha256/none": {server: fakemysql.Config{Plugin: fakemysql.SHA256}, want: always(getsNothing), connects: no, refused: true},
+		"sha256/get-server-public-key": {server: fakemysql.Config{Plugin: fakemysql.SHA256}, option: "get-server-public-key=true",
+			want: always(getsPassword), connects: yes},
+		"sha256/server-public-key-path": {server: fakemysql.Config{Plugin: fakemysql.SHA256}, option: "server-public-key-path=" + other,
+			want: always(getsNothing), connects: no},
 		"native/none": {server: fakemysql.Config{Plugin: fakemysql.Native}, want: always(getsScramble), connects: yes},
 	}
 	for name, c := range cells {
@@ -328,6 +335,7 @@ func TestPublicKeyParams(t *testing.T) {
 		"get-server-public-key=maybe":                         "get-server-public-key",
 		"server-public-key-path=" + bad:                       "server-public-key-path",
 		"server-public-key-path=/nonexistent/key.pem":         "server-public-key-path",
+		"server-public-key-path=/dev/zero":                    "server-public-key-path",
 		"server-public-key-path=" + own + "&serverPubKey=foo": "server-public-key-path",
 	} {
 		t.Run(params, func(t *testing.T) {
@@ -404,4 +412,34 @@ func FuzzAuthGuard(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestServerPubKeyFromConfig: a *mysql.Config with the server's key
+// registered (ServerPubKey) logs in without TLS: the driver encrypts to
+// that key and fetches nothing.
+func TestServerPubKeyFromConfig(t *testing.T) {
+	k, err := fakemysql.Key()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mysql.RegisterServerPubKey("sslconn-test-fake", &k.PublicKey)
+	defer mysql.DeregisterServerPubKey("sslconn-test-fake")
+	s := startFake(t, fakemysql.Config{})
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = "app", fakePassword, "tcp", s.Addr(), "app"
+	cfg.ServerPubKey = "sslconn-test-fake"
+	c, err := NewConnectorFromConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if o := s.Obtained(); o.KeyRequests != 0 || obtained(o) != getsPassword {
+		t.Errorf("key requests %d, obtained %s; want 0 and the password (the server holds the key)", o.KeyRequests, obtained(o))
+	}
 }

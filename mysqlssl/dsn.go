@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"strconv"
@@ -214,7 +215,7 @@ func countKey(keys []string, k string) int {
 // the key, which it returns: the same key gives the same name, so opening
 // the DSN again registers nothing new.
 func registerPubKeyFile(path string) (string, error) {
-	data, err := os.ReadFile(path)
+	data, err := readKeyFile(path)
 	if err != nil {
 		return "", core.InvalidOption(pubKeyPath, "cannot read the server's public key", err)
 	}
@@ -242,4 +243,15 @@ func registerPubKeyFile(path string) (string, error) {
 	name := "sslconn-server-public-key-" + hex.EncodeToString(sum[:8])
 	mysql.RegisterServerPubKey(name, key)
 	return name, nil
+}
+
+// readKeyFile reads at most 64 KiB (a public key is under 2 KiB), so that a
+// path such as /dev/zero cannot hold NewConnector.
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 64<<10))
 }

@@ -28,6 +28,7 @@ const (
 	CachingSHA2 = "caching_sha2_password"
 	Native      = "mysql_native_password"
 	Clear       = "mysql_clear_password"
+	SHA256      = "sha256_password"
 )
 
 // Config is what the server asks of its clients.
@@ -341,6 +342,21 @@ func (s *Server) authenticate(c *conn, plugin string, auth, seed []byte, secure 
 			s.note(func(o *Obtained) { o.Scrambles = append(o.Scrambles, bytes.Clone(auth)) })
 		}
 		return nil, bytes.Equal(auth, nativeScramble(seed, s.cfg.Password)), nil
+	case SHA256:
+		if secure {
+			return bytes.TrimSuffix(auth, []byte{0}), false, nil
+		}
+		if bytes.Equal(auth, []byte{0x01}) {
+			s.note(func(o *Obtained) { o.KeyRequests++ })
+			if err := c.write(append([]byte{0x01}, PublicKeyPEM(s.cfg.Key)...)); err != nil {
+				return nil, false, err
+			}
+			var err error
+			if auth, err = c.read(); err != nil {
+				return nil, false, err
+			}
+		}
+		return s.decrypt(auth, seed), false, nil
 	case CachingSHA2:
 	default:
 		return nil, false, nil
@@ -368,14 +384,20 @@ func (s *Server) authenticate(c *conn, plugin string, auth, seed []byte, secure 
 			return nil, false, err
 		}
 	}
+	return s.decrypt(p, seed), false, nil
+}
+
+// decrypt reads a password encrypted to the server's key (XOR the seed,
+// RSA-OAEP); nil if it was encrypted to another key.
+func (s *Server) decrypt(p, seed []byte) []byte {
 	plain, err := rsa.DecryptOAEP(sha1.New(), nil, s.cfg.Key, p, nil)
 	if err != nil {
-		return nil, false, nil // encrypted to another key: nothing learnt
+		return nil
 	}
 	for i := range plain {
 		plain[i] ^= seed[i%len(seed)]
 	}
-	return bytes.TrimSuffix(plain, []byte{0}), false, nil
+	return bytes.TrimSuffix(plain, []byte{0})
 }
 
 // nativeScramble is mysql_native_password's answer to seed:

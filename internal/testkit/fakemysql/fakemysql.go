@@ -429,14 +429,17 @@ func parseLogin(p []byte) (plugin string, auth []byte, err error) {
 	if !found || len(rest) == 0 {
 		return "", nil, bad
 	}
-	n := int(rest[0])
+	n, w := int(rest[0]), 1
 	if caps&capPluginAuthLenc != 0 && n >= 0xfb {
-		return "", nil, bad // the driver's answers are short
+		if n != 0xfc || len(rest) < 3 {
+			return "", nil, bad // the driver's answers are under 64 KiB
+		}
+		n, w = int(binary.LittleEndian.Uint16(rest[1:])), 3
 	}
-	if len(rest) < 1+n {
+	if len(rest) < w+n {
 		return "", nil, bad
 	}
-	auth, rest = rest[1:1+n], rest[1+n:]
+	auth, rest = rest[w:w+n], rest[w+n:]
 	if caps&capConnectWithDB != 0 {
 		if _, rest, found = bytes.Cut(rest, []byte{0}); !found {
 			return "", nil, bad

@@ -350,6 +350,9 @@ func TestPublicKeyParams(t *testing.T) {
 				if strings.Contains(params, "path") == c.keyFetch {
 					t.Errorf("keyFetch %t", c.keyFetch)
 				}
+				if len(c.cfg.Params) > 0 {
+					t.Errorf("the driver would send %v to the server as session variables", c.cfg.Params)
+				}
 				return
 			}
 			var se *sslconn.Error

@@ -46,6 +46,9 @@ func (c *Connector) attempt(ctx context.Context, mode sslconn.Mode) (driver.Conn
 	}
 	conn, err := inner.Connect(actx)
 	core.NoteTLSVersion(ctx, uint16(inner.seen.version.Load())) // for telemetry
+	if r := inner.seen.refused.Load(); err != nil && r != nil {
+		return nil, mode, core.Permanent(r) // authguard.go; the driver says only "bad connection"
+	}
 	switch {
 	case err == nil && mode == sslconn.Preferred && !inner.seen.handshake.Load():
 		return conn, sslconn.Disabled, nil // the driver's fallback: no CLIENT_SSL
@@ -69,8 +72,8 @@ func (c *Connector) driverConnector(mode sslconn.Mode) (*watchedConnector, error
 	cfg := c.cfg.Clone()
 	cfg.TLS = c.ssl.Settings().TLSConfig(mode, cfg.Addr)
 	cfg.AllowFallbackToPlaintext = mode == sslconn.Preferred
-	cfg.DialFunc = c.dialer(cfg)
 	seen := watchHandshake(cfg.TLS)
+	cfg.DialFunc = c.guarded(c.dialer(cfg), seen)
 	inner, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, err
@@ -180,6 +183,8 @@ type handshakeNotes struct {
 	// handshake: a TLS handshake completed.
 	handshake atomic.Bool
 	version   atomic.Uint32 // the TLS version agreed
+	// refused: the login's guard refused to send a write (authguard.go).
+	refused atomic.Pointer[sslconn.Error]
 }
 
 // watchHandshake makes tc (one connection's own tls.Config; nil for
@@ -265,5 +270,31 @@ func (c *Connector) dialer(cfg *mysql.Config) func(ctx context.Context, network,
 			return nil, err
 		}
 		return c.ssl.Watched(raw), nil
+	}
+}
+
+// guarded has the connections dial makes guard their login (authguard.go):
+// without TLS, no public key fetched unless the user opted in, and no
+// cleartext password unless the mode is DISABLED. A Unix socket has no
+// one on its path; a network registered with mysql.RegisterDialContext
+// (dial is nil) is left to the driver.
+func (c *Connector) guarded(dial func(context.Context, string, string) (net.Conn, error), seen *handshakeNotes) func(context.Context, string, string) (net.Conn, error) {
+	if dial == nil || c.cfg.Net == "unix" {
+		return dial
+	}
+	// The configured mode, not the attempt's: PREFERRED makes its
+	// attempts in DISABLED to an address known to serve plaintext.
+	policy := authPolicy{
+		mode:      c.ssl.Mode(),
+		host:      c.cfg.Addr,
+		keyFetch:  c.keyFetch || c.cfg.ServerPubKey != "",
+		cleartext: c.ssl.Mode() == sslconn.Disabled,
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return guardAuth(conn, policy, &seen.refused), nil
 	}
 }

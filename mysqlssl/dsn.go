@@ -1,8 +1,16 @@
 package mysqlssl
 
 import (
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
 	"fmt"
+	"io"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 
 	"github.com/go-sql-driver/mysql"
@@ -20,6 +28,9 @@ type parsedDSN struct {
 	spec core.Spec
 	// rejectRO: the DSN has no rejectReadOnly, or rejectReadOnly=true.
 	rejectRO bool
+	// keyFetch: get-server-public-key=true or allowPublicKeyRetrieval=true
+	// (see authguard.go).
+	keyFetch bool
 }
 
 // parseDSN reads a DSN: it splits the shared ssl-* parameters off,
@@ -55,7 +66,27 @@ func parseDSN(dsn string) (parsedDSN, error) {
 			continue
 		}
 		k, v, _ := strings.Cut(kv, "=")
+		pk, isPK := pubKeyParams[paramNorm.Replace(strings.ToLower(k))]
 		switch {
+		case isPK:
+			uv, err := url.QueryUnescape(v)
+			if err != nil {
+				return d, core.InvalidOption(k, "badly escaped value", nil)
+			}
+			if pk == pubKeyPath {
+				name, err := registerPubKeyFile(uv)
+				if err != nil {
+					return d, err
+				}
+				keep = append(keep, "serverPubKey="+url.QueryEscape(name))
+				keys = append(keys, "serverPubKey")
+				continue
+			}
+			on, err := strconv.ParseBool(uv)
+			if err != nil {
+				return d, core.InvalidOption(pk, fmt.Sprintf("%s is %q; want true or false", k, uv), nil)
+			}
+			d.keyFetch = d.keyFetch || on
 		case param.Is(k):
 			uv, err := url.QueryUnescape(v)
 			if err != nil {
@@ -70,6 +101,9 @@ func parseDSN(dsn string) (parsedDSN, error) {
 			keys = append(keys, k)
 			rejectRO = rejectRO || k == "rejectReadOnly" // the driver reads its value
 		}
+	}
+	if n := countKey(keys, "serverPubKey"); n > 1 {
+		return d, core.InvalidOption(pubKeyPath, "server-public-key-path and serverPubKey both name the server's public key; give one", nil)
 	}
 	// The driver sends parameters it does not know to the server as session
 	// variables: a misspelled ssl-mode would come back as SQL error 1064.
@@ -147,4 +181,77 @@ var nativeModes = map[string]sslconn.Mode{
 	"preferred":   sslconn.Preferred,
 	"skip-verify": sslconn.Required,
 	"true":        sslconn.VerifyIdentity,
+}
+
+// The DSN parameters that let a connection without TLS use the server's
+// RSA public key for caching_sha2_password and sha256_password (see
+// authguard.go), with the MySQL client's names and Connector/J's alias;
+// any case, '-' or '_'.
+const (
+	pubKeyFetch = "get-server-public-key"  // true: fetch it from the server; Connector/J allowPublicKeyRetrieval
+	pubKeyPath  = "server-public-key-path" // PEM file holding it: never fetched
+)
+
+var pubKeyParams = map[string]string{
+	"getserverpublickey":      pubKeyFetch,
+	"allowpublickeyretrieval": pubKeyFetch,
+	"serverpublickeypath":     pubKeyPath,
+}
+
+var paramNorm = strings.NewReplacer("-", "", "_", "")
+
+func countKey(keys []string, k string) int {
+	n := 0
+	for _, x := range keys {
+		if x == k {
+			n++
+		}
+	}
+	return n
+}
+
+// registerPubKeyFile reads an RSA public key (PEM: PUBLIC KEY or RSA
+// PUBLIC KEY) and registers it with the driver under a name derived from
+// the key, which it returns: the same key gives the same name, so opening
+// the DSN again registers nothing new.
+func registerPubKeyFile(path string) (string, error) {
+	data, err := readKeyFile(path)
+	if err != nil {
+		return "", core.InvalidOption(pubKeyPath, "cannot read the server's public key", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return "", core.InvalidOption(pubKeyPath, path+" holds no PEM block; want the server's RSA public key (MySQL's public_key.pem)", nil)
+	}
+	var key *rsa.PublicKey
+	switch block.Type {
+	case "RSA PUBLIC KEY":
+		key, err = x509.ParsePKCS1PublicKey(block.Bytes)
+	default:
+		var k any
+		if k, err = x509.ParsePKIXPublicKey(block.Bytes); err == nil {
+			var ok bool
+			if key, ok = k.(*rsa.PublicKey); !ok {
+				return "", core.InvalidOption(pubKeyPath, path+" holds a public key that is not RSA", nil)
+			}
+		}
+	}
+	if err != nil {
+		return "", core.InvalidOption(pubKeyPath, path+" holds no RSA public key", err)
+	}
+	sum := sha256.Sum256(x509.MarshalPKCS1PublicKey(key))
+	name := "sslconn-server-public-key-" + hex.EncodeToString(sum[:8])
+	mysql.RegisterServerPubKey(name, key)
+	return name, nil
+}
+
+// readKeyFile reads at most 64 KiB (a public key is under 2 KiB), so that a
+// path such as /dev/zero cannot hold NewConnector.
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 64<<10))
 }

@@ -30,6 +30,9 @@ type Connector struct {
 	roGen    atomic.Int64
 	roMu     sync.Mutex
 	roSearch *writableSearch // the search for a writable node under way
+	// keyFetch: the DSN allows fetching the server's public key over a
+	// connection without TLS (get-server-public-key; see authguard.go).
+	keyFetch bool
 }
 
 // NewConnector parses a go-sql-driver/mysql DSN with the shared ssl-*
@@ -120,7 +123,7 @@ func newConnector(d parsedDSN, opts []sslconn.Option) (*Connector, error) {
 	if _, err := mysql.NewConnector(cfg.Clone()); err != nil {
 		return nil, core.Redact(core.InvalidOption("dsn", "invalid DSN", err), cfg.Passwd)
 	}
-	c := &Connector{cfg: cfg, ssl: ssl, life: ssl.Connector(cfg.Addr, cfg.Passwd)}
+	c := &Connector{cfg: cfg, ssl: ssl, life: ssl.Connector(cfg.Addr, cfg.Passwd), keyFetch: d.keyFetch}
 	c.rejectRO.Store(d.rejectRO)
 	return c, nil
 }

@@ -42,6 +42,7 @@ fuzztime=${FUZZTIME:-100000x}
 fuzz() { go test -run '^$' -fuzz "^$1\$" -fuzztime "$fuzztime" -fuzzminimizetime 3s "$2"; }
 fuzz FuzzParseCAChain ./sslconn
 fuzz FuzzParseDSN ./mysqlssl
+fuzz FuzzAuthGuard ./mysqlssl
 fuzz FuzzParseURL ./redisssl
 fuzz FuzzClientOptions ./mongossl
 fuzz FuzzParseDSN ./mssqlssl

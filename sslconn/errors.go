@@ -15,7 +15,10 @@ var (
 	// ErrServerNoTLS: the mode needs TLS and the server offers none.
 	ErrServerNoTLS = errors.New("server does not offer TLS")
 	// ErrServerRequiresTLS: the mode is DISABLED and the server (or the user's
-	// account) accepts only encrypted connections.
+	// account) accepts only encrypted connections. MySQL also: on a
+	// connection without TLS, the login would have sent the password (the
+	// cleartext plugin after a PREFERRED fallback) or fetched the server's
+	// public key to encrypt it, without the DSN opting in.
 	ErrServerRequiresTLS = errors.New("server requires TLS")
 	// ErrUnknownAuthority: the server's chain does not lead to the given CA.
 	ErrUnknownAuthority = errors.New("server certificate signed by unknown authority")

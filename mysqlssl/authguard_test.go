@@ -7,7 +7,9 @@ import (
 	"crypto/tls"
 	"database/sql"
 	"errors"
+	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -444,5 +446,47 @@ func TestServerPubKeyFromConfig(t *testing.T) {
 	}
 	if o := s.Obtained(); o.KeyRequests != 0 || obtained(o) != getsPassword {
 		t.Errorf("key requests %d, obtained %s; want 0 and the password (the server holds the key)", o.KeyRequests, obtained(o))
+	}
+}
+
+// TestPublicKeyParamsFromConfig: the public key parameters of a DSN parsed
+// by mysql.ParseDSN (left in cfg.Params) opt in through
+// NewConnectorFromConfig as through a DSN, and never reach the server.
+func TestPublicKeyParamsFromConfig(t *testing.T) {
+	own, _ := keyFiles(t)
+	for name, tc := range map[string]struct {
+		params string
+		want   obtains
+	}{
+		"none":                    {"", getsScramble},
+		"get-server-public-key":   {"&get-server-public-key=true", getsPassword},
+		"allowPublicKeyRetrieval": {"&allowPublicKeyRetrieval=true", getsPassword},
+		"server-public-key-path":  {"&server-public-key-path=" + url.QueryEscape(own), getsPassword},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := startFake(t, fakemysql.Config{})
+			cfg, err := mysql.ParseDSN("app:" + fakePassword + "@tcp(" + s.Addr() + ")/app?ssl-mode=PREFERRED" + tc.params)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := NewConnectorFromConfig(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			db := sql.OpenDB(c)
+			defer db.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			err = db.PingContext(ctx)
+			if got := obtained(s.Obtained()); got != tc.want {
+				t.Errorf("the server obtained %s; want %s (ping: %v)", got, tc.want, err)
+			}
+			if tc.want != getsPassword && !strings.Contains(fmt.Sprint(err), "get-server-public-key") {
+				t.Errorf("err = %v; want the guard's error naming get-server-public-key", err)
+			}
+			if tc.want == getsPassword && err != nil {
+				t.Errorf("ping: %v", err)
+			}
+		})
 	}
 }

@@ -66,25 +66,20 @@ func parseDSN(dsn string) (parsedDSN, error) {
 			continue
 		}
 		k, v, _ := strings.Cut(kv, "=")
-		pk, isPK := pubKeyParams[paramNorm.Replace(strings.ToLower(k))]
+		pk, isPK := isPubKeyParam(k)
 		switch {
 		case isPK:
 			uv, err := url.QueryUnescape(v)
 			if err != nil {
 				return d, core.InvalidOption(k, "badly escaped value", nil)
 			}
-			if pk == pubKeyPath {
-				name, err := registerPubKeyFile(uv)
-				if err != nil {
-					return d, err
-				}
+			name, on, err := pubKeyParam(k, pk, uv)
+			if err != nil {
+				return d, err
+			}
+			if name != "" {
 				keep = append(keep, "serverPubKey="+url.QueryEscape(name))
 				keys = append(keys, "serverPubKey")
-				continue
-			}
-			on, err := strconv.ParseBool(uv)
-			if err != nil {
-				return d, core.InvalidOption(pk, fmt.Sprintf("%s is %q; want true or false", k, uv), nil)
 			}
 			d.keyFetch = d.keyFetch || on
 		case param.Is(k):
@@ -191,6 +186,27 @@ const (
 	pubKeyFetch = "get-server-public-key"  // true: fetch it from the server; Connector/J allowPublicKeyRetrieval
 	pubKeyPath  = "server-public-key-path" // PEM file holding it: never fetched
 )
+
+// pubKeyParam reads one of pubKeyParams (k as written, pk its canonical
+// name, v unescaped): the name of the registered key for
+// server-public-key-path, or whether get-server-public-key turns fetching on.
+func pubKeyParam(k, pk, v string) (name string, fetch bool, err error) {
+	if pk == pubKeyPath {
+		name, err = registerPubKeyFile(v)
+		return name, false, err
+	}
+	fetch, err = strconv.ParseBool(v)
+	if err != nil {
+		return "", false, core.InvalidOption(pk, fmt.Sprintf("%s is %q; want true or false", k, v), nil)
+	}
+	return "", fetch, nil
+}
+
+// isPubKeyParam reports k's canonical name if it is one of pubKeyParams.
+func isPubKeyParam(k string) (string, bool) {
+	pk, ok := pubKeyParams[paramNorm.Replace(strings.ToLower(k))]
+	return pk, ok
+}
 
 var pubKeyParams = map[string]string{
 	"getserverpublickey":      pubKeyFetch,

@@ -68,7 +68,7 @@ func NewConnectorFromConfig(cfg *mysql.Config, opts ...sslconn.Option) (*Connect
 		return nil, core.InvalidOption("config", "the *mysql.Config is nil", nil)
 	}
 	c := cfg.Clone()
-	params, err := takeParams(c)
+	params, keyFetch, err := takeParams(c)
 	if err != nil {
 		return nil, core.Redact(err, c.Passwd)
 	}
@@ -77,25 +77,42 @@ func NewConnectorFromConfig(cfg *mysql.Config, opts ...sslconn.Option) (*Connect
 		return nil, core.Redact(err, c.Passwd)
 	}
 	c.TLS, c.TLSConfig, c.AllowFallbackToPlaintext = nil, "", false
-	return newConnector(parsedDSN{cfg: c, spec: core.Spec{Native: native, Params: params, Secrets: []string{c.Passwd}}, rejectRO: true}, opts)
+	return newConnector(parsedDSN{cfg: c, spec: core.Spec{Native: native, Params: params, Secrets: []string{c.Passwd}}, rejectRO: true, keyFetch: keyFetch}, opts)
 }
 
-// takeParams moves the shared ssl-* parameters out of c.Params (c is the
-// connector's own copy): the driver would send each name it does not know
-// to the server as a session variable (SET ssl-mode = ..., SQL error 1064
-// at the first connection). The names left are checked as a DSN's are.
-func takeParams(c *mysql.Config) (url.Values, error) {
-	ours := url.Values{}
+// takeParams moves the shared ssl-* parameters and the public key ones
+// (get-server-public-key, server-public-key-path) out of c.Params (c is
+// the connector's own copy): the driver would send each name it does not
+// know to the server as a session variable (SET ssl-mode = ..., SQL error
+// 1064 at the first connection). The names left are checked as a DSN's
+// are.
+func takeParams(c *mysql.Config) (ours url.Values, keyFetch bool, err error) {
+	ours = url.Values{}
 	var keys []string
-	for k, v := range c.Params {
-		if param.Is(k) {
-			ours.Set(k, v) // ParseDSN has unescaped it
+	for k, v := range c.Params { // ParseDSN has unescaped v
+		pk, isPK := isPubKeyParam(k)
+		switch {
+		case isPK:
 			delete(c.Params, k)
-		} else {
+			name, on, err := pubKeyParam(k, pk, v)
+			if err != nil {
+				return nil, false, err
+			}
+			if name != "" {
+				if c.ServerPubKey != "" {
+					return nil, false, core.InvalidOption(pubKeyPath, "server-public-key-path and ServerPubKey both name the server's public key; give one", nil)
+				}
+				c.ServerPubKey = name
+			}
+			keyFetch = keyFetch || on
+		case param.Is(k):
+			ours.Set(k, v)
+			delete(c.Params, k)
+		default:
 			keys = append(keys, k)
 		}
 	}
-	return ours, param.CheckUnknown(keys, nil)
+	return ours, keyFetch, param.CheckUnknown(keys, nil)
 }
 
 // Open returns a *sql.DB for the DSN; see NewConnector.

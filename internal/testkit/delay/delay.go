@@ -13,7 +13,8 @@
 //
 // Round trips are counted as the client sees them: a connection opened
 // costs one (the TCP handshake), and so does each wait, the first server
-// bytes delivered after the client connected or wrote. ClientTurns counts
+// bytes delivered after the client connected or wrote (and before it
+// closed: the answer to a TLS close_notify is no wait). ClientTurns counts
 // the other way round (a client write after server bytes, or the first);
 // it misses the wait for a greeting and counts a write nobody answers.
 package delay
@@ -69,6 +70,7 @@ type Relay struct {
 	conns, waits, turns, up, down atomic.Int64
 
 	mu      sync.Mutex
+	perConn []*conn // in the order accepted, since Reset
 	open    map[net.Conn]struct{}
 	stopped bool
 	wg      sync.WaitGroup
@@ -134,11 +136,28 @@ func (r *Relay) Stats() Stats {
 
 // Reset sets the counters to zero.
 func (r *Relay) Reset() {
+	r.mu.Lock()
+	r.perConn = nil
+	r.mu.Unlock()
 	r.conns.Store(0)
 	r.waits.Store(0)
 	r.turns.Store(0)
 	r.up.Store(0)
 	r.down.Store(0)
+}
+
+// PerConn returns each connection's counters, in the order accepted
+// (since Reset): where a client's round trips went.
+func (r *Relay) PerConn() []Stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Stats, len(r.perConn))
+	for i, c := range r.perConn {
+		c.mu.Lock()
+		out[i] = c.stats
+		c.mu.Unlock()
+	}
+	return out
 }
 
 // Stop closes the listeners and every connection and waits, at most
@@ -258,13 +277,17 @@ func (q *queue) pop() (chunk, bool) {
 
 // conn is the round-trip state of one client connection.
 type conn struct {
-	mu sync.Mutex
+	mu    sync.Mutex
+	stats Stats // this connection's share (Conns 1)
 	// wrote: the client has connected or written since the server's
 	// last bytes reached it (the next delivery is a wait).
 	wrote bool
 	// heard: server bytes reached the client since its last write (or
 	// it has not written yet: the next write is a client turn).
 	heard bool
+	// closed: the client has closed (or half-closed) its side: what the
+	// server sends now (an answer to a TLS close_notify) nobody waits for.
+	closed bool
 }
 
 func (r *Relay) delayFor() time.Duration {
@@ -278,7 +301,10 @@ func (r *Relay) delayFor() time.Duration {
 func (r *Relay) serve(client net.Conn) {
 	defer r.wg.Done()
 	defer r.untrack(client)
-	st := &conn{wrote: true, heard: true}
+	st := &conn{wrote: true, heard: true, stats: Stats{Conns: 1}}
+	r.mu.Lock()
+	r.perConn = append(r.perConn, st)
+	r.mu.Unlock()
 	accepted := time.Now()
 	up, down := newQueue(), newQueue()
 
@@ -294,14 +320,19 @@ func (r *Relay) serve(client net.Conn) {
 				st.mu.Lock()
 				if st.heard {
 					r.turns.Add(1)
+					st.stats.ClientTurns++
 					st.heard = false
 				}
 				st.wrote = true
+				st.stats.Up += int64(n)
 				st.mu.Unlock()
 				r.up.Add(int64(n))
 				up.push(b[:n], time.Now().Add(r.delayFor()))
 			}
 			if err != nil {
+				st.mu.Lock()
+				st.closed = true
+				st.mu.Unlock()
 				return
 			}
 		}
@@ -352,11 +383,13 @@ func (r *Relay) serve(client net.Conn) {
 			}
 			sleepUntil(c.due)
 			st.mu.Lock()
-			if st.wrote {
+			if st.wrote && !st.closed {
 				r.waits.Add(1)
+				st.stats.Waits++
 				st.wrote = false
 			}
 			st.heard = true
+			st.stats.Down += int64(len(c.b))
 			st.mu.Unlock()
 			r.down.Add(int64(len(c.b)))
 			if _, err := client.Write(c.b); err != nil {

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -95,14 +94,6 @@ func (d *dialLog) peak(from, to time.Time, w time.Duration) int {
 		best = max(best, i-j+1)
 	}
 	return best
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // TestFleet: fleetWorkers connections across fleetClients redisssl
@@ -254,7 +245,7 @@ func fleet(t *testing.T, bare bool) {
 	errMu.Lock()
 	clear(errKinds)
 	errMu.Unlock()
-	cpu0 := cpuTime()
+	cpu0 := matrix.CPUTime()
 	stopAt := time.Now()
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
@@ -281,7 +272,7 @@ func fleet(t *testing.T, bare bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cpu := cpuTime() - cpu0
+	cpu := matrix.CPUTime() - cpu0
 	outAttempts, _ := log.count(stopped, acceptAt)
 	stopAttempts, _ := log.count(stopAt, stopped)
 	afterAttempts, reconnects := log.count(acceptAt, back)

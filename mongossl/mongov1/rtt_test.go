@@ -63,10 +63,16 @@ func rttCases(t testing.TB) []matrix.RTTCase {
 		}
 	}
 	// Connect's preflight hello (mongocore.Preflight) is a connection of
-	// its own before the driver's: the TCP handshake, the TLS handshake
-	// when encrypted, and the hello.
+	// its own before the driver's first: the TCP handshake, the TLS
+	// handshake when encrypted, and the hello, in series with the
+	// driver's, so a new client waits that much longer than a bare one.
+	// Run beside the driver's monitor instead, it doubled what a hostile
+	// server costs Connect (TestHostileServer's bounds). Under PREFERRED,
+	// FirstExtra is the preflight's finding out whether the address speaks
+	// TLS: a probe connection beside the handshake against a TLS server, a
+	// ClientHello's connection and its answer against a plaintext one.
 	const plainPre, tlsPre = 2, 3
-	why := "Connect's preflight hello on a connection of its own (mongocore.Preflight)"
+	why := "Connect's preflight hello on a connection of its own, before the driver's (mongocore.Preflight)"
 	s := env.Servers[1]
 	tlsPort, plainPort := s.Addr(s.TLSPort), s.Addr(s.Port)
 	return []matrix.RTTCase{

@@ -288,6 +288,8 @@ func fleet(t *testing.T, bare bool) {
 		return "?"
 	}
 	received := field("total_connections_received")
+	maxClients, _ := clients[0].ConfigGet(context.Background(), "maxclients").Result()
+	t.Logf("fleet: the server's maxclients: %v", maxClients["maxclients"])
 	sys, _ := strconv.ParseFloat(field("used_cpu_sys"), 64)
 	user, _ := strconv.ParseFloat(field("used_cpu_user"), 64)
 	serverCPU := time.Duration((sys + user) * float64(time.Second))
@@ -310,7 +312,7 @@ func fleet(t *testing.T, bare bool) {
 func errKind(err error) string {
 	var e *sslconn.Error
 	if errors.As(err, &e) {
-		return e.Kind.Error()
+		return e.Kind.Error() + " (" + e.Detail + ")"
 	}
 	msg := err.Error()
 	if i := strings.LastIndex(msg, ": "); i >= 0 {

@@ -38,6 +38,7 @@ done
 # Across a network: each engine × mode through the delay relay at 1 ms and
 # 25 ms RTT (round trips are counted, so a few runs suffice), then the fleet
 # through a Redis restart.
+[ -z "${REPORT_ONLY:-}" ] && cut -d' ' -f1-3 /proc/loadavg > "$raw/rtt-load.txt"
 for pkg in mysqlssl redisssl mongossl mssqlssl; do
   [ -n "${REPORT_ONLY:-}" ] && break
   echo "bench: round trips, $pkg" >&2
@@ -181,7 +182,8 @@ handshake alone with crypto/tls; impl=sslconn the library as shipped"
   echo "(go-sql-driver tls=false/preferred or matrix.BareTLS, go-redis and mongo-driver"
   echo "without TLS or with matrix.BareTLS, go-mssqldb encrypt=disable/true);"
   echo "PREFERRED/plaintext-server is the server without TLS. Times are the mean of"
-  echo "${RTT_RUNS:-5} clients; round trips do not vary. TestRoundTrips (each adapter,"
+  echo "${RTT_RUNS:-5} clients, and vary with the machine's load (load average at the start:"
+  echo "$(cat "$raw/rtt-load.txt" 2>/dev/null || echo unknown)); round trips do not vary. TestRoundTrips (each adapter,"
   echo "1 ms) fails if the library needs more round trips than the bare driver beyond"
   echo "the allowances stated in its rtt_test.go."
   echo "\`go test -run '^\$' -bench RTT -benchtime 5x ./mysqlssl ./redisssl ./mongossl ./mssqlssl\`"

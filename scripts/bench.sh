@@ -46,6 +46,8 @@ for pkg in mysqlssl redisssl mongossl mssqlssl; do
 done
 [ -z "${REPORT_ONLY:-}" ] && echo "bench: fleet" >&2 &&
 { SSLCONN_FLEET=1 go test -run 'TestFleet$' -v -count 1 -timeout 30m ./redisssl > "$raw/fleet.txt" || true; }
+[ -z "${REPORT_ONLY:-}" ] && echo "bench: resumption under churn" >&2 &&
+{ go test -run 'TestSessionResumption$' -v -count 1 -timeout 30m ./mysqlssl ./redisssl > "$raw/churn.txt" || true; }
 
 table() { # file filter column
   (cd "$raw" && $benchstat -filter "$2" -col "$3" "$1" 2>/dev/null) | sed -e '/^goos:/d' -e '/^goarch:/d' -e '/^pkg:/d' -e '/^cpu:/d'
@@ -247,6 +249,19 @@ handshake alone with crypto/tls; impl=sslconn the library as shipped"
   echo '```'
   [ -f "$raw/fleet.txt" ] && awk '/^=== RUN   TestFleet\/impl=/ { split($3, p, "="); impl = p[2] }
       / fleet: / { sub(/^ *fleet_test.go:[0-9]+: fleet: /, ""); printf "%-8s %s\n", impl, $0 }' "$raw/fleet.txt"
+  echo '```'
+  echo
+  echo "## Resumption under churn"
+  echo
+  echo "100 connections replaced one after another (VERIFY_IDENTITY), with the library's"
+  echo "default session cache and with none (\`sslconn.WithSessionCache(nil)\`), twice"
+  echo "each, alternating: handshakes resumed (the client's DidResume), and CPU per"
+  echo "connection, the test process's (getrusage) and the server's (/proc)."
+  echo "\`go test -run TestSessionResumption -v ./mysqlssl ./redisssl\`"
+  echo
+  echo '```'
+  [ -f "$raw/churn.txt" ] && awk '/ churn / { sub(/^ *churn_test.go:[0-9]+: churn /, ""); buf[n++] = $0 }
+      /^(ok|FAIL)[ \t]+github.com/ { pkg = $2; sub(".*/", "", pkg); for (i = 0; i < n; i++) printf "%-9s %s\n", pkg, buf[i]; n = 0 }' "$raw/churn.txt"
   echo '```'
 } > BENCHMARKS.md
 echo "bench: wrote BENCHMARKS.md" >&2

@@ -108,8 +108,17 @@ func TestRTT(t *testing.T, cases []RTTCase) {
 			if got, limit := lib.First.RoundTrips(), bare.First.RoundTrips()+c.FirstExtra+c.KnownExtra; got > limit {
 				t.Errorf("first connection: sslconn %d round trips, bare %d (+%d allowed)", got, bare.First.RoundTrips(), limit-bare.First.RoundTrips())
 			}
-			if got, limit := lib.Later.RoundTrips(), bare.Later.RoundTrips(); got > limit {
-				t.Errorf("later connection: sslconn %d round trips, bare %d", got, limit)
+			limit := bare.Later.RoundTrips()
+			if c.FirstExtra > 0 && lib.Later.Conns == bare.Later.Conns+1 && lib.Later.Waits <= bare.Later.Waits {
+				// PREFERRED at an address that has answered TLS probes in
+				// parallel once the TLS answer is 50 ms late: a loaded
+				// machine's handshake can be, even at this RTT. A
+				// connection more, no wait more.
+				t.Logf("later connection: a probe connection beside the handshake (no wait)")
+				limit++
+			}
+			if got := lib.Later.RoundTrips(); got > limit {
+				t.Errorf("later connection: sslconn %d round trips, bare %d", got, bare.Later.RoundTrips())
 			}
 		})
 	}

@@ -37,6 +37,19 @@ for pkg in mysqlssl redisssl mongossl mssqlssl; do
   echo "bench: silent primary, $pkg" >&2
   go test -run 'TestSilentPrimary$' -v -count 1 -timeout 30m "./$pkg" > "$raw/silent-$pkg.txt" || true
 done
+# Across a network: each engine × mode through the delay relay at 1 ms and
+# 25 ms RTT (round trips are counted, so a few runs suffice), then the fleet
+# through a Redis restart.
+[ -z "${REPORT_ONLY:-}" ] && cut -d' ' -f1-3 /proc/loadavg > "$raw/rtt-load.txt"
+for pkg in mysqlssl redisssl mongossl mssqlssl; do
+  [ -n "${REPORT_ONLY:-}" ] && break
+  echo "bench: round trips, $pkg" >&2
+  go test -run '^$' -bench RTT -benchtime "${RTT_RUNS:-5}x" -timeout 30m "./$pkg" > "$raw/rtt-$pkg.txt"
+done
+[ -z "${REPORT_ONLY:-}" ] && echo "bench: fleet" >&2 &&
+{ SSLCONN_FLEET=1 go test -run 'TestFleet$' -v -count 1 -timeout 30m ./redisssl > "$raw/fleet.txt" || true; }
+[ -z "${REPORT_ONLY:-}" ] && echo "bench: resumption under churn" >&2 &&
+{ go test -run 'TestSessionResumption$' -v -count 1 -timeout 30m ./mysqlssl ./redisssl > "$raw/churn.txt" || true; }
 
 table() { # file filter column
   (cd "$raw" && $benchstat -filter "$2" -col "$3" "$1" 2>/dev/null) | sed -e '/^goos:/d' -e '/^goarch:/d' -e '/^pkg:/d' -e '/^cpu:/d'
@@ -180,6 +193,99 @@ handshake alone with crypto/tls; impl=sslconn the library as shipped"
       /writes, .* acknowledged/ { sub(/^ *silent.go:[0-9]+: /, ""); printf "%-9s %-9s %s\n", pkg, mode, $0 }
       /the idle pool.s next write took/ && !/at most/ { sub(/^ *silent.go:[0-9]+: /, ""); printf "%-9s %-9s %s\n", pkg, mode, $0 }' "$raw/silent-$pkg.txt"
   done
+  echo '```'
+  echo
+  echo "## Across a network: round trips"
+  echo
+  echo "Each engine × mode through a relay in the harness that delays each direction"
+  echo "by half the RTT (\`internal/testkit/delay\`; the TCP handshake is delayed too)"
+  echo "and counts the round trips the client pays: one per connection opened and one"
+  echo "per wait for the server (server bytes after the client wrote), summed over"
+  echo "every connection, parallel ones included. first: a new client's first"
+  echo "connection (with its command: MySQL and SQL Server a login, Redis a PING on a"
+  echo "pool connection, MongoDB a ping, the client's monitor included); later: a new"
+  echo "connection of the same client. The bare driver is set up for the same mode"
+  echo "(go-sql-driver tls=false/preferred or matrix.BareTLS, go-redis and mongo-driver"
+  echo "without TLS or with matrix.BareTLS, go-mssqldb encrypt=disable/true);"
+  echo "PREFERRED/plaintext-server is the server without TLS. Times are the mean of"
+  echo "${RTT_RUNS:-5} clients, and vary with the machine's load (load average at the start:"
+  echo "$(cat "$raw/rtt-load.txt" 2>/dev/null || echo unknown)); round trips do not vary. TestRoundTrips (each adapter,"
+  echo "1 ms) fails if the library needs more round trips than the bare driver beyond"
+  echo "the allowances stated in its rtt_test.go."
+  echo "\`go test -run '^\$' -bench RTT -benchtime 5x ./mysqlssl ./redisssl ./mongossl ./mssqlssl\`"
+  echo
+  echo "Reading the round trips (they do not vary from run to run):"
+  echo
+  echo "- MySQL, Redis and SQL Server: in every mode the library makes the round trips"
+  echo "  the bare driver makes, first connection and later ones alike, except PREFERRED"
+  echo "  at an address it does not know yet."
+  echo "- PREFERRED, first connection to an address not known yet (the one exception):"
+  echo "  against a TLS server, Redis and MongoDB open a probe connection beside the"
+  echo "  handshake (one connection more, no wait more). Against a plaintext server,"
+  echo "  Redis pays 2 round trips more (the ClientHello's connection and its answer)"
+  echo "  and waits for a TLS answer three times as long as the plaintext answer took:"
+  echo "  about 5 RTT in all (the 25 ms rows). SQL Server logs in a second time after"
+  echo "  ENCRYPT_NOT_SUP: 2 round trips (a connection and its PRELOGIN). MySQL: none"
+  echo "  (the greeting says whether TLS is on)."
+  echo "- MongoDB: Connect's preflight hello, which returns certificate and TLS errors"
+  echo "  typed at once, is a connection of its own before the driver's: 2 round trips"
+  echo "  in plaintext, 3 with TLS, once per new client; later connections cost what"
+  echo "  bare ones do."
+  echo "- At 25 ms RTT every PREFERRED connection to a TLS server also opens the probe"
+  echo "  connection (later rows: 2 connections): the probe starts when no TLS answer"
+  echo "  has come within 50 ms, less than the handshake's two round trips there."
+  echo
+  echo '```'
+  echo "                                                    first connection      later connection"
+  echo "engine    RTT   mode                       impl     RTTs conns     ms     RTTs conns     ms"
+  for pkg in mysqlssl redisssl mongossl mssqlssl; do
+    [ -f "$raw/rtt-$pkg.txt" ] || continue
+    awk -v pkg="$pkg" '/^BenchmarkRTT/ {
+        for (i = 3; i < NF; i += 2) m[$(i+1)] = $i
+        n = split($1, p, "/"); impl = p[n]; sub(/^impl=/, "", impl); sub(/-[0-9]+$/, "", impl)
+        rtt = p[2]; sub(/^rtt=/, "", rtt); mode = p[3]; for (j = 4; j < n; j++) mode = mode "/" p[j]
+        printf "%-9s %-5s %-26s %-7s %5d %5d %6.1f    %5d %5d %6.1f\n", pkg, rtt, mode, impl,
+          m["first-RTTs"], m["first-conns"], m["first-ms"], m["later-RTTs"], m["later-conns"], m["later-ms"] }' "$raw/rtt-$pkg.txt"
+  done
+  echo '```'
+  echo
+  echo "## Fleet through a restart"
+  echo
+  echo "1,000 connections across 50 Redis clients (20 each, one worker per connection"
+  echo "sending a PING every 100 ms) in one process, VERIFY_IDENTITY, through one restart"
+  echo "of their Redis (down 2 s). Attempts are the clients' TCP connection attempts"
+  echo "(SYNs), counted in their dialer, accept checks included; back: every worker's"
+  echo "PING has succeeded since the port accepted again (stamped by a probe dialing"
+  echo "every millisecond); CPU is the process's (getrusage) from the stop until all are"
+  echo "back, and the server's (INFO cpu) since its start. impl=bare is go-redis by"
+  echo "hand, the application retrying a failed PING every 10 ms."
+  echo "\`SSLCONN_FLEET=1 go test -run TestFleet -v ./redisssl\`"
+  echo
+  echo "Reading it: the attempts during the outage are each client's accept check"
+  echo "(one per client and address, about 20 a second in the first 2 s) plus the"
+  echo "waiting requests' own attempts, paced by the backoff; after the port accepts,"
+  echo "about one attempt per connection. The time until all are back is the server's"
+  echo "TLS handshakes: Redis makes them on its one thread (its CPU per connection"
+  echo "above), and a restarted server cannot resume sessions it issued before (its"
+  echo "ticket keys are new); the bare driver comes back no sooner. On a loaded machine"
+  echo "a handshake may wait more than 3 s for its ServerHello, which the library then"
+  echo "reports as a server without TLS (sslconn.ErrServerNoTLS) instead of retrying."
+  echo '```'
+  [ -f "$raw/fleet.txt" ] && awk '/^=== RUN   TestFleet\/impl=/ { split($3, p, "="); impl = p[2] }
+      / fleet: / { sub(/^ *fleet_test.go:[0-9]+: fleet: /, ""); printf "%-8s %s\n", impl, $0 }' "$raw/fleet.txt"
+  echo '```'
+  echo
+  echo "## Resumption under churn"
+  echo
+  echo "100 connections replaced one after another (VERIFY_IDENTITY), with the library's"
+  echo "default session cache and with none (\`sslconn.WithSessionCache(nil)\`), twice"
+  echo "each, alternating: handshakes resumed (the client's DidResume), and CPU per"
+  echo "connection, the test process's (getrusage) and the server's (/proc)."
+  echo "\`go test -run TestSessionResumption -v ./mysqlssl ./redisssl\`"
+  echo
+  echo '```'
+  [ -f "$raw/churn.txt" ] && awk '/ churn / { sub(/^ *churn_test.go:[0-9]+: churn /, ""); buf[n++] = $0 }
+      /^(ok|FAIL)[ \t]+github.com/ { pkg = $2; sub(".*/", "", pkg); for (i = 0; i < n; i++) printf "%-9s %s\n", pkg, buf[i]; n = 0 }' "$raw/churn.txt"
   echo '```'
 } > BENCHMARKS.md
 echo "bench: wrote BENCHMARKS.md" >&2

@@ -101,6 +101,15 @@ func (c *Config) handshakeWatched(ctx context.Context, mode sslconn.Mode, raw ne
 // handshakeOnce is handshakeWatched's work, without its span.
 func (c *Config) handshakeOnce(ctx context.Context, mode sslconn.Mode, raw net.Conn, addr string, w *handshakeWatch) (*tls.Conn, bool, error) {
 	first := min(firstByteTimeout, c.s.HandshakeTimeout)
+	// Silence is "no TLS here" only from a server that never completed a
+	// TLS connection for this Config: one that has (REQUIRED and above
+	// connect only over TLS) and is silent now is stalled (frozen,
+	// overloaded by a fleet's handshakes after a restart), and gets the
+	// whole handshake timeout, as a retryable timeout.
+	stalled := mode != sslconn.Preferred && mode != sslconn.Disabled && c.hasAnswered(addr)
+	if stalled {
+		first = c.s.HandshakeTimeout
+	}
 	cr := &countingConn{Conn: raw, watch: w}
 	_ = raw.SetReadDeadline(time.Now().Add(first))
 	tc := tls.Client(cr, c.s.TLSConfig(mode, addr))
@@ -115,6 +124,9 @@ func (c *Config) handshakeOnce(ctx context.Context, mode sslconn.Mode, raw net.C
 	raw.Close()
 	if ctx.Err() != nil {
 		return nil, false, ctx.Err()
+	}
+	if cr.read.Load() == 0 && stalled && (isTimeout(err) || errors.Is(hctx.Err(), context.DeadlineExceeded)) {
+		return nil, false, NewError(sslconn.ErrHandshakeTimeout, mode, addr, "no answer to the TLS ClientHello within "+first.String()+" from a server that completed TLS connections before: it is stalled, or its SSL was turned off", err)
 	}
 	if cr.read.Load() == 0 && (isTimeout(err) || errors.Is(hctx.Err(), context.DeadlineExceeded)) {
 		return nil, false, NewError(sslconn.ErrServerNoTLS, mode, addr, "no answer to the TLS ClientHello within "+first.String(), err)

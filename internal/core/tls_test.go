@@ -363,3 +363,52 @@ func TestWithDialer(t *testing.T) {
 		}
 	}
 }
+
+// TestStalledServerNotTakenForPlaintext: a server that completed TLS
+// connections for this Config and is then slow to answer a ClientHello
+// (frozen, or a fleet's handshakes queued after a restart) is waited for,
+// not reported as a server without TLS after the first-byte wait.
+func TestStalledServerNotTakenForPlaintext(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits past the first-byte wait (3 s)")
+	}
+	c := testenv.GetCerts(t)
+	conf := serverConf(t, c.SAN)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var n atomic.Int32
+	go func() {
+		for {
+			raw, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer raw.Close()
+				if n.Add(1) > 1 {
+					time.Sleep(firstByteTimeout + time.Second) // stalled
+				}
+				tc := tls.Server(raw, conf)
+				if tc.Handshake() == nil {
+					io.Copy(io.Discard, tc)
+				}
+			}()
+		}
+	}()
+	cfg, err := newConfig(WithMode(Required))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 2 {
+		conn, err := cfg.Dial(ctx, "tcp", l.Addr().String(), nil)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i+1, err)
+		}
+		conn.Close()
+	}
+}

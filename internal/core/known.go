@@ -39,6 +39,11 @@ type plainAddr struct {
 	checked  time.Time // the last TLS attempt there
 	used     time.Time // the last look-up, for eviction
 	checking bool
+	// answerIn is how long the last TLS answer took there, from the start
+	// of the attempt to the server's first byte: the round trips of a
+	// distant server, which the probe's wait must not take for a late
+	// answer.
+	answerIn time.Duration
 }
 
 func (b *addrBook) get(addr string) (known, plain bool) {
@@ -87,6 +92,29 @@ func (b *addrBook) evict() {
 
 func (b *addrBook) learn(addr string)    { b.set(addr, true) }
 func (b *addrBook) learnTLS(addr string) { b.set(addr, false) }
+
+// noteAnswer records how long a TLS answer took at an address that
+// answered TLS.
+func (b *addrBook) noteAnswer(addr string, d time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if a, ok := b.m[addr]; ok && !a.plain {
+		a.answerIn = d
+	}
+}
+
+// probeAfter is how long PREFERRED waits for a TLS answer at an address
+// that answered TLS before, before it asks the plaintext question too:
+// tlsLate, or twice the last answer's time from a distant server.
+func (b *addrBook) probeAfter(addr string) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	d := tlsLate
+	if a, ok := b.m[addr]; ok {
+		d = max(d, 2*a.answerIn)
+	}
+	return d
+}
 
 func (b *addrBook) forget(addr string) {
 	b.mu.Lock()

@@ -76,3 +76,28 @@ func TestKnownBook(t *testing.T) {
 		}
 	})
 }
+
+// TestProbeAfterFollowsDistance: at an address that answered TLS, the
+// probe waits tlsLate, or twice the last TLS answer's time from a distant
+// server, so that a server 25 ms away is not probed on every connection.
+func TestProbeAfterFollowsDistance(t *testing.T) {
+	var b addrBook
+	const addr = "db.example:6379"
+	if got := b.probeAfter(addr); got != tlsLate {
+		t.Fatalf("unknown address: %v; want %v", got, tlsLate)
+	}
+	b.learnTLS(addr)
+	b.noteAnswer(addr, 10*time.Millisecond)
+	if got := b.probeAfter(addr); got != tlsLate {
+		t.Errorf("near: %v; want %v", got, tlsLate)
+	}
+	b.noteAnswer(addr, 60*time.Millisecond)
+	if got := b.probeAfter(addr); got != 120*time.Millisecond {
+		t.Errorf("far: %v; want 120ms", got)
+	}
+	b.learn(addr) // plaintext now: nothing more to note
+	b.noteAnswer(addr, time.Second)
+	if got := b.probeAfter(addr); got != 120*time.Millisecond {
+		t.Errorf("after plaintext: %v; want the last TLS figure", got)
+	}
+}

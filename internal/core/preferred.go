@@ -25,7 +25,8 @@ const (
 	// connection a second handshake.
 	tlsGrace = 2 * time.Millisecond
 	// tlsLate is when PREFERRED starts the plaintext probe at an address
-	// that has answered TLS before.
+	// that has answered TLS before, at the least: a distant server gets
+	// twice its last answer's time (addrBook.probeAfter).
 	tlsLate = 50 * time.Millisecond
 )
 
@@ -85,8 +86,9 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 	// answer that is late: a server restarted without TLS meanwhile.
 	var probeAfter time.Duration
 	if p.tlsKnown {
-		probeAfter = tlsLate
+		probeAfter = p.book.probeAfter(addr)
 	}
+	start := time.Now()
 
 	type tlsResult struct {
 		tc    *tls.Conn
@@ -174,7 +176,8 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 		answered     = watch.answered
 		sentAt       time.Time
 		grace        <-chan time.Time
-		closedWrite  bool // PREFERRED closed its side of the TLS connection
+		closedWrite  bool          // PREFERRED closed its side of the TLS connection
+		answeredIn   time.Duration // from start to the server's first TLS byte
 	)
 	// The grace runs from the ClientHello: a plaintext round trip (the
 	// ServerHello needs one too; a loaded server is slow with both), and
@@ -197,6 +200,7 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 			if r.err == nil && !closedWrite {
 				dropProbe(plain, probePending)
 				p.next(mode, nil)
+				p.book.noteAnswer(addr, answeredIn)
 				w := c.wrap(r.tc, r.raw, r.tc, mode, network, addr, dial)
 				w.certAsked = r.asked && c.s.ClientCert == nil
 				return w, nil
@@ -246,6 +250,7 @@ func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial s
 		case <-answered:
 			// The server answered the ClientHello: its handshake decides.
 			answered, grace = nil, nil
+			answeredIn = time.Since(start)
 		case <-grace:
 			answered, grace = nil, nil
 			if readable(watch.raw) {

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sslconn/sslconn/internal/testkit/serve"
+
 	"github.com/xdg-go/scram"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -34,14 +36,12 @@ type Config struct {
 // Server is a running fake server.
 type Server struct {
 	cfg  Config
-	ln   net.Listener
-	wg   sync.WaitGroup
+	loop *serve.Loop
 	auth *scram.Server
 
 	mu     sync.Mutex
 	wire   bytes.Buffer // every byte the clients sent, inside TLS included
 	proved int          // SCRAM conversations that proved the password
-	conns  map[net.Conn]struct{}
 }
 
 // Start listens on a free loopback port.
@@ -58,18 +58,17 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	s := &Server{cfg: cfg, auth: auth}
+	loop, err := serve.Start(func(c net.Conn) { _ = s.session(c) })
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, ln: ln, auth: auth, conns: map[net.Conn]struct{}{}}
-	s.wg.Add(1)
-	go s.serve()
+	s.loop = loop
 	return s, nil
 }
 
 // Addr is the server's host:port.
-func (s *Server) Addr() string { return s.ln.Addr().String() }
+func (s *Server) Addr() string { return s.loop.Addr() }
 
 // Wire returns every byte the clients sent, as the attacker read them.
 func (s *Server) Wire() []byte {
@@ -87,40 +86,7 @@ func (s *Server) Proved() int {
 }
 
 // Close stops the server and its connections, and waits for them.
-func (s *Server) Close() {
-	s.ln.Close()
-	s.mu.Lock()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-}
-
-func (s *Server) serve() {
-	defer s.wg.Done()
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		s.conns[c] = struct{}{}
-		s.mu.Unlock()
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer func() {
-				s.mu.Lock()
-				delete(s.conns, c)
-				s.mu.Unlock()
-				c.Close()
-			}()
-			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-			_ = s.session(c)
-		}()
-	}
-}
+func (s *Server) Close() { s.loop.Close() }
 
 // recorder records what the client sends.
 type recorder struct {

@@ -20,7 +20,8 @@ import (
 	"io"
 	"net"
 	"sync"
-	"time"
+
+	"github.com/sslconn/sslconn/internal/testkit/serve"
 )
 
 // Plugin names.
@@ -73,13 +74,11 @@ type Obtained struct {
 
 // Server is a running fake server.
 type Server struct {
-	cfg Config
-	ln  net.Listener
-	wg  sync.WaitGroup
+	cfg  Config
+	loop *serve.Loop
 
-	mu    sync.Mutex
-	got   Obtained
-	conns map[net.Conn]struct{}
+	mu  sync.Mutex
+	got Obtained
 }
 
 var (
@@ -115,18 +114,17 @@ func Start(cfg Config) (*Server, error) {
 		}
 		cfg.Key = k
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	s := &Server{cfg: cfg}
+	loop, err := serve.Start(func(c net.Conn) { _ = s.session(&conn{rw: c, raw: c}) })
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, ln: ln, conns: map[net.Conn]struct{}{}}
-	s.wg.Add(1)
-	go s.serve()
+	s.loop = loop
 	return s, nil
 }
 
 // Addr is the server's host:port.
-func (s *Server) Addr() string { return s.ln.Addr().String() }
+func (s *Server) Addr() string { return s.loop.Addr() }
 
 // Obtained returns a copy of what the server got so far.
 func (s *Server) Obtained() Obtained {
@@ -140,42 +138,7 @@ func (s *Server) Obtained() Obtained {
 
 // Close stops the server and ends its connections; it returns once every
 // goroutine has.
-func (s *Server) Close() {
-	s.ln.Close()
-	s.mu.Lock()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-}
-
-func (s *Server) serve() {
-	defer s.wg.Done()
-	for {
-		c, err := s.ln.Accept()
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		s.conns[c] = struct{}{}
-		s.mu.Unlock()
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer func() {
-				s.mu.Lock()
-				delete(s.conns, c)
-				s.mu.Unlock()
-				c.Close()
-			}()
-			// Nothing here may wait forever: a client that stops talking
-			// is dropped.
-			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-			_ = s.session(&conn{rw: c, raw: c})
-		}()
-	}
-}
+func (s *Server) Close() { s.loop.Close() }
 
 // Capability flags.
 const (

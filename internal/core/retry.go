@@ -36,6 +36,10 @@ func (c *Config) hasAnswered(addr string) bool {
 // connections only: an operation whose outcome is unknown must never be
 // handed to Retry.
 func (c *Config) Retry(ctx context.Context, addr string, connect func(context.Context) error) error {
+	return c.Explain(c.retryConnect(ctx, addr, connect))
+}
+
+func (c *Config) retryConnect(ctx context.Context, addr string, connect func(context.Context) error) error {
 	r, err := c.retry(ctx, addr, connect, func(err error) bool { return !IsPermanent(err) }, true)
 	if err == nil {
 		c.markAnswered(addr)

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -107,7 +108,13 @@ func wrongCA(e *sslconn.Error, err error, leaf *x509.Certificate, s *settings) {
 	last := leaf
 	var ce *bridge.ChainError
 	if errors.As(err, &ce) && len(ce.Chain) > 0 {
-		last = ce.Chain[len(ce.Chain)-1]
+		// A root the server sends itself is where the chain ends: name
+		// what it issued.
+		chain := ce.Chain
+		for len(chain) > 1 && bytes.Equal(chain[len(chain)-1].RawIssuer, chain[len(chain)-1].RawSubject) {
+			chain = chain[:len(chain)-1]
+		}
+		last = chain[len(chain)-1]
 	}
 	var held []string
 	for _, c := range s.CACerts() {

@@ -98,6 +98,8 @@ func TestCheckNamesFlags(t *testing.T) {
 		{"ssl-ca-password", []string{"check", dsn + "?ssl-ca=" + certs.JKS + "&ssl-ca-password=" + pw}, "set ssl-ca-password to", "--ca-password", 2},
 		{"ca inspect --ca-password", []string{"ca", "inspect", "--ca-password", pw, certs.JKS}, "set --ca-password to", "ssl-ca-password", 2},
 		{"closed port", []string{"check", "--timeout", "2s", dsn}, "ErrUnavailable", "WithRetryBudget", 1},
+		{"closed port, Redis", []string{"check", "--timeout", "2s", "redis://localhost:1/0"}, "ErrUnavailable", "WithRetryBudget", 1},
+		{"closed port, MongoDB", []string{"check", "--timeout", "2s", "mongodb://localhost:1/?serverSelectionTimeoutMS=2000"}, "", "WithRetryBudget", 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			code, out, errOut := cli(t, nil, tt.args...)

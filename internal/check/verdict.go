@@ -102,4 +102,9 @@ func (r *Report) hostName() string {
 	return r.Address
 }
 
-func firstLine(s string) string { return strings.SplitN(s, "\n", 2)[0] }
+// firstLine is an error's first line, without the "sslconn: " the
+// library's errors start with: the report is the command's, one prefix
+// is enough.
+func firstLine(s string) string {
+	return strings.TrimPrefix(strings.SplitN(s, "\n", 2)[0], "sslconn: ")
+}

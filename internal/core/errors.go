@@ -385,10 +385,14 @@ func (e *notSentError) Unwrap() []error { return []error{sslconn.ErrNotSent, e.c
 // unchanged. Every error a Config's connection attempts return passes
 // here; errors made without a Config name DSN parameters.
 func (c *Config) Explain(err error) error {
+	// Errors are never compared here: a driver's error may be of an
+	// uncomparable type (go-mssqldb's mssql.Error holds a slice).
 	switch e := err.(type) {
 	case *permanentError:
-		if x := c.Explain(e.err); x != e.err {
-			return &permanentError{x}
+		if se, ok := e.err.(*sslconn.Error); ok {
+			if x := rename(se, c.s); x != nil {
+				return &permanentError{x}
+			}
 		}
 	case *sslconn.Error:
 		if x := rename(e, c.s); x != nil {

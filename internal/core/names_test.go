@@ -132,3 +132,22 @@ func TestSettingForms(t *testing.T) {
 		}
 	}
 }
+
+// uncomparable is an error type == panics on, as go-mssqldb's mssql.Error.
+type uncomparable struct{ parts []string }
+
+func (u uncomparable) Error() string { return strings.Join(u.parts, " ") }
+
+// TestExplainUncomparable: a driver's error of an uncomparable type passes
+// Explain unchanged, bare or marked permanent.
+func TestExplainUncomparable(t *testing.T) {
+	cfg, err := Resolve(Spec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []error{uncomparable{[]string{"login", "failed"}}, Permanent(uncomparable{[]string{"login", "failed"}})} {
+		if out := cfg.Explain(in); out.Error() != "login failed" {
+			t.Errorf("got %v", out)
+		}
+	}
+}

@@ -87,16 +87,16 @@ func TestFromConfigTLS(t *testing.T) {
 			want: sslconn.VerifyCA, says: []string{`server-name="other.internal"`}},
 
 		{name: "EncryptionDisabled and REQUIRED", cfg: base(func(c *msdsn.Config) { c.Encryption = msdsn.EncryptionDisabled }),
-			opts: []sslconn.Option{sslconn.WithMode(sslconn.Required)}, err: []string{"Encryption=msdsn.EncryptionDisabled", "ssl-mode=REQUIRED"}},
+			opts: []sslconn.Option{sslconn.WithMode(sslconn.Required)}, err: []string{"Encryption=msdsn.EncryptionDisabled", "sslconn.WithMode(sslconn.Required)"}},
 		{name: "TrustServerCertificate and VERIFY_CA", cfg: base(func(c *msdsn.Config) {
 			c.Encryption, c.TrustServerCertificate = msdsn.EncryptionRequired, true
-		}), opts: []sslconn.Option{sslconn.WithMode(sslconn.VerifyCA)}, err: []string{"TrustServerCertificate", "ssl-mode=VERIFY_CA"}},
+		}), opts: []sslconn.Option{sslconn.WithMode(sslconn.VerifyCA)}, err: []string{"TrustServerCertificate", "sslconn.WithMode(sslconn.VerifyCA)"}},
 		{name: "TrustServerCertificate alone and VERIFY_IDENTITY", cfg: base(func(c *msdsn.Config) { c.TrustServerCertificate = true }),
-			opts: []sslconn.Option{sslconn.WithMode(sslconn.VerifyIdentity)}, err: []string{"TrustServerCertificate", "ssl-mode=VERIFY_IDENTITY"}},
+			opts: []sslconn.Option{sslconn.WithMode(sslconn.VerifyIdentity)}, err: []string{"TrustServerCertificate", "sslconn.WithMode(sslconn.VerifyIdentity)"}},
 		{name: "InsecureSkipVerify and VERIFY_IDENTITY", cfg: base(func(c *msdsn.Config) { c.TLSConfig = &tls.Config{InsecureSkipVerify: true} }),
-			opts: []sslconn.Option{sslconn.WithMode(sslconn.VerifyIdentity)}, err: []string{"InsecureSkipVerify", "ssl-mode=VERIFY_IDENTITY"}},
+			opts: []sslconn.Option{sslconn.WithMode(sslconn.VerifyIdentity)}, err: []string{"InsecureSkipVerify", "sslconn.WithMode(sslconn.VerifyIdentity)"}},
 		{name: "EncryptionRequired and DISABLED", cfg: base(func(c *msdsn.Config) { c.Encryption = msdsn.EncryptionRequired }),
-			opts: []sslconn.Option{sslconn.WithMode(sslconn.Disabled)}, err: []string{"Encryption=msdsn.EncryptionRequired", "ssl-mode=DISABLED"}},
+			opts: []sslconn.Option{sslconn.WithMode(sslconn.Disabled)}, err: []string{"Encryption=msdsn.EncryptionRequired", "sslconn.WithMode(sslconn.Disabled)"}},
 		{name: "EncryptionStrict and PREFERRED", cfg: base(func(c *msdsn.Config) { c.Encryption = msdsn.EncryptionStrict }),
 			opts: []sslconn.Option{sslconn.WithMode(sslconn.Preferred)}, err: []string{"Encryption=msdsn.EncryptionStrict", "PREFERRED"}},
 		{name: "unknown Encryption", cfg: base(func(c *msdsn.Config) { c.Encryption = 7 }), err: []string{"Encryption=7"}},

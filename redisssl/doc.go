@@ -20,10 +20,13 @@
 //
 // PREFERRED, which go-redis cannot express, tries TLS and falls back to
 // plaintext on that connection only when the server does not speak TLS on
-// the port: it answers the ClientHello in plaintext, closes, or stays silent
-// (Redis on its plaintext port never answers a ClientHello; the first such
-// connection waits 3 s for a first byte, later ones to the same address
-// 300 ms). DISABLED against a TLS-only port fails with
+// the port: it answers the ClientHello in plaintext, closes, or stays silent.
+// Redis on its plaintext port never answers a ClientHello, so no connection
+// waits for one: a PING on a second connection, raced with the handshake,
+// tells a plaintext port within milliseconds, and an address found
+// plaintext is remembered, so later connections go plaintext at once (the
+// grace, the memory and the recheck: docs/modes.md, section PREFERRED).
+// DISABLED against a TLS-only port fails with
 // sslconn.ErrServerRequiresTLS: Redis resets such a connection without a
 // word, so the dialer checks whether the port speaks TLS.
 //

@@ -83,11 +83,11 @@ func TestFromOptionsTLS(t *testing.T) {
 			want: sslconn.VerifyCA, says: []string{`server-name="other.internal"`}},
 		{name: "TLSConfig and PREFERRED", tc: &tls.Config{}, opts: []sslconn.Option{sslconn.WithMode(sslconn.Preferred)}, want: sslconn.Preferred},
 		{name: "InsecureSkipVerify and VERIFY_CA", tc: &tls.Config{InsecureSkipVerify: true},
-			opts: []sslconn.Option{sslconn.WithMode(sslconn.VerifyCA)}, err: []string{"InsecureSkipVerify", "ssl-mode=VERIFY_CA"}},
+			opts: []sslconn.Option{sslconn.WithMode(sslconn.VerifyCA)}, err: []string{"InsecureSkipVerify", "sslconn.WithMode(sslconn.VerifyCA)"}},
 		{name: "InsecureSkipVerify and VERIFY_IDENTITY", tc: &tls.Config{InsecureSkipVerify: true},
-			opts: []sslconn.Option{sslconn.WithMode(sslconn.VerifyIdentity)}, err: []string{"InsecureSkipVerify", "ssl-mode=VERIFY_IDENTITY"}},
+			opts: []sslconn.Option{sslconn.WithMode(sslconn.VerifyIdentity)}, err: []string{"InsecureSkipVerify", "sslconn.WithMode(sslconn.VerifyIdentity)"}},
 		{name: "TLSConfig and DISABLED", tc: &tls.Config{},
-			opts: []sslconn.Option{sslconn.WithMode(sslconn.Disabled)}, err: []string{"TLSConfig", "ssl-mode=DISABLED"}},
+			opts: []sslconn.Option{sslconn.WithMode(sslconn.Disabled)}, err: []string{"TLSConfig", "sslconn.WithMode(sslconn.Disabled)"}},
 	}
 	addr := matrix.ClosedAddr(t)
 	for _, tt := range tests {

@@ -18,6 +18,7 @@ import (
 	"software.sslmate.com/src/go-pkcs12"
 
 	"github.com/sslconn/sslconn/internal/bridge"
+	isettings "github.com/sslconn/sslconn/internal/settings"
 )
 
 // DefaultJKSPassword is the password of the ApsaraDB-CA-Chain.jks that the
@@ -40,28 +41,43 @@ const maxCAInput = 16 << 20
 // until that certificate is renewed, then fails; OpenSSL and the MySQL
 // client refuse it at once, and so does this.
 func ParseCAChain(data []byte, password string) ([]*x509.Certificate, error) {
+	return parseCAChain(data, password, nil)
+}
+
+// parseCAChain is ParseCAChain, its errors naming settings as n says (nil:
+// DSN parameters).
+func parseCAChain(data []byte, password string, n *isettings.Sources) ([]*x509.Certificate, error) {
 	certs, format, err := parseCA(data, password, 0)
 	if err == nil {
 		err = checkHoldsCA(certs)
 	}
 	if err != nil {
-		return nil, badCA(format, err)
+		return nil, badCA(format, err, n)
 	}
 	return certs, nil
 }
 
 // ReadCAChain reads and parses a CA file; see ParseCAChain. Errors name the file.
 func ReadCAChain(path, password string) ([]*x509.Certificate, error) {
+	return readCAChain(path, password, nil)
+}
+
+// readCAChain is ReadCAChain, its errors naming settings as n says (nil:
+// DSN parameters).
+func readCAChain(path, password string, n *isettings.Sources) ([]*x509.Certificate, error) {
+	if n == nil {
+		n = &isettings.Sources{}
+	}
 	data, err := readLimited(path)
 	if err != nil {
-		return nil, &Error{Kind: ErrBadCA, Option: "ssl-ca", Detail: "cannot read CA file", Err: err}
+		return nil, &Error{Kind: ErrBadCA, Option: n.Name(isettings.CA), Detail: "cannot read CA file", Err: err}
 	}
 	certs, format, err := parseCA(data, password, 0)
 	if err == nil {
 		err = checkHoldsCA(certs)
 	}
 	if err != nil {
-		e := badCA(format, err)
+		e := badCA(format, err, n)
 		e.Detail = fmt.Sprintf("%s (%s)", e.Detail, path)
 		return nil, e
 	}
@@ -78,7 +94,7 @@ func (e *notCAError) Error() string {
 	if len(e.certs) > 1 {
 		what = fmt.Sprintf("%d certificates, the first %s", len(e.certs), what)
 	}
-	return "it holds no CA certificate, only " + what + ": a server's own certificate works as a CA until it is renewed; give the CA that issued it (the instance's CA chain)"
+	return "it holds no CA certificate, only " + what + ": a server's own certificate is refused as the CA (it would stop working when the certificate is renewed); give the CA that issued it (the instance's CA chain)"
 }
 
 // checkHoldsCA returns a *notCAError when none of certs is a CA certificate
@@ -115,19 +131,28 @@ func readLimited(name string) ([]byte, error) {
 // errWrongPassword is what a keystore whose integrity check fails reports.
 var errWrongPassword = errors.New("wrong keystore password or corrupt keystore")
 
-func badCA(format string, err error) *Error {
-	e := &Error{Kind: ErrBadCA, Option: "ssl-ca", Err: err}
+// badCA is the ErrBadCA error for CA input of format, naming settings as
+// n says (nil: DSN parameters).
+func badCA(format string, err error, n *isettings.Sources) *Error {
+	if n == nil {
+		n = &isettings.Sources{}
+	}
+	ca := n.Name(isettings.CA)
+	e := &Error{Kind: ErrBadCA, Option: ca, Err: err}
 	if format != "" {
 		e.Detail = format
 	}
 	var notCA *notCAError
 	if errors.As(err, &notCA) {
-		e.Hint = "point ssl-ca at the CA chain that issued the server's certificate (e.g. ApsaraDB-CA-Chain.pem), not at the certificate itself"
+		e.Hint = "point " + ca + " at the CA chain that issued the server's certificate (e.g. ApsaraDB-CA-Chain.pem), not at the certificate itself"
 	} else if errors.Is(err, errWrongPassword) {
-		e.Option = "ssl-ca-password"
-		e.Hint = "set ssl-ca-password to the keystore's password (ApsaraDB's is " + DefaultJKSPassword + ")"
+		e.Option = n.Name(isettings.CAPassword)
+		e.Hint = "set " + e.Option + " to the keystore's password (ApsaraDB's is " + DefaultJKSPassword + ")"
+		if n.IsSet(isettings.CAPassword) {
+			e.Hint = "the password given with " + e.Option + " does not open the keystore: " + e.Hint
+		}
 	} else {
-		e.Hint = "give ssl-ca a PEM, DER, PKCS#7 (.p7b), JKS or PKCS#12 file, or the CA zip"
+		e.Hint = "give " + ca + " a PEM, DER, PKCS#7 (.p7b), JKS or PKCS#12 file, or the CA zip"
 	}
 	return e
 }
@@ -418,12 +443,16 @@ func checkJKSLengths(b []byte) error {
 }
 
 func init() {
-	bridge.ReadCerts = func(path, password string) ([]*x509.Certificate, error) {
+	bridge.ReadCAChain = readCAChain
+	bridge.ReadCerts = func(path, password string) ([]*x509.Certificate, string, error) {
 		data, err := readLimited(path)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		certs, _, err := parseCA(data, password, 0)
-		return certs, err
+		certs, format, err := parseCA(data, password, 0)
+		if format == "PEM" && bytes.Contains(data, []byte("-----BEGIN PKCS7")) {
+			format = "PEM (PKCS#7)"
+		}
+		return certs, format, err
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"github.com/youmark/pkcs8"
 
 	"github.com/sslconn/sslconn/internal/bridge"
+	isettings "github.com/sslconn/sslconn/internal/settings"
 	"github.com/sslconn/sslconn/internal/tlsinfo"
 )
 
@@ -81,18 +83,18 @@ func New(opts ...Option) (*Config, error) {
 		s.MinVersion = tls.VersionTLS12
 	}
 	if s.MaxVersion != 0 && s.MaxVersion < s.MinVersion {
-		return nil, invalidOption("tls-version", "highest TLS version %s is below the lowest %s", tlsinfo.VersionName(s.MaxVersion), tlsinfo.VersionName(s.MinVersion))
+		return nil, invalidOption(s.Sources.Name(isettings.TLSVersion), "highest TLS version %s is below the lowest %s", tlsinfo.VersionName(s.MaxVersion), tlsinfo.VersionName(s.MinVersion))
 	}
 	if s.MinVersion < tls.VersionTLS12 && s.CipherSuites == nil {
 		s.CipherSuites = legacySuites
 	}
 	if (s.Mode != 0 && !s.Mode.valid()) || (s.DefaultMode != 0 && !s.DefaultMode.valid()) {
-		return nil, invalidOption("ssl-mode", "invalid mode %v", s.Mode)
+		return nil, invalidOption(s.Sources.Name(isettings.Mode), "invalid mode %v", s.Mode)
 	}
 
 	switch {
 	case s.CAFile != "":
-		src := &caSource{path: s.CAFile, password: s.CAPassword}
+		src := &caSource{path: s.CAFile, password: s.CAPassword, names: &s.Sources}
 		src.onErr = func(err error) {
 			s.Logger.Warn("sslconn: CA file changed but cannot be read; keeping the previous CA", "error", err)
 		}
@@ -101,7 +103,7 @@ func New(opts ...Option) (*Config, error) {
 		}
 		c.ca = src
 	case len(s.CABytes) > 0:
-		certs, err := ParseCAChain(s.CABytes, s.CAPassword)
+		certs, err := parseCAChain(s.CABytes, s.CAPassword, &s.Sources)
 		if err != nil {
 			return nil, err
 		}
@@ -138,6 +140,9 @@ func New(opts ...Option) (*Config, error) {
 	s.TLSConfig, s.VerifyChain, s.NameFor = c.tlsConfig, c.verifyChain, c.nameFor
 	if c.ca != nil {
 		s.CASource = c.ca.describe()
+		if c.ca.certs != nil || c.ca.path != "" {
+			s.CACerts = c.ca.current
+		}
 	}
 	if s.Keep != nil {
 		s.Keep(s)
@@ -152,7 +157,7 @@ func loadClientCert(s *settings) (*tls.Certificate, error) {
 	case s.CertFile == "" && s.KeyFile == "":
 		return nil, nil
 	case s.CertFile == "" || s.KeyFile == "":
-		return nil, invalidOption("ssl-cert", "ssl-cert and ssl-key must be given together")
+		return nil, invalidOption(s.Sources.Name(isettings.Cert), "a client certificate and its key must be given together")
 	}
 	certPEM, err := os.ReadFile(s.CertFile)
 	var keyPEM []byte
@@ -160,21 +165,21 @@ func loadClientCert(s *settings) (*tls.Certificate, error) {
 		keyPEM, err = os.ReadFile(s.KeyFile)
 	}
 	if err != nil {
-		return nil, &Error{Kind: ErrInvalidOption, Option: "ssl-cert", Detail: "cannot read client certificate or key", Err: err}
+		return nil, &Error{Kind: ErrInvalidOption, Option: s.Sources.Name(isettings.Cert), Detail: "cannot read client certificate or key", Err: err}
 	}
-	if keyPEM, err = decryptKey(keyPEM, s.KeyPassword); err != nil {
+	if keyPEM, err = decryptKey(keyPEM, s.KeyPassword, s.Sources.Name(isettings.KeyPassword)); err != nil {
 		return nil, err
 	}
 	c, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return nil, &Error{Kind: ErrInvalidOption, Option: "ssl-cert", Detail: "cannot load client certificate and key", Err: err}
+		return nil, &Error{Kind: ErrInvalidOption, Option: s.Sources.Name(isettings.Cert), Detail: "cannot load client certificate and key", Err: err}
 	}
 	return &c, nil
 }
 
 // decryptKey returns keyPEM with its private key decrypted, or unchanged
-// when it is not encrypted.
-func decryptKey(keyPEM []byte, password string) ([]byte, error) {
+// when it is not encrypted; option names the password's setting.
+func decryptKey(keyPEM []byte, password, option string) ([]byte, error) {
 	var out []byte
 	encrypted := false
 	for rest := keyPEM; ; {
@@ -190,14 +195,14 @@ func decryptKey(keyPEM []byte, password string) ([]byte, error) {
 		}
 		encrypted = true
 		if password == "" {
-			return nil, &Error{Kind: ErrInvalidOption, Option: "ssl-key-password", Detail: "the client key is encrypted; give its password"}
+			return nil, &Error{Kind: ErrInvalidOption, Option: option, Detail: "the client key is encrypted; give its password"}
 		}
 		var der []byte
 		if legacy {
 			//lint:ignore SA1019 see above
 			d, err := x509.DecryptPEMBlock(b, []byte(password))
 			if err != nil {
-				return nil, &Error{Kind: ErrInvalidOption, Option: "ssl-key-password", Detail: "cannot decrypt the client key: wrong password or damaged key"}
+				return nil, &Error{Kind: ErrInvalidOption, Option: option, Detail: "cannot decrypt the client key: wrong password or damaged key"}
 			}
 			out = append(out, pem.EncodeToMemory(&pem.Block{Type: b.Type, Bytes: d})...)
 			continue
@@ -207,7 +212,7 @@ func decryptKey(keyPEM []byte, password string) ([]byte, error) {
 			der, err = x509.MarshalPKCS8PrivateKey(key)
 		}
 		if err != nil {
-			return nil, &Error{Kind: ErrInvalidOption, Option: "ssl-key-password", Detail: "cannot decrypt the client key: wrong password or damaged key"}
+			return nil, &Error{Kind: ErrInvalidOption, Option: option, Detail: "cannot decrypt the client key: wrong password or damaged key"}
 		}
 		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})...)
 	}
@@ -335,6 +340,10 @@ func (c *Config) verifier(mode Mode, name string) func(tls.ConnectionState) erro
 		}
 		leaf := cs.PeerCertificates[0]
 		if _, err := leaf.Verify(opts); err != nil {
+			if errors.As(err, new(x509.UnknownAuthorityError)) {
+				// Kept for the error, which names where the chain ends.
+				return &bridge.ChainError{Err: err, Chain: cs.PeerCertificates}
+			}
 			return err
 		}
 		if mode == VerifyIdentity {
@@ -351,6 +360,7 @@ func (c *Config) verifier(mode Mode, name string) func(tls.ConnectionState) erro
 // size changes. One stat per handshake is the whole cost when nothing changed.
 type caSource struct {
 	path, password string
+	names          *isettings.Sources // how errors name the settings; nil: DSN parameters
 
 	mu      sync.Mutex
 	modTime time.Time
@@ -403,14 +413,18 @@ func (s *caSource) pool(now time.Time) (*x509.CertPool, error) {
 	}
 	if err == nil {
 		var certs []*x509.Certificate
-		certs, err = ReadCAChain(s.path, s.password)
+		certs, err = readCAChain(s.path, s.password, s.names)
 		if err == nil {
 			s.certs, s.roots = certs, poolOf(certs)
 			s.modTime, s.size = fi.ModTime(), fi.Size()
 			return s.roots, nil
 		}
 	} else {
-		err = &Error{Kind: ErrBadCA, Option: "ssl-ca", Detail: "cannot read CA file", Err: err}
+		n := s.names
+		if n == nil {
+			n = &isettings.Sources{}
+		}
+		err = &Error{Kind: ErrBadCA, Option: n.Name(isettings.CA), Detail: "cannot read CA file", Err: err}
 	}
 	if s.roots != nil {
 		if s.onErr != nil {

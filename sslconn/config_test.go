@@ -12,7 +12,7 @@ import (
 
 // TestEncryptedClientKey: keys encrypted by openssl (PKCS#8 and the legacy
 // PEM form) load with their password, and a missing or wrong password is
-// an error that names ssl-key-password and never holds the password.
+// an error that names the password's option and never holds the password.
 func TestEncryptedClientKey(t *testing.T) {
 	c := testenv.GetCerts(t)
 	plain, err := New(WithClientCertFiles(c.Client.Cert, c.Client.Key))
@@ -31,7 +31,7 @@ func TestEncryptedClientKey(t *testing.T) {
 			}
 			for _, pw := range []string{"", "Wrong-pw-" + testenv.KeyPassword} {
 				_, err := New(WithClientCertFiles(c.Client.Cert, key), WithClientKeyPassword(pw))
-				if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "ssl-key-password") {
+				if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "sslconn.WithClientKeyPassword") {
 					t.Fatalf("password %q: %v", pw, err)
 				}
 				if pw != "" && strings.Contains(err.Error(), pw) {

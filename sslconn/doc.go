@@ -30,16 +30,20 @@
 // # DSN parameters
 //
 // Every adapter reads these next to the driver's own, in any spelling
-// (ssl-mode, ssl_mode, sslMode) and under MySQL Connector/J's names:
+// (ssl-mode, ssl_mode, sslMode) and under the names MySQL Connector/J and
+// libpq use for them (after the semicolon):
 //
-//	ssl-mode          DISABLED ... VERIFY_IDENTITY (libpq's names too); Connector/J sslMode
-//	ssl-ca            CA file in any format ParseCAChain reads; trustCertificateKeyStoreUrl
-//	ssl-ca-password   JKS/PKCS#12 password; trustCertificateKeyStorePassword
-//	ssl-cert, ssl-key client certificate and key (PEM files) for mutual TLS
-//	ssl-key-password  password of an encrypted ssl-key; libpq's sslpassword
-//	ssl-server-name   host name to verify instead of the one connected to
-//	tls-version       e.g. TLSv1.2,TLSv1.3; enabledTLSProtocols
-//	ssl-cipher        OpenSSL or IANA names; enabledSSLCipherSuites
+//	ssl-mode           DISABLED ... VERIFY_IDENTITY (libpq's names too); sslMode
+//	ssl-ca             CA file in any format ParseCAChain reads; trustCertificateKeyStoreUrl
+//	ssl-ca-password    JKS/PKCS#12 password; trustCertificateKeyStorePassword
+//	ssl-ca-system      include: trust the system roots too (WithSystemRoots); fallbackToSystemTrustStore
+//	ssl-cert           client certificate (PEM file) for mutual TLS
+//	ssl-key            its key (PEM file, may be encrypted)
+//	ssl-key-password   password of an encrypted ssl-key; sslpassword
+//	ssl-server-name    host name to verify instead of the one connected to
+//	tls-version        e.g. TLSv1.2,TLSv1.3; enabledTLSProtocols
+//	ssl-cipher         OpenSSL or IANA names; enabledSSLCipherSuites
+//	dead-peer-timeout  10s, or off: how long a silent server may hold an operation
 //
 // A parameter that is neither the driver's nor one of these but looks like
 // one (ssl-mdoe, tls_versoin) is an ErrInvalidOption error naming the
@@ -49,11 +53,16 @@
 //
 // Every failure to connect matches one of ErrServerNoTLS,
 // ErrServerRequiresTLS, ErrUnknownAuthority, ErrHostnameMismatch,
-// ErrCertExpired, ErrTLSVersion, ErrClientCertRequired, ErrHandshakeTimeout,
-// ErrUnavailable, ErrBadCA or ErrInvalidOption with errors.Is, keeps the
-// underlying x509, net or driver error for errors.As, names the mode, the
-// host and the option that would change the outcome (see Error), and never
-// contains a password. Errors that retrying cannot fix come back at once.
+// ErrCertExpired, ErrBadCertificate, ErrTLSVersion, ErrClientCertRequired,
+// ErrHandshakeTimeout, ErrUnavailable, ErrBadCA or ErrInvalidOption with
+// errors.Is, keeps the underlying x509, net or driver error for errors.As,
+// names the mode, the host and the setting that would change the outcome
+// (see Error), and never contains a password. The setting is named as it
+// was made: a DSN parameter (ssl-ca), an option (WithCAFile) or the sslconn
+// command's flag (--ca); a value set that failed (a server name, a CA file)
+// is named with what it held. Errors that retrying cannot fix come back at
+// once. A request on a connection the server closed fails with ErrNotSent
+// or ErrOutcomeUnknown (see Restarts).
 //
 // # Restarts
 //

@@ -50,7 +50,7 @@ func ExampleError() {
 	}
 	// Output:
 	// true
-	// ssl-ca
+	// sslconn.WithCA
 }
 
 // TLSConfig gives the mode's tls.Config for a driver the adapters do not

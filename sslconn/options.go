@@ -28,12 +28,16 @@ type settings = isettings.Settings[Mode, RetryEvent, ExpiryWarning]
 // driver's own TLS setting; contradicting that setting (TLS off and a mode
 // that encrypts, TLS on and DISABLED, verification off and VERIFY_*) is an
 // ErrInvalidOption error.
-func WithMode(m Mode) Option { return func(s *settings) { s.Mode = m } }
+func WithMode(m Mode) Option {
+	return func(s *settings) { s.Mode = m; s.Sources.Set(isettings.Mode) }
+}
 
 // WithCAFile names a CA file in any format ParseCAChain reads. The file is
 // re-read when it changes, so a rotated CA takes effect on the next
 // connection without a restart. The CA replaces the system roots.
-func WithCAFile(path string) Option { return func(s *settings) { s.CAFile, s.CABytes = path, nil } }
+func WithCAFile(path string) Option {
+	return func(s *settings) { s.CAFile, s.CABytes = path, nil; s.Sources.Set(isettings.CA) }
+}
 
 // WithSystemRoots trusts the system's roots as well as the CA given with
 // WithCAFile or WithCA (the ssl-ca-system=include parameter does the same;
@@ -41,15 +45,21 @@ func WithCAFile(path string) Option { return func(s *settings) { s.CAFile, s.CAB
 // moves its instances from one CA to another (RDS, Azure and Atlas have):
 // a certificate from either CA verifies. Without a CA it changes nothing:
 // the system roots are the default.
-func WithSystemRoots() Option { return func(s *settings) { s.SystemRoots = true } }
+func WithSystemRoots() Option {
+	return func(s *settings) { s.SystemRoots = true; s.Sources.Set(isettings.CASystem) }
+}
 
 // WithCA gives the CA as bytes in any format ParseCAChain reads, e.g. from a
 // secrets manager.
-func WithCA(data []byte) Option { return func(s *settings) { s.CABytes, s.CAFile = data, "" } }
+func WithCA(data []byte) Option {
+	return func(s *settings) { s.CABytes, s.CAFile = data, ""; s.Sources.Set(isettings.CAData) }
+}
 
 // WithCAPassword sets the password of a JKS or PKCS#12 CA file. Empty means
 // DefaultJKSPassword ("apsaradb").
-func WithCAPassword(pw string) Option { return func(s *settings) { s.CAPassword = pw } }
+func WithCAPassword(pw string) Option {
+	return func(s *settings) { s.CAPassword = pw; s.Sources.Set(isettings.CAPassword) }
+}
 
 // WithClientCertFiles sets a client certificate and key, PEM files, for
 // mutual TLS (a MySQL user created REQUIRE X509, Redis tls-auth-clients yes).
@@ -64,6 +74,7 @@ func WithClientCertFiles(certFile, keyFile string) Option {
 			s.KeyFile = keyFile
 		}
 		s.ClientCert = nil
+		s.Sources.Set(isettings.Cert)
 	}
 }
 
@@ -71,16 +82,20 @@ func WithClientCertFiles(certFile, keyFile string) Option {
 // "ENCRYPTED PRIVATE KEY", as openssl pkey -aes256 writes it, or the older
 // PEM encryption of openssl rsa -aes256 -traditional). It never appears in
 // errors, logs or String.
-func WithClientKeyPassword(pw string) Option { return func(s *settings) { s.KeyPassword = pw } }
+func WithClientKeyPassword(pw string) Option {
+	return func(s *settings) { s.KeyPassword = pw; s.Sources.Set(isettings.KeyPassword) }
+}
 
 // WithClientCertificate sets a loaded client certificate for mutual TLS.
 func WithClientCertificate(c tls.Certificate) Option {
-	return func(s *settings) { s.ClientCert, s.CertFile, s.KeyFile = &c, "", "" }
+	return func(s *settings) { s.ClientCert, s.CertFile, s.KeyFile = &c, "", ""; s.Sources.Set(isettings.Cert) }
 }
 
 // WithServerName overrides the name VERIFY_IDENTITY checks and SNI sends:
 // for an endpoint reached by IP, through a proxy, or cluster nodes announced by IP.
-func WithServerName(name string) Option { return func(s *settings) { s.ServerName = name } }
+func WithServerName(name string) Option {
+	return func(s *settings) { s.ServerName = name; s.Sources.Set(isettings.ServerName) }
+}
 
 // WithTLSVersions sets the lowest and highest TLS version (tls.VersionTLS10
 // ...). The default minimum is TLS 1.2; legacy instances need an explicit 1.0
@@ -94,7 +109,10 @@ func WithServerName(name string) Option { return func(s *settings) { s.ServerNam
 // TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA), which older MySQL 5.6/5.7 builds
 // and instances with ssl_cipher=ALL:@SECLEVEL=0 may need.
 func WithTLSVersions(minVersion, maxVersion uint16) Option {
-	return func(s *settings) { s.MinVersion, s.MaxVersion = minVersion, maxVersion }
+	return func(s *settings) {
+		s.MinVersion, s.MaxVersion = minVersion, maxVersion
+		s.Sources.Set(isettings.TLSVersion)
+	}
 }
 
 // WithCipherSuites restricts TLS 1.0-1.2 cipher suites (crypto/tls IDs), for
@@ -102,7 +120,7 @@ func WithTLSVersions(minVersion, maxVersion uint16) Option {
 // not configurable in Go.
 func WithCipherSuites(ids ...uint16) Option {
 	ids = append([]uint16(nil), ids...)
-	return func(s *settings) { s.CipherSuites = ids }
+	return func(s *settings) { s.CipherSuites = ids; s.Sources.Set(isettings.Cipher) }
 }
 
 // WithRetryBudget bounds how long new connections are retried while the
@@ -117,7 +135,7 @@ func WithRetryBudget(d time.Duration) Option {
 	}
 	// d is settled before the closure: an Option may be applied by many
 	// goroutines at once.
-	return func(s *settings) { s.RetryBudget = d }
+	return func(s *settings) { s.RetryBudget = d; s.Sources.Set(isettings.RetryBudget) }
 }
 
 // WithBackoff sets the retry delays; zero fields keep their defaults.
@@ -153,7 +171,7 @@ func WithSessionCache(c tls.ClientSessionCache) Option {
 // and login (default 10 s), so a server that accepts and then stalls cannot
 // hold a connection attempt.
 func WithHandshakeTimeout(d time.Duration) Option {
-	return func(s *settings) { s.HandshakeTimeout = d }
+	return func(s *settings) { s.HandshakeTimeout = d; s.Sources.Set(isettings.HandshakeTimeout) }
 }
 
 // WithDeadPeerTimeout bounds how long an operation waits on a server that
@@ -169,7 +187,7 @@ func WithDeadPeerTimeout(d time.Duration) Option {
 	if d <= 0 {
 		d = -1
 	}
-	return func(s *settings) { s.DeadPeer = d }
+	return func(s *settings) { s.DeadPeer = d; s.Sources.Set(isettings.DeadPeer) }
 }
 
 // DialFunc makes one plain TCP connection, like net.Dialer.DialContext.

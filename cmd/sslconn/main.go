@@ -11,7 +11,8 @@
 // --engine. To keep a password out of shell history and ps, give the DSN in
 // SSLCONN_DSN instead. Keystore passwords come from --ca-password or
 // SSLCONN_CA_PASSWORD (and --out-password or SSLCONN_OUT_PASSWORD) and are
-// never printed.
+// never printed; ca convert --to jks prints the default password when it
+// used it.
 //
 // Exit status: 0 when the requested mode works (check) or every certificate
 // has more than 30 days left (inspect); 1 when not; 2 for bad input.
@@ -112,12 +113,14 @@ func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 // fail prints an error (the library's errors hold no password) and
 // returns the bad-input status.
 func fail(stderr io.Writer, err error) int {
-	msg := err.Error()
-	if !strings.HasPrefix(msg, "sslconn:") {
-		msg = "sslconn: " + msg
-	}
-	fmt.Fprintln(stderr, msg)
+	fmt.Fprintln(stderr, "sslconn: "+unprefixed(err))
 	return exitUse
+}
+
+// unprefixed is err's text without the "sslconn: " the library's errors
+// start with: each line the command prints carries one prefix.
+func unprefixed(err error) string {
+	return strings.TrimPrefix(err.Error(), "sslconn: ")
 }
 
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
@@ -205,12 +208,14 @@ func runInspect(args []string, stdout, stderr io.Writer, getenv func(string) str
 	if code != exitOK {
 		return code
 	}
-	certs, err := sslconn.ReadCAChain(file, pw[0])
+	certs, err := check.ReadCA(file, pw[0])
+	// The format detected, and the certificates of a file that parses but
+	// holds no CA certificate (a server's own certificate): shown, with
+	// why it cannot serve as ssl-ca.
+	all, format, _ := bridge.ReadCerts(file, pw[0])
 	notCA := false
 	if err != nil {
-		// A file that parses but holds no CA certificate (a server's own
-		// certificate): show it, and say why it cannot serve as ssl-ca.
-		if certs, _ = bridge.ReadCerts(file, pw[0]); len(certs) == 0 {
+		if certs = all; len(certs) == 0 {
 			return fail(stderr, err)
 		}
 		notCA = true
@@ -230,10 +235,10 @@ func runInspect(args []string, stdout, stderr io.Writer, getenv func(string) str
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(out)
 	} else {
-		warnings = check.WriteInspect(stdout, file, certs, now)
+		warnings = check.WriteInspect(stdout, file, format, certs, now)
 	}
 	if notCA {
-		fmt.Fprintf(stderr, "sslconn: warning: %v\n", err)
+		fmt.Fprintf(stderr, "sslconn: warning: %s\n", unprefixed(err))
 	}
 	if warnings > 0 {
 		fmt.Fprintf(stderr, "sslconn: warning: %d certificate(s) expire within %d days or have expired\n", warnings, check.ExpiryWarningDays)
@@ -258,11 +263,12 @@ func runConvert(args []string, stdout, stderr io.Writer, getenv func(string) str
 	if *to == "" {
 		return fail(stderr, &sslconn.Error{Kind: sslconn.ErrInvalidOption, Option: "--to", Detail: "give the output format"})
 	}
-	certs, err := sslconn.ReadCAChain(file, pw[0])
+	certs, err := check.ReadCA(file, pw[0])
 	if err != nil {
 		return fail(stderr, err)
 	}
-	data, err := check.Convert(certs, *to, firstNonEmpty(*outPW, getenv("SSLCONN_OUT_PASSWORD")))
+	keystorePW := firstNonEmpty(*outPW, getenv("SSLCONN_OUT_PASSWORD"))
+	data, err := check.Convert(certs, *to, keystorePW)
 	if err != nil {
 		return fail(stderr, err)
 	}
@@ -276,6 +282,18 @@ func runConvert(args []string, stdout, stderr io.Writer, getenv func(string) str
 	}
 	if *out != "" {
 		fmt.Fprintf(stderr, "sslconn: wrote %d certificate(s) to %s as %s\n", len(certs), *out, *to)
+	}
+	if strings.EqualFold(*to, "jks") {
+		// The keystore is no use without its password; one the user gave
+		// is a secret and is named, not printed.
+		switch {
+		case *outPW != "":
+			fmt.Fprintln(stderr, "sslconn: keystore password: the one given with --out-password")
+		case keystorePW != "":
+			fmt.Fprintln(stderr, "sslconn: keystore password: the one in SSLCONN_OUT_PASSWORD")
+		default:
+			fmt.Fprintf(stderr, "sslconn: keystore password: %s (the default; --out-password sets another)\n", sslconn.DefaultJKSPassword)
+		}
 	}
 	return exitOK
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/pavlo-v-chernykh/keystore-go/v4"
 	"github.com/smallstep/pkcs7"
 
+	"github.com/sslconn/sslconn/internal/bridge"
+	isettings "github.com/sslconn/sslconn/internal/settings"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
@@ -21,8 +23,8 @@ const ExpiryWarningDays = 30
 
 // WriteInspect prints each certificate of a CA file and returns how many
 // expire within ExpiryWarningDays (or have expired).
-func WriteInspect(w io.Writer, name string, certs []*x509.Certificate, now time.Time) (warnings int) {
-	fmt.Fprintf(w, "%s: %d certificate(s)\n", name, len(certs))
+func WriteInspect(w io.Writer, name, format string, certs []*x509.Certificate, now time.Time) (warnings int) {
+	fmt.Fprintf(w, "%s: %s, %d certificate(s)\n", name, format, len(certs))
 	for i, c := range certs {
 		d := Describe(c, now)
 		fmt.Fprintf(w, "\n  [%d] %s\n", i, d.Subject)
@@ -38,6 +40,12 @@ func WriteInspect(w io.Writer, name string, certs []*x509.Certificate, now time.
 		}
 	}
 	return warnings
+}
+
+// ReadCA reads a CA file as the library does, its errors naming the
+// command's flags (--ca-password).
+func ReadCA(path, password string) ([]*x509.Certificate, error) {
+	return bridge.ReadCAChain(path, password, &isettings.Sources{Flags: Flags})
 }
 
 // Formats ca convert writes.

@@ -10,10 +10,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/sslconn/sslconn/internal/core"
+	isettings "github.com/sslconn/sslconn/internal/settings"
 	"github.com/sslconn/sslconn/internal/tlsinfo"
 	"github.com/sslconn/sslconn/sslconn"
 )
@@ -58,7 +60,8 @@ func Run(ctx context.Context, dsn string, o Options) (*Report, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
-	base := []sslconn.Option{sslconn.WithRetryBudget(-1), sslconn.WithHandshakeTimeout(o.Timeout),
+	// Errors name what the command's flags set by the flag.
+	base := []sslconn.Option{core.WithFlags(Flags), sslconn.WithRetryBudget(-1), sslconn.WithHandshakeTimeout(o.Timeout),
 		sslconn.WithLogger(slog.New(slog.DiscardHandler))}
 	if o.CAFile != "" {
 		base = append(base, sslconn.WithCAFile(o.CAFile))
@@ -125,6 +128,25 @@ func Run(ctx context.Context, dsn string, o Options) (*Report, error) {
 	return r, nil
 }
 
+// Flags are the command's flags, by the setting they make: errors name
+// these settings by them. The rest are named by their DSN parameter, and
+// those the command cannot set (the retry budget) not at all.
+var Flags = map[isettings.Knob]string{
+	isettings.CA:               "--ca",
+	isettings.CAPassword:       "--ca-password",
+	isettings.ServerName:       "--server-name",
+	isettings.HandshakeTimeout: "--timeout",
+}
+
+// plainRedis is a rediss:// URL as redis://, any other DSN unchanged.
+func plainRedis(dsn string) string {
+	t := strings.TrimSpace(dsn)
+	if len(t) >= len("rediss://") && strings.EqualFold(t[:len("rediss://")], "rediss://") {
+		return "redis://" + t[len("rediss://"):]
+	}
+	return dsn
+}
+
 // legacyVersions is the tls-version the check tries when the default
 // versions fail with a version error.
 const legacyVersions = "TLSv1,TLSv1.1,TLSv1.2"
@@ -151,6 +173,17 @@ func runModes(ctx context.Context, e Engine, dsn string, o Options, base []sslco
 			bad = append(bad, err)
 		}
 	}
+	if len(bad) < len(errs) {
+		// A mode the DSN's own TLS setting contradicts (tls=true and
+		// DISABLED, encrypt=strict and DISABLED, tls=skip-verify and
+		// VERIFY_CA) is no finding about the server: the row says so.
+		for i, err := range errs {
+			var se *sslconn.Error
+			if errors.Is(err, sslconn.ErrInvalidOption) && errors.As(err, &se) {
+				res[i] = ModeResult{Mode: res[i].Mode, NotApplicable: se.Detail}
+			}
+		}
+	}
 	return res, bad
 }
 
@@ -162,5 +195,10 @@ func connectOne(ctx context.Context, e Engine, dsn string, o Options, base []ssl
 	// it connects again in plaintext).
 	cctx, cancel := context.WithTimeout(ctx, 2*o.Timeout+10*time.Second)
 	defer cancel()
+	if m == sslconn.Disabled && e == Redis {
+		// rediss:// turns TLS on, which DISABLED contradicts: ask the
+		// same address in plaintext, as redis:// would.
+		dsn = plainRedis(dsn)
+	}
 	return Connect(cctx, e, dsn, append(append([]sslconn.Option{}, base...), sslconn.WithMode(m))...)
 }

@@ -24,6 +24,9 @@ type ModeResult struct {
 	Error     string `json:"error,omitempty"`
 	Detail    string `json:"detail,omitempty"` // the error's diagnosis: which certificate, what is wrong
 	Hint      string `json:"hint,omitempty"`
+	// NotApplicable says why the DSN's own TLS setting rules the mode
+	// out (rediss:// cannot be DISABLED); no attempt was made.
+	NotApplicable string `json:"not_applicable,omitempty"`
 }
 
 // Result is one connection attempt's outcome in mode.
@@ -43,6 +46,8 @@ func Result(mode sslconn.Mode, st sslconn.Status, err error) ModeResult {
 // or the error's sentinel.
 func (m ModeResult) Cell() string {
 	switch {
+	case m.NotApplicable != "":
+		return "n/a"
 	case m.Connected && m.Encrypted:
 		return m.Version
 	case m.Connected:

@@ -15,6 +15,8 @@ func (r *Report) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "  %-16s %-22s %-8s %s\n", "MODE", "RESULT", "TLS", "CIPHER / ERROR")
 	for _, m := range r.Modes {
 		switch {
+		case m.NotApplicable != "":
+			fmt.Fprintf(w, "  %-16s %-22s %-8s %s\n", m.Mode, "not applicable", "-", m.NotApplicable)
 		case m.Connected && m.Encrypted:
 			fmt.Fprintf(w, "  %-16s %-22s %-8s %s\n", m.Mode, "connected, TLS", m.Version, m.Cipher)
 		case m.Connected:

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/sslconn/sslconn/internal/core"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
@@ -81,11 +82,13 @@ var tlsFaults = map[string]bool{
 }
 
 // reason is what went wrong in m and what fixes it: the error's diagnosis
-// (which certificate, what it holds) and its advice.
+// (which certificate, what it holds) and its advice, without the advice to
+// use a weaker mode (the verdict is about reaching the stronger one).
 func reason(m ModeResult) string {
+	hint := core.WithoutWeaker(m.Hint)
 	switch {
-	case m.Detail != "" && m.Hint != "":
-		return m.Detail + "; " + m.Hint
+	case m.Detail != "" && hint != "":
+		return m.Detail + "; " + hint
 	case m.Detail != "":
 		return m.Detail
 	}
@@ -99,4 +102,9 @@ func (r *Report) hostName() string {
 	return r.Address
 }
 
-func firstLine(s string) string { return strings.SplitN(s, "\n", 2)[0] }
+// firstLine is an error's first line, without the "sslconn: " the
+// library's errors start with: the report is the command's, one prefix
+// is enough.
+func firstLine(s string) string {
+	return strings.TrimPrefix(strings.SplitN(s, "\n", 2)[0], "sslconn: ")
+}

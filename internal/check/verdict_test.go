@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -43,7 +44,7 @@ func TestVerdictNamesTheCause(t *testing.T) {
 	// verifyFails is a report in which the modes that verify fail as a
 	// handshake against a server with this certificate would (or pass).
 	verifyFails := func(t *testing.T, server, ca string) *Report {
-		judge, err := core.Resolve(core.Spec{}, sslconn.WithCAFile(ca))
+		judge, err := core.Resolve(core.Spec{Params: url.Values{"ssl-ca": {ca}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,6 +71,8 @@ func TestVerdictNamesTheCause(t *testing.T) {
 			[]string{"strongest mode that works: REQUIRED", "server certificate (CN=sslconn-clientauth-only) does not allow a TLS server: its extended key usage is clientAuth only", "reissue it with extendedKeyUsage serverAuth"}},
 		{"expired CA", func(t *testing.T) *Report { return verifyFails(t, c.ExpiredCAServer.Cert, c.ExpiredCA) },
 			[]string{"the CA certificate (CN=expired-root-ca) expired on 2021-01-01", "point ssl-ca at it"}},
+		{"wrong CA", func(t *testing.T) *Report { return verifyFails(t, c.SAN.Cert, c.OtherCA) },
+			[]string{"To reach VERIFY_IDENTITY: " + c.OtherCA + " holds CN=other-root-ca; the server's chain ends at CN=root-ca (issuer of CN=sslconn-test-server); point ssl-ca at the CA that holds CN=root-ca (the instance's CA chain)."}},
 		{"expired server certificate", func(t *testing.T) *Report { return verifyFails(t, c.Expired.Cert, c.CA) },
 			[]string{"the server certificate (CN=localhost) expired on 2021-01-01", "renew the server certificate"}},
 		{"SHA-1", func(t *testing.T) *Report { return verifyFails(t, c.SHA1.Cert, c.CA) },
@@ -119,6 +122,10 @@ func TestVerdictNamesTheCause(t *testing.T) {
 				if !strings.Contains(r.Verdict, s) {
 					t.Errorf("verdict %q does not say %q", r.Verdict, s)
 				}
+			}
+			// The way to a stronger mode is never a weaker one.
+			if strings.Contains(r.Verdict, "or use ssl-mode=") {
+				t.Errorf("verdict %q advises a weaker mode", r.Verdict)
 			}
 		})
 	}

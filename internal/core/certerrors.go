@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sslconn/sslconn/internal/bridge"
+	isettings "github.com/sslconn/sslconn/internal/settings"
 	"github.com/sslconn/sslconn/internal/tlsinfo"
 	"github.com/sslconn/sslconn/sslconn"
 )
@@ -31,7 +34,13 @@ func isSHA1(err error) bool {
 // explainCert fills in e's detail (and, where the table's advice is
 // wrong for the case, its option and hint) from the certificate at fault
 // in err: which certificate, by subject, what it holds, and what fixes it.
-func explainCert(e *sslconn.Error, err error) {
+// With the Config's settings (s, may be nil) it also names what the user
+// set when that is what failed: the server name, the CA.
+func explainCert(e *sslconn.Error, err error, s *settings) {
+	n := &defaultNames
+	if s != nil {
+		n = &s.Sources
+	}
 	var (
 		he x509.HostnameError
 		ci x509.CertificateInvalidError
@@ -45,7 +54,11 @@ func explainCert(e *sslconn.Error, err error) {
 			return
 		}
 		e.Detail = fmt.Sprintf("the certificate %s is for %s, not %q", subject(he.Certificate), strings.Join(names, ", "), he.Host)
-		e.Hint = fmt.Sprintf("connect by a name the certificate holds, or set ssl-server-name=%s; or use ssl-mode=VERIFY_CA to check the chain only", names[0])
+		e.Hint = orWeaker("connect by a name the certificate holds, or set "+n.Setting(isettings.ServerName, names[0]), n, "VERIFY_CA", "to check the chain only")
+		if s != nil && n.IsSet(isettings.ServerName) && s.ServerName == he.Host {
+			e.Detail = fmt.Sprintf("%s does not match the certificate %s (names: %s)", n.Setting(isettings.ServerName, he.Host), subject(he.Certificate), strings.Join(names, ", "))
+			e.Hint = orWeaker("set "+n.Setting(isettings.ServerName, names[0])+" or another name the certificate holds, or reissue the certificate for "+he.Host, n, "VERIFY_CA", "to check the chain only")
+		}
 	case errors.As(err, &ci) && ci.Cert != nil:
 		c := ci.Cert
 		switch ci.Reason {
@@ -56,13 +69,13 @@ func explainCert(e *sslconn.Error, err error) {
 			}
 			if c.IsCA {
 				what = "CA certificate"
-				e.Option = "ssl-ca"
-				e.Hint = "download the instance's current CA chain and point ssl-ca at it (and check the machine's clock), or use ssl-mode=REQUIRED to encrypt without verifying"
+				e.Option = n.Name(isettings.CA)
+				e.Hint = orWeaker("download the instance's current CA chain and point "+n.Name(isettings.CA)+" at it (and check the machine's clock)", n, "REQUIRED", "to encrypt without verifying")
 			}
 			e.Detail = fmt.Sprintf("the %s %s %s", what, subject(c), when)
 		case x509.IncompatibleUsage:
 			e.Detail = fmt.Sprintf("the server certificate %s does not allow a TLS server: its extended key usage is %s", subject(c), extKeyUsages(c))
-			e.Hint = "reissue it with extendedKeyUsage serverAuth (openssl: -addext extendedKeyUsage=serverAuth), or use ssl-mode=REQUIRED to encrypt without verifying"
+			e.Hint = orWeaker("reissue it with extendedKeyUsage serverAuth (openssl: -addext extendedKeyUsage=serverAuth)", n, "REQUIRED", "to encrypt without verifying")
 		case x509.NotAuthorizedToSign:
 			e.Detail = fmt.Sprintf("%s signed the server's chain but is not a CA certificate", subject(c))
 		}
@@ -71,14 +84,48 @@ func explainCert(e *sslconn.Error, err error) {
 		if errors.As(err, &ua) && ua.Cert != nil {
 			e.Detail = fmt.Sprintf("the certificate %s is signed with SHA-1, which Go refuses whatever the CA", subject(ua.Cert))
 		}
-		e.Hint = "reissue it signed with SHA-256 (openssl: -sha256), or use ssl-mode=REQUIRED to encrypt without verifying"
+		e.Hint = orWeaker("reissue it signed with SHA-256 (openssl: -sha256)", n, "REQUIRED", "to encrypt without verifying")
 	case errors.As(err, &ua) && ua.Cert != nil:
 		e.Detail = fmt.Sprintf("the certificate %s was issued by %s, which the trusted CAs do not hold", subject(ua.Cert), issuer(ua.Cert))
+		if s != nil {
+			wrongCA(e, err, ua.Cert, s)
+		}
 	case strings.Contains(err.Error(), negativeSerial):
 		e.Detail = "the server certificate has a negative serial number, which Go refuses to parse since Go 1.23, whatever the mode"
 		e.Option = "GODEBUG"
 		e.Hint = "reissue it with a positive serial number (openssl does by default), or run the process with GODEBUG=x509negativeserial=1"
 	}
+}
+
+// wrongCA names the CA the user gave, by what it holds, beside the CA the
+// server's chain ends at, and how to point the setting at the right one.
+func wrongCA(e *sslconn.Error, err error, leaf *x509.Certificate, s *settings) {
+	n := &s.Sources
+	if !n.IsSet(isettings.CA) || s.CACerts == nil {
+		return // the system roots, or a driver's pool: nothing to name
+	}
+	// The chain the server sent, when the verifier kept it; else the leaf.
+	last := leaf
+	var ce *bridge.ChainError
+	if errors.As(err, &ce) && len(ce.Chain) > 0 {
+		// A root the server sends itself is where the chain ends: name
+		// what it issued.
+		chain := ce.Chain
+		for len(chain) > 1 && bytes.Equal(chain[len(chain)-1].RawIssuer, chain[len(chain)-1].RawSubject) {
+			chain = chain[:len(chain)-1]
+		}
+		last = chain[len(chain)-1]
+	}
+	var held []string
+	for _, c := range s.CACerts() {
+		held = append(held, c.Subject.String())
+	}
+	given := "the CA given (" + n.Name(isettings.CA) + ")"
+	if s.CAFile != "" {
+		given = s.CAFile
+	}
+	e.Detail = fmt.Sprintf("%s holds %s; the server's chain ends at %s (issuer of %s)", given, strings.Join(held, ", "), issuer(last), last.Subject.String())
+	e.Hint = orWeaker("point "+n.Name(isettings.CA)+" at the CA that holds "+issuer(last)+" (the instance's CA chain)", n, "REQUIRED", "to encrypt without verifying")
 }
 
 func subject(c *x509.Certificate) string {
@@ -127,7 +174,11 @@ var selectedVersion = regexp.MustCompile(`tls: server selected unsupported proto
 
 // explainVersion names the version such a server chose, and so the
 // tls-version that reaches it.
-func explainVersion(e *sslconn.Error, err error) {
+func explainVersion(e *sslconn.Error, err error, s *settings) {
+	n := &defaultNames
+	if s != nil {
+		n = &s.Sources
+	}
 	m := selectedVersion.FindStringSubmatch(err.Error())
 	if e.Kind != sslconn.ErrTLSVersion || m == nil {
 		return
@@ -138,5 +189,5 @@ func explainVersion(e *sslconn.Error, err error) {
 	}
 	name := tlsinfo.VersionName(uint16(v))
 	e.Detail = fmt.Sprintf("the server chose %s, below the lowest version offered", name)
-	e.Hint = fmt.Sprintf("set tls-version=%s (a lowest version below TLS 1.2 also offers the legacy cipher suites), or enable TLS 1.2 on the instance", name)
+	e.Hint = fmt.Sprintf("set %s (a lowest version below TLS 1.2 also offers the legacy cipher suites), or enable TLS 1.2 on the instance", n.Setting(isettings.TLSVersion, name))
 }

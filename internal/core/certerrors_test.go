@@ -45,13 +45,14 @@ func TestCertDiagnosis(t *testing.T) {
 		{"clientAuth only", cfg(ca), VerifyCA, "db", leaf(ca, "db", []string{"db"}, x509.ExtKeyUsageClientAuth),
 			sslconn.ErrBadCertificate, []string{"CN=db", "clientAuth only", "serverAuth"}},
 		{"CA expired", cfg(oldCA), VerifyCA, "db", leaf(oldCA, "db", []string{"db"}),
-			ErrCertExpired, []string{"CA certificate (CN=Old Root CA) expired on", "ssl-ca"}},
+			ErrCertExpired, []string{"CA certificate (CN=Old Root CA) expired on", "point sslconn.WithCA at it"}},
 		{"names held", cfg(ca), VerifyIdentity, "10.0.0.7:3306", leaf(ca, "rm-1", []string{"rm-1.mysql.example.com", "*.example.net"}),
 			ErrHostnameMismatch, []string{"rm-1.mysql.example.com, *.example.net", `not "10.0.0.7"`, "ssl-server-name=rm-1.mysql.example.com"}},
 		{"CN only", cfg(ca), VerifyIdentity, "db2", leaf(ca, "db1", nil),
 			ErrHostnameMismatch, []string{"is for db1", "ssl-server-name=db1"}},
 		{"unknown issuer", cfg(ca), VerifyCA, "db", leaf(issue(t, &x509.Certificate{Subject: pkix.Name{CommonName: "Other CA"}, IsCA: true, KeyUsage: x509.KeyUsageCertSign}, nil), "db", []string{"db"}),
-			ErrUnknownAuthority, []string{"issued by CN=Other CA"}},
+			// A wrong CA is named by what it holds, beside where the chain ends.
+			ErrUnknownAuthority, []string{"the CA given (sslconn.WithCA) holds CN=Test Root CA; the server's chain ends at CN=Other CA (issuer of CN=db)", "point sslconn.WithCA at the CA that holds CN=Other CA"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -28,6 +28,16 @@ func withEngine(name string) sslconn.Option { return func(s *settings) { s.Engin
 // withDefaultMode sets the mode the driver's own TLS setting maps to.
 func withDefaultMode(m sslconn.Mode) sslconn.Option { return func(s *settings) { s.DefaultMode = m } }
 
+// via has the options after it record src as their settings' source.
+func via(src isettings.Source) sslconn.Option { return func(s *settings) { s.Sources.Via = src } }
+
+// WithFlags has the options after it record that the sslconn command's
+// flags set them, and errors name every setting by its flag in names, else
+// by its DSN parameter, else not at all.
+func WithFlags(names map[isettings.Knob]string) sslconn.Option {
+	return func(s *settings) { s.Sources.Via, s.Sources.Flags = isettings.Flag, names }
+}
+
 // WithObserver calls f after every TLS handshake, in every mode and before
 // verification (the sslconn command reports chains that a mode rejects).
 func WithObserver(f func(host string, cs tls.ConnectionState)) sslconn.Option {
@@ -129,7 +139,7 @@ func (c *Config) Dialer() sslconn.DialFunc {
 // VerifyChain judges a chain (leaf first) exactly as a handshake in mode
 // would, with the same typed errors.
 func (c *Config) VerifyChain(mode sslconn.Mode, host string, chain []*x509.Certificate) error {
-	return Classify(c.s.VerifyChain(mode, host, chain), mode, host)
+	return c.Explain(Classify(c.s.VerifyChain(mode, host, chain), mode, host))
 }
 
 // Modes lists every mode, weakest first.

@@ -297,7 +297,9 @@ func (c *Conn) Close() error {
 
 // firstError explains an error on a read or write of a connection the
 // server has not yet said a word on.
-func (c *Conn) firstError(err error) error {
+func (c *Conn) firstError(err error) error { return c.cfg.Explain(c.firstErrorRaw(err)) }
+
+func (c *Conn) firstErrorRaw(err error) error {
 	if c.tls != nil && c.certAsked && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || rawKind(err) != nil) {
 		return errCertAsked(c.mode, c.addr, err)
 	}

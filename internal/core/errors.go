@@ -9,33 +9,108 @@ import (
 	"strings"
 
 	"github.com/sslconn/sslconn/internal/bridge"
+	isettings "github.com/sslconn/sslconn/internal/settings"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
 // kind is everything the library knows about one sentinel: the name
-// reports use (the Go identifier), the option that changes the outcome, the advice, and whether
+// reports use (the Go identifier), the setting that changes the outcome,
+// the advice (named as the user sets things, see advise), and whether
 // retrying can help.
 type kind struct {
-	name, option, hint string
-	permanent          bool
+	name      string
+	knob      isettings.Knob // 0: none
+	hint      func(n *isettings.Sources) string
+	permanent bool
 }
 
 // kinds is the one table of error kinds.
 var kinds = map[error]kind{
-	sslconn.ErrServerNoTLS:        {"ErrServerNoTLS", "ssl-mode", "enable SSL on the instance, or use ssl-mode=PREFERRED to fall back to plaintext", true},
-	sslconn.ErrServerRequiresTLS:  {"ErrServerRequiresTLS", "ssl-mode", "the instance forces SSL: use ssl-mode=REQUIRED or stronger", true},
-	sslconn.ErrUnknownAuthority:   {"ErrUnknownAuthority", "ssl-ca", "set ssl-ca to the instance's CA chain (e.g. ApsaraDB-CA-Chain.pem), or use ssl-mode=REQUIRED to encrypt without verifying", true},
-	sslconn.ErrHostnameMismatch:   {"ErrHostnameMismatch", "ssl-server-name", "connect by the name in the certificate, set ssl-server-name to it, or use ssl-mode=VERIFY_CA to check the chain only", true},
-	sslconn.ErrCertExpired:        {"ErrCertExpired", "ssl-mode", "renew the server certificate (check the machine's clock), or use ssl-mode=REQUIRED to encrypt without verifying", true},
-	sslconn.ErrBadCertificate:     {"ErrBadCertificate", "ssl-mode", "reissue the server certificate, or use ssl-mode=REQUIRED to encrypt without verifying", true},
-	sslconn.ErrTLSVersion:         {"ErrTLSVersion", "tls-version", "a legacy instance needs an explicit tls-version, e.g. tls-version=TLSv1,TLSv1.1,TLSv1.2 (a lowest version below TLS 1.2 also offers the legacy cipher suites), or an ssl-cipher it offers; sslconn check finds the version that works", true},
-	sslconn.ErrClientCertRequired: {"ErrClientCertRequired", "ssl-cert", "set ssl-cert and ssl-key to a client certificate the server's CA signed", true},
-	sslconn.ErrHandshakeTimeout:   {"ErrHandshakeTimeout", "WithHandshakeTimeout", "check that the address is the database's port and reachable without a stalling proxy; sslconn.WithHandshakeTimeout sets the bound", false},
-	sslconn.ErrUnavailable:        {"ErrUnavailable", "WithRetryBudget", "check that the server is running and the host and port are right; sslconn.WithRetryBudget sets how long to wait", true},
-	sslconn.ErrBadCA:              {"ErrBadCA", "ssl-ca", "", true},
-	sslconn.ErrInvalidOption:      {"ErrInvalidOption", "", "", true},
-	sslconn.ErrNotSent:            {"ErrNotSent", "", "", false},
-	sslconn.ErrOutcomeUnknown:     {"ErrOutcomeUnknown", "", "", true},
+	sslconn.ErrServerNoTLS: {"ErrServerNoTLS", isettings.Mode, func(n *isettings.Sources) string {
+		return orWeaker("enable SSL on the instance", n, "PREFERRED", "to fall back to plaintext")
+	}, true},
+	sslconn.ErrServerRequiresTLS: {"ErrServerRequiresTLS", isettings.Mode, func(n *isettings.Sources) string {
+		return "the instance forces SSL: use " + n.Setting(isettings.Mode, "REQUIRED") + " or stronger"
+	}, true},
+	sslconn.ErrUnknownAuthority: {"ErrUnknownAuthority", isettings.CA, func(n *isettings.Sources) string {
+		return orWeaker("set "+n.Name(isettings.CA)+" to the instance's CA chain (e.g. ApsaraDB-CA-Chain.pem)", n, "REQUIRED", "to encrypt without verifying")
+	}, true},
+	sslconn.ErrHostnameMismatch: {"ErrHostnameMismatch", isettings.ServerName, func(n *isettings.Sources) string {
+		return orWeaker("connect by the name in the certificate, or set "+n.Name(isettings.ServerName)+" to it", n, "VERIFY_CA", "to check the chain only")
+	}, true},
+	sslconn.ErrCertExpired: {"ErrCertExpired", isettings.Mode, func(n *isettings.Sources) string {
+		return orWeaker("renew the server certificate (check the machine's clock)", n, "REQUIRED", "to encrypt without verifying")
+	}, true},
+	sslconn.ErrBadCertificate: {"ErrBadCertificate", isettings.Mode, func(n *isettings.Sources) string {
+		return orWeaker("reissue the server certificate", n, "REQUIRED", "to encrypt without verifying")
+	}, true},
+	sslconn.ErrTLSVersion: {"ErrTLSVersion", isettings.TLSVersion, func(n *isettings.Sources) string {
+		return "a legacy instance needs an explicit " + n.Name(isettings.TLSVersion) + ", e.g. " + n.Setting(isettings.TLSVersion, "TLSv1,TLSv1.1,TLSv1.2") +
+			" (a lowest version below TLS 1.2 also offers the legacy cipher suites), or an " + n.Name(isettings.Cipher) + " it offers; sslconn check finds the version that works"
+	}, true},
+	sslconn.ErrClientCertRequired: {"ErrClientCertRequired", isettings.Cert, func(n *isettings.Sources) string {
+		if name := n.Name(isettings.Cert); name != "ssl-cert" {
+			return "set " + name + " to a client certificate and key the server's CA signed"
+		}
+		return "set ssl-cert and ssl-key to a client certificate the server's CA signed"
+	}, true},
+	sslconn.ErrHandshakeTimeout: {"ErrHandshakeTimeout", isettings.HandshakeTimeout, func(n *isettings.Sources) string {
+		return sets("check that the address is the database's port and reachable without a stalling proxy", n.Name(isettings.HandshakeTimeout), "the bound")
+	}, false},
+	sslconn.ErrUnavailable: {"ErrUnavailable", isettings.RetryBudget, func(n *isettings.Sources) string {
+		return sets("check that the server is running and the host and port are right", n.Name(isettings.RetryBudget), "how long to wait")
+	}, true},
+	sslconn.ErrBadCA:          {"ErrBadCA", isettings.CA, nil, true},
+	sslconn.ErrInvalidOption:  {"ErrInvalidOption", 0, nil, true},
+	sslconn.ErrNotSent:        {"ErrNotSent", 0, nil, false},
+	sslconn.ErrOutcomeUnknown: {"ErrOutcomeUnknown", 0, nil, true},
+}
+
+// weakerSep joins a fix to the weaker mode that avoids the failing check;
+// WithoutWeaker cuts there.
+const weakerSep = "; or use "
+
+// orWeaker is fix, then the weaker mode that avoids the check, and what
+// that mode gives up.
+func orWeaker(fix string, n *isettings.Sources, mode, what string) string {
+	return fix + weakerSep + n.Setting(isettings.Mode, mode) + " " + what
+}
+
+// WithoutWeaker is a hint without its weaker-mode alternative: the sslconn
+// command's verdict is about reaching the stronger mode.
+func WithoutWeaker(hint string) string {
+	if i := strings.LastIndex(hint, weakerSep); i >= 0 {
+		return hint[:i]
+	}
+	return hint
+}
+
+// sets is advice, then the knob that sets what (none: the advice alone).
+func sets(advice, knob, what string) string {
+	if knob == "" {
+		return advice
+	}
+	return advice + "; " + knob + " sets " + what
+}
+
+// defaultNames names settings for an error made without a Config: as DSN
+// parameters, else options.
+var defaultNames isettings.Sources
+
+// advise sets e's option and hint from the table, named as n says (nil:
+// defaultNames).
+func advise(e *sslconn.Error, n *isettings.Sources) {
+	if n == nil {
+		n = &defaultNames
+	}
+	info := kinds[e.Kind]
+	e.Option, e.Hint = "", ""
+	if info.knob != 0 {
+		e.Option = n.Name(info.knob)
+	}
+	if info.hint != nil {
+		e.Hint = info.hint(n)
+	}
 }
 
 // sentinels lists the sentinels in the order reports show them.
@@ -66,8 +141,9 @@ func KindName(err error) string { return kinds[kindOf(err)].name }
 // NewError returns an *sslconn.Error of the given kind with the table's
 // option and hint.
 func NewError(k error, mode sslconn.Mode, host, detail string, err error) *sslconn.Error {
-	info := kinds[k]
-	return &sslconn.Error{Kind: k, Mode: mode, Host: host, Option: info.option, Hint: info.hint, Detail: detail, Err: err}
+	e := &sslconn.Error{Kind: k, Mode: mode, Host: host, Detail: detail, Err: err}
+	advise(e, nil)
+	return e
 }
 
 // InvalidOption is an ErrInvalidOption error naming option.
@@ -100,8 +176,8 @@ func Classify(err error, mode sslconn.Mode, host string) error {
 	}
 	if k := rawKind(err); k != nil {
 		e := NewError(k, mode, host, "", err)
-		explainCert(e, err)
-		explainVersion(e, err)
+		explainCert(e, err, nil)
+		explainVersion(e, err, nil)
 		return e
 	}
 	return err
@@ -301,3 +377,68 @@ type notSentError struct{ cause error }
 
 func (e *notSentError) Error() string   { return sslconn.ErrNotSent.Error() + ": " + e.cause.Error() }
 func (e *notSentError) Unwrap() []error { return []error{sslconn.ErrNotSent, e.cause} }
+
+// Explain returns err with its advice renamed for the Config: each setting
+// named as the user set it (a DSN parameter, an option function, a command
+// flag), and the value the user set named where it is what failed (the
+// server name, the CA). Errors whose advice an adapter wrote are returned
+// unchanged. Every error a Config's connection attempts return passes
+// here; errors made without a Config name DSN parameters.
+func (c *Config) Explain(err error) error {
+	// Errors are never compared here: a driver's error may be of an
+	// uncomparable type (go-mssqldb's mssql.Error holds a slice).
+	switch e := err.(type) {
+	case *permanentError:
+		if se, ok := e.err.(*sslconn.Error); ok {
+			if x := rename(se, c.s); x != nil {
+				return &permanentError{x}
+			}
+		}
+	case *sslconn.Error:
+		if x := rename(e, c.s); x != nil {
+			return x
+		}
+	}
+	return err
+}
+
+// rename is e with its option, hint and detail rebuilt for s, or nil when
+// they are not the library's own (an adapter's advice) or need nothing.
+func rename(e *sslconn.Error, s *settings) *sslconn.Error {
+	build := func(s *settings, cert bool) *sslconn.Error {
+		b := *e
+		if cert {
+			b.Detail = ""
+		}
+		var n *isettings.Sources
+		if s != nil {
+			n = &s.Sources
+		}
+		advise(&b, n)
+		if cert && e.Err != nil {
+			explainCert(&b, e.Err, s)
+			explainVersion(&b, e.Err, s)
+		}
+		return &b
+	}
+	var out *sslconn.Error
+	for _, cert := range []bool{true, false} {
+		if d := build(nil, cert); d.Option == e.Option && d.Hint == e.Hint && d.Detail == e.Detail {
+			if r := build(s, cert); r.Option != e.Option || r.Hint != e.Hint || r.Detail != e.Detail {
+				out = r
+			}
+			break
+		}
+	}
+	// ErrUnavailable keeps the last attempt's error, which may be typed.
+	if inner, ok := e.Err.(*sslconn.Error); ok {
+		if x := rename(inner, s); x != nil {
+			if out == nil {
+				cp := *e
+				out = &cp
+			}
+			out.Err = x
+		}
+	}
+	return out
+}

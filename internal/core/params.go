@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/sslconn/sslconn/internal/param"
+	isettings "github.com/sslconn/sslconn/internal/settings"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
@@ -65,17 +66,18 @@ func Resolve(spec Spec, opts ...sslconn.Option) (*Config, error) {
 		}
 		spec.Native = n
 	}
-	all := append([]sslconn.Option{withEngine(spec.Engine)}, spec.Native.Options...)
+	// Each group records its source, so errors name a setting as it was made.
+	all := append([]sslconn.Option{withEngine(spec.Engine), via(isettings.Driver)}, spec.Native.Options...)
 	if spec.Native.Mode != 0 {
 		all = append(all, withDefaultMode(spec.Native.Mode))
 	}
-	all = append(all, params...)
-	all = append(all, opts...)
+	all = append(append(all, via(isettings.Param)), params...)
+	all = append(append(all, via(isettings.Option)), opts...)
 	cfg, err := newConfig(all...)
 	if err != nil {
 		return nil, Redact(err, spec.Secrets...)
 	}
-	if err := conflict(spec.Native, cfg.s.Mode); err != nil {
+	if err := conflict(spec.Native, cfg.s.Mode, &cfg.s.Sources); err != nil {
 		return nil, err
 	}
 	cfg.probe = spec.Probe
@@ -84,7 +86,7 @@ func Resolve(spec Spec, opts ...sslconn.Option) (*Config, error) {
 
 // conflict is the one conflict rule between a driver's TLS setting and an
 // explicit mode; nil when they agree or one is unset.
-func conflict(native Native, explicit sslconn.Mode) error {
+func conflict(native Native, explicit sslconn.Mode, names *isettings.Sources) error {
 	n := native.Mode
 	if n == 0 || explicit == 0 {
 		return nil
@@ -100,7 +102,7 @@ func conflict(native Native, explicit sslconn.Mode) error {
 	default:
 		return nil
 	}
-	return InvalidOption(param.Mode, fmt.Sprintf("the driver's setting %s %s but ssl-mode=%s %s; drop one of them", native.Setting, says, explicit, but), nil)
+	return InvalidOption(names.Name(isettings.Mode), fmt.Sprintf("the driver's setting %s %s but %s %s; drop one of them", native.Setting, says, names.Setting(isettings.Mode, explicit.String()), but), nil)
 }
 
 // resolvers hold each adapter's reading of its DSNs, registered by the

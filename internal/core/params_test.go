@@ -99,16 +99,30 @@ func TestConflictRule(t *testing.T) {
 	for _, n := range natives {
 		for _, m := range Modes {
 			t.Run(n.name+"/"+m.String(), func(t *testing.T) {
-				cfg, err := Resolve(Spec{Native: Native{Mode: n.mode, Setting: "tls=x"}}, WithMode(m))
-				if slices.Contains(n.bad, m) {
-					var e *Error
-					if !errors.As(err, &e) || e.Kind != ErrInvalidOption || e.Option != param.Mode || !strings.Contains(err.Error(), "tls=x") || !strings.Contains(err.Error(), m.String()) {
-						t.Fatalf("err = %v, want ErrInvalidOption naming tls=x and %s", err, m)
+				// The mode as a DSN parameter and as an option: the error
+				// names it as it was set.
+				native := Spec{Native: Native{Mode: n.mode, Setting: "tls=x"}}
+				byParam := native
+				byParam.Params = url.Values{"ssl-mode": {m.String()}}
+				for _, via := range []struct {
+					spec         Spec
+					opts         []Option
+					option, says string
+				}{
+					{byParam, nil, param.Mode, "ssl-mode=" + m.String()},
+					{native, []Option{WithMode(m)}, "sslconn.WithMode", "sslconn.WithMode(sslconn."},
+				} {
+					cfg, err := Resolve(via.spec, via.opts...)
+					if slices.Contains(n.bad, m) {
+						var e *Error
+						if !errors.As(err, &e) || e.Kind != ErrInvalidOption || e.Option != via.option || !strings.Contains(err.Error(), "tls=x") || !strings.Contains(err.Error(), via.says) {
+							t.Fatalf("err = %v, want ErrInvalidOption naming tls=x and %s", err, via.says)
+						}
+						continue
 					}
-					return
-				}
-				if err != nil || cfg.Mode() != m {
-					t.Fatalf("mode %v, err %v; want %v", cfg.Mode(), err, m)
+					if err != nil || cfg.Mode() != m {
+						t.Fatalf("mode %v, err %v; want %v", cfg.Mode(), err, m)
+					}
 				}
 			})
 		}
@@ -122,12 +136,13 @@ func TestNewOptionErrors(t *testing.T) {
 		kind   error
 		option string
 	}{
-		{"cert without key", []Option{WithClientCertFiles("/nonexistent.pem", "")}, ErrInvalidOption, "ssl-cert"},
-		{"missing cert files", []Option{WithClientCertFiles("/nonexistent.pem", "/nonexistent.key")}, ErrInvalidOption, "ssl-cert"},
-		{"missing CA file", []Option{WithCAFile("/nonexistent/ca.pem")}, ErrBadCA, "ssl-ca"},
-		{"bad CA bytes", []Option{WithCA([]byte("nope"))}, ErrBadCA, "ssl-ca"},
-		{"inverted versions", []Option{WithTLSVersions(tls.VersionTLS13, tls.VersionTLS12)}, ErrInvalidOption, "tls-version"},
-		{"bad mode", []Option{WithMode(Mode(42))}, ErrInvalidOption, "ssl-mode"},
+		// Options are named as options.
+		{"cert without key", []Option{WithClientCertFiles("/nonexistent.pem", "")}, ErrInvalidOption, "sslconn.WithClientCertFiles"},
+		{"missing cert files", []Option{WithClientCertFiles("/nonexistent.pem", "/nonexistent.key")}, ErrInvalidOption, "sslconn.WithClientCertFiles"},
+		{"missing CA file", []Option{WithCAFile("/nonexistent/ca.pem")}, ErrBadCA, "sslconn.WithCAFile"},
+		{"bad CA bytes", []Option{WithCA([]byte("nope"))}, ErrBadCA, "sslconn.WithCA"},
+		{"inverted versions", []Option{WithTLSVersions(tls.VersionTLS13, tls.VersionTLS12)}, ErrInvalidOption, "sslconn.WithTLSVersions"},
+		{"bad mode", []Option{WithMode(Mode(42))}, ErrInvalidOption, "sslconn.WithMode"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -40,7 +40,7 @@ func (c *Config) hasAnswered(addr string) bool {
 // under ctx's, with one per attempt, and its outcome in the metrics.
 func (c *Config) Retry(ctx context.Context, addr string, connect func(context.Context) error) error {
 	ctx, rec := c.tel.connecting(ctx, c.Mode(), addr)
-	err := c.retryConnect(ctx, addr, connect)
+	err := c.Explain(c.retryConnect(ctx, addr, connect))
 	rec.done(ctx, err)
 	return err
 }

@@ -59,6 +59,9 @@ type Settings[Mode ~int, RetryEvent, ExpiryWarning any] struct {
 	// nil: OpenTelemetry's global providers.
 	Meters  metric.MeterProvider
 	Tracers trace.TracerProvider
+	// Sources says where each setting above came from, so that errors name
+	// it as the user set it.
+	Sources Sources
 
 	// Set by the engine's options (internal/core), never by users.
 
@@ -89,6 +92,9 @@ type Settings[Mode ~int, RetryEvent, ExpiryWarning any] struct {
 	// CASource names the CA chains are verified against: its file, the
 	// driver's RootCAs or a count of certificates; "" for the system roots.
 	CASource string
+	// CACerts are the CA's certificates now (a CA file is re-read when it
+	// changes); nil for the system roots and a driver's RootCAs.
+	CACerts func() []*x509.Certificate
 }
 
 // Clock is time for the retry loop and certificate checks, injectable so

@@ -169,3 +169,18 @@ func TestVersionAdvice(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactShortSecret: a short password is masked where it stands as a
+// word (as in a DSN), not inside other words of the message.
+func TestRedactShortSecret(t *testing.T) {
+	for _, tt := range []struct{ secret, in, want string }{
+		{"p", "dial tcp 127.0.0.1:3306: app:p@tcp", "dial tcp 127.0.0.1:3306: app:xxxxx@tcp"},
+		{"pw1", "mongodb://app:pw1@db/?x=pw1", "mongodb://app:xxxxx@db/?x=xxxxx"},
+		{"pw1", "spw1 pw12 pw1", "spw1 pw12 xxxxx"},
+		{"a-long-secret", "xa-long-secretx", "xxxxxxx"},
+	} {
+		if got := redactText(tt.in, []string{tt.secret}); got != tt.want {
+			t.Errorf("redact(%q, %q) = %q; want %q", tt.in, tt.secret, got, tt.want)
+		}
+	}
+}

@@ -332,11 +332,50 @@ func Redact(err error, secrets ...string) error {
 
 func redactText(s string, secrets []string) string {
 	for _, sec := range secrets {
-		if sec != "" {
+		switch {
+		case sec == "":
+		case len(sec) >= wholeWordBelow:
 			s = strings.ReplaceAll(s, sec, "xxxxx")
+		default:
+			s = redactWord(s, sec)
 		}
 	}
 	return s
+}
+
+// wholeWordBelow is the length under which a secret is masked only where
+// it stands as a word of its own: a password "p" would otherwise mask
+// every p of a message ("dial tcxxxxx"). In a DSN, a URI or a driver's
+// message a password stands between delimiters (":", "@", "=", quotes,
+// spaces).
+const wholeWordBelow = 8
+
+// redactWord masks the occurrences of sec in s that no letter or digit
+// adjoins.
+func redactWord(s, sec string) string {
+	var b strings.Builder
+	from := 0 // s[:from] is in b
+	for at := 0; ; {
+		i := strings.Index(s[at:], sec)
+		if i < 0 {
+			break
+		}
+		i += at
+		end := i + len(sec)
+		if (i > 0 && isWordByte(s[i-1])) || (end < len(s) && isWordByte(s[end])) {
+			at = i + 1
+			continue
+		}
+		b.WriteString(s[from:i])
+		b.WriteString("xxxxx")
+		from, at = end, end
+	}
+	b.WriteString(s[from:])
+	return b.String()
+}
+
+func isWordByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
 }
 
 type redacted struct {

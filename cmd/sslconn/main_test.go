@@ -200,7 +200,8 @@ func TestCheckNoTLS(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, out)
 	}
-	for _, want := range []string{"PREFERRED        connected, plaintext", "REQUIRED         ErrServerNoTLS", "the server offers no TLS here"} {
+	for _, want := range []string{"PREFERRED        connected, plaintext", "REQUIRED         ErrServerNoTLS", "the server offers no TLS here",
+		"warning: the account authenticates over plaintext (ssl-mode=PREFERRED, and the server offers no TLS here): AUTH sends the password itself"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in\n%s", want, out)
 		}

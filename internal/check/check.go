@@ -125,7 +125,33 @@ func Run(ctx context.Context, dsn string, o Options) (*Report, error) {
 		r.Chain = analyse(peers, dsnRead.Config, addr)
 	}
 	r.verdict(requested)
+	r.PlaintextLogin = plaintextLogin(e, requested, r.mode(requested))
 	return r, nil
+}
+
+// plaintextLogin says what a login over plaintext gives away on engine e
+// (docs/security.md's table), when the requested mode connected without
+// TLS; "" otherwise.
+func plaintextLogin(e Engine, requested sslconn.Mode, m ModeResult) string {
+	if !m.Connected || m.Encrypted {
+		return ""
+	}
+	why := "ssl-mode=DISABLED"
+	if requested == sslconn.Preferred {
+		why = "ssl-mode=PREFERRED, and the server offers no TLS here"
+	}
+	fix := "; ssl-mode=REQUIRED or stronger makes the connection fail instead of logging in without TLS"
+	switch e {
+	case MySQL:
+		return "the account authenticates over plaintext (" + why + "): mysql_native_password sends a challenge response, with which an attacker on the path can test password guesses offline; caching_sha2_password's full authentication is refused unless get-server-public-key=true or server-public-key-path is set, and mysql_clear_password is sent only under DISABLED" + fix
+	case Redis:
+		return "the account authenticates over plaintext (" + why + "): AUTH sends the password itself, which anyone on the path reads" + fix
+	case Mongo:
+		return "the account authenticates over plaintext (" + why + "): SCRAM sends no password, but an attacker on the path gets material to test password guesses offline, and reads the session" + fix
+	case MSSQL:
+		return "the account authenticates over plaintext (" + why + "): the LOGIN7 packet carries the password, only obfuscated (reversible), which anyone on the path reads" + fix
+	}
+	return ""
 }
 
 // Flags are the command's flags, by the setting they make: errors name

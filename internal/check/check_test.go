@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -196,4 +197,35 @@ func writeCA(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TestPlaintextLogin: the report says when the requested mode logs in
+// without TLS, and what each engine's login gives away there.
+func TestPlaintextLogin(t *testing.T) {
+	plain := ModeResult{Connected: true}
+	tests := []struct {
+		name string
+		e    Engine
+		mode sslconn.Mode
+		m    ModeResult
+		want string // "" for none
+	}{
+		{"encrypted", Redis, sslconn.Preferred, ModeResult{Connected: true, Encrypted: true}, ""},
+		{"failed", Redis, sslconn.Required, ModeResult{}, ""},
+		{"redis PREFERRED", Redis, sslconn.Preferred, plain, "AUTH sends the password itself"},
+		{"mysql DISABLED", MySQL, sslconn.Disabled, plain, "get-server-public-key=true"},
+		{"mongo", Mongo, sslconn.Preferred, plain, "SCRAM sends no password"},
+		{"sql server", MSSQL, sslconn.Preferred, plain, "only obfuscated"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := plaintextLogin(tt.e, tt.mode, tt.m)
+			if tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
+				t.Errorf("plaintextLogin = %q; want %q in it", got, tt.want)
+			}
+			if tt.want != "" && !strings.Contains(got, "ssl-mode=REQUIRED") {
+				t.Errorf("%q does not say how to stop it", got)
+			}
+		})
+	}
 }

@@ -126,6 +126,10 @@ type Report struct {
 	TLSVersion   string `json:"tls_version_that_works,omitempty"`
 	LegacyCipher string `json:"legacy_cipher,omitempty"`
 	Verdict      string `json:"verdict"`
+	// PlaintextLogin says, when the requested mode connected without TLS,
+	// that the account authenticates over plaintext, what an attacker on
+	// the path obtains of its password there, and how to stop it.
+	PlaintextLogin string `json:"plaintext_login,omitempty"`
 }
 
 // mode is the outcome in m.

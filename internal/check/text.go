@@ -56,6 +56,9 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "\n  verdict: %s.\n", strings.TrimSuffix(r.Verdict, "."))
+	if r.PlaintextLogin != "" {
+		fmt.Fprintf(w, "  warning: %s.\n", r.PlaintextLogin)
+	}
 }
 
 func daysText(d int) string {

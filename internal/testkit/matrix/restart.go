@@ -127,7 +127,9 @@ type OutcomeUnknownReporter interface {
 func LostAfterSent(err error) bool {
 	var op *net.OpError
 	if errors.As(err, &op) {
-		return op.Op == "read"
+		// go-mssqldb wraps a bare end of stream as an OpError of its own,
+		// Op "Read" (token.go); the net package's is "read".
+		return strings.EqualFold(op.Op, "read")
 	}
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }

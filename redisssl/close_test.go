@@ -269,7 +269,10 @@ func TestUnwaitedDialOnce(t *testing.T) {
 	}
 	defer c.Close()
 	time.Sleep(1500 * time.Millisecond)
-	if n, r := dials.N(), retries.Load(); n != 1 || r != 0 {
-		t.Errorf("%d connection attempts and %d retries in 1.5 s, want 1 and 0", n, r)
+	// go-redis itself may start a second refill of MinIdleConns (its pool
+	// checks again when a connection is taken or removed; seen once under
+	// load): that is its dial, not a retry of ours, which would be counted.
+	if n, r := dials.N(), retries.Load(); n < 1 || n > 2 || r != 0 {
+		t.Errorf("%d connection attempts and %d retries in 1.5 s, want 1 (2 at most, go-redis's own) and 0", n, r)
 	}
 }

@@ -114,7 +114,7 @@ func (c *Config) Dialer() sslconn.DialFunc {
 		return d
 	}
 	d := net.Dialer{Timeout: c.connectTimeout(), KeepAlive: 30 * time.Second}
-	return d.DialContext
+	return namedDial(d.DialContext)
 }
 
 // VerifyChain judges a chain (leaf first) exactly as a handshake in mode

@@ -183,8 +183,11 @@ func (s *nameSet) loop() {
 // check resolves name and retires its connections to addresses no longer
 // in the answer. A failed or empty answer retires nothing.
 func (s *nameSet) check(name string) {
+	s.mu.Lock()
+	lookup := lookupIP // replaced by tests, under s.mu
+	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), reresolveTimeout)
-	addrs, err := lookupIP(ctx, "ip", name)
+	addrs, err := lookup(ctx, "ip", name)
 	cancel()
 	if err != nil || len(addrs) == 0 {
 		return

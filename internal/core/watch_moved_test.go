@@ -47,9 +47,14 @@ func TestMovedName(t *testing.T) {
 	}()
 	answer := []netip.Addr{netip.MustParseAddr("127.0.0.1")}
 	var lookupErr error
+	setLookup := func(f func(context.Context, string, string) ([]netip.Addr, error)) {
+		names.mu.Lock()
+		lookupIP = f
+		names.mu.Unlock()
+	}
 	saved := lookupIP
-	lookupIP = func(context.Context, string, string) ([]netip.Addr, error) { return answer, lookupErr }
-	defer func() { lookupIP = saved }()
+	setLookup(func(context.Context, string, string) ([]netip.Addr, error) { return answer, lookupErr })
+	defer setLookup(saved)
 
 	c, err := newConfig()
 	if err != nil {
@@ -112,6 +117,28 @@ func TestMovedName(t *testing.T) {
 	names.mu.Unlock()
 	if n != 0 {
 		t.Errorf("the retired connection is still followed")
+	}
+
+	// Closing a followed connection ends its following.
+	other, err := namedDial(func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, ln.Addr().String())
+	})(context.Background(), "tcp", net.JoinHostPort(name, port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc := c.Watched(other)
+	names.mu.Lock()
+	n = len(names.byName[name])
+	names.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d connections followed, want 1", n)
+	}
+	oc.Close()
+	names.mu.Lock()
+	n = len(names.byName[name])
+	names.mu.Unlock()
+	if n != 0 {
+		t.Errorf("a closed connection is still followed")
 	}
 
 	// A Conn from Dial refuses the next request unsent.

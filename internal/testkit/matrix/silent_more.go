@@ -313,18 +313,27 @@ func runSilentBench(t *testing.T, spec Silent, hosts [2]*netns.Host, servers [2]
 			if !ok {
 				// Let what still waits on the silent server end.
 				hosts[0].Speak()
-				if _, ok := ws.halt(silentOpTimeout); !ok {
+				all, drained := ws.halt(silentOpTimeout)
+				if !drained {
 					t.Errorf("%s: writers still blocked %v after the silence ended", impl, silentOpTimeout)
 				}
+				ops = all
 			}
+			if err := hosts[0].Speak(); err != nil {
+				t.Fatal(err)
+			}
+			counts := stored(t, spec, hosts, servers)
 			var (
 				lastEnd, firstB time.Time
 				bounded         = !ok
-				errs            int
+				errs, twice     int
 			)
 			for _, o := range ops {
 				if o.err != nil {
 					errs++
+				}
+				if counts[0][o.id]+counts[1][o.id] > 1 {
+					twice++
 				}
 				took := o.end.Sub(o.start)
 				if took >= benchBound-time.Second || errors.Is(o.err, context.DeadlineExceeded) {
@@ -352,8 +361,8 @@ func runSilentBench(t *testing.T, spec Silent, hosts [2]*netns.Host, servers [2]
 			case lastEnd.IsZero():
 				last = "none blocked"
 			}
-			t.Logf("bench-silent impl=%s mode=%v: last blocked operation ended %s after the silence; first write on the new primary %s after; %d writes, %d errors",
-				impl, mode, last, since(firstB), len(ops), errs)
+			t.Logf("bench-silent impl=%s mode=%v: last blocked operation ended %s after the silence; first write on the new primary %s after; %d writes, %d errors, %d stored twice",
+				impl, mode, last, since(firstB), len(ops), errs, twice)
 		})
 	}
 }

@@ -43,10 +43,10 @@ func TestSilentPrimary(t *testing.T) {
 		},
 		Modes:     []sslconn.Mode{sslconn.Disabled, sslconn.Required},
 		IdleExtra: 3 * time.Second, // the monitor's connect to the old address (seen: 3.9 s once under load)
-		// A write that takes a retired connection before the close ping has
-		// the driver clear its pool fails unsent: mongo-driver retries no
-		// write against a standalone server.
-		MovedErrors: 2,
+		// A write that takes a reset or retired connection before the close
+		// ping has the driver clear its pool fails unsent: mongo-driver
+		// retries no write against a standalone server.
+		UnsentErrors: 2,
 		// The bare driver: tlsInsecure is its REQUIRED.
 		OpenBare: func(mode sslconn.Mode, addr string) (matrix.Workload, error) {
 			uri := "mongodb://" + addr + "/?directConnection=true"

@@ -40,11 +40,12 @@ type Silent struct {
 	// connections to an address its name no longer resolves to: the
 	// moved-endpoint scenario is then skipped.
 	KeepsMoved string
-	// MovedErrors is how many writes may fail, as sslconn.ErrNotSent,
-	// when pooled connections are retired after the name moved: where the
-	// driver never retries a write whose request was not sent (mongo-driver
-	// against a standalone server).
-	MovedErrors int
+	// UnsentErrors is how many writes may fail with sslconn.ErrNotSent
+	// (matched by errors.Is) when pooled connections are reset or retired
+	// after the name moved, where the driver never retries a write whose
+	// request was not sent (mongo-driver against a standalone server) and
+	// may take such a connection before it hears of the close.
+	UnsentErrors int
 	// OpenBare makes a client of the bare driver configured by hand for
 	// mode, for the comparison scripts/bench.sh runs (SSLCONN_BENCH_SILENT).
 	OpenBare func(mode sslconn.Mode, addr string) (Workload, error)

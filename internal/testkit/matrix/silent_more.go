@@ -180,6 +180,8 @@ func runReset(t *testing.T, spec Silent, mode sslconn.Mode, hosts [2]*netns.Host
 		errs[o.worker]++
 		var se *sslconn.Error
 		switch {
+		case !errors.As(o.err, &se) && errors.Is(o.err, sslconn.ErrNotSent) && notSent < spec.UnsentErrors:
+			notSent++
 		case !errors.As(o.err, &se):
 			t.Errorf("write %d, started %v after the reset, failed with an untyped error: %v",
 				o.id, o.start.Sub(resetAt).Round(time.Millisecond), o.err)
@@ -246,7 +248,7 @@ func runMoved(t *testing.T, spec Silent, mode sslconn.Mode, hosts [2]*netns.Host
 		if o.err != nil {
 			failed++
 			var se *sslconn.Error
-			if failed > spec.MovedErrors || !errors.As(o.err, &se) || !errors.Is(o.err, sslconn.ErrNotSent) {
+			if failed > spec.UnsentErrors || !errors.As(o.err, &se) || !errors.Is(o.err, sslconn.ErrNotSent) {
 				t.Errorf("write %d, started %v after the move, failed: %v", o.id, o.start.Sub(movedAt).Round(time.Millisecond), o.err)
 			}
 			continue

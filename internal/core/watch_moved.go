@@ -124,9 +124,9 @@ func (w *watch) movedError() error {
 
 // nameSet is the connections per name that the background lookups follow.
 type nameSet struct {
-	mu      sync.Mutex
-	byName  map[string]map[*watch]struct{}
-	running bool
+	mu     sync.Mutex
+	byName map[string]map[*watch]struct{}
+	stop   chan struct{} // ends the running loop; nil when none runs
 }
 
 var names = nameSet{byName: map[string]map[*watch]struct{}{}}
@@ -140,35 +140,45 @@ func (s *nameSet) add(w *watch) {
 		s.byName[w.name] = ws
 	}
 	ws[w] = struct{}{}
-	if !s.running {
-		s.running = true
-		go s.loop()
+	if s.stop == nil {
+		s.stop = make(chan struct{})
+		go s.loop(s.stop)
 	}
 }
 
-func (s *nameSet) remove(w *watch) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// drop forgets w, and ends the loop when nothing is left to follow; s.mu
+// is held.
+func (s *nameSet) drop(w *watch) {
 	if ws := s.byName[w.name]; ws != nil {
 		delete(ws, w)
 		if len(ws) == 0 {
 			delete(s.byName, w.name)
 		}
 	}
+	if len(s.byName) == 0 && s.stop != nil {
+		close(s.stop)
+		s.stop = nil
+	}
 }
 
-// loop resolves each followed name every reresolveEvery, and ends when no
-// connection is followed.
-func (s *nameSet) loop() {
+func (s *nameSet) remove(w *watch) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drop(w)
+}
+
+// loop resolves each followed name every reresolveEvery, until stop is
+// closed (no connection is followed any more).
+func (s *nameSet) loop(stop chan struct{}) {
 	tick := time.NewTicker(reresolveEvery)
 	defer tick.Stop()
-	for range tick.C {
-		s.mu.Lock()
-		if len(s.byName) == 0 {
-			s.running = false
-			s.mu.Unlock()
+	for {
+		select {
+		case <-stop:
 			return
+		case <-tick.C:
 		}
+		s.mu.Lock()
 		pending := make([]string, 0, len(s.byName))
 		for n := range s.byName {
 			pending = append(pending, n)
@@ -201,14 +211,11 @@ func (s *nameSet) check(name string) {
 	for w := range s.byName[name] {
 		if !now[w.ip] {
 			w.retired.Store(true)
-			delete(s.byName[name], w)
+			s.drop(w)
 			if f := w.closeFn.Load(); f != nil {
 				go (*f)()
 			}
 		}
-	}
-	if len(s.byName[name]) == 0 {
-		delete(s.byName, name)
 	}
 }
 

@@ -140,6 +140,12 @@ func TestMovedName(t *testing.T) {
 	if n != 0 {
 		t.Errorf("a closed connection is still followed")
 	}
+	names.mu.Lock()
+	running := names.stop != nil
+	names.mu.Unlock()
+	if running {
+		t.Errorf("the lookups go on with nothing to follow")
+	}
 
 	// A Conn from Dial refuses the next request unsent.
 	d := &Conn{Conn: raw, raw: raw, watch: w, cfg: c, mode: sslconn.Disabled}

@@ -147,14 +147,20 @@ handshake alone with crypto/tls; impl=sslconn the library as shipped"
   echo "same run: the server in a network namespace of its own goes silent (blackhole"
   echo "rules: no answer, no reset) while its name (in /etc/hosts) moves to a second"
   echo "server; four writers, the default 10 s dead-peer bound. The time from the silence"
-  echo "to the last blocked operation ending, and to the first write on the new primary."
+  echo "to the last blocked operation ending, and to the first write on the new primary"
+  echo "(both measured from the silence)."
   echo "Each bare operation is bounded at 30 s by the benchmark (the kernel would hold it"
-  echo "for about 15 minutes): \">30s\" means it was still blocked then."
+  echo "for about 15 minutes): \">30s\" means it was still blocked, or no write had reached"
+  echo "the new primary, then. Errors are those the application saw; \"stored twice\" counts"
+  echo "writes found twice over both servers afterwards."
   echo
   echo '```'
+  printf "%-9s %-8s %-22s %-22s %7s %7s %13s\n" engine impl "last blocked op ends" "first write on new" writes errors "stored twice"
   for pkg in mysqlssl redisssl mongossl mssqlssl; do
     [ -f "$raw/silent-$pkg.txt" ] || continue
-    awk -v pkg="$pkg" '/bench-silent impl=/ { sub(/^.*bench-silent /, ""); printf "%-9s %s\n", pkg, $0 }' "$raw/silent-$pkg.txt"
+    awk -v pkg="$pkg" '/bench-silent impl=/ {
+        for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[2] != "") m[kv[1]] = substr($i, length(kv[1]) + 2) }
+        printf "%-9s %-8s %-22s %-22s %7s %7s %13s\n", pkg, m["impl"], m["last-blocked"], m["first-new-primary"], m["writes"], m["errors"], m["stored-twice"] }' "$raw/silent-$pkg.txt"
   done
   echo '```'
   echo

@@ -169,7 +169,7 @@ handshake alone with crypto/tls; impl=sslconn the library as shipped"
   echo "write on the new primary); the next write of a pool left idle through the same;"
   echo "the server's host resetting every connection (ss -K) under the writers; and (once)"
   echo "the name moved while the old server stays up, with two writers whose pooled"
-  echo "connections must be retired."
+  echo "connections must be retired (not SQL Server: go-mssqldb resolves the name itself)."
   echo "\`go test -run TestSilentPrimary -v ./mysqlssl ./redisssl ./mongossl ./mssqlssl\` (root)"
   echo
   echo '```'

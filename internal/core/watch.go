@@ -276,11 +276,13 @@ func (r retiringRawConn) Read(f func(fd uintptr) bool) error {
 func (c *watchedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.w.received(n)
-	if err != nil && errors.Is(err, syscall.ETIMEDOUT) {
-		// The kernel gave up on a silent server (armDeadPeer): whatever was
-		// asked may have run. Still a network error, so that the driver
-		// drops the connection (go-mssqldb tells a bad connection by its
-		// type), but no longer a timeout it could take for its own.
+	if err != nil && (errors.Is(err, syscall.ETIMEDOUT) || errors.Is(err, syscall.ECONNRESET) && c.w.unanswered.Load()) {
+		// The kernel gave up on a silent server (armDeadPeer), or the
+		// server's host reset the connection with a request unanswered:
+		// whatever was asked may have run. Still a network error, so that
+		// the driver drops the connection (go-mssqldb tells a bad
+		// connection by its type), but typed, and no longer a timeout it
+		// could take for its own.
 		err = &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: OutcomeUnknown(err)}
 	}
 	return n, err

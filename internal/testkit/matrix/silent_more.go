@@ -150,12 +150,48 @@ func runReset(t *testing.T, spec Silent, mode sslconn.Mode, hosts [2]*netns.Host
 	defer w.Close()
 	ws := startWriters(w, 4, ids, silentOpTimeout)
 	defer ws.stop()
+	// A long operation is surely in flight at the reset: it must end at
+	// once, as an unknown outcome.
+	type result struct {
+		err error
+		end time.Time
+	}
+	long := make(chan result, 1)
+	if spec.Long != nil {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), silentOpTimeout)
+			defer cancel()
+			// Longer than the run, and over soon after it: a server
+			// that does not notice the reset (the TDS test server asleep
+			// in WAITFOR) is free by the time it is stopped.
+			err := spec.Long(ctx, w, resetRun+2*time.Second)
+			long <- result{err, time.Now()}
+		}()
+	}
 	time.Sleep(time.Second)
 	resetAt := time.Now()
 	if err := hosts[0].Reset(); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(resetRun)
+	if spec.Long != nil {
+		select {
+		case r := <-long:
+			var se *sslconn.Error
+			switch took := r.end.Sub(resetAt).Round(time.Millisecond); {
+			case r.err == nil:
+				t.Errorf("the long operation in flight at the reset succeeded %v after it", took)
+			case !errors.As(r.err, &se) || !errors.Is(r.err, sslconn.ErrOutcomeUnknown):
+				t.Errorf("the long operation in flight at the reset failed %v after it with %v, want sslconn.ErrOutcomeUnknown", took, r.err)
+			case took > resetBlock:
+				t.Errorf("the long operation in flight at the reset ended %v after it (at most %v)", took, resetBlock)
+			default:
+				t.Logf("the long operation in flight at the reset ended %v after it: %v", took, r.err)
+			}
+		case <-time.After(4 * resetRun):
+			t.Errorf("the long operation in flight at the reset still runs %v after it", 4*resetRun+resetRun)
+		}
+	}
 	ops, ok := ws.halt(silentOpTimeout + 10*time.Second)
 	if !ok {
 		t.Fatalf("the writers did not return within %v", silentOpTimeout+10*time.Second)

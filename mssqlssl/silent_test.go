@@ -2,9 +2,12 @@ package mssqlssl
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"testing"
 	"time"
+
+	mssql "github.com/microsoft/go-mssqldb"
 
 	"github.com/sslconn/sslconn/internal/testkit/matrix"
 	"github.com/sslconn/sslconn/internal/testkit/netns"
@@ -44,5 +47,19 @@ func TestSilentPrimary(t *testing.T) {
 			return err
 		},
 		Modes: []sslconn.Mode{sslconn.Disabled, sslconn.Required},
+		// The bare driver: TrustServerCertificate is its REQUIRED.
+		OpenBare: func(mode sslconn.Mode, addr string) (matrix.Workload, error) {
+			enc := "encrypt=true&TrustServerCertificate=true"
+			if mode == sslconn.Disabled {
+				enc = "encrypt=disable"
+			}
+			c, err := mssql.NewConnector(fmt.Sprintf("sqlserver://%s:%s@%s?database=master&%s", user, password, addr, enc))
+			if err != nil {
+				return nil, err
+			}
+			return mssqlWorkload{sql.OpenDB(c)}, nil
+		},
+		KeepsMoved: "go-mssqldb resolves the host name itself and dials an address: " +
+			"the core's dialer never sees the name, and its connections are not retired when the name moves",
 	})
 }

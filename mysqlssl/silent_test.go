@@ -2,6 +2,7 @@ package mysqlssl
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"testing"
 	"time"
@@ -41,6 +42,18 @@ func TestSilentPrimary(t *testing.T) {
 		Long: func(ctx context.Context, w matrix.Workload, d time.Duration) error {
 			_, err := w.(mysqlWorkload).db.ExecContext(ctx, "DO SLEEP(?)", d.Seconds())
 			return err
+		},
+		// The bare driver: tls=skip-verify is its REQUIRED.
+		OpenBare: func(mode sslconn.Mode, addr string) (matrix.Workload, error) {
+			tls := "skip-verify"
+			if mode == sslconn.Disabled {
+				tls = "false"
+			}
+			db, err := sql.Open("mysql", appDSNAt(addr, "tls="+tls))
+			if err != nil {
+				return nil, err
+			}
+			return mysqlWorkload{db}, nil
 		},
 		Modes: []sslconn.Mode{sslconn.Disabled, sslconn.Required},
 	})

@@ -2,6 +2,7 @@ package redisssl
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"testing"
 	"time"
@@ -21,8 +22,8 @@ func TestSilentPrimary(t *testing.T) {
 		t.Skip("needs servers")
 	}
 	matrix.RunSilent(t, lazyCerts.Get(t), matrix.Silent{
-		Start: func(h *netns.Host, tls testenv.TLS) (matrix.SilentServer, error) {
-			s, err := testenv.StartRedisOn(h, tls)
+		Start: func(h *netns.Host, conf testenv.TLS) (matrix.SilentServer, error) {
+			s, err := testenv.StartRedisOn(h, conf)
 			if err != nil {
 				return nil, err
 			}
@@ -43,6 +44,14 @@ func TestSilentPrimary(t *testing.T) {
 				return nil
 			}
 			return err
+		},
+		// The bare driver: InsecureSkipVerify is its REQUIRED.
+		OpenBare: func(mode sslconn.Mode, addr string) (matrix.Workload, error) {
+			o := &redis.Options{Addr: addr, Password: testenv.RedisPassword}
+			if mode != sslconn.Disabled {
+				o.TLSConfig = &tls.Config{InsecureSkipVerify: true}
+			}
+			return redisWorkload{redis.NewClient(o)}, nil
 		},
 		Modes: []sslconn.Mode{sslconn.Disabled, sslconn.Required},
 	})

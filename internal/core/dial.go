@@ -246,10 +246,11 @@ func (c *Conn) Read(p []byte) (int, error) {
 	} else if err != nil && !c.read.Load() {
 		err = c.firstError(err)
 	}
-	if err != nil && errors.Is(err, syscall.ETIMEDOUT) {
-		// The kernel gave up on a silent server (armDeadPeer): whatever was
-		// asked may have run. Not a timeout to the driver, which would
-		// re-send it (go-redis) or keep the connection.
+	if err != nil && (errors.Is(err, syscall.ETIMEDOUT) || errors.Is(err, syscall.ECONNRESET) && c.watch.unanswered.Load()) {
+		// The kernel gave up on a silent server (armDeadPeer), or the
+		// server's host reset the connection with a request unanswered:
+		// whatever was asked may have run. Typed, and not a timeout to the
+		// driver, which would re-send it (go-redis) or keep the connection.
 		err = OutcomeUnknown(err)
 	}
 	return n, err
@@ -264,6 +265,11 @@ func (c *Conn) Read(p []byte) (int, error) {
 func (c *Conn) Write(p []byte) (int, error) {
 	if probing.Load() > 0 {
 		answerProbes(p, c)
+	}
+	if c.watch.retiring() {
+		// The name now leads elsewhere; between two operations, this
+		// connection is dropped for a new one to the new address.
+		return 0, NotSent(c, c.watch.movedError())
 	}
 	if err := c.watch.closed(); err != nil {
 		werr := c.watch.writeError(c, err)

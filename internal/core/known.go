@@ -199,7 +199,7 @@ func (p *plainAddrs) learnTLS(addr string) {
 type netDialer struct{ d net.Dialer }
 
 func (n *netDialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	return n.d.DialContext(ctx, network, addr)
+	return namedDial(n.d.DialContext)(ctx, network, addr)
 }
 
 // netDialCode is the code of every netDialer.dial method value.

@@ -3,6 +3,7 @@ package core
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -48,6 +49,16 @@ type watch struct {
 
 	stopOnce sync.Once
 	stopFn   func() // onClose's, or nil
+
+	// name and ip: the host name the connection was dialed through and
+	// the address it leads to, when followed (see watch_moved.go);
+	// retired once the name no longer resolves to ip.
+	name    string
+	ip      netip.Addr
+	retired atomic.Bool
+	// closeFn is onClose's f, also called when the connection is retired:
+	// the adapter's driver then drops it as after a restart.
+	closeFn atomic.Pointer[func()]
 }
 
 // recentRead is how fresh a read must be for closed to skip the kernel.
@@ -64,7 +75,11 @@ var epoch = time.Now()
 // probes do not.
 func (c *Config) watch(raw net.Conn) *watch {
 	armDeadPeer(raw, c.s.DeadPeer)
-	return newWatch(raw)
+	w := newWatch(raw)
+	if name := takeName(raw); name != "" {
+		w.follow(name)
+	}
+	return w
 }
 
 // newWatch prepares the watch of raw, a TCP connection (the socket, not a
@@ -182,19 +197,27 @@ func (w *watch) writeError(conn net.Conn, cause error) error {
 // reports false, and will never call f, where that cannot be watched (not
 // Linux, not a socket). Call it at most once per watch; stop ends it.
 func (w *watch) onClose(f func()) bool {
+	f = sync.OnceFunc(f)
 	stop, ok := notifyClose(w, f)
 	if ok {
 		w.stopFn = stop
+		w.closeFn.Store(&f)
 	}
 	return ok
 }
 
-// stop ends onClose's watch, if any. Call it before the socket is closed;
-// calling it again does nothing.
+// stop ends onClose's watch, if any, and the following of the
+// connection's name. Call it before the socket is closed; calling it again
+// does nothing.
 func (w *watch) stop() {
-	if w.stopFn != nil {
-		w.stopOnce.Do(w.stopFn)
-	}
+	w.stopOnce.Do(func() {
+		if w.name != "" {
+			names.remove(w)
+		}
+		if w.stopFn != nil {
+			w.stopFn()
+		}
+	})
 }
 
 // Watched returns raw, a TCP connection that an adapter's driver dialed
@@ -218,25 +241,58 @@ type watchedConn struct {
 
 // watchedSocket is a watchedConn over a socket, which it still exposes, so
 // that a driver's own check of an idle connection (go-sql-driver's
-// CheckConnLiveness) still reaches it.
+// CheckConnLiveness) still reaches it. That check is also where a
+// connection to an address its name no longer resolves to is retired: it
+// runs only when the pool hands out a connection, never in the middle of
+// an operation or a transaction, and the driver then takes another.
 type watchedSocket struct {
 	*watchedConn
 	sc syscall.Conn
 }
 
-func (c *watchedSocket) SyscallConn() (syscall.RawConn, error) { return c.sc.SyscallConn() }
+func (c *watchedSocket) SyscallConn() (syscall.RawConn, error) {
+	rc, err := c.sc.SyscallConn()
+	if err != nil || c.w.name == "" {
+		return rc, err
+	}
+	return retiringRawConn{rc, c.w}, nil
+}
+
+// retiringRawConn fails a read of a retired connection's socket (a
+// driver's liveness check) before it is made.
+type retiringRawConn struct {
+	syscall.RawConn
+	w *watch
+}
+
+func (r retiringRawConn) Read(f func(fd uintptr) bool) error {
+	// The pool hands the connection out: between operations, whatever
+	// was last written (go-sql-driver's COM_STMT_CLOSE has no answer).
+	if r.w.retired.Load() {
+		return r.w.movedError()
+	}
+	return r.RawConn.Read(f)
+}
 
 func (c *watchedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.w.received(n)
-	if err != nil && errors.Is(err, syscall.ETIMEDOUT) {
-		// The kernel gave up on a silent server (armDeadPeer): whatever was
-		// asked may have run. Still a network error, so that the driver
-		// drops the connection (go-mssqldb tells a bad connection by its
-		// type), but no longer a timeout it could take for its own.
+	if err != nil && (errors.Is(err, syscall.ETIMEDOUT) || errors.Is(err, syscall.ECONNRESET) && c.w.unanswered.Load()) {
+		// The kernel gave up on a silent server (armDeadPeer), or the
+		// server's host reset the connection with a request unanswered:
+		// whatever was asked may have run. Still a network error, so that
+		// the driver drops the connection (go-mssqldb tells a bad
+		// connection by its type), but typed, and no longer a timeout it
+		// could take for its own.
 		err = &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: OutcomeUnknown(err)}
 	}
 	return n, err
+}
+
+// Close ends the following of the connection's name, then the connection.
+func (c *watchedConn) Close() error {
+	c.w.stop()
+	return c.Conn.Close()
 }
 
 func (c *watchedConn) Write(p []byte) (int, error) {

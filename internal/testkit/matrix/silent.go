@@ -36,6 +36,19 @@ type Silent struct {
 	// a connect to the old address, from a resolver not yet caught up,
 	// just before the write, and that connect runs to its bound (3 s).
 	IdleExtra time.Duration
+	// KeepsMoved, when not empty, says why the adapter keeps its pooled
+	// connections to an address its name no longer resolves to: the
+	// moved-endpoint scenario is then skipped.
+	KeepsMoved string
+	// UnsentErrors is how many writes may fail with sslconn.ErrNotSent
+	// (matched by errors.Is) when pooled connections are reset or retired
+	// after the name moved, where the driver never retries a write whose
+	// request was not sent (mongo-driver against a standalone server) and
+	// may take such a connection before it hears of the close.
+	UnsentErrors int
+	// OpenBare makes a client of the bare driver configured by hand for
+	// mode, for the comparison scripts/bench.sh runs (SSLCONN_BENCH_SILENT).
+	OpenBare func(mode sslconn.Mode, addr string) (Workload, error)
 }
 
 // SilentServer is a server RunSilent runs in a test host.
@@ -93,9 +106,12 @@ var silentNames atomic.Int64
 
 // RunSilent runs, per mode: a workload of four writers against a primary
 // that goes silent while its name moves to a new primary; an idle pool
-// whose connections all lead to the silent primary; a healthy operation of
-// 25 s; and a primary frozen with SIGSTOP, whose kernel still acknowledges
-// (the library cannot tell it from a slow server, and must not cut it).
+// whose connections all lead to the silent primary; a peer whose host
+// resets every connection. Then, once: a name moved while its old server
+// stays up; a healthy operation of 25 s; a primary frozen with SIGSTOP,
+// whose kernel still acknowledges (the library cannot tell it from a slow
+// server, and must not cut it); and, with SSLCONN_BENCH_SILENT set, the
+// comparison with the bare driver.
 func RunSilent(t *testing.T, c *testenv.Certs, spec Silent) {
 	if testing.Short() {
 		t.Skip("needs network namespaces and servers")
@@ -148,8 +164,15 @@ func RunSilent(t *testing.T, c *testenv.Certs, spec Silent) {
 			t.Run("idle-pool", func(t *testing.T) {
 				runIdlePool(t, spec, mode, hosts, servers, name, addr(), &ids)
 			})
+			t.Run("peer-resets", func(t *testing.T) {
+				runReset(t, spec, mode, hosts, servers, &ids)
+			})
 		})
 	}
+	t.Run("moved-endpoint", func(t *testing.T) {
+		mode := spec.Modes[len(spec.Modes)-1]
+		runMoved(t, spec, mode, hosts, servers, name, fmt.Sprintf("%s:%d", name, servers[0].Port(mode)), &ids)
+	})
 	// The last two address the first host directly: the name may still
 	// lead to the second.
 	t.Run("healthy-long-operation", func(t *testing.T) {
@@ -205,6 +228,9 @@ func RunSilent(t *testing.T, c *testenv.Certs, spec Silent) {
 		default:
 			t.Errorf("a write to a server frozen for %v failed after %v with an untyped error: %v", frozenFor, took, err)
 		}
+	})
+	t.Run("versus-bare", func(t *testing.T) {
+		runSilentBench(t, spec, hosts, servers, name, &ids)
 	})
 }
 

@@ -290,3 +290,12 @@ func alive(pid int) bool {
 	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
 	return err == nil
 }
+
+// Reset aborts, inside the host, every TCP connection the test process has
+// with it (ss -K): the host's kernel sends a reset for each, as a server
+// host does when a firewall or a crashed process's kernel drops its
+// connections, while the server itself stays up and accepts new ones.
+// It needs a kernel built with sock_destroy (CONFIG_INET_DIAG_DESTROY).
+func (h *Host) Reset() error {
+	return ip("netns", "exec", h.Name, "ss", "-K", "-t", "dst", h.gw)
+}

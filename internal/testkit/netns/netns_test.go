@@ -1,8 +1,10 @@
 package netns
 
 import (
+	"errors"
 	"io"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -81,4 +83,55 @@ func TestSilence(t *testing.T) {
 		t.Fatalf("after Speak: %v", err)
 	}
 	c.Close()
+}
+
+// TestReset: Reset aborts the host's connections with a reset the client
+// sees, and the server keeps accepting.
+func TestReset(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs network namespaces")
+	}
+	if err := Available(); err != nil {
+		t.Skip(err)
+	}
+	h, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := h.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	ln, err := h.Listen("tcp", h.Addr(18081))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := h.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("after Reset the client reads %v, want ECONNRESET", err)
+	}
+	c2, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatalf("after Reset: %v", err)
+	}
+	c2.Close()
 }

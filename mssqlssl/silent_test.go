@@ -59,7 +59,8 @@ func TestSilentPrimary(t *testing.T) {
 			}
 			return mssqlWorkload{sql.OpenDB(c)}, nil
 		},
-		KeepsMoved: "go-mssqldb resolves the host name itself and dials an address: " +
-			"the core's dialer never sees the name, and its connections are not retired when the name moves",
+		KeepsMoved: "go-mssqldb resolves the host name itself and dials an address, and has no check at the pool's " +
+			"hand-out (go-sql-driver's liveness check) through which a connection could be retired between transactions: " +
+			"refusing its next write would fail a transaction in progress",
 	})
 }

@@ -2,6 +2,7 @@ package mongossl
 
 import (
 	"context"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -86,7 +87,16 @@ func ConnectOptions(ctx context.Context, co *options.ClientOptions, opts ...sslc
 	if err != nil {
 		return nil, err
 	}
-	if err := mongocore.Preflight(ctx, d, c.Hosts); err != nil {
+	// The preflight's connections go to the driver's first dials, its
+	// monitor's (see mongocore/park.go). A load balancer's client has no
+	// monitor: its preflight says hello on a connection of its own.
+	var park *mongocore.Parking
+	if c.LoadBalanced != nil && *c.LoadBalanced {
+		err = mongocore.Preflight(ctx, d, c.Hosts)
+	} else {
+		park, err = mongocore.Park(ctx, d, c.Hosts)
+	}
+	if err != nil {
 		return nil, err
 	}
 	// So that the first operation after a restart gets a new connection,
@@ -95,11 +105,24 @@ func ConnectOptions(ctx context.Context, co *options.ClientOptions, opts ...sslc
 	c.Monitor = hidePings(c.Monitor)
 	client, err := mongo.Connect(c) //v1:replace mongo.Connect(c) => mongo.Connect(ctx, c)
 	if err != nil {
+		park.Fail(err)
+		return nil, err
+	}
+	if err := park.Wait(ctx); err != nil {
+		// Wait closed the client's connections and refuses its dials:
+		// Disconnect waits for nothing.
+		dctx, cancel := context.WithTimeout(context.Background(), disconnectTimeout)
+		defer cancel()
+		_ = client.Disconnect(dctx)
 		return nil, err
 	}
 	d.Live.Attach(ping(client))
 	return client, nil
 }
+
+// disconnectTimeout bounds the Disconnect of a client whose Connect failed
+// (its pool's part; its monitor's connections are closed already).
+const disconnectTimeout = 5 * time.Second
 
 // fromOptions copies co and installs the TLS dialer on the copy.
 func fromOptions(co *options.ClientOptions, opts []sslconn.Option) (*options.ClientOptions, *dialer, error) {

@@ -162,11 +162,14 @@ type dialer = mongocore.Dialer
 const pkg = "mongov1"
 
 // Connect returns a connected client. Before handing the client over, it
-// opens one connection to the seed hosts, so that an error retrying cannot
-// fix (unknown authority, host name mismatch, expired certificate, a server
+// opens one connection to the seed hosts and waits for the server's answer
+// to the driver's first hello on it, so that an error retrying cannot fix
+// (unknown authority, host name mismatch, expired certificate, a server
 // without TLS under REQUIRED and stronger) comes back now, as the matching
 // sslconn error, rather than as a server-selection timeout 30 s later; a
 // server that is restarting is waited for up to the retry budget and ctx.
+// That connection is the driver's monitor's: it costs no round trip more
+// than the bare driver's mongo.Connect and first operation.
 // It is ClientOptions, then ConnectOptions.
 func Connect(ctx context.Context, rawURI string, opts ...sslconn.Option) (*mongo.Client, error) {
 	co, err := ClientOptions(rawURI, opts...)

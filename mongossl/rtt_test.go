@@ -60,26 +60,20 @@ func rttCases(t testing.TB) []matrix.RTTCase {
 			return rttClient{c}
 		}
 	}
-	// Connect's preflight hello (mongocore.Preflight) is a connection of
-	// its own before the driver's first: the TCP handshake, the TLS
-	// handshake when encrypted, and the hello, in series with the
-	// driver's, so a new client waits that much longer than a bare one.
-	// Run beside the driver's monitor instead, it doubled what a hostile
-	// server costs Connect (TestHostileServer's bounds). Under PREFERRED,
-	// FirstExtra is the preflight's finding out whether the address speaks
-	// TLS: a probe connection beside the handshake against a TLS server, a
+	// Connect's preflight connection is the driver's monitor's first
+	// (mongocore.Park): no round trip more than bare. Under PREFERRED,
+	// FirstExtra is the finding out whether the address speaks TLS: a
+	// probe connection beside the handshake against a TLS server, a
 	// ClientHello's connection and its answer against a plaintext one.
-	const plainPre, tlsPre = 2, 3
-	why := "Connect's preflight hello on a connection of its own, before the driver's (mongocore.Preflight)"
 	s := env.Servers[1]
 	tlsPort, plainPort := s.Addr(s.TLSPort), s.Addr(s.Port)
 	return []matrix.RTTCase{
-		{Name: "DISABLED", Target: plainPort, Bare: bare(sslconn.Disabled), Lib: lib(sslconn.Disabled), KnownExtra: plainPre, Why: why},
-		{Name: "PREFERRED", Target: tlsPort, Bare: bare(sslconn.Preferred), Lib: lib(sslconn.Preferred), FirstExtra: 1, KnownExtra: tlsPre, Why: why},
-		{Name: "PREFERRED/plaintext-server", Target: env.Servers[0].Addr(env.Servers[0].Port), Bare: plainBare, Lib: lib(sslconn.Preferred), FirstExtra: 2, KnownExtra: plainPre, Why: why},
-		{Name: "REQUIRED", Target: tlsPort, Bare: bare(sslconn.Required), Lib: lib(sslconn.Required), KnownExtra: tlsPre, Why: why},
-		{Name: "VERIFY_CA", Target: tlsPort, Bare: bare(sslconn.VerifyCA), Lib: lib(sslconn.VerifyCA), KnownExtra: tlsPre, Why: why},
-		{Name: "VERIFY_IDENTITY", Target: tlsPort, Bare: bare(sslconn.VerifyIdentity), Lib: lib(sslconn.VerifyIdentity), KnownExtra: tlsPre, Why: why},
+		{Name: "DISABLED", Target: plainPort, Bare: bare(sslconn.Disabled), Lib: lib(sslconn.Disabled)},
+		{Name: "PREFERRED", Target: tlsPort, Bare: bare(sslconn.Preferred), Lib: lib(sslconn.Preferred), FirstExtra: 1},
+		{Name: "PREFERRED/plaintext-server", Target: env.Servers[0].Addr(env.Servers[0].Port), Bare: plainBare, Lib: lib(sslconn.Preferred), FirstExtra: 2},
+		{Name: "REQUIRED", Target: tlsPort, Bare: bare(sslconn.Required), Lib: lib(sslconn.Required)},
+		{Name: "VERIFY_CA", Target: tlsPort, Bare: bare(sslconn.VerifyCA), Lib: lib(sslconn.VerifyCA)},
+		{Name: "VERIFY_IDENTITY", Target: tlsPort, Bare: bare(sslconn.VerifyIdentity), Lib: lib(sslconn.VerifyIdentity)},
 	}
 }
 

@@ -4,6 +4,7 @@ package mongov1
 
 import (
 	"context"
+	"time"
 
 	"go.mongodb.org/mongo-driver/bson"
 	"go.mongodb.org/mongo-driver/mongo"
@@ -85,7 +86,16 @@ func ConnectOptions(ctx context.Context, co *options.ClientOptions, opts ...sslc
 	if err != nil {
 		return nil, err
 	}
-	if err := mongocore.Preflight(ctx, d, c.Hosts); err != nil {
+	// The preflight's connections go to the driver's first dials, its
+	// monitor's (see mongocore/park.go). A load balancer's client has no
+	// monitor: its preflight says hello on a connection of its own.
+	var park *mongocore.Parking
+	if c.LoadBalanced != nil && *c.LoadBalanced {
+		err = mongocore.Preflight(ctx, d, c.Hosts)
+	} else {
+		park, err = mongocore.Park(ctx, d, c.Hosts)
+	}
+	if err != nil {
 		return nil, err
 	}
 	// So that the first operation after a restart gets a new connection,
@@ -94,11 +104,24 @@ func ConnectOptions(ctx context.Context, co *options.ClientOptions, opts ...sslc
 	c.Monitor = hidePings(c.Monitor)
 	client, err := mongo.Connect(ctx, c)
 	if err != nil {
+		park.Fail(err)
+		return nil, err
+	}
+	if err := park.Wait(ctx); err != nil {
+		// Wait closed the client's connections and refuses its dials:
+		// Disconnect waits for nothing.
+		dctx, cancel := context.WithTimeout(context.Background(), disconnectTimeout)
+		defer cancel()
+		_ = client.Disconnect(dctx)
 		return nil, err
 	}
 	d.Live.Attach(ping(client))
 	return client, nil
 }
+
+// disconnectTimeout bounds the Disconnect of a client whose Connect failed
+// (its pool's part; its monitor's connections are closed already).
+const disconnectTimeout = 5 * time.Second
 
 // fromOptions copies co and installs the TLS dialer on the copy.
 func fromOptions(co *options.ClientOptions, opts []sslconn.Option) (*options.ClientOptions, *dialer, error) {
@@ -139,11 +162,14 @@ type dialer = mongocore.Dialer
 const pkg = "mongov1"
 
 // Connect returns a connected client. Before handing the client over, it
-// opens one connection to the seed hosts, so that an error retrying cannot
-// fix (unknown authority, host name mismatch, expired certificate, a server
+// opens one connection to the seed hosts and waits for the server's answer
+// to the driver's first hello on it, so that an error retrying cannot fix
+// (unknown authority, host name mismatch, expired certificate, a server
 // without TLS under REQUIRED and stronger) comes back now, as the matching
 // sslconn error, rather than as a server-selection timeout 30 s later; a
 // server that is restarting is waited for up to the retry budget and ctx.
+// That connection is the driver's monitor's: it costs no round trip more
+// than the bare driver's mongo.Connect and first operation.
 // It is ClientOptions, then ConnectOptions.
 func Connect(ctx context.Context, rawURI string, opts ...sslconn.Option) (*mongo.Client, error) {
 	co, err := ClientOptions(rawURI, opts...)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sslconn/sslconn/internal/core"
@@ -37,6 +38,9 @@ type Dialer struct {
 	// Live watches the connections of a client made by ConnectOptions;
 	// nil for options handed to the user.
 	Live *Live
+	// park holds Connect's preflight connections for the driver's
+	// first dials (see Park); nil otherwise.
+	park atomic.Pointer[Parking]
 }
 
 // NilOptions is ConnectOptions' error for nil options.
@@ -97,6 +101,15 @@ func FromOptions(pkg string, tc *tls.Config, user ContextDialer, pw, uri string,
 // DialContext dials every host, seed or discovered from a replica set's
 // hello, in the same mode, verified against the name it is reached by.
 func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	park := d.park.Load()
+	if c, err := park.take(network, addr); err != nil {
+		return nil, err
+	} else if c != nil {
+		if d.Live != nil {
+			d.Live.track(c.Conn, addr)
+		}
+		return c, nil
+	}
 	var raw sslconn.DialFunc
 	if d.User != nil && d.Cfg.Settings().Dialer == nil {
 		raw = d.User.DialContext
@@ -106,6 +119,10 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 		return nil, err
 	}
 	if err := d.checkRevocation(c, addr); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := park.track(c); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -124,11 +141,20 @@ func (d *Dialer) String() string {
 // GoString is String, for %#v.
 func (d *Dialer) GoString() string { return d.String() }
 
-// Preflight dials the seeds in parallel and succeeds as soon as one does.
+// Preflight opens one connection to each seed in parallel, exchanges a
+// hello on it and closes it, and succeeds as soon as one does: for a
+// client whose driver does not dial at once (a load balancer's: no
+// monitor), where Park's connection could wait in vain.
 func Preflight(ctx context.Context, d *Dialer, hosts []string) error {
 	if len(hosts) == 0 {
 		return nil // mongodb+srv: the driver resolves the hosts
 	}
+	return preflight(ctx, hosts, func(ctx context.Context, h string) error { return hello(ctx, d, h) })
+}
+
+// preflight runs try on every seed in parallel and succeeds as soon as one
+// does, cancelling the others; else it returns the first error.
+func preflight(ctx context.Context, hosts []string, try func(ctx context.Context, host string) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make(chan error, len(hosts))
@@ -137,7 +163,7 @@ func Preflight(ctx context.Context, d *Dialer, hosts []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := hello(ctx, d, h)
+			err := try(ctx, h)
 			if err == nil {
 				cancel()
 			}

@@ -202,6 +202,13 @@ func TestClientCertRequiredAccount(t *testing.T) {
 			both(t, err, retries, mode)
 		})
 	}
+	t.Run("set by options", func(t *testing.T) {
+		// The mode is named as the user set it: an option.
+		_, err := firstConnect(t, x509DSN(""), sslconn.WithMode(sslconn.Disabled))
+		if err == nil || !strings.Contains(err.Error(), "set sslconn.WithMode(sslconn.Required) or stronger") {
+			t.Errorf("the fix does not name sslconn.WithMode: %v", err)
+		}
+	})
 	t.Run("with a client certificate", func(t *testing.T) {
 		got, _, err := result(t, x509DSN("ssl-mode=VERIFY_IDENTITY&ssl-ca="+e.certs.CA+"&ssl-cert="+e.certs.Client.Cert+"&ssl-key="+e.certs.Client.Key))
 		if got != "TLS" {

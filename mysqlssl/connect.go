@@ -12,6 +12,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/sslconn/sslconn/internal/core"
+	isettings "github.com/sslconn/sslconn/internal/settings"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
@@ -112,7 +113,7 @@ func (c *Connector) classify(ctx context.Context, err error) error {
 				// second login without a certificate it trusts tells them
 				// apart (MariaDB asks every client for one once ssl-ca is
 				// set). Say both, the common one first, and claim neither.
-				return core.Permanent(&accessDenied{err: err, mode: mode, addr: addr})
+				return core.Permanent(c.accessDenied(err, mode, addr))
 			}
 			if mode == sslconn.Disabled {
 				switch tlsOK, asked := c.acceptsTLSLogin(ctx); {
@@ -120,7 +121,7 @@ func (c *Connector) classify(ctx context.Context, err error) error {
 					return core.NewError(sslconn.ErrServerRequiresTLS, mode, addr,
 						"the plaintext login was refused but the same login over TLS succeeds: the server (require_secure_transport) or the account (REQUIRE SSL) requires TLS; MariaDB reports both as error 1045, like a wrong password", err)
 				case asked:
-					return core.Permanent(&accessDenied{err: err, mode: mode, addr: addr})
+					return core.Permanent(c.accessDenied(err, mode, addr))
 				}
 			}
 		}
@@ -161,13 +162,28 @@ type accessDenied struct {
 	err  error
 	mode sslconn.Mode
 	addr string
+	fix  string // the certificate's fix, in the form the user sets things
+}
+
+// accessDenied names the knobs as the user sets them: DSN parameters,
+// option functions or the command's flags.
+func (c *Connector) accessDenied(err error, mode sslconn.Mode, addr string) *accessDenied {
+	src := &c.ssl.Settings().Sources
+	cert := src.Name(isettings.Cert)
+	if cert == "ssl-cert" {
+		cert += " and ssl-key"
+	}
+	fix := "set " + cert + " to a certificate the server's CA signed"
+	if mode == sslconn.Disabled {
+		if m := src.Setting(isettings.Mode, "REQUIRED"); m != "" {
+			fix = "set " + m + " or stronger, and " + fix
+		}
+	}
+	return &accessDenied{err: err, mode: mode, addr: addr, fix: fix}
 }
 
 func (e *accessDenied) Error() string {
-	fix := "set ssl-cert and ssl-key to a certificate the server's CA signed"
-	if e.mode == sslconn.Disabled {
-		fix = "set ssl-mode=REQUIRED or stronger, and set ssl-cert and ssl-key to a certificate the server's CA signed"
-	}
+	fix := e.fix
 	return "sslconn: " + e.mode.String() + " connection to " + e.addr + ": " + e.err.Error() +
 		": either the user name or password is wrong, or the account requires a client certificate (REQUIRE X509, ISSUER or SUBJECT) and none is configured;" +
 		" the server asked for one, and MariaDB and MySQL refuse both with error 1045" +

@@ -131,26 +131,14 @@ func (b *addrBook) has(addr string) bool {
 }
 
 // due reports whether an address known to serve plaintext should be asked
-// again for TLS, and if so marks the check as running: one at a time per
+// again for TLS (now: at once; else once recheckEvery has passed since the
+// last check), and if so marks the check as running: one at a time per
 // address, whichever client dials it.
-func (b *addrBook) due(addr string) bool {
+func (b *addrBook) due(addr string, now bool) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	a, ok := b.m[addr]
-	if !ok || !a.plain || a.checking || time.Since(a.checked) < recheckEvery {
-		return false
-	}
-	a.checking = true
-	return true
-}
-
-// startCheck marks a TLS check of an address known to serve plaintext
-// as running, and reports false if one already is.
-func (b *addrBook) startCheck(addr string) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	a, ok := b.m[addr]
-	if !ok || !a.plain || a.checking {
+	if !ok || !a.plain || a.checking || (!now && time.Since(a.checked) < recheckEvery) {
 		return false
 	}
 	a.checking = true
@@ -199,7 +187,11 @@ func (p *plainAddrs) learnTLS(addr string) {
 type netDialer struct{ d net.Dialer }
 
 func (n *netDialer) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	return namedDial(n.d.DialContext)(ctx, network, addr)
+	raw, err := n.d.DialContext(ctx, network, addr)
+	if err == nil {
+		noteName(raw, addr)
+	}
+	return raw, err
 }
 
 // netDialCode is the code of every netDialer.dial method value.

@@ -64,7 +64,7 @@ func (c *Config) planIn(book *addrBook, mode sslconn.Mode, addr string) *plan {
 	known, plain := book.get(addr)
 	p.tlsKnown = known && !plain
 	if plain {
-		p.first, p.recheck = sslconn.Disabled, book.due(addr)
+		p.first, p.recheck = sslconn.Disabled, book.due(addr, false)
 	}
 	return p
 }
@@ -122,7 +122,7 @@ func (p *plan) runRecheck(check func() error) {
 // recheckNow runs check, a TLS attempt at the address, in the background
 // now, unless one is running.
 func (p *plan) recheckNow(check func() error) {
-	if p.book.startCheck(p.addr) {
+	if p.book.due(p.addr, true) {
 		go func() { p.rechecked(check()) }()
 	}
 }

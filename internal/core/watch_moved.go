@@ -218,15 +218,3 @@ func (s *nameSet) check(name string) {
 		}
 	}
 }
-
-// namedDial is dial (the core's own net.Dialer) noting the host name each
-// connection was dialed through, for Config.watch to follow.
-func namedDial(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		raw, err := dial(ctx, network, addr)
-		if err == nil {
-			noteName(raw, addr)
-		}
-		return raw, err
-	}
-}

@@ -154,3 +154,15 @@ func TestMovedName(t *testing.T) {
 		t.Errorf("a request on a retired connection: %v, want ErrNotSent", err)
 	}
 }
+
+// namedDial is dial noting, as the core's own dialer (netDialer) does, the host name each
+// connection was dialed through, for Config.watch to follow.
+func namedDial(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		raw, err := dial(ctx, network, addr)
+		if err == nil {
+			noteName(raw, addr)
+		}
+		return raw, err
+	}
+}

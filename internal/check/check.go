@@ -140,18 +140,21 @@ func plaintextLogin(e Engine, requested sslconn.Mode, m ModeResult) string {
 	if requested == sslconn.Preferred {
 		why = "ssl-mode=PREFERRED, and the server offers no TLS here"
 	}
-	fix := "; ssl-mode=REQUIRED or stronger makes the connection fail instead of logging in without TLS"
-	switch e {
-	case MySQL:
-		return "the account authenticates over plaintext (" + why + "): mysql_native_password sends a challenge response, with which an attacker on the path can test password guesses offline; caching_sha2_password's full authentication is refused unless get-server-public-key=true or server-public-key-path is set, and mysql_clear_password is sent only under DISABLED" + fix
-	case Redis:
-		return "the account authenticates over plaintext (" + why + "): AUTH sends the password itself, which anyone on the path reads" + fix
-	case Mongo:
-		return "the account authenticates over plaintext (" + why + "): SCRAM sends no password, but an attacker on the path gets material to test password guesses offline, and reads the session" + fix
-	case MSSQL:
-		return "the account authenticates over plaintext (" + why + "): the LOGIN7 packet carries the password, only obfuscated (reversible), which anyone on the path reads" + fix
+	gives, ok := plaintextGives[e]
+	if !ok {
+		return ""
 	}
-	return ""
+	return "the account authenticates over plaintext (" + why + "): " + gives +
+		"; ssl-mode=REQUIRED or stronger makes the connection fail instead of logging in without TLS"
+}
+
+// plaintextGives is what each engine's login gives away to an attacker on
+// the path of a connection without TLS (docs/security.md).
+var plaintextGives = map[Engine]string{
+	MySQL: "mysql_native_password sends a challenge response, with which an attacker on the path can test password guesses offline; caching_sha2_password's full authentication is refused unless get-server-public-key=true or server-public-key-path is set, and mysql_clear_password is sent only under DISABLED",
+	Redis: "AUTH sends the password itself, which anyone on the path reads",
+	Mongo: "SCRAM sends no password, but an attacker on the path gets material to test password guesses offline, and reads the session",
+	MSSQL: "the LOGIN7 packet carries the password, only obfuscated (reversible), which anyone on the path reads",
 }
 
 // Flags are the command's flags, by the setting they make: errors name

@@ -119,7 +119,7 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode, tokens *
 		}
 	}
 	dial := dialerFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
-		nc, err := c.ssl.Dialer()(ctx, network, addr)
+		nc, err := c.ssl.DialWatched(ctx, network, addr, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -130,7 +130,7 @@ func (c *Connector) connectOnce(ctx context.Context, mode sslconn.Mode, tokens *
 		// already closed (a restart): the driver then reports a failed
 		// send, which database/sql retries on a new connection, instead of
 		// a statement whose outcome is unknown.
-		r := &sniffConn{Conn: c.ssl.Watched(nc), a: a, sniff: !c.strict}
+		r := &sniffConn{Conn: nc, a: a, sniff: !c.strict}
 		r.setLoginBy(time.Now().Add(c.ssl.Settings().HandshakeTimeout))
 		dmu.Lock()
 		dialed = append(dialed, r)

@@ -268,24 +268,21 @@ func (e *certAskedError) Unwrap() error { return e.err }
 // (WithDeadPeerTimeout). A network registered with mysql.RegisterDialContext
 // is left to the driver: its dial cannot be reached from here.
 func (c *Connector) dialer(cfg *mysql.Config) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	dial := c.ssl.Settings().Dialer
-	if dial == nil {
+	// nil: the Config's (WithDialer's, else a net.Dialer, as the
+	// driver's own would be).
+	var dial sslconn.DialFunc
+	if c.ssl.Settings().Dialer == nil && cfg.DialFunc != nil {
 		dial = cfg.DialFunc
 	}
-	if dial == nil {
+	if dial == nil && c.ssl.Settings().Dialer == nil {
 		switch cfg.Net {
 		case "tcp", "tcp4", "tcp6", "unix":
-			dial = c.ssl.Dialer() // the driver's own would be a net.Dialer too
 		default:
 			return nil
 		}
 	}
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		raw, err := dial(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		return c.ssl.Watched(raw), nil
+		return c.ssl.DialWatched(ctx, network, addr, dial)
 	}
 }
 

@@ -130,6 +130,9 @@ func fleet(t *testing.T, bare bool) {
 	addr := net.JoinHostPort("localhost", strconv.Itoa(s.TLSPort))
 	var log dialLog
 	clients := make([]*redis.Client, fleetClients)
+	// One WithDialer option for the whole fleet, so that the clients share
+	// what they learn of the server, as those of the default dialer do.
+	viaLog := sslconn.WithDialer(log.dial)
 	for i := range clients {
 		o := &redis.Options{Addr: addr, Password: testenv.RedisPassword, PoolSize: fleetConns,
 			MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}}
@@ -150,7 +153,7 @@ func fleet(t *testing.T, bare bool) {
 			}
 			c = redis.NewClient(o)
 		} else {
-			if c, err = NewClientFromOptions(o, sslconn.WithMode(sslconn.VerifyIdentity), sslconn.WithCAFile(certs.CA), sslconn.WithDialer(log.dial)); err != nil {
+			if c, err = NewClientFromOptions(o, sslconn.WithMode(sslconn.VerifyIdentity), sslconn.WithCAFile(certs.CA), viaLog); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -198,7 +198,14 @@ type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 // adapter uses it for every connection it opens, MySQL and SQL Server
 // included; TLS, when the mode asks for it, runs on top. Default: a
 // net.Dialer.
-func WithDialer(d DialFunc) Option { return func(s *settings) { s.Dialer = d } }
+//
+// Clients made with the same WithDialer option (one value, given to each)
+// share what is learnt of the addresses they dial, as clients of the
+// default dialer do: a server's restart is watched once for all of them.
+func WithDialer(d DialFunc) Option {
+	scope := new(isettings.Scope)
+	return func(s *settings) { s.Dialer, s.DialerScope = d, scope }
+}
 
 // WithMeterProvider sets where the Config's OpenTelemetry metrics go
 // (default: otel's global provider, which records nothing until one is

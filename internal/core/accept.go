@@ -6,24 +6,42 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/sslconn/sslconn/sslconn"
 )
 
 // While a server is down, its port refuses connections: the kernel answers
 // a SYN with a reset, at no cost to the server. Between two connection
 // attempts the retry loop therefore asks cheaply, by connecting and closing
 // at once, whether the port accepts again, and makes its next attempt as
-// soon as it does, instead of sleeping through the server's return. One
-// watch per address and Config serves every connection waiting for it.
+// soon as it does, instead of sleeping through the server's return.
+//
+// One watch per address serves every connection waiting for it: every
+// client of the process when they dial through the same dialer (the
+// default one, or one WithDialer option given to them all). While its
+// checks are refused, a waiting connection makes no attempt of its own (it
+// would be refused too), so that the server's host sees one check per
+// interval, however many connections wait. When the port accepts again,
+// the waiting connections go at most admitMax at a time, so that a fleet
+// does not overflow the server's listen queue: a connection dropped there
+// waits a whole SYN retransmission (1 s) before it is tried again.
 const (
 	// pollFirst is the interval between checks for the first pollSteady
-	// of an outage: about 20 per second per client.
+	// of an outage: about 20 per second per address.
 	pollFirst  = 50 * time.Millisecond
 	pollSteady = 2 * time.Second
 	// pollMax is the interval once the outage is long: the checks thin
 	// out with the down time, to one per second after 40 s.
 	pollMax = time.Second
+	// admitMax is how many waiting connections may be in progress at
+	// once to an address that accepts again: well under the listen
+	// queues servers are given (Redis's tcp-backlog is 511, MariaDB's
+	// back_log at least 80), and still more than a server's CPU can
+	// handshake at a time.
+	admitMax = 64
 )
 
 // PollInterval is the interval between checks after down of outage, with
@@ -42,11 +60,15 @@ func pollInterval(down time.Duration) time.Duration {
 	return iv + time.Duration((rand.Float64()*0.4-0.2)*float64(iv))
 }
 
+// acceptWatches are the watches of the clients that dial the same way.
 type acceptWatches struct {
 	mu   sync.Mutex
 	m    map[string]*acceptWatch
 	down map[string]*outage
 }
+
+// processAccepts serves every Config's dials through the default dialer.
+var processAccepts acceptWatches
 
 // outage is how long an address has been refusing: since the first
 // refusal, unless none was seen for outageGap (it came back meanwhile).
@@ -60,31 +82,103 @@ type acceptWatch struct {
 	markUp  context.CancelFunc
 	stop    chan struct{} // closed when the last waiter leaves
 	waiters int
+	// refusing: the last check was refused, which stands for the attempt
+	// of any connection that dials the way the check does.
+	refusing atomic.Bool
+	// slots admits the connections let go when the port accepts.
+	slots chan struct{}
 }
 
-// sleepOrAccept is the retry loop's sleep of delay after err. When err is
-// a refused connection it ends early, without error, as soon as the
-// address accepts again.
-func (c *Config) sleepOrAccept(ctx context.Context, err error, delay time.Duration) error {
+// attemptVia records how a connection attempt made its TCP connection,
+// for the retry loop's accept checks: where the watch of its address
+// lives, the dial the checks use, and whether a refused check stands for
+// the attempt (it dials the same way).
+type attemptVia struct {
+	scope *acceptWatches
+	dial  sslconn.DialFunc
+	same  bool
+}
+
+type viaKey struct{}
+
+// withVia returns ctx carrying v, which DialMode fills in.
+func withVia(ctx context.Context, v *attemptVia) context.Context {
+	return context.WithValue(ctx, viaKey{}, v)
+}
+
+// noteVia records in ctx's attemptVia, if any, that the attempt dials
+// through dial; configs says dial is the Config's own (Config.Dialer).
+func (c *Config) noteVia(ctx context.Context, dial sslconn.DialFunc, configs bool) {
+	v, _ := ctx.Value(viaKey{}).(*attemptVia)
+	if v == nil {
+		return
+	}
+	switch {
+	case isNetDial(dial):
+		*v = attemptVia{scope: &processAccepts, dial: dial, same: true}
+	case configs:
+		scope := &c.accepts
+		if sc := c.s.DialerScope; sc != nil {
+			scope = sc.Get(func() any { return new(acceptWatches) }).(*acceptWatches)
+		}
+		*v = attemptVia{scope: scope, dial: dial, same: true}
+	default:
+		// The driver's own dialer: the checks go through the Config's,
+		// which may not reach the server the same way.
+		*v = attemptVia{scope: &c.accepts, dial: c.Dialer()}
+	}
+}
+
+// sleepOrAccept is the retry loop's sleep of delay after err, which the
+// attempt described by via ended with. When err is a refused connection it
+// ends early, without error, as soon as the address accepts again, and
+// then returns once the connection may go (see admitMax), with the release
+// to call when its attempt is over. While the checks are refused, and they
+// dial as the attempt did, the sleep goes on past delay, up to until.
+func (c *Config) sleepOrAccept(ctx context.Context, err error, delay time.Duration, via *attemptVia, until time.Time) (release func(), _ error) {
+	release = func() {}
 	var op *net.OpError
 	if !errors.As(err, &op) || op.Op != "dial" || op.Addr == nil || !errors.Is(err, syscall.ECONNREFUSED) {
-		return c.s.Clock.Sleep(ctx, delay)
+		return release, c.s.Clock.Sleep(ctx, delay)
+	}
+	if via.scope == nil {
+		via = &attemptVia{scope: &c.accepts, dial: c.Dialer()}
 	}
 	network, target := op.Addr.Network(), op.Addr.String()
-	w := c.joinWatch(network, target)
-	defer c.leaveWatch(w)
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(w.up, cancel)
-	defer stop()
-	if serr := c.s.Clock.Sleep(sctx, delay); serr != nil && ctx.Err() != nil {
-		return serr
+	w := via.scope.join(network, target, via.dial)
+	defer via.scope.leave(w)
+	for {
+		sctx, cancel := context.WithCancel(ctx)
+		stop := context.AfterFunc(w.up, cancel)
+		serr := c.s.Clock.Sleep(sctx, delay)
+		stop()
+		cancel()
+		if serr != nil && ctx.Err() != nil {
+			return release, serr
+		}
+		if w.up.Err() != nil {
+			select {
+			case w.slots <- struct{}{}:
+				return func() { <-w.slots }, nil
+			case <-ctx.Done():
+				return release, ctx.Err()
+			}
+		}
+		left := until.Sub(c.s.Clock.Now())
+		if !via.same || !w.refusing.Load() || (!until.IsZero() && left <= 0) {
+			return release, nil
+		}
+		// Still refused: this connection's attempt would be too.
+		delay = 2 * pollMax
+		if !until.IsZero() {
+			delay = min(delay, left)
+		}
 	}
-	return nil
 }
 
-func (c *Config) joinWatch(network, target string) *acceptWatch {
-	a := &c.accepts
+// join returns the watch of target, started with dial if there is none,
+// counting the caller as its waiter.
+func (a *acceptWatches) join(network, target string, dial sslconn.DialFunc) *acceptWatch {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.m == nil {
@@ -99,19 +193,19 @@ func (c *Config) joinWatch(network, target string) *acceptWatch {
 	o.last = now
 	w := a.m[target]
 	if w == nil {
-		w = &acceptWatch{target: target, stop: make(chan struct{})}
+		w = &acceptWatch{target: target, stop: make(chan struct{}), slots: make(chan struct{}, admitMax)}
 		w.up, w.markUp = context.WithCancel(context.Background())
+		w.refusing.Store(true) // the joiner's attempt just was
 		a.m[target] = w
-		go c.watchAccept(network, target, w, o)
+		go a.watch(network, target, dial, w, o)
 	}
 	w.waiters++
 	return w
 }
 
-// leaveWatch ends w's checks when no retry waits for it any more (the
-// caller's context ended, or the client closed).
-func (c *Config) leaveWatch(w *acceptWatch) {
-	a := &c.accepts
+// leave ends w's checks when no retry waits for it any more (the caller's
+// context ended, or the client closed).
+func (a *acceptWatches) leave(w *acceptWatch) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	w.waiters--
@@ -123,11 +217,9 @@ func (c *Config) leaveWatch(w *acceptWatch) {
 	}
 }
 
-// watchAccept checks target until it accepts a connection or no retry
-// waits for it any more.
-func (c *Config) watchAccept(network, target string, w *acceptWatch, o *outage) {
-	a := &c.accepts
-	dial := c.Dialer()
+// watch checks target until it accepts a connection or no retry waits for
+// it any more.
+func (a *acceptWatches) watch(network, target string, dial sslconn.DialFunc, w *acceptWatch, o *outage) {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -165,5 +257,6 @@ func (c *Config) watchAccept(network, target string, w *acceptWatch, o *outage) 
 			w.markUp()
 			return
 		}
+		w.refusing.Store(errors.Is(err, syscall.ECONNREFUSED))
 	}
 }

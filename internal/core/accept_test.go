@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,5 +83,213 @@ func TestPollInterval(t *testing.T) {
 				t.Fatalf("pollInterval(%v) = %v, want %v..%v", tc.down, iv, tc.min, tc.max)
 			}
 		}
+	}
+}
+
+// refusingPort returns a loopback address that refuses connections, and
+// open, which starts accepting (and closing) connections there.
+func refusingPort(t *testing.T) (addr string, open func()) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr = l.Addr().String()
+	l.Close()
+	return addr, func() {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Skip("the port was taken meanwhile:", err)
+		}
+		t.Cleanup(func() { l.Close() })
+		go func() {
+			for {
+				conn, err := l.Accept()
+				if err != nil {
+					return
+				}
+				conn.Close()
+			}
+		}()
+	}
+}
+
+// countingDial counts its dials, and those made while refused is set.
+type countingDial struct {
+	all, refused atomic.Int64
+}
+
+func (d *countingDial) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	d.all.Add(1)
+	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	if err != nil {
+		d.refused.Add(1)
+	}
+	return c, err
+}
+
+// TestOneWatchForAllWaiters: connections waiting for a refusing port make
+// no attempts of their own while the accept checks are refused, when the
+// checks dial as they do (the clients share a WithDialer option); through
+// a driver's own dialer, which the checks cannot use, they keep their own
+// attempts, paced by the backoff.
+func TestOneWatchForAllWaiters(t *testing.T) {
+	const (
+		waiters = 40
+		outage  = 600 * time.Millisecond
+	)
+	backoff := sslconn.WithBackoff(sslconn.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond})
+	for _, tc := range []struct {
+		name string
+		// own: the connections dial through a dialer of the driver's,
+		// passed to Dial, instead of the Configs' WithDialer.
+		own bool
+	}{
+		{"shared WithDialer", false},
+		{"driver's own dialer", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, open := refusingPort(t)
+			var d countingDial
+			via := sslconn.WithDialer(d.dial)
+			var cfgs [2]*Config
+			for i := range cfgs {
+				var err error
+				cfgs[i], err = newConfig(sslconn.WithMode(sslconn.Disabled), sslconn.WithRetryBudget(time.Minute), backoff, via)
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			var own sslconn.DialFunc
+			if tc.own {
+				own = d.dial
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			errs := make(chan error, waiters)
+			for i := range waiters {
+				go func() {
+					conn, err := cfgs[i%2].Dial(ctx, "tcp", addr, own)
+					if err == nil {
+						conn.Close()
+					}
+					errs <- err
+				}()
+			}
+			time.Sleep(outage)
+			refused := d.refused.Load()
+			open()
+			for range waiters {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Each connection's first attempt, and the checks: one per
+			// 50 ms (±20 %), which a slow machine may make fewer of.
+			checks := int64(outage/(40*time.Millisecond)) + 1
+			t.Logf("%d attempts refused in %v, %d waiting connections; %d attempts in all", refused, outage, waiters, d.all.Load())
+			if tc.own {
+				// The backoff alone would make about 30 per connection.
+				if refused < 3*waiters {
+					t.Fatalf("%d attempts refused: the connections stopped making their own, but the checks do not dial as they do", refused)
+				}
+				return
+			}
+			if limit := waiters + checks; refused > limit {
+				t.Fatalf("%d attempts refused, want at most %d: %d connections' first attempts and %d checks", refused, limit, waiters, checks)
+			}
+		})
+	}
+}
+
+// TestAdmitAtATime: when a refusing port accepts again, the connections
+// that waited for it go at most admitMax at a time.
+func TestAdmitAtATime(t *testing.T) {
+	const waiters = admitMax * 3
+	addr, open := refusingPort(t)
+	var d countingDial
+	c, err := newConfig(sslconn.WithMode(sslconn.Disabled), sslconn.WithRetryBudget(time.Minute), sslconn.WithDialer(d.dial))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inFlight, most atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errs := make(chan error, waiters)
+	var failed atomic.Int64
+	for range waiters {
+		go func() {
+			errs <- c.Retry(ctx, addr, func(ctx context.Context) error {
+				conn, err := c.DialMode(ctx, sslconn.Disabled, "tcp", addr, nil)
+				if err != nil {
+					failed.Add(1)
+					return err
+				}
+				defer conn.Close()
+				// A handshake's time on the server: the connections in
+				// this phase are the ones the server's queue holds.
+				n := inFlight.Add(1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				time.Sleep(20 * time.Millisecond)
+				inFlight.Add(-1)
+				return nil
+			})
+		}()
+	}
+	for failed.Load() < waiters && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	open()
+	for range waiters {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("%d connections after the port accepted, at most %d at a time", waiters, most.Load())
+	if most.Load() > admitMax {
+		t.Fatalf("%d connections at once after the port accepted, want at most %d", most.Load(), admitMax)
+	}
+}
+
+// TestAcceptScopes: which connections share a watch of an address.
+func TestAcceptScopes(t *testing.T) {
+	var d countingDial
+	shared := sslconn.WithDialer(d.dial)
+	via := func(t *testing.T, dial sslconn.DialFunc, opts ...sslconn.Option) attemptVia {
+		t.Helper()
+		c, err := newConfig(append(opts, sslconn.WithMode(sslconn.Disabled))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v attemptVia
+		configs := dial == nil
+		if configs {
+			dial = c.Dialer()
+		}
+		c.noteVia(withVia(context.Background(), &v), dial, configs)
+		if v.scope == &c.accepts && v.same {
+			t.Fatal("a Config of its own: the scope must be shared or the checks not stand in")
+		}
+		return v
+	}
+	for _, tc := range []struct {
+		name      string
+		a, b      attemptVia
+		shareWant bool
+	}{
+		{"default dialer", via(t, nil), via(t, nil), true},
+		{"one WithDialer option", via(t, nil, shared), via(t, nil, shared), true},
+		{"two WithDialer options", via(t, nil, sslconn.WithDialer(d.dial)), via(t, nil, sslconn.WithDialer(d.dial)), false},
+		{"a driver's own dialer", via(t, d.dial), via(t, d.dial), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if share := tc.a.scope == tc.b.scope; share != tc.shareWant {
+				t.Fatalf("two Configs share a watch: %v, want %v", share, tc.shareWant)
+			}
+			if tc.name == "a driver's own dialer" && tc.a.same {
+				t.Fatal("the checks stand in for attempts through a dialer they do not use")
+			}
+		})
 	}
 }

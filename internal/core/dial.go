@@ -48,9 +48,11 @@ func (c *Config) Dial(ctx context.Context, network, addr string, dial sslconn.Di
 
 // DialMode makes one connection attempt in the given mode, without retrying.
 func (c *Config) DialMode(ctx context.Context, mode sslconn.Mode, network, addr string, dial sslconn.DialFunc) (net.Conn, error) {
-	if dial == nil {
+	configs := dial == nil
+	if configs {
 		dial = c.Dialer()
 	}
+	c.noteVia(ctx, dial, configs)
 	if mode == sslconn.Preferred {
 		conn, err := c.dialPreferred(ctx, network, addr, dial)
 		if w, ok := conn.(*Conn); ok && c.tel != nil {

@@ -122,9 +122,20 @@ func (c *Config) retry(ctx context.Context, addr string, op func(context.Context
 	if connecting {
 		rec = recordOf(ctx)
 	}
+	var until time.Time
+	if budget >= 0 {
+		until = start.Add(budget)
+	}
+	release := func() {}
 	for attempt := 1; ; attempt++ {
 		actx, span := rec.attempt(ctx, attempt)
+		var via *attemptVia
+		if connecting {
+			via = &attemptVia{}
+			actx = withVia(actx, via)
+		}
 		err := op(actx)
+		release()
 		rec.attempted(span, err)
 		r.attempts, r.elapsed = attempt, c.s.Clock.Now().Sub(start)
 		if err == nil || !again(err) || ctx.Err() != nil {
@@ -147,11 +158,13 @@ func (c *Config) retry(ctx context.Context, addr string, op func(context.Context
 		if c.s.OnRetry != nil {
 			c.s.OnRetry(sslconn.RetryEvent{Addr: addr, Attempt: attempt, Delay: delay, Elapsed: r.elapsed, Err: err})
 		}
-		sleep := c.s.Clock.Sleep
+		var serr error
 		if connecting {
-			sleep = func(ctx context.Context, d time.Duration) error { return c.sleepOrAccept(ctx, err, d) }
+			release, serr = c.sleepOrAccept(ctx, err, delay, via, until)
+		} else {
+			serr = c.s.Clock.Sleep(ctx, delay)
 		}
-		if serr := sleep(ctx, delay); serr != nil {
+		if serr != nil {
 			r.elapsed = c.s.Clock.Now().Sub(start)
 			return r, err
 		}

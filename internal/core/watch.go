@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -8,6 +9,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/sslconn/sslconn/sslconn"
 )
 
 // A watch is the one place that tells whether the server has closed or
@@ -231,6 +234,23 @@ func (c *Config) Watched(raw net.Conn) net.Conn {
 		return &watchedSocket{w, sc}
 	}
 	return w
+}
+
+// DialWatched dials a connection with dial (nil: the Config's, see Dialer)
+// and returns it Watched: the TCP connection under a driver's own TLS and
+// login. A refused dial is then waited out as Dial's are: with the other
+// clients that dial the address the same way.
+func (c *Config) DialWatched(ctx context.Context, network, addr string, dial sslconn.DialFunc) (net.Conn, error) {
+	configs := dial == nil
+	if configs {
+		dial = c.Dialer()
+	}
+	c.noteVia(ctx, dial, configs)
+	raw, err := dial(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return c.Watched(raw), nil
 }
 
 // watchedConn is Watched's connection.

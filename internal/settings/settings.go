@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -50,7 +51,10 @@ type Settings[Mode ~int, RetryEvent, ExpiryWarning any] struct {
 	HandshakeTimeout time.Duration
 	// Dialer is WithDialer's dial, or nil: each engine then chooses (a
 	// driver's own dialer, else a net.Dialer).
-	Dialer      func(ctx context.Context, network, addr string) (net.Conn, error)
+	Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+	// DialerScope is shared by the Configs made with one WithDialer
+	// option: what the engine learns of addresses dialed that way.
+	DialerScope *Scope
 	SystemRoots bool // WithSystemRoots
 	// DeadPeer is WithDeadPeerTimeout's bound, or the default after New;
 	// negative: detection is off.
@@ -102,4 +106,17 @@ type Settings[Mode ~int, RetryEvent, ExpiryWarning any] struct {
 type Clock struct {
 	Now   func() time.Time
 	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Scope holds one value, made on first use, for everything that shares
+// the Scope.
+type Scope struct {
+	once sync.Once
+	v    any
+}
+
+// Get returns the Scope's value, made by make if it is the first call.
+func (s *Scope) Get(make func() any) any {
+	s.once.Do(func() { s.v = make() })
+	return s.v
 }

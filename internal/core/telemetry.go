@@ -53,9 +53,6 @@ type telemetry struct {
 	// failed connection attempt that a retry followed. The next success
 	// there is a recovery, timed from it.
 	down sync.Map // addr -> time.Time
-	// servers caches each address's attributes, so that a connection
-	// builds none.
-	servers sync.Map // addr -> *serverInfo
 }
 
 // serverInfo is an address's attributes, as the metrics and spans use them.
@@ -71,14 +68,31 @@ type outcomeKey struct {
 	outcome, version string
 }
 
-// server is addr's attributes.
+// serverKey names a serverInfo in meters.servers.
+type serverKey struct{ system, addr string }
+
+// maxServers bounds meters.servers; past it, an address's attributes are
+// built for each connection.
+const maxServers = 4096
+
+// server is addr's attributes, made once per provider for every Config
+// that uses it, so that neither a connection nor a new client builds any.
 func (t *telemetry) server(addr string) *serverInfo {
-	if si, ok := t.servers.Load(addr); ok {
+	k := serverKey{t.system.Value.AsString(), addr}
+	if si, ok := t.m.servers.Load(k); ok {
 		return si.(*serverInfo)
 	}
 	attrs := serverAttrs([]attribute.KeyValue{t.system}, addr)
-	si, _ := t.servers.LoadOrStore(addr, &serverInfo{attrs: attrs, set: attribute.NewSet(attrs...), outcomes: map[outcomeKey]attribute.Set{}})
-	return si.(*serverInfo)
+	si := &serverInfo{attrs: attrs, set: attribute.NewSet(attrs...), outcomes: map[outcomeKey]attribute.Set{}}
+	if t.m.nservers.Add(1) > maxServers {
+		t.m.nservers.Add(-1)
+		return si
+	}
+	v, loaded := t.m.servers.LoadOrStore(k, si)
+	if loaded {
+		t.m.nservers.Add(-1)
+	}
+	return v.(*serverInfo)
 }
 
 // outcome is the attribute set of a connection made (or failed) in mode.
@@ -127,6 +141,9 @@ type meters struct {
 	retries     metric.Int64Counter
 	deadPeers   metric.Int64Counter
 	certs       certSet
+	// servers caches each address's attributes (see telemetry.server).
+	servers  sync.Map // serverKey -> *serverInfo
+	nservers atomic.Int32
 }
 
 var (

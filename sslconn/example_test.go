@@ -93,7 +93,8 @@ func ExampleWithExpiryWarning() {
 
 // Connections through an SSH bastion or a SOCKS proxy: the dialer makes the
 // TCP connection under every connection, TLS runs on top, verified against
-// the database's own name.
+// the database's own name. The same opts, given to every client, have them
+// watch a restarting server once between them.
 func ExampleWithDialer() {
 	bastion := &net.Dialer{Timeout: 5 * time.Second} // e.g. an ssh.Client's DialContext, or a SOCKS dialer
 	opts := []sslconn.Option{

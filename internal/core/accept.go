@@ -118,8 +118,8 @@ func (c *Config) noteVia(ctx context.Context, dial sslconn.DialFunc, configs boo
 		*v = attemptVia{scope: &processAccepts, dial: dial, same: true}
 	case configs:
 		scope := &c.accepts
-		if sc := c.s.DialerScope; sc != nil {
-			scope = sc.Get(func() any { return new(acceptWatches) }).(*acceptWatches)
+		if sh := c.dialerShared(); sh != nil {
+			scope = &sh.accepts
 		}
 		*v = attemptVia{scope: scope, dial: dial, same: true}
 	default:

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -252,13 +253,18 @@ func TestAdmitAtATime(t *testing.T) {
 	}
 }
 
-// TestAcceptScopes: which connections share a watch of an address.
-func TestAcceptScopes(t *testing.T) {
+// TestSharedScopes: which connections share a watch of an address, and
+// PREFERRED's book.
+func TestSharedScopes(t *testing.T) {
 	var d countingDial
 	shared := sslconn.WithDialer(d.dial)
-	via := func(t *testing.T, dial sslconn.DialFunc, opts ...sslconn.Option) attemptVia {
+	type scope struct {
+		via  attemptVia
+		book *addrBook
+	}
+	in := func(t *testing.T, dial sslconn.DialFunc, opts ...sslconn.Option) scope {
 		t.Helper()
-		c, err := newConfig(append(opts, sslconn.WithMode(sslconn.Disabled))...)
+		c, err := newConfig(append(opts, sslconn.WithMode(sslconn.Preferred))...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -268,27 +274,30 @@ func TestAcceptScopes(t *testing.T) {
 			dial = c.Dialer()
 		}
 		c.noteVia(withVia(context.Background(), &v), dial, configs)
-		if v.scope == &c.accepts && v.same {
-			t.Fatal("a Config of its own: the scope must be shared or the checks not stand in")
-		}
-		return v
+		return scope{v, c.book(dial, configs)}
 	}
 	for _, tc := range []struct {
 		name      string
-		a, b      attemptVia
+		a, b      scope
 		shareWant bool
 	}{
-		{"default dialer", via(t, nil), via(t, nil), true},
-		{"one WithDialer option", via(t, nil, shared), via(t, nil, shared), true},
-		{"two WithDialer options", via(t, nil, sslconn.WithDialer(d.dial)), via(t, nil, sslconn.WithDialer(d.dial)), false},
-		{"a driver's own dialer", via(t, d.dial), via(t, d.dial), false},
+		{"default dialer", in(t, nil), in(t, nil), true},
+		{"one WithDialer option", in(t, nil, shared), in(t, nil, shared), true},
+		{"two WithDialer options", in(t, nil, sslconn.WithDialer(d.dial)), in(t, nil, sslconn.WithDialer(d.dial)), false},
+		{"a driver's own dialer", in(t, d.dial), in(t, d.dial), false},
+		{"a driver's own dialer, one WithDialer option", in(t, d.dial, shared), in(t, d.dial, shared), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if share := tc.a.scope == tc.b.scope; share != tc.shareWant {
-				t.Fatalf("two Configs share a watch: %v, want %v", share, tc.shareWant)
+			if share := tc.a.via.scope == tc.b.via.scope; share != tc.shareWant {
+				t.Errorf("two Configs share a watch: %v, want %v", share, tc.shareWant)
 			}
-			if tc.name == "a driver's own dialer" && tc.a.same {
-				t.Fatal("the checks stand in for attempts through a dialer they do not use")
+			if share := tc.a.book == tc.b.book; share != tc.shareWant {
+				t.Errorf("two Configs share PREFERRED's book: %v, want %v", share, tc.shareWant)
+			}
+			// The checks dial through the Config's dialer: they stand in
+			// for attempts only through the same.
+			if want := !strings.HasPrefix(tc.name, "a driver's own"); tc.a.via.same != want {
+				t.Errorf("a refused check stands in for an attempt: %v, want %v", tc.a.via.same, want)
 			}
 		})
 	}

@@ -54,7 +54,7 @@ func (c *Config) DialMode(ctx context.Context, mode sslconn.Mode, network, addr 
 	}
 	c.noteVia(ctx, dial, configs)
 	if mode == sslconn.Preferred {
-		conn, err := c.dialPreferred(ctx, network, addr, dial)
+		conn, err := c.dialPreferred(ctx, network, addr, dial, configs)
 		if w, ok := conn.(*Conn); ok && c.tel != nil {
 			noteConn(ctx, w)
 		}
@@ -339,7 +339,7 @@ func (c *Conn) firstErrorRaw(err error) error {
 		// It speaks TLS now (an "enable SSL" restart): a server that speaks
 		// TLS cannot have run what came in plaintext, and the next
 		// connection encrypts.
-		c.cfg.plain.learnTLS(c.addr)
+		c.cfg.learnTLS(c.addr)
 		return NotSent(c.raw, fmt.Errorf("%s: the server dropped the plaintext connection and answers TLS on this port now; new connections use TLS: %w", c.addr, err))
 	}
 	return NewError(sslconn.ErrServerRequiresTLS, c.mode, c.addr, "the server dropped the plaintext connection and answers TLS on this port", err)

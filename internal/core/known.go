@@ -154,27 +154,53 @@ func (b *addrBook) checked(addr string) {
 }
 
 // plainAddrs is a Config's view of what PREFERRED knows: the process's
-// book for dials through the default dialer, its own for dials through a
-// dialer of its own (WithDialer, or the driver's Dialer option), which may
-// reach another server behind the same address, and for the database/sql
+// book for dials through the default dialer, the book of a WithDialer
+// option for dials through it (shared by the Configs given that option),
+// and its own for dials through the driver's Dialer option, which may reach
+// another server behind the same address, and for the database/sql
 // engines, whose connector cannot tell which dialer the driver uses.
 type plainAddrs struct {
 	own addrBook
 }
 
-// book is where a dial through dial learns and looks up.
-func (p *plainAddrs) book(dial sslconn.DialFunc) *addrBook {
+// dialerShared is what the Configs made with one WithDialer option share
+// about the addresses they dial through it.
+type dialerShared struct {
+	book    addrBook
+	accepts acceptWatches
+}
+
+// dialerShared is the state c shares with the other Configs of its
+// WithDialer option, or nil without one.
+func (c *Config) dialerShared() *dialerShared {
+	sc := c.s.DialerScope
+	if sc == nil {
+		return nil
+	}
+	return sc.Get(func() any { return new(dialerShared) }).(*dialerShared)
+}
+
+// book is where a dial through dial learns and looks up; configs says dial
+// is the Config's own (Config.Dialer).
+func (c *Config) book(dial sslconn.DialFunc, configs bool) *addrBook {
 	if isNetDial(dial) {
 		return &processBook
 	}
-	return &p.own
+	if sh := c.dialerShared(); configs && sh != nil {
+		return &sh.book
+	}
+	return &c.plain.own
 }
 
 // learnTLS records that addr answers TLS now (a plaintext connection there
 // was dropped, and a handshake answered), in whichever book knows it: that
 // is where the connection was planned.
-func (p *plainAddrs) learnTLS(addr string) {
-	for _, b := range []*addrBook{&p.own, &processBook} {
+func (c *Config) learnTLS(addr string) {
+	books := []*addrBook{&c.plain.own, &processBook}
+	if sh := c.dialerShared(); sh != nil {
+		books = append(books, &sh.book)
+	}
+	for _, b := range books {
 		if b.has(addr) {
 			b.learnTLS(addr)
 		}

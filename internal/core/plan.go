@@ -51,11 +51,6 @@ func (c *Config) plan(mode sslconn.Mode, addr string) *plan {
 	return c.planIn(&c.plain.own, mode, addr)
 }
 
-// planDial is the plan of a connection dialed through dial.
-func (c *Config) planDial(mode sslconn.Mode, addr string, dial sslconn.DialFunc) *plan {
-	return c.planIn(c.plain.book(dial), mode, addr)
-}
-
 func (c *Config) planIn(book *addrBook, mode sslconn.Mode, addr string) *plan {
 	p := &plan{c: c, book: book, addr: addr, first: mode, preferred: mode == sslconn.Preferred}
 	if !p.preferred {

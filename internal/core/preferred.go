@@ -67,9 +67,9 @@ var recheckEvery = 5 * time.Second
 // (nginx's stream proxy by default) loses a TLS answer its server had not
 // sent within the grace; the address is then asked again at once, off the
 // request path.
-func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial sslconn.DialFunc) (net.Conn, error) {
+func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial sslconn.DialFunc, configs bool) (net.Conn, error) {
 	mode := sslconn.Preferred
-	p := c.planDial(mode, addr, dial)
+	p := c.planIn(c.book(dial, configs), mode, addr)
 	if p.first == sslconn.Disabled {
 		raw, err := dial(ctx, network, addr)
 		p.next(sslconn.Disabled, err)

@@ -92,11 +92,14 @@ type acceptWatch struct {
 // attemptVia records how a connection attempt made its TCP connection,
 // for the retry loop's accept checks: where the watch of its address
 // lives, the dial the checks use, and whether a refused check stands for
-// the attempt (it dials the same way).
+// the attempt (it dials the same way, to the same network and address: a
+// host name is looked up again by each check, as by each attempt, so that
+// a name that moves to a new server is followed).
 type attemptVia struct {
-	scope *acceptWatches
-	dial  sslconn.DialFunc
-	same  bool
+	scope         *acceptWatches
+	dial          sslconn.DialFunc
+	same          bool
+	network, addr string
 }
 
 type viaKey struct{}
@@ -106,9 +109,10 @@ func withVia(ctx context.Context, v *attemptVia) context.Context {
 	return context.WithValue(ctx, viaKey{}, v)
 }
 
-// noteVia records in ctx's attemptVia, if any, that the attempt dials
-// through dial; configs says dial is the Config's own (Config.Dialer).
-func (c *Config) noteVia(ctx context.Context, dial sslconn.DialFunc, configs bool) {
+// noteVia records in ctx's attemptVia, if any, that the attempt dials addr
+// on network through dial; configs says dial is the Config's own
+// (Config.Dialer).
+func (c *Config) noteVia(ctx context.Context, dial sslconn.DialFunc, configs bool, network, addr string) {
 	v, _ := ctx.Value(viaKey{}).(*attemptVia)
 	if v == nil {
 		return
@@ -127,24 +131,35 @@ func (c *Config) noteVia(ctx context.Context, dial sslconn.DialFunc, configs boo
 		// which may not reach the server the same way.
 		*v = attemptVia{scope: &c.accepts, dial: c.Dialer()}
 	}
+	v.network, v.addr = network, addr
 }
 
 // sleepOrAccept is the retry loop's sleep of delay after err, which the
-// attempt described by via ended with. When err is a refused connection it
-// ends early, without error, as soon as the address accepts again, and
-// then returns once the connection may go (see admitMax), with the release
-// to call when its attempt is over. While the checks are refused, and they
-// dial as the attempt did, the sleep goes on past delay, up to until.
-func (c *Config) sleepOrAccept(ctx context.Context, err error, delay time.Duration, via *attemptVia, until time.Time) (release func(), _ error) {
+// attempt to addr described by via ended with. When err is a refused
+// connection it ends early, without error, as soon as the address accepts
+// again, and then returns once the connection may go (see admitMax), with
+// the release to call when its attempt is over. While the checks are
+// refused, and they dial as the attempt did, the sleep goes on past delay,
+// up to until.
+func (c *Config) sleepOrAccept(ctx context.Context, err error, delay time.Duration, addr string, via *attemptVia, until time.Time) (release func(), _ error) {
 	release = func() {}
 	var op *net.OpError
 	if !errors.As(err, &op) || op.Op != "dial" || op.Addr == nil || !errors.Is(err, syscall.ECONNREFUSED) {
 		return release, c.s.Clock.Sleep(ctx, delay)
 	}
-	if via.scope == nil {
-		via = &attemptVia{scope: &c.accepts, dial: c.Dialer()}
-	}
 	network, target := op.Addr.Network(), op.Addr.String()
+	switch {
+	case via.scope == nil:
+		via = &attemptVia{scope: &c.accepts, dial: c.Dialer()}
+	case via.same && via.addr == addr:
+		// The checks dial what the attempt did, by name.
+		network, target = via.network, via.addr
+	default:
+		// The driver dialed an address of its own choosing (go-mssqldb
+		// dials the addresses it looked up): the checks follow the
+		// refused one, and stand for no attempt.
+		via = &attemptVia{scope: via.scope, dial: via.dial}
+	}
 	w := via.scope.join(network, target, via.dial)
 	defer via.scope.leave(w)
 	for {

@@ -273,7 +273,7 @@ func TestSharedScopes(t *testing.T) {
 		if configs {
 			dial = c.Dialer()
 		}
-		c.noteVia(withVia(context.Background(), &v), dial, configs)
+		c.noteVia(withVia(context.Background(), &v), dial, configs, "tcp", "db.example:6379")
 		return scope{v, c.book(dial, configs)}
 	}
 	for _, tc := range []struct {
@@ -300,5 +300,45 @@ func TestSharedScopes(t *testing.T) {
 				t.Errorf("a refused check stands in for an attempt: %v, want %v", tc.a.via.same, want)
 			}
 		})
+	}
+}
+
+// TestWatchFollowsName: a connection waiting for a refusing server it
+// reached by name connects as soon as the name leads to one that accepts
+// (a failover that moves the name), even while the old server still
+// refuses.
+func TestWatchFollowsName(t *testing.T) {
+	oldAddr, _ := refusingPort(t)
+	newAddr, open := refusingPort(t)
+	open()
+	var target atomic.Value
+	target.Store(oldAddr)
+	// The name's look-up, as a dialer that resolves it in its own network
+	// (a bastion's) would make it.
+	byName := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if addr == "db.test:3306" {
+			addr = target.Load().(string)
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	c, err := newConfig(sslconn.WithMode(sslconn.Disabled), sslconn.WithRetryBudget(time.Minute), sslconn.WithDialer(byName),
+		sslconn.WithBackoff(sslconn.Backoff{Initial: 30 * time.Second, Max: 30 * time.Second}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		conn, err := c.Dial(ctx, "tcp", "db.test:3306", nil)
+		if err == nil {
+			conn.Close()
+		}
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	target.Store(newAddr)
+	if err := <-done; err != nil {
+		t.Fatalf("still waiting for the old server when the name moved: %v", err)
 	}
 }

@@ -52,7 +52,7 @@ func (c *Config) DialMode(ctx context.Context, mode sslconn.Mode, network, addr 
 	if configs {
 		dial = c.Dialer()
 	}
-	c.noteVia(ctx, dial, configs)
+	c.noteVia(ctx, dial, configs, network, addr)
 	if mode == sslconn.Preferred {
 		conn, err := c.dialPreferred(ctx, network, addr, dial, configs)
 		if w, ok := conn.(*Conn); ok && c.tel != nil {

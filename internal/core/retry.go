@@ -160,7 +160,7 @@ func (c *Config) retry(ctx context.Context, addr string, op func(context.Context
 		}
 		var serr error
 		if connecting {
-			release, serr = c.sleepOrAccept(ctx, err, delay, via, until)
+			release, serr = c.sleepOrAccept(ctx, err, delay, addr, via, until)
 		} else {
 			serr = c.s.Clock.Sleep(ctx, delay)
 		}

@@ -245,7 +245,7 @@ func (c *Config) DialWatched(ctx context.Context, network, addr string, dial ssl
 	if configs {
 		dial = c.Dialer()
 	}
-	c.noteVia(ctx, dial, configs)
+	c.noteVia(ctx, dial, configs, network, addr)
 	raw, err := dial(ctx, network, addr)
 	if err != nil {
 		return nil, err

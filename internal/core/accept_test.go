@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -14,12 +15,7 @@ import (
 // TestBackWhenAccepting: a connection waiting out a refusing port is made
 // as soon as the port accepts, not when the backoff's delay ends.
 func TestBackWhenAccepting(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr, open := refusingPort(t)
 	c, err := newConfig(sslconn.WithMode(sslconn.Disabled), sslconn.WithRetryBudget(time.Minute),
 		sslconn.WithBackoff(sslconn.Backoff{Initial: 30 * time.Second, Max: 30 * time.Second}))
 	if err != nil {
@@ -28,21 +24,12 @@ func TestBackWhenAccepting(t *testing.T) {
 	up := make(chan time.Time, 1)
 	go func() {
 		time.Sleep(300 * time.Millisecond)
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
+		if err := open(); err != nil {
 			t.Error(err)
 			up <- time.Time{}
 			return
 		}
-		t.Cleanup(func() { l.Close() })
 		up <- time.Now()
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			conn.Close()
-		}
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -88,8 +75,9 @@ func TestPollInterval(t *testing.T) {
 }
 
 // refusingPort returns a loopback address that refuses connections, and
-// open, which starts accepting (and closing) connections there.
-func refusingPort(t *testing.T) (addr string, open func()) {
+// open, which starts accepting (and closing) connections there until the
+// test ends.
+func refusingPort(t *testing.T) (addr string, open func() error) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -97,10 +85,10 @@ func refusingPort(t *testing.T) (addr string, open func()) {
 	}
 	addr = l.Addr().String()
 	l.Close()
-	return addr, func() {
+	return addr, func() error {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			t.Skip("the port was taken meanwhile:", err)
+			return fmt.Errorf("the port was taken meanwhile: %w", err)
 		}
 		t.Cleanup(func() { l.Close() })
 		go func() {
@@ -112,6 +100,7 @@ func refusingPort(t *testing.T) (addr string, open func()) {
 				conn.Close()
 			}
 		}()
+		return nil
 	}
 }
 
@@ -179,7 +168,9 @@ func TestOneWatchForAllWaiters(t *testing.T) {
 			}
 			time.Sleep(outage)
 			refused := d.refused.Load()
-			open()
+			if err := open(); err != nil {
+				t.Fatal(err)
+			}
 			for range waiters {
 				if err := <-errs; err != nil {
 					t.Fatal(err)
@@ -241,7 +232,9 @@ func TestAdmitAtATime(t *testing.T) {
 	for failed.Load() < waiters && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
-	open()
+	if err := open(); err != nil {
+		t.Fatal(err)
+	}
 	for range waiters {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
@@ -310,7 +303,9 @@ func TestSharedScopes(t *testing.T) {
 func TestWatchFollowsName(t *testing.T) {
 	oldAddr, _ := refusingPort(t)
 	newAddr, open := refusingPort(t)
-	open()
+	if err := open(); err != nil {
+		t.Fatal(err)
+	}
 	var target atomic.Value
 	target.Store(oldAddr)
 	// The name's look-up, as a dialer that resolves it in its own network

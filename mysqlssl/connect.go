@@ -271,15 +271,12 @@ func (c *Connector) dialer(cfg *mysql.Config) func(ctx context.Context, network,
 	// nil: the Config's (WithDialer's, else a net.Dialer, as the
 	// driver's own would be).
 	var dial sslconn.DialFunc
-	if c.ssl.Settings().Dialer == nil && cfg.DialFunc != nil {
+	switch {
+	case c.ssl.Settings().Dialer != nil:
+	case cfg.DialFunc != nil:
 		dial = cfg.DialFunc
-	}
-	if dial == nil && c.ssl.Settings().Dialer == nil {
-		switch cfg.Net {
-		case "tcp", "tcp4", "tcp6", "unix":
-		default:
-			return nil
-		}
+	case cfg.Net != "tcp" && cfg.Net != "tcp4" && cfg.Net != "tcp6" && cfg.Net != "unix":
+		return nil
 	}
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return c.ssl.DialWatched(ctx, network, addr, dial)

@@ -63,8 +63,10 @@ func (b Backoff) jittered(attempt int) time.Duration {
 }
 
 // RetryEvent describes one retry of a new connection: the address, the
-// attempt that failed (1-based), the delay before the next one, the time
-// spent so far, and the cause.
+// attempt that failed (1-based), the backoff's delay before the next one,
+// the time spent so far, and the cause. While a server's port refuses
+// connections, the next attempt comes when it accepts again, which may be
+// sooner or later than Delay (see docs/restarts.md).
 type RetryEvent struct {
 	Addr    string
 	Attempt int

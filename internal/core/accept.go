@@ -60,15 +60,13 @@ func pollInterval(down time.Duration) time.Duration {
 	return iv + time.Duration((rand.Float64()*0.4-0.2)*float64(iv))
 }
 
-// acceptWatches are the watches of the clients that dial the same way.
+// acceptWatches are the watches of the clients that dial the same way, by
+// network and address.
 type acceptWatches struct {
 	mu   sync.Mutex
-	m    map[string]*acceptWatch
-	down map[string]*outage
+	m    map[[2]string]*acceptWatch
+	down map[[2]string]*outage
 }
-
-// processAccepts serves every Config's dials through the default dialer.
-var processAccepts acceptWatches
 
 // outage is how long an address has been refusing: since the first
 // refusal, unless none was seen for outageGap (it came back meanwhile).
@@ -77,7 +75,7 @@ type outage struct{ since, last time.Time }
 const outageGap = 5 * time.Second
 
 type acceptWatch struct {
-	target  string
+	key     [2]string       // network, address
 	up      context.Context // done when the port accepts
 	markUp  context.CancelFunc
 	stop    chan struct{} // closed when the last waiter leaves
@@ -94,8 +92,17 @@ type acceptWatch struct {
 // lives, the dial the checks use, and whether a refused check stands for
 // the attempt (it dials the same way, to the same network and address: a
 // host name is looked up again by each check, as by each attempt, so that
-// a name that moves to a new server is followed).
+// a name that moves to a new server is followed). An attempt may dial
+// more than once, at once (go-mssqldb dials every address of a name in
+// parallel): the first dial is kept, and a check stands in for no attempt
+// that dialed two ways.
 type attemptVia struct {
+	mu sync.Mutex
+	n  viaNote
+}
+
+// viaNote is what an attemptVia holds (scope nil: no dial yet).
+type viaNote struct {
 	scope         *acceptWatches
 	dial          sslconn.DialFunc
 	same          bool
@@ -104,7 +111,7 @@ type attemptVia struct {
 
 type viaKey struct{}
 
-// withVia returns ctx carrying v, which DialMode fills in.
+// withVia returns ctx carrying v, which dialFor fills in.
 func withVia(ctx context.Context, v *attemptVia) context.Context {
 	return context.WithValue(ctx, viaKey{}, v)
 }
@@ -117,21 +124,28 @@ func (c *Config) noteVia(ctx context.Context, dial sslconn.DialFunc, configs boo
 	if v == nil {
 		return
 	}
-	switch {
-	case isNetDial(dial):
-		*v = attemptVia{scope: &processAccepts, dial: dial, same: true}
-	case configs:
-		scope := &c.accepts
-		if sh := c.dialerShared(); sh != nil {
-			scope = &sh.accepts
-		}
-		*v = attemptVia{scope: scope, dial: dial, same: true}
-	default:
+	k, shared := c.knowledgeOf(dial, configs)
+	if !shared {
 		// The driver's own dialer: the checks go through the Config's,
 		// which may not reach the server the same way.
-		*v = attemptVia{scope: &c.accepts, dial: c.Dialer()}
+		dial = c.Dialer()
 	}
-	v.network, v.addr = network, addr
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if n := &v.n; n.scope != nil {
+		if n.scope != &k.accepts || n.network != network || n.addr != addr {
+			n.same = false
+		}
+		return
+	}
+	v.n = viaNote{scope: &k.accepts, dial: dial, same: shared, network: network, addr: addr}
+}
+
+// snapshot is what v holds now.
+func (v *attemptVia) snapshot() viaNote {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.n
 }
 
 // sleepOrAccept is the retry loop's sleep of delay after err, which the
@@ -140,28 +154,29 @@ func (c *Config) noteVia(ctx context.Context, dial sslconn.DialFunc, configs boo
 // again, and then returns once the connection may go (see admitMax), with
 // the release to call when its attempt is over. While the checks are
 // refused, and they dial as the attempt did, the sleep goes on past delay,
-// up to until.
+// until the retry budget ends (until).
 func (c *Config) sleepOrAccept(ctx context.Context, err error, delay time.Duration, addr string, via *attemptVia, until time.Time) (release func(), _ error) {
 	release = func() {}
 	var op *net.OpError
 	if !errors.As(err, &op) || op.Op != "dial" || op.Addr == nil || !errors.Is(err, syscall.ECONNREFUSED) {
 		return release, c.s.Clock.Sleep(ctx, delay)
 	}
+	v := via.snapshot()
 	network, target := op.Addr.Network(), op.Addr.String()
 	switch {
-	case via.scope == nil:
-		via = &attemptVia{scope: &c.accepts, dial: c.Dialer()}
-	case via.same && via.addr == addr:
+	case v.scope == nil:
+		v = viaNote{scope: &c.own.accepts, dial: c.Dialer()}
+	case v.same && v.addr == addr:
 		// The checks dial what the attempt did, by name.
-		network, target = via.network, via.addr
+		network, target = v.network, v.addr
 	default:
 		// The driver dialed an address of its own choosing (go-mssqldb
 		// dials the addresses it looked up): the checks follow the
 		// refused one, and stand for no attempt.
-		via = &attemptVia{scope: via.scope, dial: via.dial}
+		v.same = false
 	}
-	w := via.scope.join(network, target, via.dial)
-	defer via.scope.leave(w)
+	w := v.scope.join(network, target, v.dial)
+	defer v.scope.leave(w)
 	for {
 		sctx, cancel := context.WithCancel(ctx)
 		stop := context.AfterFunc(w.up, cancel)
@@ -172,22 +187,31 @@ func (c *Config) sleepOrAccept(ctx context.Context, err error, delay time.Durati
 			return release, serr
 		}
 		if w.up.Err() != nil {
-			select {
-			case w.slots <- struct{}{}:
-				return func() { <-w.slots }, nil
-			case <-ctx.Done():
-				return release, ctx.Err()
-			}
+			return w.admit(ctx, until.Sub(c.s.Clock.Now()))
 		}
 		left := until.Sub(c.s.Clock.Now())
-		if !via.same || !w.refusing.Load() || (!until.IsZero() && left <= 0) {
+		if !v.same || !w.refusing.Load() || left <= 0 {
 			return release, nil
 		}
 		// Still refused: this connection's attempt would be too.
-		delay = 2 * pollMax
-		if !until.IsZero() {
-			delay = min(delay, left)
-		}
+		delay = min(2*pollMax, left)
+	}
+}
+
+// admit waits, at most for left or until ctx ends, for one of the slots of
+// the connections let go when w's port accepted, and returns its release.
+// When left runs out first, the connection goes without a slot: the retry
+// budget bounds every wait.
+func (w *acceptWatch) admit(ctx context.Context, left time.Duration) (release func(), _ error) {
+	t := time.NewTimer(max(left, 0))
+	defer t.Stop()
+	select {
+	case w.slots <- struct{}{}:
+		return func() { <-w.slots }, nil
+	case <-t.C:
+		return func() {}, nil
+	case <-ctx.Done():
+		return func() {}, ctx.Err()
 	}
 }
 
@@ -197,25 +221,39 @@ func (a *acceptWatches) join(network, target string, dial sslconn.DialFunc) *acc
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.m == nil {
-		a.m, a.down = map[string]*acceptWatch{}, map[string]*outage{}
+		a.m, a.down = map[[2]string]*acceptWatch{}, map[[2]string]*outage{}
 	}
+	key := [2]string{network, target}
 	now := time.Now()
-	o := a.down[target]
+	o := a.down[key]
 	if o == nil || now.Sub(o.last) > outageGap {
+		if o == nil {
+			a.sweep(now)
+		}
 		o = &outage{since: now}
-		a.down[target] = o
+		a.down[key] = o
 	}
 	o.last = now
-	w := a.m[target]
+	w := a.m[key]
 	if w == nil {
-		w = &acceptWatch{target: target, stop: make(chan struct{}), slots: make(chan struct{}, admitMax)}
+		w = &acceptWatch{key: key, stop: make(chan struct{}), slots: make(chan struct{}, admitMax)}
 		w.up, w.markUp = context.WithCancel(context.Background())
 		w.refusing.Store(true) // the joiner's attempt just was
-		a.m[target] = w
+		a.m[key] = w
 		go a.watch(network, target, dial, w, o)
 	}
 	w.waiters++
 	return w
+}
+
+// sweep forgets the outages no one has waited for since outageGap: the
+// addresses given up on, which never accepted again.
+func (a *acceptWatches) sweep(now time.Time) {
+	for k, o := range a.down {
+		if now.Sub(o.last) > outageGap && a.m[k] == nil {
+			delete(a.down, k)
+		}
+	}
 }
 
 // leave ends w's checks when no retry waits for it any more (the caller's
@@ -225,8 +263,8 @@ func (a *acceptWatches) leave(w *acceptWatch) {
 	defer a.mu.Unlock()
 	w.waiters--
 	if w.waiters == 0 {
-		if a.m[w.target] == w {
-			delete(a.m, w.target)
+		if a.m[w.key] == w {
+			delete(a.m, w.key)
 		}
 		close(w.stop)
 	}
@@ -260,18 +298,21 @@ func (a *acceptWatches) watch(network, target string, dial sslconn.DialFunc, w *
 			}
 		}()
 		conn, err := dial(ctx, network, target)
+		// A check cut short may report the refusal of a name's first
+		// address while another was still being tried: not a refusal.
+		refused := errors.Is(err, syscall.ECONNREFUSED) && ctx.Err() == nil
 		cancel()
 		if err == nil {
 			conn.Close()
 			a.mu.Lock()
-			if a.m[target] == w {
-				delete(a.m, target)
+			if a.m[w.key] == w {
+				delete(a.m, w.key)
 			}
-			delete(a.down, target)
+			delete(a.down, w.key)
 			a.mu.Unlock()
 			w.markUp()
 			return
 		}
-		w.refusing.Store(errors.Is(err, syscall.ECONNREFUSED))
+		w.refusing.Store(refused)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -252,7 +253,7 @@ func TestSharedScopes(t *testing.T) {
 	var d countingDial
 	shared := sslconn.WithDialer(d.dial)
 	type scope struct {
-		via  attemptVia
+		via  viaNote
 		book *addrBook
 	}
 	in := func(t *testing.T, dial sslconn.DialFunc, opts ...sslconn.Option) scope {
@@ -261,13 +262,10 @@ func TestSharedScopes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var v attemptVia
-		configs := dial == nil
-		if configs {
-			dial = c.Dialer()
-		}
-		c.noteVia(withVia(context.Background(), &v), dial, configs, "tcp", "db.example:6379")
-		return scope{v, c.book(dial, configs)}
+		v := new(attemptVia)
+		dial, configs := c.dialFor(withVia(context.Background(), v), dial, "tcp", "db.example:6379")
+		k, _ := c.knowledgeOf(dial, configs)
+		return scope{v.snapshot(), &k.book}
 	}
 	for _, tc := range []struct {
 		name      string
@@ -335,5 +333,25 @@ func TestWatchFollowsName(t *testing.T) {
 	target.Store(newAddr)
 	if err := <-done; err != nil {
 		t.Fatalf("still waiting for the old server when the name moved: %v", err)
+	}
+}
+
+// TestViaParallelDials: an attempt that dials several addresses at once
+// (go-mssqldb dials every address of a name in parallel) is noted safely,
+// and a check stands in for it no more.
+func TestViaParallelDials(t *testing.T) {
+	c, err := newConfig(sslconn.WithMode(sslconn.Disabled))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := new(attemptVia)
+	ctx := withVia(context.Background(), v)
+	var wg sync.WaitGroup
+	for _, addr := range []string{"[::1]:1433", "127.0.0.1:1433"} {
+		wg.Go(func() { c.dialFor(ctx, nil, "tcp", addr) })
+	}
+	wg.Wait()
+	if n := v.snapshot(); n.scope == nil || n.same {
+		t.Fatalf("noted %+v: want the first dial's scope, standing in for nothing", n)
 	}
 }

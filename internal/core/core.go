@@ -92,13 +92,12 @@ type Config struct {
 	// answered records addresses that have completed a connection, so that
 	// an address that never has is not retried for the whole budget.
 	answered answeredSet
-	// plain: what PREFERRED learnt of addresses (see plainAddrs); probe:
-	// the engine's plaintext question, if it has one.
-	plain plainAddrs
+	// own: what the Config learnt of addresses it dials in ways no other
+	// Config does (see knowledgeOf); probe: the engine's plaintext
+	// question, if it has one.
+	own   knowledge
 	probe func(ctx context.Context, conn net.Conn) error
-	// accepts watches addresses that refused, for the retry loop.
-	accepts acceptWatches
-	tel     *telemetry // nil: none (benchmarks' baseline)
+	tel   *telemetry // nil: none (benchmarks' baseline)
 }
 
 // newConfig is sslconn.New, with the engine's view of the Config.
@@ -132,7 +131,7 @@ func (c *Config) Dialer() sslconn.DialFunc {
 		return d
 	}
 	// A netDialer's, so that PREFERRED's knowledge of an address is shared
-	// by every client of the process that dials it this way (processBook).
+	// by every client of the process that dials it this way (process).
 	return (&netDialer{net.Dialer{Timeout: c.connectTimeout(), KeepAlive: 30 * time.Second}}).dial
 }
 

@@ -48,11 +48,7 @@ func (c *Config) Dial(ctx context.Context, network, addr string, dial sslconn.Di
 
 // DialMode makes one connection attempt in the given mode, without retrying.
 func (c *Config) DialMode(ctx context.Context, mode sslconn.Mode, network, addr string, dial sslconn.DialFunc) (net.Conn, error) {
-	configs := dial == nil
-	if configs {
-		dial = c.Dialer()
-	}
-	c.noteVia(ctx, dial, configs, network, addr)
+	dial, configs := c.dialFor(ctx, dial, network, addr)
 	if mode == sslconn.Preferred {
 		conn, err := c.dialPreferred(ctx, network, addr, dial, configs)
 		if w, ok := conn.(*Conn); ok && c.tel != nil {

@@ -14,12 +14,11 @@ import (
 // is forgotten (and found out again if dialed).
 const maxKnown = 4096
 
-// processBook is what PREFERRED knows of the addresses dialed through the
+// process.book is what PREFERRED knows of the addresses dialed through the
 // default dialer, shared by every Config of the process: a new client of
 // an address another client has dialed starts where that one is, at the
 // bare driver's cost. What it holds is about the server, never about a
 // client's TLS settings: whether the address answers TLS at all.
-var processBook addrBook
 
 // addrBook is what PREFERRED knows about addresses: those that answered
 // in plaintext and not TLS (connections there skip the TLS attempt), and
@@ -153,50 +152,68 @@ func (b *addrBook) checked(addr string) {
 	}
 }
 
-// plainAddrs is a Config's view of what PREFERRED knows: the process's
-// book for dials through the default dialer, the book of a WithDialer
-// option for dials through it (shared by the Configs given that option),
-// and its own for dials through the driver's Dialer option, which may reach
+// What a Config knows of addresses lives where its dials share it: the
+// process's for dials through the default dialer, a WithDialer option's
+// for dials through it (shared by the Configs given that option), and its
+// own for dials through the driver's Dialer option, which may reach
 // another server behind the same address, and for the database/sql
-// engines, whose connector cannot tell which dialer the driver uses.
-type plainAddrs struct {
-	own addrBook
-}
+// engines' PREFERRED, whose connector cannot tell which dialer the driver
+// uses.
 
-// dialerShared is what the Configs made with one WithDialer option share
-// about the addresses they dial through it.
-type dialerShared struct {
+// knowledge is what is learnt of the addresses dialed one way: PREFERRED's
+// book and the watches of refusing ports.
+type knowledge struct {
 	book    addrBook
 	accepts acceptWatches
 }
 
-// dialerShared is the state c shares with the other Configs of its
+// process is the knowledge of dials through the default dialer, shared by
+// every Config of the process.
+var process knowledge
+
+// dialerShared is the knowledge c shares with the other Configs of its
 // WithDialer option, or nil without one.
-func (c *Config) dialerShared() *dialerShared {
+func (c *Config) dialerShared() *knowledge {
 	sc := c.s.DialerScope
 	if sc == nil {
 		return nil
 	}
-	return sc.Get(func() any { return new(dialerShared) }).(*dialerShared)
+	return sc.Get(func() any { return new(knowledge) }).(*knowledge)
 }
 
-// book is where a dial through dial learns and looks up; configs says dial
-// is the Config's own (Config.Dialer).
-func (c *Config) book(dial sslconn.DialFunc, configs bool) *addrBook {
+// knowledgeOf is where a dial through dial learns and looks up; configs
+// says dial is the Config's own (Config.Dialer). shared is false for a
+// dialer of the driver's, which the Config's own checks may not reach the
+// server through.
+func (c *Config) knowledgeOf(dial sslconn.DialFunc, configs bool) (k *knowledge, shared bool) {
 	if isNetDial(dial) {
-		return &processBook
+		return &process, true
 	}
-	if sh := c.dialerShared(); configs && sh != nil {
-		return &sh.book
+	if configs {
+		if sh := c.dialerShared(); sh != nil {
+			return sh, true
+		}
+		return &c.own, true
 	}
-	return &c.plain.own
+	return &c.own, false
+}
+
+// dialFor is the dial an attempt makes its TCP connection with: dial, or
+// the Config's if nil. It notes how in ctx, for the retry loop (noteVia).
+func (c *Config) dialFor(ctx context.Context, dial sslconn.DialFunc, network, addr string) (d sslconn.DialFunc, configs bool) {
+	configs = dial == nil
+	if configs {
+		dial = c.Dialer()
+	}
+	c.noteVia(ctx, dial, configs, network, addr)
+	return dial, configs
 }
 
 // learnTLS records that addr answers TLS now (a plaintext connection there
 // was dropped, and a handshake answered), in whichever book knows it: that
 // is where the connection was planned.
 func (c *Config) learnTLS(addr string) {
-	books := []*addrBook{&c.plain.own, &processBook}
+	books := []*addrBook{&c.own.book, &process.book}
 	if sh := c.dialerShared(); sh != nil {
 		books = append(books, &sh.book)
 	}
@@ -230,4 +247,4 @@ func isNetDial(dial sslconn.DialFunc) bool {
 // ForgetPreferred forgets what PREFERRED learnt in this process about addr
 // through the default dialer, as if no client had dialed it: for
 // benchmarks of a first connection, and for tests that reuse a port.
-func ForgetPreferred(addr string) { processBook.forget(addr) }
+func ForgetPreferred(addr string) { process.book.forget(addr) }

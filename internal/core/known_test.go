@@ -61,7 +61,7 @@ func TestKnownBook(t *testing.T) {
 		if encrypted(t, preferredConfig(t, testPing), addr) {
 			t.Fatal("encrypted on a plaintext port")
 		}
-		if _, plain := processBook.get(addr); !plain {
+		if _, plain := process.book.get(addr); !plain {
 			t.Fatal("the process did not learn the plaintext port")
 		}
 		e.l.Close()
@@ -71,7 +71,7 @@ func TestKnownBook(t *testing.T) {
 			conn.Close()
 			t.Fatal("connected to a closed port")
 		}
-		if processBook.has(addr) {
+		if process.book.has(addr) {
 			t.Fatal("a refused dial left the address known")
 		}
 	})

@@ -48,7 +48,7 @@ const maxTries = 3
 // plan is a database/sql connector's plan: it learns in the Config's own
 // book, since the driver may dial through a dialer of its own.
 func (c *Config) plan(mode sslconn.Mode, addr string) *plan {
-	return c.planIn(&c.plain.own, mode, addr)
+	return c.planIn(&c.own.book, mode, addr)
 }
 
 func (c *Config) planIn(book *addrBook, mode sslconn.Mode, addr string) *plan {

@@ -37,7 +37,7 @@ func TestPlan(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			addr := fmt.Sprintf("a:%d", i)
 			if tt.plain {
-				c.plain.own.learn(addr)
+				c.own.book.learn(addr)
 			}
 			p := c.plan(sslconn.Preferred, addr)
 			if p.first != tt.steps[0].mode {
@@ -57,7 +57,7 @@ func TestPlan(t *testing.T) {
 	if r.first != sslconn.Required || r.next(sslconn.Required, noTLS) != 0 {
 		t.Fatalf("REQUIRED: first %v", r.first)
 	}
-	if known, _ := c.plain.own.get("b:1"); known {
+	if known, _ := c.own.book.get("b:1"); known {
 		t.Fatal("REQUIRED taught the plan")
 	}
 }

@@ -69,7 +69,8 @@ var recheckEvery = 5 * time.Second
 // request path.
 func (c *Config) dialPreferred(ctx context.Context, network, addr string, dial sslconn.DialFunc, configs bool) (net.Conn, error) {
 	mode := sslconn.Preferred
-	p := c.planIn(c.book(dial, configs), mode, addr)
+	k, _ := c.knowledgeOf(dial, configs)
+	p := c.planIn(&k.book, mode, addr)
 	if p.first == sslconn.Disabled {
 		raw, err := dial(ctx, network, addr)
 		p.next(sslconn.Disabled, err)

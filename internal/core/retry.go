@@ -122,10 +122,7 @@ func (c *Config) retry(ctx context.Context, addr string, op func(context.Context
 	if connecting {
 		rec = recordOf(ctx)
 	}
-	var until time.Time
-	if budget >= 0 {
-		until = start.Add(budget)
-	}
+	until := start.Add(budget) // when sleepOrAccept runs, budget >= 0
 	release := func() {}
 	for attempt := 1; ; attempt++ {
 		actx, span := rec.attempt(ctx, attempt)

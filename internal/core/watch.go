@@ -241,11 +241,7 @@ func (c *Config) Watched(raw net.Conn) net.Conn {
 // login. A refused dial is then waited out as Dial's are: with the other
 // clients that dial the address the same way.
 func (c *Config) DialWatched(ctx context.Context, network, addr string, dial sslconn.DialFunc) (net.Conn, error) {
-	configs := dial == nil
-	if configs {
-		dial = c.Dialer()
-	}
-	c.noteVia(ctx, dial, configs, network, addr)
+	dial, _ = c.dialFor(ctx, dial, network, addr)
 	raw, err := dial(ctx, network, addr)
 	if err != nil {
 		return nil, err

@@ -244,11 +244,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 	} else if err != nil && !c.read.Load() {
 		err = c.firstError(err)
 	}
-	if err != nil && (errors.Is(err, syscall.ETIMEDOUT) || errors.Is(err, syscall.ECONNRESET) && c.watch.unanswered.Load()) {
-		// The kernel gave up on a silent server (armDeadPeer), or the
-		// server's host reset the connection with a request unanswered:
-		// whatever was asked may have run. Typed, and not a timeout to the
-		// driver, which would re-send it (go-redis) or keep the connection.
+	if c.watch.lost(err) {
+		// Typed, and not a timeout to the driver, which would re-send it
+		// (go-redis) or keep the connection.
 		err = OutcomeUnknown(err)
 	}
 	return n, err

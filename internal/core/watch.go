@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -154,6 +155,28 @@ func (w *watch) silentServer() bool {
 	return ok && since > max(w.lastRead.Load(), w.made)
 }
 
+// lost reports whether a read's err means the connection is lost with
+// whatever was asked on it possibly run: the kernel gave up on a silent
+// server (armDeadPeer), which is then taken for silent, or the server's
+// host reset the connection with a request unanswered. A driver's own read
+// timeout is left to the driver, but when the kernel tells that the server
+// went silent (Linux), the server is taken for silent too.
+func (w *watch) lost(err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, syscall.ETIMEDOUT):
+		foundSilent(w.server)
+		return true
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if cause, _ := w.state.closed(); errors.Is(cause, syscall.ETIMEDOUT) {
+			foundSilent(w.server)
+		}
+		return false
+	}
+	return errors.Is(err, syscall.ECONNRESET) && w.unanswered.Load()
+}
+
 // sent records a write of n bytes.
 func (w *watch) sent(n int) {
 	if n > 0 {
@@ -293,13 +316,10 @@ func (r retiringRawConn) Read(f func(fd uintptr) bool) error {
 func (c *watchedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.w.received(n)
-	if err != nil && (errors.Is(err, syscall.ETIMEDOUT) || errors.Is(err, syscall.ECONNRESET) && c.w.unanswered.Load()) {
-		// The kernel gave up on a silent server (armDeadPeer), or the
-		// server's host reset the connection with a request unanswered:
-		// whatever was asked may have run. Still a network error, so that
-		// the driver drops the connection (go-mssqldb tells a bad
-		// connection by its type), but typed, and no longer a timeout it
-		// could take for its own.
+	if c.w.lost(err) {
+		// Still a network error, so that the driver drops the connection
+		// (go-mssqldb tells a bad connection by its type), but typed, and
+		// no longer a timeout it could take for its own.
 		err = &net.OpError{Op: "read", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: OutcomeUnknown(err)}
 	}
 	return n, err

@@ -289,6 +289,7 @@ func runSilentPrimary(t *testing.T, spec Silent, mode sslconn.Mode, hosts [2]*ne
 		}()
 	}
 	time.Sleep(time.Second)
+	deadPeers := countDeadPeers(t)
 	if err := hosts[0].Silence(); err != nil {
 		t.Fatal(err)
 	}
@@ -305,6 +306,9 @@ func runSilentPrimary(t *testing.T, spec Silent, mode sslconn.Mode, hosts [2]*ne
 	}
 	if err := hosts[0].Speak(); err != nil {
 		t.Fatal(err)
+	}
+	if deadPeers() == 0 {
+		t.Error("sslconn.dead_peers recorded no silent server")
 	}
 
 	counts := map[int64]int{}

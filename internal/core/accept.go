@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -299,8 +300,9 @@ func (a *acceptWatches) watch(network, target string, dial sslconn.DialFunc, w *
 		}()
 		conn, err := dial(ctx, network, target)
 		// A check cut short may report the refusal of a name's first
-		// address while another was still being tried: not a refusal.
-		refused := errors.Is(err, syscall.ECONNREFUSED) && ctx.Err() == nil
+		// address while another was still being tried: not a refusal,
+		// unless there was only the one address.
+		refused := errors.Is(err, syscall.ECONNREFUSED) && (ctx.Err() == nil || isIPPort(target))
 		cancel()
 		if err == nil {
 			conn.Close()
@@ -315,4 +317,15 @@ func (a *acceptWatches) watch(network, target string, dial sslconn.DialFunc, w *
 		}
 		w.refusing.Store(refused)
 	}
+}
+
+// isIPPort reports whether addr is an IP address and port, which a dial
+// tries alone.
+func isIPPort(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	_, err = netip.ParseAddr(host)
+	return err == nil
 }

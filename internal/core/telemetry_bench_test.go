@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sslconn/sslconn/internal/testkit/serve"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
@@ -20,27 +21,17 @@ func benchTLSServer(b *testing.B) (addr string, ca []byte, chain []*x509.Certifi
 	root := makeCert(b, "bench-ca", nil, true, time.Now().Add(365*24*time.Hour), nil)
 	leaf := makeCert(b, "bench-server", []string{"localhost"}, false, time.Now().Add(90*24*time.Hour), root)
 	conf := &tls.Config{Certificates: []tls.Certificate{leaf.tlsCert()}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := serve.Start(func(c net.Conn) {
+		tc := tls.Server(c, conf)
+		if tc.Handshake() == nil {
+			_, _ = io.Copy(io.Discard, tc)
+		}
+	})
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				tc := tls.Server(c, conf)
-				if tc.Handshake() == nil {
-					_, _ = io.Copy(io.Discard, tc)
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String(), []byte(root.pem()), []*x509.Certificate{leaf.cert}
+	b.Cleanup(l.Close)
+	return l.Addr(), []byte(root.pem()), []*x509.Certificate{leaf.cert}
 }
 
 // BenchmarkTelemetryConnect: a new VERIFY_IDENTITY connection (TCP, TLS

@@ -9,9 +9,10 @@ import (
 	"time"
 )
 
-// TestSilence starts a listener inside a host, then silences and restores
-// the host: the silent host neither accepts nor refuses.
-func TestSilence(t *testing.T) {
+// echoHost makes a host with an echo server on port, both removed when
+// the test ends; it skips where hosts cannot be made.
+func echoHost(t *testing.T, port int) (*Host, net.Listener) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("needs network namespaces")
 	}
@@ -27,7 +28,7 @@ func TestSilence(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	ln, err := h.Listen("tcp", h.Addr(18080))
+	ln, err := h.Listen("tcp", h.Addr(port))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,6 +42,13 @@ func TestSilence(t *testing.T) {
 			go func() { io.Copy(c, c); c.Close() }()
 		}
 	}()
+	return h, ln
+}
+
+// TestSilence starts a listener inside a host, then silences and restores
+// the host: the silent host neither accepts nor refuses.
+func TestSilence(t *testing.T) {
+	h, ln := echoHost(t, 18080)
 	c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
 	if err != nil {
 		t.Fatalf("dial the host: %v", err)
@@ -88,35 +96,7 @@ func TestSilence(t *testing.T) {
 // TestReset: Reset aborts the host's connections with a reset the client
 // sees, and the server keeps accepting.
 func TestReset(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs network namespaces")
-	}
-	if err := Available(); err != nil {
-		t.Skip(err)
-	}
-	h, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := h.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	ln, err := h.Listen("tcp", h.Addr(18081))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	h, ln := echoHost(t, 18081)
 	c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sslconn/sslconn/internal/testkit/serve"
 	"github.com/sslconn/sslconn/sslconn"
 )
 
@@ -31,29 +32,18 @@ func TestCanonical(t *testing.T) {
 // closes the connection), on a loopback listener closed at the end of t.
 func server(t *testing.T, answer []byte) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := serve.Start(func(c net.Conn) {
+		if _, err := c.Read(make([]byte, 64)); err != nil || answer == nil {
+			return
+		}
+		_, _ = c.Write(answer)
+		_, _ = io.Copy(io.Discard, c)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				if _, err := c.Read(make([]byte, 64)); err != nil || answer == nil {
-					return
-				}
-				_, _ = c.Write(answer)
-				_, _ = io.Copy(io.Discard, c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	t.Cleanup(l.Close)
+	return l.Addr()
 }
 
 // TestPark: the driver's first dial to the address gets the parked

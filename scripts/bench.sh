@@ -312,7 +312,7 @@ handshake alone with crypto/tls; impl=sslconn the library as shipped"
   echo "\`go test -run TestSessionResumption -v ./mysqlssl ./redisssl\`"
   echo
   echo '```'
-  [ -f "$raw/churn.txt" ] && awk '/ churn / { sub(/^ *churn_test.go:[0-9]+: churn /, ""); buf[n++] = $0 }
+  [ -f "$raw/churn.txt" ] && awk '/ churn / { sub(/^ *[a-z_]+\.go:[0-9]+: churn /, ""); buf[n++] = $0 }
       /^(ok|FAIL)[ \t]+github.com/ { pkg = $2; sub(".*/", "", pkg); for (i = 0; i < n; i++) printf "%-9s %s\n", pkg, buf[i]; n = 0 }' "$raw/churn.txt"
   echo '```'
 } > BENCHMARKS.md

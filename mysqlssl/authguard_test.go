@@ -101,10 +101,26 @@ func pingFake(t *testing.T, s *fakemysql.Server, params string, opts ...sslconn.
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
+	return pingDB(t, db)
+}
+
+// pingConfig opens cfg through NewConnectorFromConfig and pings once.
+func pingConfig(t *testing.T, cfg *mysql.Config) error {
+	t.Helper()
+	c, err := NewConnectorFromConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pingDB(t, sql.OpenDB(c))
+}
+
+// pingDB pings db once, and closes it.
+func pingDB(t *testing.T, db *sql.DB) error {
+	t.Helper()
 	defer db.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err = db.PingContext(ctx)
+	err := db.PingContext(ctx)
 	if err != nil && strings.Contains(err.Error(), fakePassword) {
 		t.Errorf("the error shows the password: %v", err)
 	}
@@ -433,15 +449,7 @@ func TestServerPubKeyFromConfig(t *testing.T) {
 	cfg := mysql.NewConfig()
 	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = "app", fakePassword, "tcp", s.Addr(), "app"
 	cfg.ServerPubKey = "sslconn-test-fake"
-	c, err := NewConnectorFromConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := sql.OpenDB(c)
-	defer db.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := db.PingContext(ctx); err != nil {
+	if err := pingConfig(t, cfg); err != nil {
 		t.Fatal(err)
 	}
 	if o := s.Obtained(); o.KeyRequests != 0 || obtained(o) != getsPassword {
@@ -469,15 +477,7 @@ func TestPublicKeyParamsFromConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, err := NewConnectorFromConfig(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			db := sql.OpenDB(c)
-			defer db.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			err = db.PingContext(ctx)
+			err = pingConfig(t, cfg)
 			if got := obtained(s.Obtained()); got != tc.want {
 				t.Errorf("the server obtained %s; want %s (ping: %v)", got, tc.want, err)
 			}
